@@ -1,0 +1,135 @@
+//! The deployments repository layout (DESIGN.md, binding):
+//!
+//! ```text
+//! sites/<site-id>/site.yaml
+//! sites/<site-id>/manifest.yaml
+//! sites/<site-id>/deployments/<deployment-id>.yaml
+//! ```
+
+use crate::ids::{DeploymentId, SiteId};
+use crate::margo::ApplicationDeployment;
+use crate::margo::manifest::{digest_of, is_digest};
+use crate::{Problem, Problems};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub fn site_dir(site: &SiteId) -> String {
+    format!("sites/{site}")
+}
+pub fn site_file(site: &SiteId) -> String {
+    format!("sites/{site}/site.yaml")
+}
+pub fn manifest_file(site: &SiteId) -> String {
+    format!("sites/{site}/manifest.yaml")
+}
+pub fn deployments_dir(site: &SiteId) -> String {
+    format!("sites/{site}/deployments")
+}
+pub fn deployment_file(site: &SiteId, id: &DeploymentId) -> String {
+    format!("sites/{site}/deployments/{id}.yaml")
+}
+
+/// `site.yaml`: what the CO knows of a site that its LO needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteFile {
+    pub id: SiteId,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `manifest.yaml`: the strictly increasing version and the digest of every deployment file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteManifest {
+    pub manifest_version: u64,
+    #[serde(default)]
+    pub deployments: Vec<SiteManifestEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteManifestEntry {
+    pub deployment_id: DeploymentId,
+    pub digest: String,
+}
+
+/// One site's desired state as read from (or written to) the repository.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteDesiredState {
+    pub site: SiteId,
+    pub manifest_version: u64,
+    pub deployments: BTreeMap<DeploymentId, ApplicationDeployment>,
+}
+
+/// The files of a site's desired state: path → exact bytes.
+pub type SiteFiles = BTreeMap<String, String>;
+
+impl SiteDesiredState {
+    /// Renders the site's files. Deployment YAML bytes are what the manifest's digests cover.
+    pub fn to_files(&self, site_meta: &SiteFile) -> SiteFiles {
+        let mut files = SiteFiles::new();
+        let mut entries = Vec::new();
+        for (id, d) in &self.deployments {
+            let yaml = d.to_yaml();
+            entries.push(SiteManifestEntry { deployment_id: id.clone(), digest: digest_of(yaml.as_bytes()) });
+            files.insert(deployment_file(&self.site, id), yaml);
+        }
+        let manifest = SiteManifest { manifest_version: self.manifest_version, deployments: entries };
+        files.insert(manifest_file(&self.site), serde_yaml::to_string(&manifest).expect("manifest serializes"));
+        files.insert(site_file(&self.site), serde_yaml::to_string(site_meta).expect("site serializes"));
+        files
+    }
+
+    /// Reads and validates a site's files. Every problem is reported with its file; nothing
+    /// partial is returned, so a bad commit can never replace a good state.
+    pub fn from_files(site: &SiteId, files: &SiteFiles) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let manifest_path = manifest_file(site);
+        let Some(text) = files.get(&manifest_path) else {
+            problems.push(manifest_path, "missing");
+            return Err(problems);
+        };
+        let manifest: SiteManifest = match serde_yaml::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(manifest_path, format!("not a site manifest: {e}"));
+                return Err(problems);
+            }
+        };
+        if manifest.manifest_version == 0 {
+            problems.push(format!("{manifest_path}: manifestVersion"), "must be at least 1");
+        }
+        let mut deployments = BTreeMap::new();
+        for entry in &manifest.deployments {
+            read_deployment(site, entry, files, &mut deployments, &mut problems);
+        }
+        let listed: Vec<String> = manifest.deployments.iter().map(|e| deployment_file(site, &e.deployment_id)).collect();
+        let prefix = format!("{}/", deployments_dir(site));
+        for path in files.keys().filter(|p| p.starts_with(&prefix) && !listed.contains(p)) {
+            problems.push(path.clone(), "not listed in manifest.yaml");
+        }
+        problems.into_result(Self { site: site.clone(), manifest_version: manifest.manifest_version, deployments })
+    }
+}
+
+fn read_deployment(site: &SiteId, entry: &SiteManifestEntry, files: &SiteFiles, out: &mut BTreeMap<DeploymentId, ApplicationDeployment>, problems: &mut Problems) {
+    let path = deployment_file(site, &entry.deployment_id);
+    let Some(text) = files.get(&path) else {
+        problems.push(path, "listed in manifest.yaml but missing");
+        return;
+    };
+    if !is_digest(&entry.digest) || digest_of(text.as_bytes()) != entry.digest {
+        problems.push(path.clone(), format!("content does not match the manifest digest {}", entry.digest));
+    }
+    match ApplicationDeployment::from_yaml(text) {
+        Err(found) => problems.0.extend(found.0.into_iter().map(|p| Problem::new(format!("{path}: {}", p.path), p.message))),
+        Ok(d) if d.id != entry.deployment_id.as_str() => problems.push(format!("{path}: id"), format!("{} does not match the file name", d.id)),
+        Ok(d) => {
+            if d.target().is_none_or(|t| t.site() != site) {
+                problems.push(format!("{path}: metadata.deviceId"), format!("must be {site}/<host> or {site}/*"));
+            }
+            out.insert(entry.deployment_id.clone(), d);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! EOS domain: Margo documents, identifiers, desired and actual state, the diff that yields
+//! operations, placement, and the control-plane services written against ports.
+//!
+//! Invariant: this crate does no I/O and knows no wire format other than the Margo documents it
+//! models. Everything that touches a disk, a socket, a database or a runtime lives in `adapters/`.
+
+pub mod diff;
+pub mod ids;
+pub mod layout;
+pub mod margo;
+pub mod placement;
+pub mod problem;
+pub mod render;
+pub mod service;
+pub mod state;
+
+pub use problem::{Problem, Problems};

@@ -1,0 +1,226 @@
+//! The control plane's use cases: add an application, deploy it to a site, undeploy it, take in
+//! status and fleet reports from LOs.
+
+use super::ports::{Ambient, ControlStore, DesiredStateRepo, SiteNotifier};
+use super::records::*;
+use super::{ServiceError, not_found};
+use crate::ids::{AppId, DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
+use crate::layout::{SiteDesiredState, SiteFile};
+use crate::margo::manifest::digest_of;
+use crate::margo::status::DeploymentState;
+use crate::margo::{ApplicationDeployment, ApplicationDescription, DeploymentStatus, DeviceCapabilities};
+use crate::render::{RenderRequest, render};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A request to deploy an application version to a site.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub app_id: String,
+    /// The newest version when absent.
+    pub version: Option<String>,
+    pub site: String,
+    /// A host of the site to pin to; otherwise the LO chooses.
+    pub host: Option<String>,
+    /// A deployment profile id; otherwise the first one.
+    pub profile: Option<String>,
+    pub parameters: BTreeMap<String, Value>,
+}
+
+pub struct ControlPlane {
+    store: Arc<dyn ControlStore>,
+    git: Arc<dyn DesiredStateRepo>,
+    notifier: Arc<dyn SiteNotifier>,
+    clock: Arc<dyn Ambient>,
+    /// Serializes publishing so manifest versions of a site strictly increase.
+    publish_lock: async_lock::Mutex<()>,
+}
+
+impl ControlPlane {
+    pub fn new(store: Arc<dyn ControlStore>, git: Arc<dyn DesiredStateRepo>, notifier: Arc<dyn SiteNotifier>, clock: Arc<dyn Ambient>) -> Self {
+        Self { store, git, notifier, clock, publish_lock: Default::default() }
+    }
+
+    pub fn store(&self) -> &Arc<dyn ControlStore> {
+        &self.store
+    }
+
+    /// Registers an application version from its description text; adding the same bytes twice
+    /// is idempotent, a different description under an existing version is a conflict.
+    pub async fn add_app(&self, description_yaml: &str, source: &str) -> Result<AppVersionRecord, ServiceError> {
+        let ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| ServiceError::Invalid { what: "application description".into(), problems })?;
+        let document = ad.to_yaml();
+        let record = AppVersionRecord {
+            app_id: ad.id.clone(),
+            version: ad.metadata.version.clone(),
+            name: ad.metadata.name.clone(),
+            description: ad.metadata.description.clone(),
+            digest: digest_of(document.as_bytes()),
+            document,
+            source: source.to_owned(),
+            created_at: self.clock.now(),
+        };
+        let app = AppId::parse(&record.app_id).map_err(|e| ServiceError::Backend(e.to_string()))?;
+        if let Some(existing) = self.store.app_versions(&app).await?.into_iter().find(|v| v.version == record.version) {
+            return if existing.digest == record.digest {
+                Ok(existing)
+            } else {
+                Err(ServiceError::Conflict(format!("{}@{} exists with another description (digest {}); versions are immutable, publish a new version", record.app_id, record.version, existing.digest)))
+            };
+        }
+        self.store.insert_app_version(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn app_versions(&self, app_id: &str) -> Result<Vec<AppVersionRecord>, ServiceError> {
+        let app = AppId::parse(app_id).map_err(|_| not_found("application", app_id))?;
+        let versions = self.store.app_versions(&app).await?;
+        if versions.is_empty() {
+            return Err(not_found("application", app_id));
+        }
+        Ok(versions)
+    }
+
+    async fn app_version(&self, app_id: &str, version: Option<&str>) -> Result<AppVersionRecord, ServiceError> {
+        let versions = self.app_versions(app_id).await?;
+        match version {
+            Some(v) => versions.into_iter().find(|r| r.version == v).ok_or_else(|| not_found("application version", format!("{app_id}@{v}"))),
+            None => versions.into_iter().last().ok_or_else(|| not_found("application", app_id)),
+        }
+    }
+
+    /// Renders the deployment, stores it, commits the site's new desired state and hints its LO.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, ServiceError> {
+        let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
+        self.store.get_site(&site_id).await?.ok_or_else(|| not_found("site", &req.site))?;
+        let version = self.app_version(&req.app_id, req.version.as_deref()).await?;
+        let ad = ApplicationDescription::from_yaml(&version.document).map_err(|problems| ServiceError::Invalid { what: "stored description".into(), problems })?;
+        let target = match &req.host {
+            Some(h) => DeviceTarget::Pinned(DeviceId::new(site_id.clone(), HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?)),
+            None => DeviceTarget::AnyIn(site_id.clone()),
+        };
+        let profile_id = req.profile.clone().unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
+        let id = DeploymentId::parse(self.clock.new_uuid()).map_err(|e| ServiceError::Backend(e.to_string()))?;
+        let rendered = render(&RenderRequest { id: &id, description: &ad, profile_id: &profile_id, target: &target, parameters: &req.parameters })
+            .map_err(|problems| ServiceError::Invalid { what: "deployment request".into(), problems })?;
+        let record = DeploymentRecord {
+            id: id.clone(),
+            app_id: ad.id.clone(),
+            version: ad.metadata.version.clone(),
+            site: site_id.clone(),
+            target: target.to_string(),
+            profile_id,
+            parameters: req.parameters,
+            phase: DeploymentPhase::Active,
+            document: rendered.to_yaml(),
+            created_at: self.clock.now(),
+        };
+        self.store.insert_deployment(&record).await?;
+        self.publish_site(&site_id, &format!("deploy {}@{} to {} ({})", record.app_id, record.version, record.target, id)).await?;
+        Ok(record)
+    }
+
+    /// Removes a deployment from the site's desired state; it is `removed` once the LO says so.
+    pub async fn undeploy(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
+        let mut record = self.deployment(id).await?;
+        if record.phase == DeploymentPhase::Active {
+            self.store.update_deployment_phase(&record.id, DeploymentPhase::Removing).await?;
+            record.phase = DeploymentPhase::Removing;
+            self.publish_site(&record.site, &format!("undeploy {} ({}@{})", record.id, record.app_id, record.version)).await?;
+        }
+        Ok(record)
+    }
+
+    async fn deployment(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
+        let did = DeploymentId::parse(id).map_err(|_| not_found("deployment", id))?;
+        self.store.get_deployment(&did).await?.ok_or_else(|| not_found("deployment", id))
+    }
+
+    /// A deployment with its per-device status.
+    pub async fn deployment_view(&self, id: &str) -> Result<DeploymentView, ServiceError> {
+        let deployment = self.deployment(id).await?;
+        self.view_of(deployment).await
+    }
+
+    pub async fn list_deployment_views(&self) -> Result<Vec<DeploymentView>, ServiceError> {
+        let mut out = Vec::new();
+        for d in self.store.list_deployments(None).await? {
+            out.push(self.view_of(d).await?);
+        }
+        Ok(out)
+    }
+
+    async fn view_of(&self, deployment: DeploymentRecord) -> Result<DeploymentView, ServiceError> {
+        let devices = self.store.device_statuses(&deployment.id).await?;
+        let state = match deployment.phase {
+            DeploymentPhase::Removed => DeploymentState::Removed,
+            _ => DeploymentState::overall(devices.iter().map(|d| d.state)).unwrap_or(DeploymentState::Pending),
+        };
+        Ok(DeploymentView { deployment, state, devices })
+    }
+
+    async fn publish_site(&self, site: &SiteId, message: &str) -> Result<String, ServiceError> {
+        let _guard = self.publish_lock.lock().await;
+        let mut site_record = self.store.get_site(site).await?.ok_or_else(|| not_found("site", site))?;
+        let mut deployments = BTreeMap::new();
+        for d in self.store.list_deployments(Some(site)).await?.into_iter().filter(|d| d.phase == DeploymentPhase::Active) {
+            let doc = ApplicationDeployment::from_yaml(&d.document).map_err(|p| ServiceError::Backend(format!("stored deployment {} is invalid: {p}", d.id)))?;
+            deployments.insert(d.id, doc);
+        }
+        site_record.manifest_version += 1;
+        let state = SiteDesiredState { site: site.clone(), manifest_version: site_record.manifest_version, deployments };
+        let files = state.to_files(&SiteFile { id: site.clone(), labels: site_record.labels.clone() });
+        let commit = self.git.publish(site, files, message).await.map_err(ServiceError::Backend)?;
+        self.store.upsert_site(&site_record).await?;
+        self.notifier.notify(site, &commit).await;
+        Ok(commit)
+    }
+
+    /// An LO connected or reported in: the site exists from now on.
+    pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
+        let mut record = self.store.get_site(site).await?.unwrap_or(SiteRecord { id: site.clone(), labels: BTreeMap::new(), manifest_version: 0, lo_connected: connected, last_seen: None });
+        record.lo_connected = connected;
+        record.last_seen = Some(self.clock.now());
+        self.store.upsert_site(&record).await?;
+        Ok(())
+    }
+
+    /// An LO reported the capabilities and liveness of one of its devices.
+    pub async fn device_reported(&self, device: DeviceId, capabilities: DeviceCapabilities, online: bool) -> Result<(), ServiceError> {
+        self.store.upsert_device(&DeviceRecord { id: device, capabilities, online, last_seen: Some(self.clock.now()) }).await?;
+        Ok(())
+    }
+
+    /// An LO reported a deployment's status on a device.
+    pub async fn status_reported(&self, site: &SiteId, status: DeploymentStatus) -> Result<(), ServiceError> {
+        let deployment = self.deployment(&status.deployment_id).await?;
+        if &deployment.site != site {
+            return Err(ServiceError::Conflict(format!("deployment {} belongs to site {}, not {site}", deployment.id, deployment.site)));
+        }
+        let device_id = status.device_id.clone().unwrap_or_else(|| format!("{site}/*"));
+        self.store
+            .upsert_device_status(&DeviceStatusRecord {
+                deployment_id: deployment.id.clone(),
+                device_id,
+                state: status.status.state,
+                error: status.status.error.clone(),
+                components: status.components.clone(),
+                updated_at: self.clock.now(),
+            })
+            .await?;
+        if deployment.phase == DeploymentPhase::Removing {
+            let statuses = self.store.device_statuses(&deployment.id).await?;
+            if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
+                self.store.update_deployment_phase(&deployment.id, DeploymentPhase::Removed).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn invalid(path: &str, message: String) -> ServiceError {
+    let mut problems = crate::Problems::default();
+    problems.push(path, message);
+    ServiceError::Invalid { what: "deployment request".into(), problems }
+}

@@ -1,0 +1,37 @@
+//! Control-plane services of the CO, written against ports that adapters implement.
+
+pub mod control;
+pub mod ports;
+pub mod records;
+
+pub use control::ControlPlane;
+pub use ports::{Ambient, ControlStore, DesiredStateRepo, SiteNotifier, StoreError};
+pub use records::*;
+
+/// Why a control-plane operation failed; each kind maps onto one problem `type` at the edges.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid {what}:\n{problems}")]
+    Invalid { what: String, problems: crate::Problems },
+    #[error("not placeable: {0}")]
+    NotPlaceable(String),
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Backend(m) => Self::Backend(m),
+        }
+    }
+}
+
+pub(crate) fn not_found(what: &'static str, id: impl ToString) -> ServiceError {
+    ServiceError::NotFound { what, id: id.to_string() }
+}

@@ -1,0 +1,61 @@
+//! Ports of the control plane: what the CO needs from storage, Git, the LO link and the clock.
+
+use super::records::*;
+use crate::ids::{AppId, DeploymentId, SiteId};
+use crate::layout::SiteFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Persistence of the control plane's records.
+#[async_trait::async_trait]
+pub trait ControlStore: Send + Sync {
+    /// Inserts a version; `Conflict` when that app@version exists already.
+    async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()>;
+    async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>>;
+    /// The newest version of every application.
+    async fn list_apps(&self) -> StoreResult<Vec<AppVersionRecord>>;
+
+    async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()>;
+    async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>>;
+    async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>>;
+
+    async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>>;
+
+    async fn insert_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
+    async fn update_deployment_phase(&self, id: &DeploymentId, phase: DeploymentPhase) -> StoreResult<()>;
+    async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>>;
+    async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>>;
+
+    async fn upsert_device_status(&self, status: &DeviceStatusRecord) -> StoreResult<()>;
+    async fn device_statuses(&self, deployment: &DeploymentId) -> StoreResult<Vec<DeviceStatusRecord>>;
+}
+
+/// The deployments Git repository, as the CO writes it.
+#[async_trait::async_trait]
+pub trait DesiredStateRepo: Send + Sync {
+    /// Replaces everything under `sites/<site>/` with `files` in one commit; returns the commit id.
+    async fn publish(&self, site: &SiteId, files: SiteFiles, message: &str) -> Result<String, String>;
+}
+
+/// Tells a site's LO that a new commit exists (a hint: the LO also polls).
+#[async_trait::async_trait]
+pub trait SiteNotifier: Send + Sync {
+    async fn notify(&self, site: &SiteId, commit: &str);
+}
+
+/// Time and fresh identifiers, which the pure domain cannot make itself.
+pub trait Ambient: Send + Sync {
+    /// Now, as RFC 3339 UTC.
+    fn now(&self) -> String;
+    /// A fresh random (version 4) UUID.
+    fn new_uuid(&self) -> String;
+}

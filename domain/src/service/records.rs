@@ -1,0 +1,100 @@
+//! What the control plane stores: applications, sites, devices, deployments and their status.
+
+use crate::ids::{DeploymentId, DeviceId, SiteId};
+use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
+use crate::margo::DeviceCapabilities;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// One immutable version of an application, with the digest of its description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppVersionRecord {
+    pub app_id: String,
+    pub version: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `sha256:` digest of the description as stored.
+    pub digest: String,
+    /// The normalized (rc.3) ApplicationDescription YAML.
+    pub document: String,
+    /// Where it was added from (a directory or a Git URL).
+    pub source: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteRecord {
+    pub id: SiteId,
+    pub labels: BTreeMap<String, String>,
+    /// The last manifestVersion committed for this site.
+    pub manifest_version: u64,
+    pub lo_connected: bool,
+    pub last_seen: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub id: DeviceId,
+    pub capabilities: DeviceCapabilities,
+    pub online: bool,
+    pub last_seen: Option<String>,
+}
+
+/// The lifecycle of a deployment as the CO sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentPhase {
+    Active,
+    Removing,
+    Removed,
+}
+
+impl DeploymentPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Removing => "removing",
+            Self::Removed => "removed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Active, Self::Removing, Self::Removed].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: DeploymentId,
+    pub app_id: String,
+    pub version: String,
+    pub site: SiteId,
+    /// `<site>/<host>` or `<site>/*`.
+    pub target: String,
+    pub profile_id: String,
+    pub parameters: BTreeMap<String, Value>,
+    pub phase: DeploymentPhase,
+    /// The rendered ApplicationDeployment YAML committed to Git.
+    pub document: String,
+    pub created_at: String,
+}
+
+/// The latest status of a deployment on one device, as an LO reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceStatusRecord {
+    pub deployment_id: DeploymentId,
+    pub device_id: String,
+    pub state: DeploymentState,
+    pub error: Option<StatusError>,
+    pub components: Vec<ComponentStatus>,
+    pub updated_at: String,
+}
+
+/// A deployment with its per-device status and the state they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentView {
+    pub deployment: DeploymentRecord,
+    /// The most severe device state; `pending` while no device has reported.
+    pub state: DeploymentState,
+    pub devices: Vec<DeviceStatusRecord>,
+}

@@ -1,0 +1,77 @@
+//! Desired and actual state of the workloads on one device, in the unit the EN runs: a component.
+
+use crate::ids::{DeploymentId, DeviceId};
+use crate::margo::ApplicationDeployment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything an EN needs to run one component; two equal specs are the same revision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ComponentSpec {
+    pub name: String,
+    /// The driver that runs it: `wasm`, `oci`, `compose`, `helm`, or a plugin's name.
+    pub runtime: String,
+    pub repository: String,
+    pub revision: String,
+    pub app_version: String,
+    /// Parameter values that target this component, by pointer (environment variable or value path).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// One deployment's components on one device, in install order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInstance {
+    pub app_id: String,
+    pub components: Vec<ComponentSpec>,
+}
+
+impl AppInstance {
+    pub fn component(&self, name: &str) -> Option<&ComponentSpec> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+/// What should run, or what runs, on one device, by deployment.
+pub type DeviceWorkloads = BTreeMap<DeploymentId, AppInstance>;
+
+/// Turns a Margo deployment into the components an EN runs, with parameters resolved per component.
+pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
+    let profile = &deployment.spec.deployment_profile;
+    let runtime = profile.runtime().unwrap_or_else(|| profile.profile_type.as_str().to_owned());
+    let app_version = deployment.metadata.labels.get(crate::margo::deployment::LABEL_APP_VERSION).cloned().unwrap_or_default();
+    let components = profile
+        .components
+        .iter()
+        .map(|c| ComponentSpec {
+            name: c.name.clone(),
+            runtime: runtime.clone(),
+            repository: c.properties.repository.clone().or_else(|| c.properties.package_location.clone()).unwrap_or_default(),
+            revision: c.properties.revision.clone().unwrap_or_default(),
+            app_version: app_version.clone(),
+            parameters: parameters_for(deployment, &c.name),
+        })
+        .collect();
+    AppInstance { app_id: deployment.spec.application_id.clone(), components }
+}
+
+fn parameters_for(deployment: &ApplicationDeployment, component: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for p in deployment.spec.parameters.values() {
+        let Some(value) = &p.value else { continue };
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for t in p.targets.iter().filter(|t| t.components.iter().any(|c| c == component)) {
+            out.insert(t.pointer.clone(), text.clone());
+        }
+    }
+    out
+}
+
+/// A device's place in a site's plan: which deployments go where.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SitePlan {
+    pub devices: BTreeMap<DeviceId, DeviceWorkloads>,
+}
