@@ -1,1 +1,40 @@
-//! placeholder
+//! The gRPC links between tiers (LO → CO `Uplink`, EN → LO `NodeLink`): the generated code of the
+//! one proto schema, and helpers to carry domain types across it.
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    //! Code generated from `proto/eos.proto`.
+    tonic::include_proto!("eos.v1");
+}
+
+pub use pb::node_link_client::NodeLinkClient;
+pub use pb::node_link_server::{NodeLink, NodeLinkServer};
+pub use pb::uplink_client::UplinkClient;
+pub use pb::uplink_server::{Uplink, UplinkServer};
+
+use eos_domain::state::ComponentSpec;
+
+/// Why a message from the other tier could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {what} on the gRPC link: {reason}")]
+pub struct WireError {
+    pub what: &'static str,
+    pub reason: String,
+}
+
+pub fn spec_to_json(spec: &ComponentSpec) -> String {
+    serde_json::to_string(spec).expect("a component spec always serializes")
+}
+
+pub fn spec_from_json(text: &str) -> Result<ComponentSpec, WireError> {
+    serde_json::from_str(text).map_err(|e| WireError { what: "component spec", reason: e.to_string() })
+}
+
+/// Binds a loopback or public address and serves until `shutdown` completes.
+pub async fn serve<F>(router: tonic::transport::server::Router, listener: tokio::net::TcpListener, shutdown: F) -> Result<(), tonic::transport::Error>
+where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    router.serve_with_incoming_shutdown(incoming, shutdown).await
+}

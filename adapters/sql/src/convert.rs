@@ -1,0 +1,116 @@
+//! Conversions between rows and domain records; a row that does not convert is a backend error
+//! naming the table and key, never a panic.
+
+use crate::entity::*;
+use eos_domain::ids::{DeploymentId, DeviceId, SiteId};
+use eos_domain::margo::DeploymentState;
+use eos_domain::service::*;
+use sea_orm::ActiveValue::Set;
+
+fn corrupt(table: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{table} row {key:?} is unreadable: {e}"))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("records serialize")
+}
+
+pub fn app_version_from(m: app_versions::Model) -> AppVersionRecord {
+    AppVersionRecord { app_id: m.app_id, version: m.version, name: m.name, description: m.description, digest: m.digest, document: m.document, source: m.source, created_at: m.created_at }
+}
+
+pub fn app_version_to(r: &AppVersionRecord) -> app_versions::ActiveModel {
+    app_versions::ActiveModel {
+        app_id: Set(r.app_id.clone()),
+        version: Set(r.version.clone()),
+        name: Set(r.name.clone()),
+        description: Set(r.description.clone()),
+        digest: Set(r.digest.clone()),
+        document: Set(r.document.clone()),
+        source: Set(r.source.clone()),
+        created_at: Set(r.created_at.clone()),
+        ..Default::default()
+    }
+}
+
+pub fn site_from(m: sites::Model) -> Result<SiteRecord, StoreError> {
+    Ok(SiteRecord {
+        id: SiteId::parse(&m.id).map_err(|e| corrupt("sites", &m.id, e))?,
+        labels: serde_json::from_str(&m.labels).map_err(|e| corrupt("sites", &m.id, e))?,
+        manifest_version: m.manifest_version as u64,
+        lo_connected: m.lo_connected,
+        last_seen: m.last_seen,
+    })
+}
+
+pub fn site_to(r: &SiteRecord) -> sites::ActiveModel {
+    sites::ActiveModel { id: Set(r.id.to_string()), labels: Set(json(&r.labels)), manifest_version: Set(r.manifest_version as i64), lo_connected: Set(r.lo_connected), last_seen: Set(r.last_seen.clone()) }
+}
+
+pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
+    Ok(DeviceRecord {
+        id: DeviceId::parse(&m.id).map_err(|e| corrupt("devices", &m.id, e))?,
+        capabilities: serde_json::from_str(&m.capabilities).map_err(|e| corrupt("devices", &m.id, e))?,
+        online: m.online,
+        last_seen: m.last_seen,
+    })
+}
+
+pub fn device_to(r: &DeviceRecord) -> devices::ActiveModel {
+    devices::ActiveModel { id: Set(r.id.to_string()), site_id: Set(r.id.site().to_string()), capabilities: Set(json(&r.capabilities)), online: Set(r.online), last_seen: Set(r.last_seen.clone()) }
+}
+
+pub fn deployment_from(m: deployments::Model) -> Result<DeploymentRecord, StoreError> {
+    let key = m.id.clone();
+    Ok(DeploymentRecord {
+        id: DeploymentId::parse(&m.id).map_err(|e| corrupt("deployments", &key, e))?,
+        app_id: m.app_id,
+        version: m.version,
+        site: SiteId::parse(&m.site_id).map_err(|e| corrupt("deployments", &key, e))?,
+        target: m.target,
+        profile_id: m.profile_id,
+        parameters: serde_json::from_str(&m.parameters).map_err(|e| corrupt("deployments", &key, e))?,
+        phase: DeploymentPhase::parse(&m.phase).ok_or_else(|| corrupt("deployments", &key, format!("unknown phase {:?}", m.phase)))?,
+        document: m.document,
+        created_at: m.created_at,
+    })
+}
+
+pub fn deployment_to(r: &DeploymentRecord) -> deployments::ActiveModel {
+    deployments::ActiveModel {
+        id: Set(r.id.to_string()),
+        app_id: Set(r.app_id.clone()),
+        version: Set(r.version.clone()),
+        site_id: Set(r.site.to_string()),
+        target: Set(r.target.clone()),
+        profile_id: Set(r.profile_id.clone()),
+        parameters: Set(json(&r.parameters)),
+        phase: Set(r.phase.as_str().to_owned()),
+        document: Set(r.document.clone()),
+        created_at: Set(r.created_at.clone()),
+        ..Default::default()
+    }
+}
+
+pub fn status_from(m: device_statuses::Model) -> Result<DeviceStatusRecord, StoreError> {
+    let key = format!("{}/{}", m.deployment_id, m.device_id);
+    Ok(DeviceStatusRecord {
+        deployment_id: DeploymentId::parse(&m.deployment_id).map_err(|e| corrupt("device_statuses", &key, e))?,
+        device_id: m.device_id,
+        state: DeploymentState::parse(&m.state).ok_or_else(|| corrupt("device_statuses", &key, format!("unknown state {:?}", m.state)))?,
+        error: m.error.as_deref().map(serde_json::from_str).transpose().map_err(|e| corrupt("device_statuses", &key, e))?,
+        components: serde_json::from_str(&m.components).map_err(|e| corrupt("device_statuses", &key, e))?,
+        updated_at: m.updated_at,
+    })
+}
+
+pub fn status_to(r: &DeviceStatusRecord) -> device_statuses::ActiveModel {
+    device_statuses::ActiveModel {
+        deployment_id: Set(r.deployment_id.to_string()),
+        device_id: Set(r.device_id.clone()),
+        state: Set(r.state.as_str().to_owned()),
+        error: Set(r.error.as_ref().map(json)),
+        components: Set(json(&r.components)),
+        updated_at: Set(r.updated_at.clone()),
+    }
+}

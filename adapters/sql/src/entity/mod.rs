@@ -1,0 +1,108 @@
+//! sea-orm entities, one module per table of `migrations/`.
+
+pub mod app_versions {
+    //! Immutable application versions.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "app_versions")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i32,
+        pub app_id: String,
+        pub version: String,
+        pub name: String,
+        pub description: Option<String>,
+        pub digest: String,
+        pub document: String,
+        pub source: String,
+        pub created_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sites {
+    //! Sites and their LO's connection.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sites")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub labels: String,
+        pub manifest_version: i64,
+        pub lo_connected: bool,
+        pub last_seen: Option<String>,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod devices {
+    //! Edge nodes with their Margo capabilities.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub site_id: String,
+        pub capabilities: String,
+        pub online: bool,
+        pub last_seen: Option<String>,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod deployments {
+    //! Deployments and the document committed for each.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "deployments")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub seq: i32,
+        pub id: String,
+        pub app_id: String,
+        pub version: String,
+        pub site_id: String,
+        pub target: String,
+        pub profile_id: String,
+        pub parameters: String,
+        pub phase: String,
+        pub document: String,
+        pub created_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod device_statuses {
+    //! The latest status of each deployment on each device.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "device_statuses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub deployment_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub device_id: String,
+        pub state: String,
+        pub error: Option<String>,
+        pub components: String,
+        pub updated_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}

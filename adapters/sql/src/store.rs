@@ -1,0 +1,166 @@
+//! `SqlStore`: the `ControlStore` port on sea-orm.
+
+use crate::convert::*;
+use crate::entity::*;
+use eos_domain::ids::{AppId, DeploymentId, SiteId};
+use eos_domain::service::ports::StoreResult;
+use eos_domain::service::*;
+use eos_migrations::Migrator;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm_migration::MigratorTrait;
+
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+fn backend(e: DbErr) -> StoreError {
+    match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Conflict(format!("already exists: {m}")),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+impl SqlStore {
+    /// Connects (creating an SQLite file when needed) and runs every pending migration.
+    pub async fn connect(url: &str) -> Result<Self, DbErr> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false);
+        if url.starts_with("sqlite:") {
+            // One writer at a time is SQLite's model; a small pool avoids lock contention.
+            options.max_connections(1);
+        }
+        let db = Database::connect(options).await?;
+        Migrator::up(&db, None).await?;
+        Ok(Self { db })
+    }
+
+    /// The SQLite URL of a database file, created when missing.
+    pub fn sqlite_url(path: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", path.display())
+    }
+}
+
+#[async_trait::async_trait]
+impl ControlStore for SqlStore {
+    async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()> {
+        app_versions::Entity::insert(app_version_to(record)).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>> {
+        let rows = app_versions::Entity::find().filter(app_versions::Column::AppId.eq(app.as_str())).order_by_asc(app_versions::Column::Seq).all(&self.db).await.map_err(backend)?;
+        Ok(rows.into_iter().map(app_version_from).collect())
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<AppVersionRecord>> {
+        let rows = app_versions::Entity::find().order_by_asc(app_versions::Column::AppId).order_by_asc(app_versions::Column::Seq).all(&self.db).await.map_err(backend)?;
+        let mut newest: Vec<AppVersionRecord> = Vec::new();
+        for r in rows.into_iter().map(app_version_from) {
+            match newest.last_mut() {
+                Some(last) if last.app_id == r.app_id => *last = r,
+                _ => newest.push(r),
+            }
+        }
+        Ok(newest)
+    }
+
+    async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
+        let conflict = OnConflict::column(sites::Column::Id).update_columns([sites::Column::Labels, sites::Column::ManifestVersion, sites::Column::LoConnected, sites::Column::LastSeen]).to_owned();
+        sites::Entity::insert(site_to(site)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>> {
+        sites::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(backend)?.map(site_from).transpose()
+    }
+
+    async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>> {
+        sites::Entity::find().order_by_asc(sites::Column::Id).all(&self.db).await.map_err(backend)?.into_iter().map(site_from).collect()
+    }
+
+    async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()> {
+        let conflict = OnConflict::column(devices::Column::Id).update_columns([devices::Column::Capabilities, devices::Column::Online, devices::Column::LastSeen]).to_owned();
+        devices::Entity::insert(device_to(device)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>> {
+        let mut q = devices::Entity::find().order_by_asc(devices::Column::Id);
+        if let Some(site) = site {
+            q = q.filter(devices::Column::SiteId.eq(site.as_str()));
+        }
+        q.all(&self.db).await.map_err(backend)?.into_iter().map(device_from).collect()
+    }
+
+    async fn insert_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
+        deployments::Entity::insert(deployment_to(deployment)).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn update_deployment_phase(&self, id: &DeploymentId, phase: DeploymentPhase) -> StoreResult<()> {
+        deployments::Entity::update_many()
+            .col_expr(deployments::Column::Phase, sea_orm::sea_query::Expr::value(phase.as_str()))
+            .filter(deployments::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>> {
+        deployments::Entity::find().filter(deployments::Column::Id.eq(id.as_str())).one(&self.db).await.map_err(backend)?.map(deployment_from).transpose()
+    }
+
+    async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>> {
+        let mut q = deployments::Entity::find().order_by_asc(deployments::Column::Seq);
+        if let Some(site) = site {
+            q = q.filter(deployments::Column::SiteId.eq(site.as_str()));
+        }
+        q.all(&self.db).await.map_err(backend)?.into_iter().map(deployment_from).collect()
+    }
+
+    async fn upsert_device_status(&self, status: &DeviceStatusRecord) -> StoreResult<()> {
+        let conflict = OnConflict::columns([device_statuses::Column::DeploymentId, device_statuses::Column::DeviceId])
+            .update_columns([device_statuses::Column::State, device_statuses::Column::Error, device_statuses::Column::Components, device_statuses::Column::UpdatedAt])
+            .to_owned();
+        device_statuses::Entity::insert(status_to(status)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn device_statuses(&self, deployment: &DeploymentId) -> StoreResult<Vec<DeviceStatusRecord>> {
+        device_statuses::Entity::find()
+            .filter(device_statuses::Column::DeploymentId.eq(deployment.as_str()))
+            .order_by_asc(device_statuses::Column::DeviceId)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(status_from)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(app: &str, v: &str) -> AppVersionRecord {
+        AppVersionRecord { app_id: app.into(), version: v.into(), name: "n".into(), description: None, digest: format!("sha256:{v}"), document: "doc".into(), source: "dir".into(), created_at: "t".into() }
+    }
+
+    #[tokio::test]
+    async fn app_versions_are_unique_and_listed_newest_first_per_app() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db"))).await.unwrap();
+        store.insert_app_version(&version("a", "1.0.0")).await.unwrap();
+        store.insert_app_version(&version("a", "1.1.0")).await.unwrap();
+        store.insert_app_version(&version("b", "0.1.0")).await.unwrap();
+        assert!(matches!(store.insert_app_version(&version("a", "1.0.0")).await, Err(StoreError::Conflict(_))));
+        let newest: Vec<String> = store.list_apps().await.unwrap().into_iter().map(|r| format!("{}@{}", r.app_id, r.version)).collect();
+        assert_eq!(newest, ["a@1.1.0", "b@0.1.0"]);
+        drop(store);
+        let reopened = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db"))).await.unwrap();
+        assert_eq!(reopened.app_versions(&AppId::parse("a").unwrap()).await.unwrap().len(), 2, "data survives a restart and migrations rerun cleanly");
+    }
+}
