@@ -1,1 +1,134 @@
-//! placeholder
+//! The built-in `wasm` runtime driver: WebAssembly modules (binary or WAT text) run by wasmtime
+//! with WASI preview 1. Each component runs on its own thread with its own store; stdout and
+//! stderr go to files in the component's work folder; `/data` is a preopened private folder.
+//!
+//! Modules run inside the EN process, so after an EN restart they are started again from their
+//! persisted spec (there is nothing left to adopt). Modules are read from `file://` paths;
+//! pulls from OCI registries arrive with the drivers issue.
+
+mod instance;
+
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use instance::Instance;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long `apply` waits for a module to trap or exit before calling it started.
+pub const START_WINDOW: Duration = Duration::from_millis(300);
+
+pub struct WasmDriver {
+    engine: wasmtime::Engine,
+    root: PathBuf,
+    instances: Mutex<HashMap<InstanceKey, Arc<Instance>>>,
+    _ticker: std::thread::JoinHandle<()>,
+}
+
+impl WasmDriver {
+    /// A driver keeping component folders under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self, DriverError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = wasmtime::Engine::new(&config).map_err(|e| DriverError::Other(format!("cannot start wasmtime: {e}")))?;
+        let ticking = engine.clone();
+        let ticker = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(50));
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| DriverError::Other(e.to_string()))?;
+        Ok(Self { engine, root: root.into(), instances: Mutex::new(HashMap::new()), _ticker: ticker })
+    }
+
+    /// The folder of a component: `stdout.log`, `stderr.log` and `data/`.
+    pub fn component_dir(&self, key: &InstanceKey) -> PathBuf {
+        self.root.join(&key.deployment_id).join(&key.component)
+    }
+
+    fn running(&self, key: &InstanceKey) -> Option<Arc<Instance>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    async fn stop(&self, key: &InstanceKey) {
+        let instance = self.instances.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        if let Some(instance) = instance {
+            let _ = tokio::task::spawn_blocking(move || instance.stop_and_wait()).await;
+        }
+    }
+}
+
+/// Reads a module from a component's `repository`.
+pub fn module_path(repository: &str) -> Result<PathBuf, DriverError> {
+    if let Some(path) = repository.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    if repository.starts_with("oci://") {
+        return Err(DriverError::Fetch { repository: repository.into(), reason: "OCI registry pulls are not supported by this EN yet; use a file:// module".into() });
+    }
+    Ok(PathBuf::from(repository))
+}
+
+fn handle_of(key: &InstanceKey, dir: &Path) -> Handle {
+    Handle { driver: "wasm".into(), data: serde_json::json!({"dir": dir.display().to_string(), "instance": key.to_string()}) }
+}
+
+#[async_trait::async_trait]
+impl RuntimeDriver for WasmDriver {
+    fn info(&self) -> DriverInfo {
+        DriverInfo { runtime: "wasm".into(), source: "built-in".into(), version: format!("wasmtime {}", env!("CARGO_PKG_VERSION")), deployment_types: vec!["custom".into()] }
+    }
+
+    async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError> {
+        let dir = self.component_dir(key);
+        if let Some(current) = self.running(key) {
+            if current.spec == *spec && matches!(current.health(), Health::Running) {
+                return Ok(handle_of(key, &dir));
+            }
+            self.stop(key).await;
+        }
+        let path = module_path(&spec.repository)?;
+        let engine = self.engine.clone();
+        let module = tokio::task::spawn_blocking(move || wasmtime::Module::from_file(&engine, &path).map_err(|e| (path, e)))
+            .await
+            .map_err(|e| DriverError::Other(e.to_string()))?
+            .map_err(|(path, e)| DriverError::Fetch { repository: spec.repository.clone(), reason: format!("{}: {e:#}", path.display()) })?;
+        let instance = Arc::new(Instance::start(&self.engine, module, spec.clone(), &dir)?);
+        self.instances.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), instance.clone());
+        let waited = instance.clone();
+        let early = tokio::task::spawn_blocking(move || waited.wait_for_end(START_WINDOW)).await.map_err(|e| DriverError::Other(e.to_string()))?;
+        match early {
+            Some(Health::Failed { reason }) => {
+                self.stop(key).await;
+                Err(DriverError::Start(reason))
+            }
+            Some(Health::Exited { code }) if code != 0 => {
+                self.stop(key).await;
+                Err(DriverError::Start(format!("module exited with status {code}")))
+            }
+            _ => Ok(handle_of(key, &dir)),
+        }
+    }
+
+    async fn inspect(&self, key: &InstanceKey) -> Health {
+        self.running(key).map(|i| i.health()).unwrap_or(Health::Unknown)
+    }
+
+    async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError> {
+        self.stop(key).await;
+        let dir = self.component_dir(key);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError::Other(format!("cannot remove {}: {e}", dir.display()))),
+        }
+    }
+
+    async fn recover(&self, key: &InstanceKey, spec: &ComponentSpec, _handle: &Handle) -> Result<Handle, DriverError> {
+        self.apply(key, spec).await
+    }
+}

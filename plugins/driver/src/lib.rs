@@ -1,1 +1,74 @@
-//! placeholder
+//! The runtime-driver contract every EOS driver implements, built-in or plugin (shaped like
+//! Nomad's task drivers). This first version covers what the EN needs to run, inspect and stop
+//! components; fingerprinting, stats, logs and garbage collection grow here with the drivers issue.
+
+use eos_domain::state::ComponentSpec;
+use serde::{Deserialize, Serialize};
+
+/// What a driver is and what it can run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriverInfo {
+    /// The runtime name components use (`wasm`, `oci`, ...).
+    pub runtime: String,
+    /// `built-in`, `native` or `wasm`.
+    pub source: String,
+    pub version: String,
+    /// Margo deployment types it serves (`custom` for WASM).
+    pub deployment_types: Vec<String>,
+}
+
+/// An opaque handle the EN persists so the driver can find a component again after a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handle {
+    pub driver: String,
+    pub data: serde_json::Value,
+}
+
+/// How a component stands according to its driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Health {
+    Running,
+    Exited { code: i32 },
+    Failed { reason: String },
+    Unknown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot fetch {repository}: {reason}")]
+    Fetch { repository: String, reason: String },
+    #[error("{0}")]
+    Start(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Identifies one component instance on a device.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InstanceKey {
+    pub deployment_id: String,
+    pub component: String,
+}
+
+impl std::fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.deployment_id, self.component)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait RuntimeDriver: Send + Sync {
+    fn info(&self) -> DriverInfo;
+
+    /// Starts (or, for the same spec, keeps) a component. MUST be idempotent: applying the same
+    /// spec twice changes nothing. Returns once the component has started or failed to start.
+    async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError>;
+
+    async fn inspect(&self, key: &InstanceKey) -> Health;
+
+    /// Stops and removes the component and its files. Removing what is not there succeeds.
+    async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError>;
+
+    /// Takes back a component started before an EN restart, from its persisted handle.
+    async fn recover(&self, key: &InstanceKey, spec: &ComponentSpec, handle: &Handle) -> Result<Handle, DriverError>;
+}

@@ -1,0 +1,56 @@
+//! The wasm driver against real modules: the sample runs and writes, a trapping module fails,
+//! remove stops the module and deletes its folder, apply is idempotent.
+
+use eos_adapter_wasm::WasmDriver;
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, Health, InstanceKey, RuntimeDriver};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/apps/hello-wasm/hello.wat")
+}
+
+fn spec(repository: String) -> ComponentSpec {
+    ComponentSpec { name: "hello".into(), runtime: "wasm".into(), repository, revision: "1.0.0".into(), app_version: "1.0.0".into(), parameters: Default::default() }
+}
+
+fn key() -> InstanceKey {
+    InstanceKey { deployment_id: "d1".into(), component: "hello".into() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_module_runs_until_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let driver = WasmDriver::new(tmp.path()).unwrap();
+    let s = spec(format!("file://{}", sample().display()));
+    driver.apply(&key(), &s).await.unwrap();
+    driver.apply(&key(), &s).await.unwrap();
+    assert_eq!(driver.inspect(&key()).await, Health::Running);
+    let log = driver.component_dir(&key()).join("stdout.log");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.matches("hello from eos").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text.matches("hello from eos").count() >= 2, "the module keeps writing, and applying twice did not start it twice: {text:?}");
+    assert_eq!(text.lines().count(), text.matches("hello from eos").count());
+    driver.remove(&key()).await.unwrap();
+    assert!(!driver.component_dir(&key()).exists());
+    assert_eq!(driver.inspect(&key()).await, Health::Unknown);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_that_traps_at_start_fails_with_the_trap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("trap.wat");
+    std::fs::write(&module, r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#).unwrap();
+    let driver = WasmDriver::new(tmp.path().join("work")).unwrap();
+    let err = driver.apply(&key(), &spec(format!("file://{}", module.display()))).await.unwrap_err();
+    assert!(matches!(&err, DriverError::Start(m) if m.contains("unreachable")), "{err}");
+    let missing = driver.apply(&key(), &spec("file:///nonexistent/x.wasm".into())).await.unwrap_err();
+    assert!(matches!(missing, DriverError::Fetch { .. }), "{missing}");
+}
