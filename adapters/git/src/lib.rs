@@ -3,10 +3,12 @@
 //! is a local bare repository. Uses the `git` command line, which every EOS host has.
 
 mod command;
+mod package;
 mod reader;
 mod writer;
 
 pub use command::GitError;
+pub use package::PackageFetcher;
 pub use reader::{FetchedSite, SiteReader};
 pub use writer::DeploymentsWriter;
 

@@ -1,1 +1,13 @@
-//! placeholder
+//! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1. Every error is
+//! an RFC 9457 problem document with a stable `type` per error kind.
+
+mod problem;
+mod routes;
+
+pub use routes::{ApiDoc, router};
+
+/// The OpenAPI document as pretty JSON, the form committed as `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    use utoipa::OpenApi;
+    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+}

@@ -1,7 +1,7 @@
 //! The control plane's use cases: add an application, deploy it to a site, undeploy it, take in
 //! status and fleet reports from LOs.
 
-use super::ports::{Ambient, ControlStore, DesiredStateRepo, SiteNotifier};
+use super::ports::{Ambient, ControlStore, DesiredStateRepo, PackageSource, SiteNotifier};
 use super::records::*;
 use super::{ServiceError, not_found};
 use crate::ids::{AppId, DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
@@ -32,14 +32,21 @@ pub struct ControlPlane {
     store: Arc<dyn ControlStore>,
     git: Arc<dyn DesiredStateRepo>,
     notifier: Arc<dyn SiteNotifier>,
+    packages: Arc<dyn PackageSource>,
     clock: Arc<dyn Ambient>,
     /// Serializes publishing so manifest versions of a site strictly increase.
     publish_lock: async_lock::Mutex<()>,
 }
 
 impl ControlPlane {
-    pub fn new(store: Arc<dyn ControlStore>, git: Arc<dyn DesiredStateRepo>, notifier: Arc<dyn SiteNotifier>, clock: Arc<dyn Ambient>) -> Self {
-        Self { store, git, notifier, clock, publish_lock: Default::default() }
+    pub fn new(store: Arc<dyn ControlStore>, git: Arc<dyn DesiredStateRepo>, notifier: Arc<dyn SiteNotifier>, packages: Arc<dyn PackageSource>, clock: Arc<dyn Ambient>) -> Self {
+        Self { store, git, notifier, packages, clock, publish_lock: Default::default() }
+    }
+
+    /// Registers an application from a directory or a Git repository the CO can read.
+    pub async fn add_app_from_source(&self, source: &str) -> Result<AppVersionRecord, ServiceError> {
+        let package = self.packages.fetch(source).await.map_err(|e| invalid_source(source, e))?;
+        self.add_app(&package.description_yaml, source, Some(&package.folder)).await
     }
 
     pub fn store(&self) -> &Arc<dyn ControlStore> {
@@ -48,8 +55,11 @@ impl ControlPlane {
 
     /// Registers an application version from its description text; adding the same bytes twice
     /// is idempotent, a different description under an existing version is a conflict.
-    pub async fn add_app(&self, description_yaml: &str, source: &str) -> Result<AppVersionRecord, ServiceError> {
-        let ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| ServiceError::Invalid { what: "application description".into(), problems })?;
+    /// `folder` is where the package's files are kept: `./` component repositories (the EOS
+    /// development form for WASM modules) are resolved against it into `file://` paths.
+    pub async fn add_app(&self, description_yaml: &str, source: &str, folder: Option<&str>) -> Result<AppVersionRecord, ServiceError> {
+        let mut ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| ServiceError::Invalid { what: "application description".into(), problems })?;
+        resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();
         let record = AppVersionRecord {
             app_id: ad.id.clone(),
@@ -217,6 +227,28 @@ impl ControlPlane {
         }
         Ok(())
     }
+}
+
+fn invalid_source(source: &str, reason: String) -> ServiceError {
+    let mut problems = crate::Problems::default();
+    problems.push("source", format!("{source}: {reason}"));
+    ServiceError::Invalid { what: "application source".into(), problems }
+}
+
+fn resolve_local_repositories(ad: &mut ApplicationDescription, folder: Option<&str>) -> Result<(), ServiceError> {
+    for (i, profile) in ad.deployment_profiles.iter_mut().enumerate() {
+        for (j, component) in profile.components.iter_mut().enumerate() {
+            let Some(repo) = component.properties.repository.as_mut() else { continue };
+            let Some(relative) = repo.strip_prefix("./") else { continue };
+            let Some(folder) = folder else {
+                let mut problems = crate::Problems::default();
+                problems.push(format!("deploymentProfiles[{i}].components[{j}].properties.repository"), "a ./ path needs a package folder: add the application from its directory or repository");
+                return Err(ServiceError::Invalid { what: "application description".into(), problems });
+            };
+            *repo = format!("file://{}/{relative}", folder.trim_end_matches('/'));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(path: &str, message: String) -> ServiceError {

@@ -5,7 +5,7 @@ pub mod ports;
 pub mod records;
 
 pub use control::ControlPlane;
-pub use ports::{Ambient, ControlStore, DesiredStateRepo, SiteNotifier, StoreError};
+pub use ports::{Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier, StoreError};
 pub use records::*;
 
 /// Why a control-plane operation failed; each kind maps onto one problem `type` at the edges.

@@ -59,3 +59,17 @@ pub trait Ambient: Send + Sync {
     /// A fresh random (version 4) UUID.
     fn new_uuid(&self) -> String;
 }
+
+/// An application package as fetched: its description text and the local folder holding its files.
+#[derive(Debug, Clone)]
+pub struct FetchedPackage {
+    pub description_yaml: String,
+    /// Absolute path of a folder the CO keeps; `./` paths in the description resolve against it.
+    pub folder: String,
+}
+
+/// Reads Margo application packages from directories and Git repositories.
+#[async_trait::async_trait]
+pub trait PackageSource: Send + Sync {
+    async fn fetch(&self, source: &str) -> Result<FetchedPackage, String>;
+}
