@@ -1,1 +1,90 @@
-//! placeholder
+//! The central orchestrator: wires the SQL store, the deployments Git repository, the REST API and
+//! the LO uplink (gRPC) around the domain's control plane.
+
+mod config;
+mod uplink;
+
+pub use config::CoConfig;
+
+use anyhow::Context;
+use eos_adapter_git::{DeploymentsWriter, PackageFetcher};
+use eos_adapter_sql::SqlStore;
+use eos_domain::service::{Ambient, ControlPlane};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Wall-clock time and random UUIDs for the domain.
+struct SystemAmbient;
+
+impl Ambient for SystemAmbient {
+    fn now(&self) -> String {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    }
+    fn new_uuid(&self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// A running CO; dropping it does not stop it, `shutdown` does.
+pub struct Co {
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub control: Arc<ControlPlane>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Co {
+    pub async fn start(config: CoConfig) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(&config.data_dir).await.with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let database_url = config.database_url.clone().unwrap_or_else(|| SqlStore::sqlite_url(&config.data_dir.join("co.db")));
+        let store = SqlStore::connect(&database_url).await.with_context(|| format!("cannot open the database at {database_url}"))?;
+        let remote = config.deployments_repo();
+        let git = DeploymentsWriter::open(&remote, &config.data_dir.join("deployments-work")).await.context("cannot open the deployments repository")?;
+        let sessions = Arc::new(uplink::SiteSessions::default());
+        let packages = PackageFetcher::new(config.data_dir.join("packages"));
+        let control = Arc::new(ControlPlane::new(Arc::new(store), Arc::new(git), sessions.clone(), Arc::new(packages), Arc::new(SystemAmbient)));
+
+        let http = tokio::net::TcpListener::bind(&config.http_listen).await.with_context(|| format!("cannot listen on {}", config.http_listen))?;
+        let grpc = tokio::net::TcpListener::bind(&config.grpc_listen).await.with_context(|| format!("cannot listen on {}", config.grpc_listen))?;
+        let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
+        let (stop, stopped) = watch::channel(false);
+        let app = eos_adapter_http::router(control.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        let mut http_stop = stopped.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(http, app).with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        let service = eos_adapter_grpc::UplinkServer::new(uplink::UplinkService::new(control.clone(), sessions));
+        let router = tonic::transport::Server::builder().add_service(service);
+        let mut grpc_stop = stopped.clone();
+        let grpc_task = tokio::spawn(async move {
+            if let Err(e) = eos_adapter_grpc::serve(router, grpc, async move {
+                let _ = grpc_stop.wait_for(|s| *s).await;
+            })
+            .await
+            {
+                tracing::error!(error = %e, "grpc server failed");
+            }
+        });
+        tracing::info!(%http_addr, %grpc_addr, deployments_repo = %remote, "central orchestrator started");
+        Ok(Self { http_addr, grpc_addr, control, stop, tasks: vec![http_task, grpc_task] })
+    }
+
+    /// Stops accepting work and waits for the servers to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+
+pub use eos_app_common::{init_tracing, load_config, wait_for_termination};

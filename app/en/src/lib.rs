@@ -1,1 +1,43 @@
-//! placeholder
+//! The edge node agent: dials its LO, registers with its Margo device capabilities, heartbeats,
+//! applies operations through runtime drivers and answers asynchronously
+//! (installing → installed | failed; removed). A crash-safe record of what it runs lets a
+//! restarted EN resume instead of redeploying.
+
+mod capabilities;
+mod config;
+mod link;
+mod record;
+
+pub use config::EnConfig;
+
+use eos_adapter_wasm::WasmDriver;
+use eos_driver::RuntimeDriver;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// A running EN.
+pub struct En {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl En {
+    pub async fn start(config: EnConfig) -> anyhow::Result<Self> {
+        let device = eos_domain::ids::DeviceId::parse(&config.device_id)?;
+        let records = record::RunRecord::open(config.data_dir.join("state"))?;
+        let wasm: Arc<dyn RuntimeDriver> = Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
+        let drivers = vec![wasm];
+        let caps = capabilities::detect(&device, &drivers);
+        let agent = Arc::new(link::Agent::new(device, caps, drivers, records));
+        agent.recover().await;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(link::run(agent, config, stopped));
+        Ok(Self { stop, task })
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+    }
+}

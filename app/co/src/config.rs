@@ -1,0 +1,31 @@
+//! CO configuration: a TOML file, then `EOS_CO_*` environment variables, then flags.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoConfig {
+    /// Where the database, the deployments repository and package copies live.
+    pub data_dir: PathBuf,
+    /// REST API address.
+    pub http_listen: String,
+    /// gRPC address LOs dial.
+    pub grpc_listen: String,
+    /// The deployments Git repository; a bare repository in the data directory by default.
+    pub deployments_repo: Option<String>,
+    /// `sqlite://…` (default: `co.db` in the data directory).
+    pub database_url: Option<String>,
+}
+
+impl Default for CoConfig {
+    fn default() -> Self {
+        Self { data_dir: PathBuf::from(".eos/co"), http_listen: "127.0.0.1:8080".into(), grpc_listen: "127.0.0.1:7070".into(), deployments_repo: None, database_url: None }
+    }
+}
+
+impl CoConfig {
+    pub fn deployments_repo(&self) -> String {
+        self.deployments_repo.clone().unwrap_or_else(|| self.data_dir.join("deployments.git").display().to_string())
+    }
+}

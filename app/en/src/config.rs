@@ -1,0 +1,22 @@
+//! EN configuration: a TOML file, then `EOS_EN_*` environment variables, then flags.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnConfig {
+    /// This device: `<site>/<host>`.
+    pub device_id: String,
+    /// The LO's gRPC endpoint.
+    pub lo_endpoint: String,
+    /// Run record and workload folders.
+    pub data_dir: PathBuf,
+    pub heartbeat_secs: u64,
+}
+
+impl Default for EnConfig {
+    fn default() -> Self {
+        Self { device_id: "site-1/node-1".into(), lo_endpoint: "http://127.0.0.1:7071".into(), data_dir: PathBuf::from(".eos/en"), heartbeat_secs: 5 }
+    }
+}

@@ -1,0 +1,151 @@
+//! The EN's session with its LO: hello, heartbeats, and commands answered asynchronously.
+
+use crate::config::EnConfig;
+use crate::record::{RunEntry, RunRecord};
+use eos_adapter_grpc::pb::{self, en_message, lo_command};
+use eos_adapter_grpc::{NodeLinkClient, spec_from_json, spec_to_json};
+use eos_domain::ids::DeviceId;
+use eos_domain::margo::DeviceCapabilities;
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, InstanceKey, RuntimeDriver};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+pub struct Agent {
+    device: DeviceId,
+    capabilities: DeviceCapabilities,
+    drivers: Vec<Arc<dyn RuntimeDriver>>,
+    records: RunRecord,
+}
+
+impl Agent {
+    pub fn new(device: DeviceId, capabilities: DeviceCapabilities, drivers: Vec<Arc<dyn RuntimeDriver>>, records: RunRecord) -> Self {
+        Self { device, capabilities, drivers, records }
+    }
+
+    fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
+        self.drivers.iter().find(|d| d.info().runtime == runtime)
+    }
+
+    /// Takes back what the record says runs here, before talking to anyone.
+    pub async fn recover(&self) {
+        for entry in self.records.entries() {
+            let key = InstanceKey { deployment_id: entry.deployment_id.clone(), component: entry.spec.name.clone() };
+            let Some(driver) = self.driver(&entry.spec.runtime) else { continue };
+            match driver.recover(&key, &entry.spec, &entry.handle).await {
+                Ok(_) => tracing::info!(instance = %key, "recovered component"),
+                Err(e) => tracing::warn!(instance = %key, error = %e, "cannot recover component"),
+            }
+        }
+    }
+
+    fn hello(&self) -> pb::EnMessage {
+        let running = self
+            .records
+            .entries()
+            .into_iter()
+            .map(|e| pb::RunningComponent { deployment_id: e.deployment_id, spec_json: spec_to_json(&e.spec), state: "installed".into(), error: String::new() })
+            .collect();
+        let hello = pb::EnHello { device_id: self.device.to_string(), capabilities_json: self.capabilities.to_json(), running };
+        pb::EnMessage { body: Some(en_message::Body::Hello(hello)) }
+    }
+
+    async fn apply(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
+        let key = InstanceKey { deployment_id: deployment_id.to_owned(), component: spec.name.clone() };
+        let driver = self.driver(&spec.runtime).ok_or_else(|| format!("no driver for runtime {:?} on this device", spec.runtime))?;
+        let handle = driver.apply(&key, spec).await.map_err(|e: DriverError| e.to_string())?;
+        self.records.put(RunEntry { deployment_id: deployment_id.to_owned(), spec: spec.clone(), handle }).map_err(|e| e.to_string())
+    }
+
+    async fn remove(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
+        let key = InstanceKey { deployment_id: deployment_id.to_owned(), component: spec.name.clone() };
+        if let Some(driver) = self.driver(&spec.runtime) {
+            driver.remove(&key).await.map_err(|e| e.to_string())?;
+        }
+        self.records.remove(deployment_id, &spec.name).map_err(|e| e.to_string())
+    }
+
+    /// Carries out one command, sending its results on `out`.
+    async fn execute(&self, command: pb::LoCommand, out: &mpsc::Sender<pb::EnMessage>) {
+        let (deployment_id, spec_json, removing) = match command.body {
+            Some(lo_command::Body::Apply(a)) => (a.deployment_id, a.spec_json, false),
+            Some(lo_command::Body::Remove(r)) => (r.deployment_id, r.spec_json, true),
+            None => return,
+        };
+        let result = |state: &str, error: String, component: &str| pb::EnMessage {
+            body: Some(en_message::Body::Result(pb::ComponentResult { op_id: command.op_id, deployment_id: deployment_id.clone(), component: component.to_owned(), state: state.into(), error, spec_json: spec_json.clone() })),
+        };
+        let spec = match spec_from_json(&spec_json) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = out.send(result("failed", e.to_string(), "")).await;
+                return;
+            }
+        };
+        let (busy, done) = if removing { ("removing", "removed") } else { ("installing", "installed") };
+        let _ = out.send(result(busy, String::new(), &spec.name)).await;
+        let outcome = if removing { self.remove(&deployment_id, &spec).await } else { self.apply(&deployment_id, &spec).await };
+        let message = match outcome {
+            Ok(()) => result(done, String::new(), &spec.name),
+            Err(e) => {
+                tracing::warn!(deployment_id, component = %spec.name, error = %e, "operation failed");
+                result("failed", e, &spec.name)
+            }
+        };
+        let _ = out.send(message).await;
+    }
+}
+
+/// Keeps a session with the LO open until `stop`, reconnecting with backoff.
+pub async fn run(agent: Arc<Agent>, config: EnConfig, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let session = session(agent.clone(), &config, stop.clone());
+        tokio::select! {
+            outcome = session => match outcome {
+                Ok(()) => backoff = Duration::from_millis(200),
+                Err(e) => tracing::warn!(device_id = %agent.device, error = %e, "lo link down; retrying in {backoff:?}"),
+            },
+            _ = eos_app_common::stopped(&mut stop) => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = eos_app_common::stopped(&mut stop) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn session(agent: Arc<Agent>, config: &EnConfig, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut client = NodeLinkClient::connect(config.lo_endpoint.clone()).await?;
+    let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
+    tx.send(agent.hello()).await?;
+    let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
+    tracing::info!(device_id = %agent.device, lo = %config.lo_endpoint, "connected to lo");
+    let (commands, mut queue) = mpsc::unbounded_channel::<pb::LoCommand>();
+    let (worker_agent, worker_tx) = (agent.clone(), tx.clone());
+    let worker = tokio::spawn(async move {
+        while let Some(command) = queue.recv().await {
+            worker_agent.execute(command, &worker_tx).await;
+        }
+    });
+    let mut heartbeat = tokio::time::interval(Duration::from_secs(config.heartbeat_secs.max(1)));
+    let outcome = loop {
+        tokio::select! {
+            message = inbound.message() => match message {
+                Ok(Some(command)) => { let _ = commands.send(command); }
+                Ok(None) => break Err(anyhow::anyhow!("lo closed the stream")),
+                Err(status) => break Err(status.into()),
+            },
+            _ = heartbeat.tick() => {
+                let beat = pb::EnMessage { body: Some(en_message::Body::Heartbeat(pb::Heartbeat { running: agent.records.entries().len() as u64 })) };
+                if tx.send(beat).await.is_err() { break Err(anyhow::anyhow!("outbound stream closed")); }
+            }
+            _ = eos_app_common::stopped(&mut stop) => break Ok(()),
+        }
+    };
+    worker.abort();
+    outcome
+}

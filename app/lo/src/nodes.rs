@@ -1,0 +1,69 @@
+//! The LO end of the EN link: hello registers the node and its running components, results
+//! update actual state, the end of the stream marks the node offline.
+
+use crate::site::Site;
+use eos_adapter_grpc::pb::{self, en_message};
+use eos_domain::ids::{DeploymentId, DeviceId};
+use eos_domain::margo::DeviceCapabilities;
+use eos_domain::state::{AppInstance, DeviceWorkloads};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+pub struct NodeService {
+    site: Arc<Site>,
+}
+
+impl NodeService {
+    pub fn new(site: Arc<Site>) -> Self {
+        Self { site }
+    }
+}
+
+type Commands = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LoCommand, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl eos_adapter_grpc::NodeLink for NodeService {
+    type SessionStream = Commands;
+
+    async fn session(&self, request: Request<Streaming<pb::EnMessage>>) -> Result<Response<Commands>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("empty stream"))?;
+        let Some(en_message::Body::Hello(hello)) = first.body else {
+            return Err(Status::invalid_argument("the first message must be hello"));
+        };
+        let device = DeviceId::parse(&hello.device_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if device.site() != &self.site.id {
+            return Err(Status::permission_denied(format!("device {device} is not of site {}", self.site.id)));
+        }
+        let caps = DeviceCapabilities::from_json(&hello.capabilities_json).map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;
+        let running = running_workloads(&hello.running)?;
+        let (tx, rx) = mpsc::channel(256);
+        self.site.node_joined(device.clone(), caps, running, tx);
+        tracing::info!(device_id = %device, "en joined");
+        let site = self.site.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(message)) = inbound.message().await {
+                if let Some(en_message::Body::Result(result)) = message.body {
+                    site.result(&device, result);
+                }
+            }
+            tracing::info!(device_id = %device, "en left");
+            site.node_left(&device);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// What an EN says it runs becomes the LO's actual state for it.
+fn running_workloads(running: &[pb::RunningComponent]) -> Result<DeviceWorkloads, Status> {
+    let mut out = DeviceWorkloads::new();
+    for r in running.iter().filter(|r| r.state == "installed") {
+        let id = DeploymentId::parse(&r.deployment_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let spec = eos_adapter_grpc::spec_from_json(&r.spec_json).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        out.entry(id).or_insert_with(|| AppInstance { app_id: String::new(), components: Vec::new() }).components.push(spec);
+    }
+    Ok(out)
+}

@@ -1,0 +1,335 @@
+//! The site's state (desired, actual, nodes, operations in flight) and the reconciler that
+//! turns their difference into commands for ENs. Only a confirmed EN result changes actual state;
+//! a failure is retried with exponential backoff.
+
+use eos_adapter_grpc::pb::{self, lo_command, lo_message};
+use eos_adapter_grpc::spec_to_json;
+use eos_adapter_localstore::RecordDir;
+use eos_domain::diff::{Operation, diff, place_component};
+use eos_domain::ids::{DeploymentId, DeviceId, SiteId};
+use eos_domain::layout::SiteDesiredState;
+use eos_domain::margo::status::{ComponentStatus, DeploymentState, DeploymentStatus, OverallStatus, StatusError};
+use eos_domain::margo::DeviceCapabilities;
+use eos_domain::placement::{Candidate, place};
+use eos_domain::state::{AppInstance, ComponentSpec, DeviceWorkloads, instance_of};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, mpsc, watch};
+
+type Key = (DeviceId, DeploymentId, String);
+
+pub struct Node {
+    pub capabilities: DeviceCapabilities,
+    pub online: bool,
+    pub commands: Option<mpsc::Sender<Result<pb::LoCommand, tonic::Status>>>,
+}
+
+struct Failure {
+    error: String,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    desired: Option<(String, SiteDesiredState)>,
+    actual: BTreeMap<DeviceId, DeviceWorkloads>,
+    nodes: BTreeMap<DeviceId, Node>,
+    inflight: HashMap<Key, u64>,
+    failures: HashMap<Key, Failure>,
+    /// The last status sent per deployment and device, to send only changes.
+    reported: HashMap<(DeploymentId, String), String>,
+    next_op: u64,
+}
+
+pub struct Site {
+    pub id: SiteId,
+    records: RecordDir,
+    state: Mutex<State>,
+    outbox: mpsc::UnboundedSender<lo_message::Body>,
+    pub wake: Notify,
+}
+
+const DESIRED: &str = "desired";
+const ACTUAL: &str = "actual";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DesiredRecord {
+    commit: String,
+    files: eos_domain::layout::SiteFiles,
+}
+
+impl Site {
+    /// Opens the site's local store: the last good desired state and the confirmed actual state.
+    pub fn open(id: SiteId, records: RecordDir, outbox: mpsc::UnboundedSender<lo_message::Body>) -> anyhow::Result<Self> {
+        let mut state = State { actual: records.load(ACTUAL)?.unwrap_or_default(), ..Default::default() };
+        if let Some(r) = records.load::<DesiredRecord>(DESIRED)? {
+            let desired = SiteDesiredState::from_files(&id, &r.files).map_err(|p| anyhow::anyhow!("stored desired state is invalid: {p}"))?;
+            state.desired = Some((r.commit, desired));
+        }
+        Ok(Self { id, records, state: Mutex::new(state), outbox, wake: Notify::new() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn send_up(&self, body: lo_message::Body) {
+        let _ = self.outbox.send(body);
+    }
+
+    pub fn desired_commit(&self) -> Option<(String, u64)> {
+        self.lock().desired.as_ref().map(|(c, d)| (c.clone(), d.manifest_version))
+    }
+
+    /// Accepts a validated desired state, durably, then reconciles.
+    pub fn accept_desired(&self, commit: String, files: eos_domain::layout::SiteFiles, desired: SiteDesiredState) -> anyhow::Result<()> {
+        self.records.store(DESIRED, &DesiredRecord { commit: commit.clone(), files })?;
+        self.lock().desired = Some((commit, desired));
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Forget what was reported, so the next reconcile sends every status again (after reconnect).
+    pub fn resend_all(&self) {
+        self.lock().reported.clear();
+        self.wake.notify_one();
+    }
+
+    pub fn node_reports(&self) -> Vec<lo_message::Body> {
+        self.lock().nodes.iter().map(|(id, n)| device_report(id, &n.capabilities, n.online)).collect()
+    }
+
+    /// An EN said hello: it is online, and what it runs is its actual state.
+    pub fn node_joined(&self, device: DeviceId, capabilities: DeviceCapabilities, running: DeviceWorkloads, commands: mpsc::Sender<Result<pb::LoCommand, tonic::Status>>) {
+        self.send_up(device_report(&device, &capabilities, true));
+        let mut s = self.lock();
+        s.actual.insert(device.clone(), running);
+        s.inflight.retain(|k, _| k.0 != device);
+        s.nodes.insert(device, Node { capabilities, online: true, commands: Some(commands) });
+        let _ = self.records.store(ACTUAL, &s.actual);
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    pub fn node_left(&self, device: &DeviceId) {
+        let mut s = self.lock();
+        if let Some(n) = s.nodes.get_mut(device) {
+            n.online = false;
+            n.commands = None;
+            let report = device_report(device, &n.capabilities, false);
+            drop(s);
+            self.send_up(report);
+        }
+        self.wake.notify_one();
+    }
+
+    /// A confirmed (or failed) result from an EN.
+    pub fn result(&self, device: &DeviceId, r: pb::ComponentResult) {
+        let Ok(deployment) = DeploymentId::parse(&r.deployment_id) else { return };
+        let key = (device.clone(), deployment.clone(), r.component.clone());
+        let mut s = self.lock();
+        match r.state.as_str() {
+            "installing" | "removing" => return,
+            "installed" => {
+                let Ok(spec) = eos_adapter_grpc::spec_from_json(&r.spec_json) else { return };
+                let position = desired_position(&s, &deployment, &spec.name);
+                let app_id = s.desired.as_ref().and_then(|(_, d)| d.deployments.get(&deployment)).map(|d| d.spec.application_id.clone()).unwrap_or_default();
+                let apps = s.actual.entry(device.clone()).or_default();
+                let app = apps.entry(deployment.clone()).or_insert_with(|| AppInstance { app_id, components: Vec::new() });
+                place_component(app, position, spec);
+                s.failures.remove(&key);
+            }
+            "removed" => {
+                if let Some(apps) = s.actual.get_mut(device) {
+                    if let Some(app) = apps.get_mut(&deployment) {
+                        app.components.retain(|c| c.name != r.component);
+                    }
+                    apps.retain(|_, a| !a.components.is_empty());
+                }
+                s.failures.remove(&key);
+            }
+            _ => {
+                let attempts = s.failures.get(&key).map_or(0, |f| f.attempts) + 1;
+                let delay = Duration::from_millis(500u64.saturating_mul(1 << attempts.min(6)));
+                tracing::warn!(device_id = %device, deployment_id = %deployment, component = %r.component, attempts, error = %r.error, "operation failed; retrying in {delay:?}");
+                s.failures.insert(key.clone(), Failure { error: r.error, attempts, retry_at: Instant::now() + delay });
+                tokio::spawn(wake_after(delay));
+            }
+        }
+        s.inflight.remove(&key);
+        let _ = self.records.store(ACTUAL, &s.actual);
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// One pass: place, diff, send commands, report statuses that changed.
+    pub fn reconcile_once(&self) {
+        let mut s = self.lock();
+        let Some((_, desired)) = s.desired.clone() else { return };
+        let mut wanted: BTreeMap<DeviceId, DeviceWorkloads> = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        let mut load: HashMap<DeviceId, usize> = HashMap::new();
+        for (id, deployment) in &desired.deployments {
+            let candidates: Vec<Candidate> = s.nodes.iter().map(|(d, n)| Candidate { device: d.clone(), capabilities: n.capabilities.clone(), online: n.online, load: *load.get(d).unwrap_or(&0) }).collect();
+            let current = s.actual.iter().find(|(_, apps)| apps.contains_key(id)).map(|(d, _)| d.clone());
+            let placement = place(deployment, &candidates, current.as_ref());
+            match placement.chosen {
+                Some(device) => {
+                    *load.entry(device.clone()).or_default() += 1;
+                    wanted.entry(device).or_default().insert(id.clone(), instance_of(deployment));
+                }
+                None => unplaced.push((id.clone(), deployment.spec.deployment_profile.components.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), placement.why_not_placeable())),
+            }
+        }
+        let devices: BTreeSet<DeviceId> = s.nodes.keys().chain(s.actual.keys()).cloned().collect();
+        for device in &devices {
+            let empty = DeviceWorkloads::new();
+            let ops = diff(s.actual.get(device).unwrap_or(&empty), wanted.get(device).unwrap_or(&empty));
+            for op in ops {
+                send_operation(&mut s, device, op);
+            }
+        }
+        let mut statuses = Vec::new();
+        for (device, apps) in &wanted {
+            for (id, app) in apps {
+                statuses.push(status_of(&s, device, id, app, desired.manifest_version));
+            }
+        }
+        for (device, apps) in &s.actual {
+            for (id, app) in apps.iter().filter(|(id, _)| !wanted.get(device).is_some_and(|w| w.contains_key(*id))) {
+                let components = app.components.iter().map(|c| ComponentStatus { name: c.name.clone(), state: DeploymentState::Removing, error: None }).collect();
+                statuses.push(status(id, &device.to_string(), desired.manifest_version, components, None));
+            }
+        }
+        for (id, components, why) in unplaced {
+            let error = StatusError { code: "not-placeable".into(), source: format!("{}/*", self.id), message: why };
+            let components = components.into_iter().map(|name| ComponentStatus { name, state: DeploymentState::Failed, error: None }).collect();
+            statuses.push(status(&id, &format!("{}/*", self.id), desired.manifest_version, components, Some(error)));
+        }
+        let gone: Vec<(DeploymentId, String)> = s.reported.keys().filter(|(id, dev)| !statuses.iter().any(|st| st.deployment_id == id.as_str() && st.device_id.as_deref() == Some(dev))).cloned().collect();
+        for (id, dev) in gone {
+            s.reported.remove(&(id.clone(), dev.clone()));
+            statuses.push(status(&id, &dev, desired.manifest_version, Vec::new(), None).with_state(DeploymentState::Removed));
+        }
+        for st in statuses {
+            let key = (DeploymentId::parse(&st.deployment_id).expect("ids come from parsed state"), st.device_id.clone().unwrap_or_default());
+            let json = st.to_json();
+            if st.status.state != DeploymentState::Removed && s.reported.get(&key) == Some(&json) {
+                continue;
+            }
+            if st.status.state != DeploymentState::Removed {
+                s.reported.insert(key, json.clone());
+            }
+            let _ = self.outbox.send(lo_message::Body::Status(pb::StatusReport { status_json: json }));
+        }
+    }
+}
+
+trait WithState {
+    fn with_state(self, state: DeploymentState) -> Self;
+}
+
+impl WithState for DeploymentStatus {
+    fn with_state(mut self, state: DeploymentState) -> Self {
+        self.status.state = state;
+        self
+    }
+}
+
+fn status(id: &DeploymentId, device: &str, manifest_version: u64, components: Vec<ComponentStatus>, error: Option<StatusError>) -> DeploymentStatus {
+    let state = if error.is_some() { DeploymentState::Failed } else { DeploymentState::overall(components.iter().map(|c| c.state)).unwrap_or(DeploymentState::Pending) };
+    DeploymentStatus { deployment_id: id.to_string(), device_id: Some(device.to_owned()), adopted_manifest_version: Some(manifest_version), status: OverallStatus { state, error }, components }
+}
+
+fn status_of(s: &State, device: &DeviceId, id: &DeploymentId, want: &AppInstance, manifest_version: u64) -> DeploymentStatus {
+    let have = s.actual.get(device).and_then(|a| a.get(id));
+    let mut first_error = None;
+    let components = want
+        .components
+        .iter()
+        .map(|c| {
+            let key = (device.clone(), id.clone(), c.name.clone());
+            let (state, error) = if have.and_then(|h| h.component(&c.name)) == Some(c) {
+                (DeploymentState::Installed, None)
+            } else if let Some(f) = s.failures.get(&key) {
+                let e = StatusError { code: "apply-failed".into(), source: c.name.clone(), message: f.error.clone() };
+                first_error.get_or_insert(e.clone());
+                (DeploymentState::Failed, Some(e))
+            } else if s.inflight.contains_key(&key) {
+                (DeploymentState::Installing, None)
+            } else {
+                (DeploymentState::Pending, None)
+            };
+            ComponentStatus { name: c.name.clone(), state, error }
+        })
+        .collect::<Vec<_>>();
+    let mut st = status(id, &device.to_string(), manifest_version, components, None);
+    st.status.error = first_error;
+    st
+}
+
+fn desired_position(s: &State, deployment: &DeploymentId, component: &str) -> usize {
+    s.desired
+        .as_ref()
+        .and_then(|(_, d)| d.deployments.get(deployment))
+        .and_then(|d| d.spec.deployment_profile.components.iter().position(|c| c.name == component))
+        .unwrap_or(usize::MAX)
+}
+
+/// Sends the EN commands for one operation, skipping components in flight or backing off.
+fn send_operation(s: &mut State, device: &DeviceId, op: Operation) {
+    let deployment = op.deployment().clone();
+    let (apply, remove): (Vec<ComponentSpec>, Vec<ComponentSpec>) = match op {
+        Operation::AddApp { app, .. } => (app.components, Vec::new()),
+        Operation::RemoveApp { app, .. } => (Vec::new(), app.components.into_iter().rev().collect()),
+        Operation::AddComponent { component, .. } => (vec![component], Vec::new()),
+        Operation::UpdateComponent { to, .. } | Operation::ReplaceComponent { to, .. } => (vec![to], Vec::new()),
+        Operation::RemoveComponent { component, .. } => (Vec::new(), vec![component]),
+    };
+    let Some(tx) = s.nodes.get(device).filter(|n| n.online).and_then(|n| n.commands.clone()) else { return };
+    let now = Instant::now();
+    for (spec, removing) in remove.into_iter().map(|c| (c, true)).chain(apply.into_iter().map(|c| (c, false))) {
+        let key = (device.clone(), deployment.clone(), spec.name.clone());
+        if s.inflight.contains_key(&key) || s.failures.get(&key).is_some_and(|f| f.retry_at > now) {
+            continue;
+        }
+        s.next_op += 1;
+        let op_id = s.next_op;
+        let body = if removing {
+            lo_command::Body::Remove(pb::RemoveComponent { deployment_id: deployment.to_string(), spec_json: spec_to_json(&spec) })
+        } else {
+            lo_command::Body::Apply(pb::ApplyComponent { deployment_id: deployment.to_string(), spec_json: spec_to_json(&spec) })
+        };
+        if tx.try_send(Ok(pb::LoCommand { op_id, body: Some(body) })).is_ok() {
+            s.inflight.insert(key, op_id);
+        }
+    }
+}
+
+fn device_report(id: &DeviceId, caps: &DeviceCapabilities, online: bool) -> lo_message::Body {
+    lo_message::Body::Device(pb::DeviceReport { device_id: id.to_string(), capabilities_json: caps.to_json(), online })
+}
+
+/// Wakes the reconcilers after `delay`, when a failed operation is due for its retry.
+async fn wake_after(delay: Duration) {
+    tokio::time::sleep(delay).await;
+    RETRY.notify_waiters();
+}
+
+/// Retries due after a backoff wake every reconciler; the reconciler is cheap when nothing is due.
+static RETRY: Notify = Notify::const_new();
+
+/// Runs reconcile passes on every wake-up, on retry deadlines, and every few seconds.
+pub async fn run_reconciler(site: std::sync::Arc<Site>, mut stop: watch::Receiver<bool>) {
+    loop {
+        site.reconcile_once();
+        tokio::select! {
+            _ = site.wake.notified() => {}
+            _ = RETRY.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = eos_app_common::stopped(&mut stop) => return,
+        }
+    }
+}
