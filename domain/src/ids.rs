@@ -13,7 +13,11 @@ pub struct IdError {
 }
 
 fn id_error(kind: &'static str, value: &str, reason: impl Into<String>) -> IdError {
-    IdError { kind, value: value.to_owned(), reason: reason.into() }
+    IdError {
+        kind,
+        value: value.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 macro_rules! string_id {
@@ -61,7 +65,9 @@ macro_rules! string_id {
 
 /// Characters of a Margo device-id segment (RFC 3986 unreserved).
 pub fn is_device_segment(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._~-".contains(c))
 }
 
 /// A Margo application id: `^[a-z0-9-]{1,200}$`.
@@ -69,7 +75,10 @@ pub fn check_application_id(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 200 {
         return Err(format!("must be 1 to 200 characters, has {}", s.len()));
     }
-    if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         return Err("only lowercase letters, digits and '-' are allowed".into());
     }
     Ok(())
@@ -80,7 +89,10 @@ pub fn check_label_name(s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > 63 {
         return Err(format!("must be 1 to 63 characters, has {}", s.len()));
     }
-    if !s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         return Err("only lowercase letters, digits and '-' are allowed".into());
     }
     if s.starts_with('-') || s.ends_with('-') {
@@ -94,8 +106,15 @@ pub fn check_uuid(s: &str) -> Result<(), String> {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     let ok = groups.len() == 5
-        && groups.iter().zip(lens).all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
-    if ok { Ok(()) } else { Err("not a UUID (8-4-4-4-12 hexadecimal digits)".into()) }
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err("not a UUID (8-4-4-4-12 hexadecimal digits)".into())
+    }
 }
 
 string_id!(
@@ -187,7 +206,9 @@ impl DeviceTarget {
     /// Parses Margo `metadata.deviceId`: `<site>/<host>` or `<site>/*`.
     pub fn parse(value: &str) -> Result<Self, IdError> {
         match value.strip_suffix("/*") {
-            Some(site) => Ok(Self::AnyIn(SiteId::parse(site).map_err(|e| id_error("device target", value, e.reason))?)),
+            Some(site) => Ok(Self::AnyIn(
+                SiteId::parse(site).map_err(|e| id_error("device target", value, e.reason))?,
+            )),
             None => Ok(Self::Pinned(DeviceId::parse(value)?)),
         }
     }
@@ -223,8 +244,14 @@ mod tests {
 
     #[test]
     fn targets_distinguish_pinned_and_any() {
-        assert!(matches!(DeviceTarget::parse("s1/*").unwrap(), DeviceTarget::AnyIn(_)));
-        assert!(matches!(DeviceTarget::parse("s1/h1").unwrap(), DeviceTarget::Pinned(_)));
+        assert!(matches!(
+            DeviceTarget::parse("s1/*").unwrap(),
+            DeviceTarget::AnyIn(_)
+        ));
+        assert!(matches!(
+            DeviceTarget::parse("s1/h1").unwrap(),
+            DeviceTarget::Pinned(_)
+        ));
     }
 
     #[test]

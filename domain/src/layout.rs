@@ -72,12 +72,24 @@ impl SiteDesiredState {
         let mut entries = Vec::new();
         for (id, d) in &self.deployments {
             let yaml = d.to_yaml();
-            entries.push(SiteManifestEntry { deployment_id: id.clone(), digest: digest_of(yaml.as_bytes()) });
+            entries.push(SiteManifestEntry {
+                deployment_id: id.clone(),
+                digest: digest_of(yaml.as_bytes()),
+            });
             files.insert(deployment_file(&self.site, id), yaml);
         }
-        let manifest = SiteManifest { manifest_version: self.manifest_version, deployments: entries };
-        files.insert(manifest_file(&self.site), serde_yaml::to_string(&manifest).expect("manifest serializes"));
-        files.insert(site_file(&self.site), serde_yaml::to_string(site_meta).expect("site serializes"));
+        let manifest = SiteManifest {
+            manifest_version: self.manifest_version,
+            deployments: entries,
+        };
+        files.insert(
+            manifest_file(&self.site),
+            serde_yaml::to_string(&manifest).expect("manifest serializes"),
+        );
+        files.insert(
+            site_file(&self.site),
+            serde_yaml::to_string(site_meta).expect("site serializes"),
+        );
         files
     }
 
@@ -98,36 +110,73 @@ impl SiteDesiredState {
             }
         };
         if manifest.manifest_version == 0 {
-            problems.push(format!("{manifest_path}: manifestVersion"), "must be at least 1");
+            problems.push(
+                format!("{manifest_path}: manifestVersion"),
+                "must be at least 1",
+            );
         }
         let mut deployments = BTreeMap::new();
         for entry in &manifest.deployments {
             read_deployment(site, entry, files, &mut deployments, &mut problems);
         }
-        let listed: Vec<String> = manifest.deployments.iter().map(|e| deployment_file(site, &e.deployment_id)).collect();
+        let listed: Vec<String> = manifest
+            .deployments
+            .iter()
+            .map(|e| deployment_file(site, &e.deployment_id))
+            .collect();
         let prefix = format!("{}/", deployments_dir(site));
-        for path in files.keys().filter(|p| p.starts_with(&prefix) && !listed.contains(p)) {
+        for path in files
+            .keys()
+            .filter(|p| p.starts_with(&prefix) && !listed.contains(p))
+        {
             problems.push(path.clone(), "not listed in manifest.yaml");
         }
-        problems.into_result(Self { site: site.clone(), manifest_version: manifest.manifest_version, deployments })
+        problems.into_result(Self {
+            site: site.clone(),
+            manifest_version: manifest.manifest_version,
+            deployments,
+        })
     }
 }
 
-fn read_deployment(site: &SiteId, entry: &SiteManifestEntry, files: &SiteFiles, out: &mut BTreeMap<DeploymentId, ApplicationDeployment>, problems: &mut Problems) {
+fn read_deployment(
+    site: &SiteId,
+    entry: &SiteManifestEntry,
+    files: &SiteFiles,
+    out: &mut BTreeMap<DeploymentId, ApplicationDeployment>,
+    problems: &mut Problems,
+) {
     let path = deployment_file(site, &entry.deployment_id);
     let Some(text) = files.get(&path) else {
         problems.push(path, "listed in manifest.yaml but missing");
         return;
     };
     if !is_digest(&entry.digest) || digest_of(text.as_bytes()) != entry.digest {
-        problems.push(path.clone(), format!("content does not match the manifest digest {}", entry.digest));
+        problems.push(
+            path.clone(),
+            format!(
+                "content does not match the manifest digest {}",
+                entry.digest
+            ),
+        );
     }
     match ApplicationDeployment::from_yaml(text) {
-        Err(found) => problems.0.extend(found.0.into_iter().map(|p| Problem::new(format!("{path}: {}", p.path), p.message))),
-        Ok(d) if d.id != entry.deployment_id.as_str() => problems.push(format!("{path}: id"), format!("{} does not match the file name", d.id)),
+        Err(found) => problems.0.extend(
+            found
+                .0
+                .into_iter()
+                .map(|p| Problem::new(format!("{path}: {}", p.path), p.message)),
+        ),
+        Ok(d) if d.id != entry.deployment_id.as_str() => problems.push(
+            format!("{path}: id"),
+            format!("{} does not match the file name", d.id),
+        ),
         Ok(d) => {
             if d.target().is_none_or(|t| t.site() != site) {
-                problems.push(format!("{path}: metadata.deviceId"), format!("must be {site}/<host> or {site}/*"));
+                problems.push(
+                    format!("{path}: metadata.deviceId"),
+                    format!("must be {site}/<host> or {site}/*"),
+                );
             }
             out.insert(entry.deployment_id.clone(), d);
         }

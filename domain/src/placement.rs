@@ -26,7 +26,11 @@ pub struct Candidate {
 impl Candidate {
     pub fn runtimes(&self) -> Vec<String> {
         match self.capabilities.labels.get(RUNTIMES_LABEL) {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             Some(Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         }
@@ -51,12 +55,20 @@ impl Placement {
         if self.rejected.is_empty() {
             return "no device is registered at this site".into();
         }
-        self.rejected.iter().map(|r| format!("{}: {}", r.device, r.reason)).collect::<Vec<_>>().join("; ")
+        self.rejected
+            .iter()
+            .map(|r| format!("{}: {}", r.device, r.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
 /// Chooses a device for a deployment. `current` (where it runs now) is kept while still eligible.
-pub fn place(deployment: &ApplicationDeployment, candidates: &[Candidate], current: Option<&DeviceId>) -> Placement {
+pub fn place(
+    deployment: &ApplicationDeployment,
+    candidates: &[Candidate],
+    current: Option<&DeviceId>,
+) -> Placement {
     let profile = &deployment.spec.deployment_profile;
     let runtime = profile.runtime();
     let pinned = match deployment.target() {
@@ -72,64 +84,121 @@ pub fn place(deployment: &ApplicationDeployment, candidates: &[Candidate], curre
         };
         match verdict {
             Ok(()) => eligible.push(c),
-            Err(reason) => rejected.push(Rejection { device: c.device.to_string(), reason }),
+            Err(reason) => rejected.push(Rejection {
+                device: c.device.to_string(),
+                reason,
+            }),
         }
     }
     if let Some(p) = &pinned
         && !candidates.iter().any(|c| &c.device == p)
     {
-        rejected.push(Rejection { device: p.to_string(), reason: "no such device is registered at this site".into() });
+        rejected.push(Rejection {
+            device: p.to_string(),
+            reason: "no such device is registered at this site".into(),
+        });
     }
     let chosen = eligible
         .iter()
         .find(|c| Some(&c.device) == current)
-        .or_else(|| eligible.iter().max_by(|a, b| score(a).total_cmp(&score(b)).then_with(|| b.device.cmp(&a.device))))
+        .or_else(|| {
+            eligible.iter().max_by(|a, b| {
+                score(a)
+                    .total_cmp(&score(b))
+                    .then_with(|| b.device.cmp(&a.device))
+            })
+        })
         .map(|c| c.device.clone());
-    for c in eligible.iter().filter(|c| Some(&c.device) != chosen.as_ref()) {
-        rejected.push(Rejection { device: c.device.to_string(), reason: format!("eligible, but scored lower ({:.1})", score(c)) });
+    for c in eligible
+        .iter()
+        .filter(|c| Some(&c.device) != chosen.as_ref())
+    {
+        rejected.push(Rejection {
+            device: c.device.to_string(),
+            reason: format!("eligible, but scored lower ({:.1})", score(c)),
+        });
     }
     Placement { chosen, rejected }
 }
 
 /// Free capacity, less a penalty per deployment already there.
 pub fn score(c: &Candidate) -> f64 {
-    let memory_gib = c.capabilities.properties.memory.as_deref().and_then(parse_bytes).unwrap_or(0) as f64 / (1u64 << 30) as f64;
+    let memory_gib = c
+        .capabilities
+        .properties
+        .memory
+        .as_deref()
+        .and_then(parse_bytes)
+        .unwrap_or(0) as f64
+        / (1u64 << 30) as f64;
     c.capabilities.total_cores() + memory_gib / 4.0 - 2.0 * c.load as f64
 }
 
 /// Why a device cannot run a profile, if it cannot.
-pub fn check(c: &Candidate, runtime: Option<&str>, constraints: Option<&DeviceConstraints>) -> Result<(), String> {
+pub fn check(
+    c: &Candidate,
+    runtime: Option<&str>,
+    constraints: Option<&DeviceConstraints>,
+) -> Result<(), String> {
     if !c.online {
         return Err("offline".into());
     }
     match runtime {
         None => return Err("the profile names no runtime".into()),
-        Some(rt) if !c.runtimes().iter().any(|r| r == rt) => return Err(format!("no {rt} runtime (has: {})", c.runtimes().join(", "))),
+        Some(rt) if !c.runtimes().iter().any(|r| r == rt) => {
+            return Err(format!(
+                "no {rt} runtime (has: {})",
+                c.runtimes().join(", ")
+            ));
+        }
         Some(_) => {}
     }
-    let Some(constraints) = constraints else { return Ok(()) };
+    let Some(constraints) = constraints else {
+        return Ok(());
+    };
     check_capacity(c, constraints)?;
     check_eligibility(c, constraints)
 }
 
 fn check_capacity(c: &Candidate, constraints: &DeviceConstraints) -> Result<(), String> {
-    let Some(cap) = &constraints.capacity_requirements else { return Ok(()) };
+    let Some(cap) = &constraints.capacity_requirements else {
+        return Ok(());
+    };
     let props = &c.capabilities.properties;
     if let Some(cpu) = &cap.cpu {
         let have = c.capabilities.total_cores();
         if have < cpu.cores {
             return Err(format!("needs {} CPU cores, has {have}", cpu.cores));
         }
-        let archs: Vec<&str> = props.cpus.iter().map(|x| canonical_architecture(&x.architecture)).collect();
-        if !cpu.architectures.is_empty() && !cpu.architectures.iter().any(|a| archs.contains(&canonical_architecture(a))) {
-            return Err(format!("needs architecture {}, has {}", cpu.architectures.join(" or "), archs.join(", ")));
+        let archs: Vec<&str> = props
+            .cpus
+            .iter()
+            .map(|x| canonical_architecture(&x.architecture))
+            .collect();
+        if !cpu.architectures.is_empty()
+            && !cpu
+                .architectures
+                .iter()
+                .any(|a| archs.contains(&canonical_architecture(a)))
+        {
+            return Err(format!(
+                "needs architecture {}, has {}",
+                cpu.architectures.join(" or "),
+                archs.join(", ")
+            ));
         }
     }
-    for (what, need, have) in [("memory", &cap.memory, &props.memory), ("storage", &cap.storage, &props.storage)] {
+    for (what, need, have) in [
+        ("memory", &cap.memory, &props.memory),
+        ("storage", &cap.storage, &props.storage),
+    ] {
         let Some(need) = need else { continue };
         let need_bytes = parse_bytes(need).unwrap_or(u64::MAX);
         if have.as_deref().and_then(parse_bytes).unwrap_or(0) < need_bytes {
-            return Err(format!("needs {what} {need}, has {}", have.as_deref().unwrap_or("none")));
+            return Err(format!(
+                "needs {what} {need}, has {}",
+                have.as_deref().unwrap_or("none")
+            ));
         }
     }
     Ok(())
@@ -144,9 +213,19 @@ fn check_eligibility(c: &Candidate, constraints: &DeviceConstraints) -> Result<(
     let property_lookup = |k: &str| props.pointer(k).cloned();
     let label_lookup = |k: &str| labels.get(k).cloned();
     let any = constraints.eligibility_rules.iter().any(|rule| {
-        rule.property_selector.as_ref().is_none_or(|s| s.matches(&property_lookup)) && rule.label_selector.as_ref().is_none_or(|s| s.matches(&label_lookup))
+        rule.property_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(&property_lookup))
+            && rule
+                .label_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&label_lookup))
     });
-    if any { Ok(()) } else { Err("matches none of the eligibility rules".into()) }
+    if any {
+        Ok(())
+    } else {
+        Err("matches none of the eligibility rules".into())
+    }
 }
 
 #[cfg(test)]
@@ -155,11 +234,20 @@ mod tests {
     use serde_json::json;
 
     fn candidate(host: &str, cores: f64, runtimes: &[&str], gpu: bool) -> Candidate {
-        let peripherals = if gpu { json!([{"type": "gpu", "manufacturer": "NVIDIA"}]) } else { json!([]) };
+        let peripherals = if gpu {
+            json!([{"type": "gpu", "manufacturer": "NVIDIA"}])
+        } else {
+            json!([])
+        };
         let caps = json!({"properties": {"id": format!("s1/{host}"), "vendor": "v", "modelNumber": "m", "serialNumber": "s",
             "cpus": [{"cores": cores, "architecture": "amd64"}], "memory": "8Gi", "storage": "100Gi", "peripherals": peripherals},
             "labels": {RUNTIMES_LABEL: runtimes}});
-        Candidate { device: DeviceId::parse(&format!("s1/{host}")).unwrap(), capabilities: DeviceCapabilities::from_json(&caps.to_string()).unwrap(), online: true, load: 0 }
+        Candidate {
+            device: DeviceId::parse(&format!("s1/{host}")).unwrap(),
+            capabilities: DeviceCapabilities::from_json(&caps.to_string()).unwrap(),
+            online: true,
+            load: 0,
+        }
     }
 
     fn deployment(target: &str, constraints: Value) -> ApplicationDeployment {
@@ -171,32 +259,83 @@ mod tests {
 
     #[test]
     fn chooses_the_best_eligible_device_and_says_why_not_the_others() {
-        let d = deployment("s1/*", json!({"capacityRequirements": {"cpu": {"cores": 2}}}));
-        let cs = [candidate("small", 1.0, &["wasm"], false), candidate("big", 8.0, &["wasm"], false), candidate("mid", 4.0, &["wasm"], false), candidate("oci", 16.0, &["oci"], false)];
+        let d = deployment(
+            "s1/*",
+            json!({"capacityRequirements": {"cpu": {"cores": 2}}}),
+        );
+        let cs = [
+            candidate("small", 1.0, &["wasm"], false),
+            candidate("big", 8.0, &["wasm"], false),
+            candidate("mid", 4.0, &["wasm"], false),
+            candidate("oci", 16.0, &["oci"], false),
+        ];
         let p = place(&d, &cs, None);
         assert_eq!(p.chosen.unwrap().host().as_str(), "big");
-        let reasons: Vec<String> = p.rejected.iter().map(|r| format!("{}: {}", r.device, r.reason)).collect();
-        assert!(reasons.iter().any(|r| r.starts_with("s1/small: needs 2 CPU cores")), "{reasons:?}");
-        assert!(reasons.iter().any(|r| r.starts_with("s1/oci: no wasm runtime")), "{reasons:?}");
-        assert!(reasons.iter().any(|r| r.starts_with("s1/mid: eligible, but scored lower")), "{reasons:?}");
+        let reasons: Vec<String> = p
+            .rejected
+            .iter()
+            .map(|r| format!("{}: {}", r.device, r.reason))
+            .collect();
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("s1/small: needs 2 CPU cores")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("s1/oci: no wasm runtime")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("s1/mid: eligible, but scored lower")),
+            "{reasons:?}"
+        );
     }
 
     #[test]
     fn eligibility_rules_select_gpu_devices_and_pins_are_honoured() {
         let gpu_rule = json!({"eligibilityRules": [{"propertySelector": {"matchExpressions": [{"key": "/peripherals", "operator": "ContainsAll",
             "itemSelector": {"matchExpressions": [{"key": "/type", "operator": "In", "values": ["gpu"]}]}}]}}]});
-        let cs = [candidate("plain", 8.0, &["wasm"], false), candidate("gpu", 2.0, &["wasm"], true)];
-        assert_eq!(place(&deployment("s1/*", gpu_rule.clone()), &cs, None).chosen.unwrap().host().as_str(), "gpu");
-        assert!(place(&deployment("s1/plain", gpu_rule), &cs, None).chosen.is_none());
+        let cs = [
+            candidate("plain", 8.0, &["wasm"], false),
+            candidate("gpu", 2.0, &["wasm"], true),
+        ];
+        assert_eq!(
+            place(&deployment("s1/*", gpu_rule.clone()), &cs, None)
+                .chosen
+                .unwrap()
+                .host()
+                .as_str(),
+            "gpu"
+        );
+        assert!(
+            place(&deployment("s1/plain", gpu_rule), &cs, None)
+                .chosen
+                .is_none()
+        );
         let p = place(&deployment("s1/ghost", json!({})), &cs, None);
         assert!(p.chosen.is_none());
-        assert!(p.why_not_placeable().contains("s1/ghost: no such device"), "{}", p.why_not_placeable());
+        assert!(
+            p.why_not_placeable().contains("s1/ghost: no such device"),
+            "{}",
+            p.why_not_placeable()
+        );
     }
 
     #[test]
     fn a_running_placement_is_kept_while_eligible() {
-        let cs = [candidate("a", 2.0, &["wasm"], false), candidate("b", 8.0, &["wasm"], false)];
+        let cs = [
+            candidate("a", 2.0, &["wasm"], false),
+            candidate("b", 8.0, &["wasm"], false),
+        ];
         let d = deployment("s1/*", json!({}));
-        assert_eq!(place(&d, &cs, Some(&cs[0].device)).chosen.as_ref(), Some(&cs[0].device));
+        assert_eq!(
+            place(&d, &cs, Some(&cs[0].device)).chosen.as_ref(),
+            Some(&cs[0].device)
+        );
     }
 }

@@ -12,7 +12,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -45,11 +48,19 @@ impl Problems {
     }
     /// Whether some problem is about `path` or a field below it.
     pub fn mentions(&self, path: &str) -> bool {
-        self.0.iter().any(|p| p.path == path || p.path.starts_with(&format!("{path}.")) || p.path.starts_with(&format!("{path}[")))
+        self.0.iter().any(|p| {
+            p.path == path
+                || p.path.starts_with(&format!("{path}."))
+                || p.path.starts_with(&format!("{path}["))
+        })
     }
     /// `Ok(value)` when nothing was found, else every problem.
     pub fn into_result<T>(self, value: T) -> Result<T, Problems> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Rendering: the CO turns an application version and a deployment request into the Margo
 //! ApplicationDeployment committed for the site.
 
-use crate::ids::{DeploymentId, DeviceTarget};
-use crate::margo::application::{ApplicationDescription, Parameter};
-use crate::margo::deployment::{DeploymentMetadata, DeploymentSpec, LABEL_APP_VERSION, ProfileSpec};
-use crate::margo::ApplicationDeployment;
 use crate::Problems;
+use crate::ids::{DeploymentId, DeviceTarget};
+use crate::margo::ApplicationDeployment;
+use crate::margo::application::{ApplicationDescription, Parameter};
+use crate::margo::deployment::{
+    DeploymentMetadata, DeploymentSpec, LABEL_APP_VERSION, ProfileSpec,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -26,12 +28,27 @@ pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems
     let mut problems = Problems::default();
     let ad = req.description;
     let Some(profile) = ad.profile(req.profile_id) else {
-        problems.push("profile", format!("{:?} is not a deployment profile of {} (has: {})", req.profile_id, ad.id, ad.deployment_profiles.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", ")));
+        problems.push(
+            "profile",
+            format!(
+                "{:?} is not a deployment profile of {} (has: {})",
+                req.profile_id,
+                ad.id,
+                ad.deployment_profiles
+                    .iter()
+                    .map(|p| p.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
         return Err(problems);
     };
     for name in req.parameters.keys() {
         if !ad.parameters.contains_key(name) {
-            problems.push(format!("parameters.{name}"), format!("{} declares no such parameter", ad.id));
+            problems.push(
+                format!("parameters.{name}"),
+                format!("{} declares no such parameter", ad.id),
+            );
         }
     }
     problems.into_result(())?;
@@ -40,8 +57,21 @@ pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems
         .parameters
         .iter()
         .filter_map(|(name, p)| {
-            let targets: Vec<_> = p.targets.iter().filter(|t| t.components.iter().any(|c| component_names.contains(&c.as_str()))).cloned().collect();
-            let value = req.parameters.get(name).cloned().or_else(|| p.value.clone());
+            let targets: Vec<_> = p
+                .targets
+                .iter()
+                .filter(|t| {
+                    t.components
+                        .iter()
+                        .any(|c| component_names.contains(&c.as_str()))
+                })
+                .cloned()
+                .collect();
+            let value = req
+                .parameters
+                .get(name)
+                .cloned()
+                .or_else(|| p.value.clone());
             (!targets.is_empty()).then(|| (name.clone(), Parameter { value, targets }))
         })
         .collect();

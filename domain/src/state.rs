@@ -38,21 +38,36 @@ pub type DeviceWorkloads = BTreeMap<DeploymentId, AppInstance>;
 /// Turns a Margo deployment into the components an EN runs, with parameters resolved per component.
 pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
     let profile = &deployment.spec.deployment_profile;
-    let runtime = profile.runtime().unwrap_or_else(|| profile.profile_type.as_str().to_owned());
-    let app_version = deployment.metadata.labels.get(crate::margo::deployment::LABEL_APP_VERSION).cloned().unwrap_or_default();
+    let runtime = profile
+        .runtime()
+        .unwrap_or_else(|| profile.profile_type.as_str().to_owned());
+    let app_version = deployment
+        .metadata
+        .labels
+        .get(crate::margo::deployment::LABEL_APP_VERSION)
+        .cloned()
+        .unwrap_or_default();
     let components = profile
         .components
         .iter()
         .map(|c| ComponentSpec {
             name: c.name.clone(),
             runtime: runtime.clone(),
-            repository: c.properties.repository.clone().or_else(|| c.properties.package_location.clone()).unwrap_or_default(),
+            repository: c
+                .properties
+                .repository
+                .clone()
+                .or_else(|| c.properties.package_location.clone())
+                .unwrap_or_default(),
             revision: c.properties.revision.clone().unwrap_or_default(),
             app_version: app_version.clone(),
             parameters: parameters_for(deployment, &c.name),
         })
         .collect();
-    AppInstance { app_id: deployment.spec.application_id.clone(), components }
+    AppInstance {
+        app_id: deployment.spec.application_id.clone(),
+        components,
+    }
 }
 
 fn parameters_for(deployment: &ApplicationDeployment, component: &str) -> BTreeMap<String, String> {
@@ -63,7 +78,11 @@ fn parameters_for(deployment: &ApplicationDeployment, component: &str) -> BTreeM
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        for t in p.targets.iter().filter(|t| t.components.iter().any(|c| c == component)) {
+        for t in p
+            .targets
+            .iter()
+            .filter(|t| t.components.iter().any(|c| c == component))
+        {
             out.insert(t.pointer.clone(), text.clone());
         }
     }

@@ -85,7 +85,16 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("app_versions_app_version").table(AppVersions::Table).col(AppVersions::AppId).col(AppVersions::Version).unique().to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("app_versions_app_version")
+                .table(AppVersions::Table)
+                .col(AppVersions::AppId)
+                .col(AppVersions::Version)
+                .unique()
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Sites::Table)
@@ -108,7 +117,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("devices_site").table(Devices::Table).col(Devices::SiteId).to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("devices_site")
+                .table(Devices::Table)
+                .col(Devices::SiteId)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(Deployments::Table)
@@ -126,7 +142,14 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(Index::create().name("deployments_site").table(Deployments::Table).col(Deployments::SiteId).to_owned()).await?;
+        m.create_index(
+            Index::create()
+                .name("deployments_site")
+                .table(Deployments::Table)
+                .col(Deployments::SiteId)
+                .to_owned(),
+        )
+        .await?;
         m.create_table(
             Table::create()
                 .table(DeviceStatuses::Table)
@@ -136,7 +159,11 @@ impl MigrationTrait for Migration {
                 .col(text_null(DeviceStatuses::Error))
                 .col(text(DeviceStatuses::Components))
                 .col(string(DeviceStatuses::UpdatedAt))
-                .primary_key(Index::create().col(DeviceStatuses::DeploymentId).col(DeviceStatuses::DeviceId))
+                .primary_key(
+                    Index::create()
+                        .col(DeviceStatuses::DeploymentId)
+                        .col(DeviceStatuses::DeviceId),
+                )
                 .to_owned(),
         )
         .await?;
@@ -144,7 +171,13 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for table in [DeviceStatuses::Table.into_iden(), Deployments::Table.into_iden(), Devices::Table.into_iden(), Sites::Table.into_iden(), AppVersions::Table.into_iden()] {
+        for table in [
+            DeviceStatuses::Table.into_iden(),
+            Deployments::Table.into_iden(),
+            Devices::Table.into_iden(),
+            Sites::Table.into_iden(),
+            AppVersions::Table.into_iden(),
+        ] {
             m.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())

@@ -23,7 +23,14 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a CO, the LO of `site` and one EN per host, all on free loopback ports.
     pub async fn start(dir: &Path, site: &str, hosts: &[&str]) -> anyhow::Result<Self> {
-        let co = Co::start(CoConfig { data_dir: dir.join("co"), http_listen: "127.0.0.1:0".into(), grpc_listen: "127.0.0.1:0".into(), deployments_repo: None, database_url: None }).await?;
+        let co = Co::start(CoConfig {
+            data_dir: dir.join("co"),
+            http_listen: "127.0.0.1:0".into(),
+            grpc_listen: "127.0.0.1:0".into(),
+            deployments_repo: None,
+            database_url: None,
+        })
+        .await?;
         let lo = Lo::start(LoConfig {
             site_id: site.into(),
             co_endpoint: format!("http://{}", co.grpc_addr),
@@ -35,9 +42,23 @@ impl Fleet {
         .await?;
         let mut ens = Vec::new();
         for host in hosts {
-            ens.push(En::start(EnConfig { device_id: format!("{site}/{host}"), lo_endpoint: format!("http://{}", lo.listen_addr), data_dir: dir.join("en").join(host), heartbeat_secs: 1 }).await?);
+            ens.push(
+                En::start(EnConfig {
+                    device_id: format!("{site}/{host}"),
+                    lo_endpoint: format!("http://{}", lo.listen_addr),
+                    data_dir: dir.join("en").join(host),
+                    heartbeat_secs: 1,
+                })
+                .await?,
+            );
         }
-        Ok(Self { co, lo, ens, dir: dir.to_owned(), http: reqwest::Client::new() })
+        Ok(Self {
+            co,
+            lo,
+            ens,
+            dir: dir.to_owned(),
+            http: reqwest::Client::new(),
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -55,7 +76,13 @@ impl Fleet {
 
     /// The stdout log of a component on an EN.
     pub fn workload_log(&self, host: &str, deployment: &str, component: &str) -> PathBuf {
-        self.dir.join("en").join(host).join("workloads").join(deployment).join(component).join("stdout.log")
+        self.dir
+            .join("en")
+            .join(host)
+            .join("workloads")
+            .join(deployment)
+            .join(component)
+            .join("stdout.log")
     }
 
     pub async fn shutdown(self) {
@@ -78,7 +105,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

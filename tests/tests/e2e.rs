@@ -9,29 +9,59 @@ use std::time::Duration;
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn deployment_state(fleet: &Fleet, id: &str) -> Value {
-    fleet.get(&format!("/api/v1/deployments/{id}")).await.unwrap()
+    fleet
+        .get(&format!("/api/v1/deployments/{id}"))
+        .await
+        .unwrap()
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git").args(["-c", "user.name=t", "-c", "user.email=t@t"]).args(args).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_run_break_git_undeploy_and_fail() {
     let tmp = tempfile::tempdir().unwrap();
-    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"]).await.unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
 
     eventually("the EN to appear online", LIMIT, || async {
         let devices = fleet.get("/api/v1/devices").await.ok()?;
-        devices.as_array()?.iter().any(|d| d["id"] == "site-1/node-1" && d["online"] == true).then_some(())
+        devices
+            .as_array()?
+            .iter()
+            .any(|d| d["id"] == "site-1/node-1" && d["online"] == true)
+            .then_some(())
     })
     .await;
 
     let sample = repo_root().join("config/apps/hello-wasm");
-    let (code, app) = fleet.post("/api/v1/apps", json!({"source": sample.display().to_string()})).await.unwrap();
+    let (code, app) = fleet
+        .post(
+            "/api/v1/apps",
+            json!({"source": sample.display().to_string()}),
+        )
+        .await
+        .unwrap();
     assert_eq!(code, 201, "{app}");
-    let (code, created) = fleet.post("/api/v1/deployments", json!({"app_id": "com-eos-hello-wasm", "site": "site-1"})).await.unwrap();
+    let (code, created) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": "com-eos-hello-wasm", "site": "site-1"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
 
@@ -42,23 +72,48 @@ async fn deploy_run_break_git_undeploy_and_fail() {
     .await;
     assert_eq!(installed["devices"][0]["device_id"], "site-1/node-1");
     let log = fleet.workload_log("node-1", &id, "hello");
-    let greeting = eventually("the module's output", LIMIT, || async { std::fs::read_to_string(&log).ok().filter(|t| t.contains("hello from eos")) }).await;
+    let greeting = eventually("the module's output", LIMIT, || async {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.contains("hello from eos"))
+    })
+    .await;
     assert!(greeting.starts_with("hello from eos"));
 
     // A desired state pushed by hand that does not parse leaves the workload running.
     let clone = tmp.path().join("hand");
-    git(tmp.path(), &["clone", "--quiet", &tmp.path().join("co/deployments.git").display().to_string(), "hand"]);
-    std::fs::write(clone.join("sites/site-1/manifest.yaml"), "manifestVersion: [not a number\n").unwrap();
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "--quiet",
+            &tmp.path().join("co/deployments.git").display().to_string(),
+            "hand",
+        ],
+    );
+    std::fs::write(
+        clone.join("sites/site-1/manifest.yaml"),
+        "manifestVersion: [not a number\n",
+    )
+    .unwrap();
     git(&clone, &["commit", "--quiet", "-am", "break the manifest"]);
     git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
     let before = std::fs::read_to_string(&log).unwrap().lines().count();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert!(after > before, "the module kept running after the bad commit ({before} → {after} lines)");
+    assert!(
+        after > before,
+        "the module kept running after the bad commit ({before} → {after} lines)"
+    );
     assert_eq!(deployment_state(&fleet, &id).await["state"], "installed");
 
     // Undeploy removes it from the EN.
-    let removed = fleet.http.delete(fleet.url(&format!("/api/v1/deployments/{id}"))).send().await.unwrap();
+    let removed = fleet
+        .http
+        .delete(fleet.url(&format!("/api/v1/deployments/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(removed.status().as_u16(), 202);
     eventually("the deployment to be removed", LIMIT, || async {
         let d = deployment_state(&fleet, &id).await;
@@ -70,12 +125,27 @@ async fn deploy_run_break_git_undeploy_and_fail() {
     // A version whose module traps at start ends failed with the error, and the LO retries.
     let broken = tmp.path().join("broken-app");
     std::fs::create_dir_all(&broken).unwrap();
-    let description = std::fs::read_to_string(sample.join("margo.yaml")).unwrap().replace("version: 1.0.0", "version: 2.0.0").replace("revision: 1.0.0", "revision: 2.0.0");
+    let description = std::fs::read_to_string(sample.join("margo.yaml"))
+        .unwrap()
+        .replace("version: 1.0.0", "version: 2.0.0")
+        .replace("revision: 1.0.0", "revision: 2.0.0");
     std::fs::write(broken.join("margo.yaml"), description).unwrap();
     std::fs::write(broken.join("hello.wat"), TRAPS_AT_START).unwrap();
-    let (code, body) = fleet.post("/api/v1/apps", json!({"source": broken.display().to_string()})).await.unwrap();
+    let (code, body) = fleet
+        .post(
+            "/api/v1/apps",
+            json!({"source": broken.display().to_string()}),
+        )
+        .await
+        .unwrap();
     assert_eq!(code, 201, "{body}");
-    let (code, created) = fleet.post("/api/v1/deployments", json!({"app_id": "com-eos-hello-wasm", "version": "2.0.0", "site": "site-1"})).await.unwrap();
+    let (code, created) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": "com-eos-hello-wasm", "version": "2.0.0", "site": "site-1"}),
+        )
+        .await
+        .unwrap();
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let failed = eventually("the broken deployment to fail", LIMIT, || async {
@@ -83,10 +153,21 @@ async fn deploy_run_break_git_undeploy_and_fail() {
         (d["state"] == "failed").then_some(d)
     })
     .await;
-    let error = failed["devices"][0]["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains("unreachable"), "the trap is reported: {failed}");
+    let error = failed["devices"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("unreachable"),
+        "the trap is reported: {failed}"
+    );
     let log = fleet.workload_log("node-1", &id, "hello");
-    eventually("the LO to retry the failed component", LIMIT, || async { std::fs::read_to_string(&log).ok().filter(|t| t.matches("starting").count() >= 2) }).await;
+    eventually("the LO to retry the failed component", LIMIT, || async {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| t.matches("starting").count() >= 2)
+    })
+    .await;
 
     fleet.shutdown().await;
 }

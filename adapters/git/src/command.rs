@@ -6,7 +6,11 @@ use tokio::process::Command;
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git {args} failed in {dir}: {stderr}")]
-    Failed { args: String, dir: String, stderr: String },
+    Failed {
+        args: String,
+        dir: String,
+        stderr: String,
+    },
     #[error("cannot run git: {0}")]
     Spawn(#[from] std::io::Error),
 }
@@ -14,7 +18,16 @@ pub enum GitError {
 /// Runs `git ARGS` in `dir` and returns its standard output.
 pub(crate) async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     let output = Command::new("git")
-        .args(["-c", "user.name=EOS central orchestrator", "-c", "user.email=co@eos.invalid", "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"])
+        .args([
+            "-c",
+            "user.name=EOS central orchestrator",
+            "-c",
+            "user.email=co@eos.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "advice.detachedHead=false",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -24,6 +37,10 @@ pub(crate) async fn git(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     } else {
-        Err(GitError::Failed { args: args.join(" "), dir: dir.display().to_string(), stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned() })
+        Err(GitError::Failed {
+            args: args.join(" "),
+            dir: dir.display().to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
     }
 }

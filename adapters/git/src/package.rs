@@ -19,7 +19,9 @@ impl PackageFetcher {
     }
 
     async fn fresh_folder(&self) -> Result<PathBuf, String> {
-        tokio::fs::create_dir_all(&self.root).await.map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
+        tokio::fs::create_dir_all(&self.root)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
         for n in 0u64.. {
             let dir = self.root.join(format!("pkg-{}-{n}", std::process::id()));
             if tokio::fs::create_dir(&dir).await.is_ok() {
@@ -35,16 +37,33 @@ impl PackageSource for PackageFetcher {
     async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
         let folder = self.fresh_folder().await?;
         if Self::is_git_url(source) {
-            git(&self.root, &["clone", "--quiet", "--depth", "1", source, &folder.display().to_string()]).await.map_err(|e| e.to_string())?;
+            git(
+                &self.root,
+                &[
+                    "clone",
+                    "--quiet",
+                    "--depth",
+                    "1",
+                    source,
+                    &folder.display().to_string(),
+                ],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         } else {
             let dir = Path::new(source);
             if !dir.is_dir() {
                 return Err("not a directory the CO can read, nor a Git URL".into());
             }
-            copy_dir(dir, &folder).await.map_err(|e| format!("cannot copy the package: {e}"))?;
+            copy_dir(dir, &folder)
+                .await
+                .map_err(|e| format!("cannot copy the package: {e}"))?;
         }
         let description_yaml = find_description(&folder).await?;
-        Ok(FetchedPackage { description_yaml, folder: folder.display().to_string() })
+        Ok(FetchedPackage {
+            description_yaml,
+            folder: folder.display().to_string(),
+        })
     }
 }
 
@@ -53,13 +72,20 @@ async fn find_description(folder: &Path) -> Result<String, String> {
     if let Ok(text) = tokio::fs::read_to_string(folder.join("margo.yaml")).await {
         return Ok(text);
     }
-    let mut entries = tokio::fs::read_dir(folder).await.map_err(|e| e.to_string())?;
+    let mut entries = tokio::fs::read_dir(folder)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut found = Vec::new();
     while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let text = tokio::fs::read_to_string(&path).await.map_err(|e| e.to_string())?;
-            if text.lines().any(|l| l.trim() == "kind: ApplicationDescription") {
+            let text = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+            if text
+                .lines()
+                .any(|l| l.trim() == "kind: ApplicationDescription")
+            {
                 found.push(text);
             }
         }
@@ -67,7 +93,9 @@ async fn find_description(folder: &Path) -> Result<String, String> {
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err("no ApplicationDescription (margo.yaml) at the package root".into()),
-        n => Err(format!("{n} ApplicationDescription files at the package root; a package has exactly one")),
+        n => Err(format!(
+            "{n} ApplicationDescription files at the package root; a package has exactly one"
+        )),
     }
 }
 

@@ -26,22 +26,55 @@ impl SiteReader {
             git(mirror, &["init", "--quiet", "--bare"]).await?;
             git(mirror, &["remote", "add", "origin", remote]).await?;
         }
-        Ok(Self { mirror: mirror.to_owned(), site })
+        Ok(Self {
+            mirror: mirror.to_owned(),
+            site,
+        })
     }
 
     /// Fetches from the remote. `Ok(None)` when the branch does not exist yet.
     pub async fn fetch(&self) -> Result<Option<FetchedSite>, GitError> {
-        git(&self.mirror, &["fetch", "--quiet", "origin", &format!("+refs/heads/*:refs/remotes/origin/*")]).await?;
+        git(
+            &self.mirror,
+            &[
+                "fetch",
+                "--quiet",
+                "origin",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
+        )
+        .await?;
         self.read_latest().await
     }
 
     /// Reads the site at the last fetched commit, without touching the network.
     pub async fn read_latest(&self) -> Result<Option<FetchedSite>, GitError> {
-        let Ok(commit) = git(&self.mirror, &["rev-parse", "--verify", "--quiet", &format!("refs/remotes/origin/{BRANCH}")]).await else {
+        let Ok(commit) = git(
+            &self.mirror,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/remotes/origin/{BRANCH}"),
+            ],
+        )
+        .await
+        else {
             return Ok(None);
         };
         let commit = commit.trim().to_owned();
-        let listing = git(&self.mirror, &["ls-tree", "-r", "--name-only", &commit, "--", &format!("{}/", site_dir(&self.site))]).await?;
+        let listing = git(
+            &self.mirror,
+            &[
+                "ls-tree",
+                "-r",
+                "--name-only",
+                &commit,
+                "--",
+                &format!("{}/", site_dir(&self.site)),
+            ],
+        )
+        .await?;
         let mut files = SiteFiles::new();
         for path in listing.lines().filter(|l| !l.is_empty()) {
             let content = git(&self.mirror, &["show", &format!("{commit}:{path}")]).await?;
@@ -60,17 +93,38 @@ mod tests {
     async fn a_published_site_reads_back_byte_for_byte() {
         let tmp = tempfile::tempdir().unwrap();
         let remote = tmp.path().join("deployments.git");
-        let writer = DeploymentsWriter::open(remote.to_str().unwrap(), &tmp.path().join("work")).await.unwrap();
+        let writer = DeploymentsWriter::open(remote.to_str().unwrap(), &tmp.path().join("work"))
+            .await
+            .unwrap();
         let site = SiteId::parse("s1").unwrap();
-        let files = SiteFiles::from([("sites/s1/manifest.yaml".to_owned(), "manifestVersion: 1\n".to_owned()), ("sites/s1/site.yaml".to_owned(), "id: s1\n".to_owned())]);
+        let files = SiteFiles::from([
+            (
+                "sites/s1/manifest.yaml".to_owned(),
+                "manifestVersion: 1\n".to_owned(),
+            ),
+            ("sites/s1/site.yaml".to_owned(), "id: s1\n".to_owned()),
+        ]);
         let commit = writer.publish(&site, files.clone(), "first").await.unwrap();
-        let reader = SiteReader::open(remote.to_str().unwrap(), &tmp.path().join("mirror"), site.clone()).await.unwrap();
+        let reader = SiteReader::open(
+            remote.to_str().unwrap(),
+            &tmp.path().join("mirror"),
+            site.clone(),
+        )
+        .await
+        .unwrap();
         let fetched = reader.fetch().await.unwrap().unwrap();
         assert_eq!(fetched.commit, commit);
         assert_eq!(fetched.files, files);
         let other = SiteFiles::from([("sites/s1/site.yaml".to_owned(), "id: s1\n".to_owned())]);
-        let second = writer.publish(&site, other.clone(), "second").await.unwrap();
+        let second = writer
+            .publish(&site, other.clone(), "second")
+            .await
+            .unwrap();
         assert_ne!(second, commit);
-        assert_eq!(reader.fetch().await.unwrap().unwrap().files, other, "a removed file is gone after the next commit");
+        assert_eq!(
+            reader.fetch().await.unwrap().unwrap().files,
+            other,
+            "a removed file is gone after the next commit"
+        );
     }
 }

@@ -27,7 +27,11 @@ impl DeploymentsWriter {
             git(work, &["init", "--quiet"]).await?;
             git(work, &["remote", "add", "origin", remote]).await?;
         }
-        let writer = Self { remote: remote.to_owned(), work: work.to_owned(), lock: Mutex::new(()) };
+        let writer = Self {
+            remote: remote.to_owned(),
+            work: work.to_owned(),
+            lock: Mutex::new(()),
+        };
         writer.sync().await?;
         Ok(writer)
     }
@@ -39,9 +43,29 @@ impl DeploymentsWriter {
     /// Brings the working clone to the remote branch, if the branch exists yet.
     async fn sync(&self) -> Result<(), GitError> {
         git(&self.work, &["fetch", "--quiet", "origin"]).await?;
-        let has_remote_branch = git(&self.work, &["rev-parse", "--verify", "--quiet", &format!("refs/remotes/origin/{BRANCH}")]).await.is_ok();
+        let has_remote_branch = git(
+            &self.work,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/remotes/origin/{BRANCH}"),
+            ],
+        )
+        .await
+        .is_ok();
         if has_remote_branch {
-            git(&self.work, &["checkout", "--quiet", "-B", BRANCH, &format!("origin/{BRANCH}")]).await?;
+            git(
+                &self.work,
+                &[
+                    "checkout",
+                    "--quiet",
+                    "-B",
+                    BRANCH,
+                    &format!("origin/{BRANCH}"),
+                ],
+            )
+            .await?;
         } else {
             git(&self.work, &["checkout", "--quiet", "-B", BRANCH]).await?;
         }
@@ -50,7 +74,12 @@ impl DeploymentsWriter {
 
     /// Replaces `sites/<site>/` with `files`, commits and pushes. Returns the commit id; when
     /// nothing changed, the current head.
-    pub async fn publish(&self, site: &SiteId, files: SiteFiles, message: &str) -> Result<String, GitError> {
+    pub async fn publish(
+        &self,
+        site: &SiteId,
+        files: SiteFiles,
+        message: &str,
+    ) -> Result<String, GitError> {
         let _guard = self.lock.lock().await;
         self.sync().await?;
         let dir = self.work.join(site_dir(site));
@@ -68,15 +97,34 @@ impl DeploymentsWriter {
         let changed = git(&self.work, &["status", "--porcelain"]).await?;
         if !changed.trim().is_empty() {
             git(&self.work, &["commit", "--quiet", "-m", message]).await?;
-            git(&self.work, &["push", "--quiet", "origin", &format!("HEAD:refs/heads/{BRANCH}")]).await?;
+            git(
+                &self.work,
+                &[
+                    "push",
+                    "--quiet",
+                    "origin",
+                    &format!("HEAD:refs/heads/{BRANCH}"),
+                ],
+            )
+            .await?;
         }
-        Ok(git(&self.work, &["rev-parse", "HEAD"]).await?.trim().to_owned())
+        Ok(git(&self.work, &["rev-parse", "HEAD"])
+            .await?
+            .trim()
+            .to_owned())
     }
 }
 
 #[async_trait::async_trait]
 impl eos_domain::service::DesiredStateRepo for DeploymentsWriter {
-    async fn publish(&self, site: &SiteId, files: SiteFiles, message: &str) -> Result<String, String> {
-        DeploymentsWriter::publish(self, site, files, message).await.map_err(|e| e.to_string())
+    async fn publish(
+        &self,
+        site: &SiteId,
+        files: SiteFiles,
+        message: &str,
+    ) -> Result<String, String> {
+        DeploymentsWriter::publish(self, site, files, message)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

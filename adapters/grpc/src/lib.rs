@@ -27,14 +27,23 @@ pub fn spec_to_json(spec: &ComponentSpec) -> String {
 }
 
 pub fn spec_from_json(text: &str) -> Result<ComponentSpec, WireError> {
-    serde_json::from_str(text).map_err(|e| WireError { what: "component spec", reason: e.to_string() })
+    serde_json::from_str(text).map_err(|e| WireError {
+        what: "component spec",
+        reason: e.to_string(),
+    })
 }
 
 /// Binds a loopback or public address and serves until `shutdown` completes.
-pub async fn serve<F>(router: tonic::transport::server::Router, listener: tokio::net::TcpListener, shutdown: F) -> Result<(), tonic::transport::Error>
+pub async fn serve<F>(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+    shutdown: F,
+) -> Result<(), tonic::transport::Error>
 where
     F: std::future::Future<Output = ()> + Send,
 {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    router.serve_with_incoming_shutdown(incoming, shutdown).await
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }

@@ -9,5 +9,7 @@ pub use routes::{ApiDoc, router};
 /// The OpenAPI document as pretty JSON, the form committed as `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     use utoipa::OpenApi;
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
 }

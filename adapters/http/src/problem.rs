@@ -31,24 +31,59 @@ pub struct ApiError(pub StatusCode, pub ProblemDocument);
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self(status, ProblemDocument { problem_type: format!("{TYPE_BASE}{kind}"), title: title.into(), status: status.as_u16(), detail: Some(detail.into()), errors: Vec::new() })
+        Self(
+            status,
+            ProblemDocument {
+                problem_type: format!("{TYPE_BASE}{kind}"),
+                title: title.into(),
+                status: status.as_u16(),
+                detail: Some(detail.into()),
+                errors: Vec::new(),
+            },
+        )
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not-found", "Not Found", e.to_string()),
+            ServiceError::NotFound { .. } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not Found",
+                e.to_string(),
+            ),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
-            ServiceError::NotPlaceable(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not-placeable", "Not Placeable", m),
+            ServiceError::NotPlaceable(m) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not-placeable",
+                "Not Placeable",
+                m,
+            ),
             ServiceError::Invalid { what, problems } => {
-                let mut err = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", "Validation Failed", format!("invalid {what}: {} problem(s)", problems.len()));
-                err.1.errors = problems.iter().map(|p| FieldProblem { field: p.path.clone(), message: p.message.clone() }).collect();
+                let mut err = Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation",
+                    "Validation Failed",
+                    format!("invalid {what}: {} problem(s)", problems.len()),
+                );
+                err.1.errors = problems
+                    .iter()
+                    .map(|p| FieldProblem {
+                        field: p.path.clone(),
+                        message: p.message.clone(),
+                    })
+                    .collect();
                 err
             }
             ServiceError::Backend(m) => {
                 tracing::error!(error = %m, "backend failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal Server Error", "the server failed; see its log")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal Server Error",
+                    "the server failed; see its log",
+                )
             }
         }
     }
@@ -57,12 +92,26 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.1).expect("problems serialize");
-        (self.0, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }
 
 /// Turns axum's own rejections (bad JSON, wrong content type, too large) into problem documents.
 pub fn rejection(status: StatusCode, detail: String) -> ApiError {
-    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "too-large" } else { "bad-request" };
-    ApiError::new(status, kind, status.canonical_reason().unwrap_or("Bad Request"), detail)
+    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "too-large"
+    } else {
+        "bad-request"
+    };
+    ApiError::new(
+        status,
+        kind,
+        status.canonical_reason().unwrap_or("Bad Request"),
+        detail,
+    )
 }

@@ -8,7 +8,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use eos_domain::service::control::DeployRequest;
-use eos_domain::service::{AppVersionRecord, ControlPlane, DeploymentView, DeviceRecord, SiteRecord};
+use eos_domain::service::{
+    AppVersionRecord, ControlPlane, DeploymentView, DeviceRecord, SiteRecord,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,9 +22,35 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "EOS central orchestrator", description = "Applications, sites, devices and deployments of an EOS fleet. Errors are RFC 9457 problem documents.", version = "0.1.0"),
-    paths(health, list_apps, add_app, get_app, list_sites, list_devices, create_deployment, list_deployments, get_deployment, delete_deployment),
-    components(schemas(ProblemDocument, Health, AddApp, AppVersion, App, Site, Device, CreateDeployment, Deployment, DeviceStatus))
+    info(
+        title = "EOS central orchestrator",
+        description = "Applications, sites, devices and deployments of an EOS fleet. Errors are RFC 9457 problem documents.",
+        version = "0.1.0"
+    ),
+    paths(
+        health,
+        list_apps,
+        add_app,
+        get_app,
+        list_sites,
+        list_devices,
+        create_deployment,
+        list_deployments,
+        get_deployment,
+        delete_deployment
+    ),
+    components(schemas(
+        ProblemDocument,
+        Health,
+        AddApp,
+        AppVersion,
+        App,
+        Site,
+        Device,
+        CreateDeployment,
+        Deployment,
+        DeviceStatus
+    ))
 )]
 pub struct ApiDoc;
 
@@ -36,16 +64,39 @@ pub fn router(control: Shared) -> Router {
         .route("/api/v1/apps/{app_id}", get(get_app))
         .route("/api/v1/sites", get(list_sites))
         .route("/api/v1/devices", get(list_devices))
-        .route("/api/v1/deployments", get(list_deployments).post(create_deployment))
-        .route("/api/v1/deployments/{deployment_id}", get(get_deployment).delete(delete_deployment))
-        .route("/api/v1/openapi.json", get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], crate::openapi_json()) }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not Found", "no such route") })
+        .route(
+            "/api/v1/deployments",
+            get(list_deployments).post(create_deployment),
+        )
+        .route(
+            "/api/v1/deployments/{deployment_id}",
+            get(get_deployment).delete(delete_deployment),
+        )
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    crate::openapi_json(),
+                )
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not Found",
+                "no such route",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(control)
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    payload.map(|Json(v)| v).map_err(|r| rejection(r.status(), r.body_text()))
+    payload
+        .map(|Json(v)| v)
+        .map_err(|r| rejection(r.status(), r.body_text()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -56,7 +107,10 @@ pub struct Health {
 
 #[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
-    Json(Health { status: "ok".into(), version: env!("CARGO_PKG_VERSION").into() })
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Add an application from a source the CO can read, or from the description text itself.
@@ -82,7 +136,15 @@ pub struct AppVersion {
 
 impl From<AppVersionRecord> for AppVersion {
     fn from(r: AppVersionRecord) -> Self {
-        Self { app_id: r.app_id, version: r.version, name: r.name, description: r.description, digest: r.digest, source: r.source, created_at: r.created_at }
+        Self {
+            app_id: r.app_id,
+            version: r.version,
+            name: r.name,
+            description: r.description,
+            digest: r.digest,
+            source: r.source,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -96,25 +158,51 @@ pub struct App {
 
 #[utoipa::path(get, path = "/api/v1/apps", responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application")))]
 async fn list_apps(State(c): State<Shared>) -> Result<Json<Vec<AppVersion>>, ApiError> {
-    Ok(Json(c.store().list_apps().await.map_err(eos_domain::service::ServiceError::from)?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        c.store()
+            .list_apps()
+            .await
+            .map_err(eos_domain::service::ServiceError::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
-async fn add_app(State(c): State<Shared>, payload: Result<Json<AddApp>, JsonRejection>) -> Result<impl IntoResponse, ApiError> {
+async fn add_app(
+    State(c): State<Shared>,
+    payload: Result<Json<AddApp>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
     let record = match (req.source, req.description) {
         (Some(source), None) => c.add_app_from_source(&source).await?,
         (None, Some(text)) => c.add_app(&text, "inline", None).await?,
-        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad Request", "give exactly one of source or description")),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad Request",
+                "give exactly one of source or description",
+            ));
+        }
     };
     Ok((StatusCode::CREATED, Json(AppVersion::from(record))))
 }
 
 #[utoipa::path(get, path = "/api/v1/apps/{app_id}", params(("app_id" = String, Path)), responses((status = 200, body = App), (status = 404, body = ProblemDocument)))]
-async fn get_app(State(c): State<Shared>, Path(app_id): Path<String>) -> Result<Json<App>, ApiError> {
+async fn get_app(
+    State(c): State<Shared>,
+    Path(app_id): Path<String>,
+) -> Result<Json<App>, ApiError> {
     let versions = c.app_versions(&app_id).await?;
     let latest = versions.last().expect("app_versions is never empty");
-    Ok(Json(App { app_id: latest.app_id.clone(), name: latest.name.clone(), latest: latest.version.clone(), versions: versions.into_iter().map(Into::into).collect() }))
+    Ok(Json(App {
+        app_id: latest.app_id.clone(),
+        name: latest.name.clone(),
+        latest: latest.version.clone(),
+        versions: versions.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -128,13 +216,27 @@ pub struct Site {
 
 impl From<SiteRecord> for Site {
     fn from(r: SiteRecord) -> Self {
-        Self { id: r.id.to_string(), labels: r.labels, manifest_version: r.manifest_version, lo_connected: r.lo_connected, last_seen: r.last_seen }
+        Self {
+            id: r.id.to_string(),
+            labels: r.labels,
+            manifest_version: r.manifest_version,
+            lo_connected: r.lo_connected,
+            last_seen: r.last_seen,
+        }
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/sites", responses((status = 200, body = Vec<Site>)))]
 async fn list_sites(State(c): State<Shared>) -> Result<Json<Vec<Site>>, ApiError> {
-    Ok(Json(c.store().list_sites().await.map_err(eos_domain::service::ServiceError::from)?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        c.store()
+            .list_sites()
+            .await
+            .map_err(eos_domain::service::ServiceError::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -151,7 +253,13 @@ pub struct Device {
 
 impl From<DeviceRecord> for Device {
     fn from(r: DeviceRecord) -> Self {
-        Self { id: r.id.to_string(), site: r.id.site().to_string(), online: r.online, last_seen: r.last_seen, capabilities: serde_json::to_value(&r.capabilities).unwrap_or_default() }
+        Self {
+            id: r.id.to_string(),
+            site: r.id.site().to_string(),
+            online: r.online,
+            last_seen: r.last_seen,
+            capabilities: serde_json::to_value(&r.capabilities).unwrap_or_default(),
+        }
     }
 }
 
@@ -162,12 +270,30 @@ pub struct DeviceFilter {
 }
 
 #[utoipa::path(get, path = "/api/v1/devices", params(DeviceFilter), responses((status = 200, body = Vec<Device>)))]
-async fn list_devices(State(c): State<Shared>, Query(filter): Query<DeviceFilter>) -> Result<Json<Vec<Device>>, ApiError> {
+async fn list_devices(
+    State(c): State<Shared>,
+    Query(filter): Query<DeviceFilter>,
+) -> Result<Json<Vec<Device>>, ApiError> {
     let site = match filter.site {
-        Some(s) => Some(eos_domain::ids::SiteId::parse(&s).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad Request", e.to_string()))?),
+        Some(s) => Some(eos_domain::ids::SiteId::parse(&s).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad Request",
+                e.to_string(),
+            )
+        })?),
         None => None,
     };
-    Ok(Json(c.store().list_devices(site.as_ref()).await.map_err(eos_domain::service::ServiceError::from)?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        c.store()
+            .list_devices(site.as_ref())
+            .await
+            .map_err(eos_domain::service::ServiceError::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -229,7 +355,13 @@ impl From<DeploymentView> for Deployment {
             devices: v
                 .devices
                 .into_iter()
-                .map(|s| DeviceStatus { device_id: s.device_id, state: s.state.as_str().into(), error: s.error.map(|e| e.message), components: serde_json::to_value(s.components).unwrap_or_default(), updated_at: s.updated_at })
+                .map(|s| DeviceStatus {
+                    device_id: s.device_id,
+                    state: s.state.as_str().into(),
+                    error: s.error.map(|e| e.message),
+                    components: serde_json::to_value(s.components).unwrap_or_default(),
+                    updated_at: s.updated_at,
+                })
                 .collect(),
             created_at: d.created_at,
             document: d.document,
@@ -238,25 +370,52 @@ impl From<DeploymentView> for Deployment {
 }
 
 #[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment, responses((status = 201, body = Deployment), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
-async fn create_deployment(State(c): State<Shared>, payload: Result<Json<CreateDeployment>, JsonRejection>) -> Result<impl IntoResponse, ApiError> {
+async fn create_deployment(
+    State(c): State<Shared>,
+    payload: Result<Json<CreateDeployment>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
-    let record = c.deploy(DeployRequest { app_id: req.app_id, version: req.version, site: req.site, host: req.host, profile: req.profile, parameters: req.parameters }).await?;
+    let record = c
+        .deploy(DeployRequest {
+            app_id: req.app_id,
+            version: req.version,
+            site: req.site,
+            host: req.host,
+            profile: req.profile,
+            parameters: req.parameters,
+        })
+        .await?;
     let view = c.deployment_view(record.id.as_str()).await?;
     Ok((StatusCode::CREATED, Json(Deployment::from(view))))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments", responses((status = 200, body = Vec<Deployment>)))]
 async fn list_deployments(State(c): State<Shared>) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(c.list_deployment_views().await?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        c.list_deployment_views()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment), (status = 404, body = ProblemDocument)))]
-async fn get_deployment(State(c): State<Shared>, Path(id): Path<String>) -> Result<Json<Deployment>, ApiError> {
+async fn get_deployment(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Deployment>, ApiError> {
     Ok(Json(c.deployment_view(&id).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 202, body = Deployment, description = "Removal started; the phase becomes removed once the site confirms"), (status = 404, body = ProblemDocument)))]
-async fn delete_deployment(State(c): State<Shared>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn delete_deployment(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     c.undeploy(&id).await?;
-    Ok((StatusCode::ACCEPTED, Json(Deployment::from(c.deployment_view(&id).await?))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Deployment::from(c.deployment_view(&id).await?)),
+    ))
 }

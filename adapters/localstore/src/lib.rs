@@ -11,9 +11,16 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("cannot {action} {path}: {source}")]
-    Io { action: &'static str, path: String, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid record: {source}")]
-    Corrupt { path: String, source: serde_json::Error },
+    Corrupt {
+        path: String,
+        source: serde_json::Error,
+    },
 }
 
 /// A folder of named records.
@@ -25,7 +32,11 @@ pub struct RecordDir {
 impl RecordDir {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, RecordError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|source| RecordError::Io { action: "create", path: dir.display().to_string(), source })?;
+        fs::create_dir_all(&dir).map_err(|source| RecordError::Io {
+            action: "create",
+            path: dir.display().to_string(),
+            source,
+        })?;
         Ok(Self { dir })
     }
 
@@ -43,22 +54,39 @@ impl RecordDir {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(RecordError::Io { action: "read", path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(RecordError::Io {
+                    action: "read",
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|source| RecordError::Corrupt { path: path.display().to_string(), source })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| RecordError::Corrupt {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// Replaces a record atomically and durably.
     pub fn store<T: Serialize>(&self, name: &str, value: &T) -> Result<(), RecordError> {
         let path = self.file(name);
         let tmp = self.dir.join(format!(".{name}.json.tmp"));
-        let io = |action, source| RecordError::Io { action, path: path.display().to_string(), source };
+        let io = |action, source| RecordError::Io {
+            action,
+            path: path.display().to_string(),
+            source,
+        };
         let bytes = serde_json::to_vec_pretty(value).expect("records serialize");
         let mut f = File::create(&tmp).map_err(|e| io("create", e))?;
         f.write_all(&bytes).map_err(|e| io("write", e))?;
         f.sync_all().map_err(|e| io("sync", e))?;
         fs::rename(&tmp, &path).map_err(|e| io("replace", e))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("sync the folder of", e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("sync the folder of", e))?;
         Ok(())
     }
 }
@@ -76,6 +104,9 @@ mod tests {
         fs::write(tmp.path().join(".x.json.tmp"), b"{torn").unwrap();
         assert_eq!(dir.load::<Vec<u32>>("x").unwrap(), Some(vec![1, 2]));
         fs::write(tmp.path().join("y.json"), b"{torn").unwrap();
-        assert!(matches!(dir.load::<Vec<u32>>("y"), Err(RecordError::Corrupt { .. })));
+        assert!(matches!(
+            dir.load::<Vec<u32>>("y"),
+            Err(RecordError::Corrupt { .. })
+        ));
     }
 }

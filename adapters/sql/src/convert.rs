@@ -16,7 +16,16 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 pub fn app_version_from(m: app_versions::Model) -> AppVersionRecord {
-    AppVersionRecord { app_id: m.app_id, version: m.version, name: m.name, description: m.description, digest: m.digest, document: m.document, source: m.source, created_at: m.created_at }
+    AppVersionRecord {
+        app_id: m.app_id,
+        version: m.version,
+        name: m.name,
+        description: m.description,
+        digest: m.digest,
+        document: m.document,
+        source: m.source,
+        created_at: m.created_at,
+    }
 }
 
 pub fn app_version_to(r: &AppVersionRecord) -> app_versions::ActiveModel {
@@ -44,20 +53,33 @@ pub fn site_from(m: sites::Model) -> Result<SiteRecord, StoreError> {
 }
 
 pub fn site_to(r: &SiteRecord) -> sites::ActiveModel {
-    sites::ActiveModel { id: Set(r.id.to_string()), labels: Set(json(&r.labels)), manifest_version: Set(r.manifest_version as i64), lo_connected: Set(r.lo_connected), last_seen: Set(r.last_seen.clone()) }
+    sites::ActiveModel {
+        id: Set(r.id.to_string()),
+        labels: Set(json(&r.labels)),
+        manifest_version: Set(r.manifest_version as i64),
+        lo_connected: Set(r.lo_connected),
+        last_seen: Set(r.last_seen.clone()),
+    }
 }
 
 pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
     Ok(DeviceRecord {
         id: DeviceId::parse(&m.id).map_err(|e| corrupt("devices", &m.id, e))?,
-        capabilities: serde_json::from_str(&m.capabilities).map_err(|e| corrupt("devices", &m.id, e))?,
+        capabilities: serde_json::from_str(&m.capabilities)
+            .map_err(|e| corrupt("devices", &m.id, e))?,
         online: m.online,
         last_seen: m.last_seen,
     })
 }
 
 pub fn device_to(r: &DeviceRecord) -> devices::ActiveModel {
-    devices::ActiveModel { id: Set(r.id.to_string()), site_id: Set(r.id.site().to_string()), capabilities: Set(json(&r.capabilities)), online: Set(r.online), last_seen: Set(r.last_seen.clone()) }
+    devices::ActiveModel {
+        id: Set(r.id.to_string()),
+        site_id: Set(r.id.site().to_string()),
+        capabilities: Set(json(&r.capabilities)),
+        online: Set(r.online),
+        last_seen: Set(r.last_seen.clone()),
+    }
 }
 
 pub fn deployment_from(m: deployments::Model) -> Result<DeploymentRecord, StoreError> {
@@ -69,8 +91,10 @@ pub fn deployment_from(m: deployments::Model) -> Result<DeploymentRecord, StoreE
         site: SiteId::parse(&m.site_id).map_err(|e| corrupt("deployments", &key, e))?,
         target: m.target,
         profile_id: m.profile_id,
-        parameters: serde_json::from_str(&m.parameters).map_err(|e| corrupt("deployments", &key, e))?,
-        phase: DeploymentPhase::parse(&m.phase).ok_or_else(|| corrupt("deployments", &key, format!("unknown phase {:?}", m.phase)))?,
+        parameters: serde_json::from_str(&m.parameters)
+            .map_err(|e| corrupt("deployments", &key, e))?,
+        phase: DeploymentPhase::parse(&m.phase)
+            .ok_or_else(|| corrupt("deployments", &key, format!("unknown phase {:?}", m.phase)))?,
         document: m.document,
         created_at: m.created_at,
     })
@@ -95,11 +119,24 @@ pub fn deployment_to(r: &DeploymentRecord) -> deployments::ActiveModel {
 pub fn status_from(m: device_statuses::Model) -> Result<DeviceStatusRecord, StoreError> {
     let key = format!("{}/{}", m.deployment_id, m.device_id);
     Ok(DeviceStatusRecord {
-        deployment_id: DeploymentId::parse(&m.deployment_id).map_err(|e| corrupt("device_statuses", &key, e))?,
+        deployment_id: DeploymentId::parse(&m.deployment_id)
+            .map_err(|e| corrupt("device_statuses", &key, e))?,
         device_id: m.device_id,
-        state: DeploymentState::parse(&m.state).ok_or_else(|| corrupt("device_statuses", &key, format!("unknown state {:?}", m.state)))?,
-        error: m.error.as_deref().map(serde_json::from_str).transpose().map_err(|e| corrupt("device_statuses", &key, e))?,
-        components: serde_json::from_str(&m.components).map_err(|e| corrupt("device_statuses", &key, e))?,
+        state: DeploymentState::parse(&m.state).ok_or_else(|| {
+            corrupt(
+                "device_statuses",
+                &key,
+                format!("unknown state {:?}", m.state),
+            )
+        })?,
+        error: m
+            .error
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("device_statuses", &key, e))?,
+        components: serde_json::from_str(&m.components)
+            .map_err(|e| corrupt("device_statuses", &key, e))?,
         updated_at: m.updated_at,
     })
 }

@@ -7,7 +7,10 @@ use eos_domain::service::ports::StoreResult;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr,
+};
 use sea_orm_migration::MigratorTrait;
 
 pub struct SqlStore {
@@ -16,7 +19,9 @@ pub struct SqlStore {
 
 fn backend(e: DbErr) -> StoreError {
     match e.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Conflict(format!("already exists: {m}")),
+        Some(SqlErr::UniqueConstraintViolation(m)) => {
+            StoreError::Conflict(format!("already exists: {m}"))
+        }
         _ => StoreError::Backend(e.to_string()),
     }
 }
@@ -44,17 +49,30 @@ impl SqlStore {
 #[async_trait::async_trait]
 impl ControlStore for SqlStore {
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()> {
-        app_versions::Entity::insert(app_version_to(record)).exec(&self.db).await.map_err(backend)?;
+        app_versions::Entity::insert(app_version_to(record))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>> {
-        let rows = app_versions::Entity::find().filter(app_versions::Column::AppId.eq(app.as_str())).order_by_asc(app_versions::Column::Seq).all(&self.db).await.map_err(backend)?;
+        let rows = app_versions::Entity::find()
+            .filter(app_versions::Column::AppId.eq(app.as_str()))
+            .order_by_asc(app_versions::Column::Seq)
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(rows.into_iter().map(app_version_from).collect())
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<AppVersionRecord>> {
-        let rows = app_versions::Entity::find().order_by_asc(app_versions::Column::AppId).order_by_asc(app_versions::Column::Seq).all(&self.db).await.map_err(backend)?;
+        let rows = app_versions::Entity::find()
+            .order_by_asc(app_versions::Column::AppId)
+            .order_by_asc(app_versions::Column::Seq)
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
         let mut newest: Vec<AppVersionRecord> = Vec::new();
         for r in rows.into_iter().map(app_version_from) {
             match newest.last_mut() {
@@ -66,22 +84,55 @@ impl ControlStore for SqlStore {
     }
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
-        let conflict = OnConflict::column(sites::Column::Id).update_columns([sites::Column::Labels, sites::Column::ManifestVersion, sites::Column::LoConnected, sites::Column::LastSeen]).to_owned();
-        sites::Entity::insert(site_to(site)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        let conflict = OnConflict::column(sites::Column::Id)
+            .update_columns([
+                sites::Column::Labels,
+                sites::Column::ManifestVersion,
+                sites::Column::LoConnected,
+                sites::Column::LastSeen,
+            ])
+            .to_owned();
+        sites::Entity::insert(site_to(site))
+            .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>> {
-        sites::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(backend)?.map(site_from).transpose()
+        sites::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(site_from)
+            .transpose()
     }
 
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>> {
-        sites::Entity::find().order_by_asc(sites::Column::Id).all(&self.db).await.map_err(backend)?.into_iter().map(site_from).collect()
+        sites::Entity::find()
+            .order_by_asc(sites::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(site_from)
+            .collect()
     }
 
     async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()> {
-        let conflict = OnConflict::column(devices::Column::Id).update_columns([devices::Column::Capabilities, devices::Column::Online, devices::Column::LastSeen]).to_owned();
-        devices::Entity::insert(device_to(device)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        let conflict = OnConflict::column(devices::Column::Id)
+            .update_columns([
+                devices::Column::Capabilities,
+                devices::Column::Online,
+                devices::Column::LastSeen,
+            ])
+            .to_owned();
+        devices::Entity::insert(device_to(device))
+            .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
@@ -90,17 +141,32 @@ impl ControlStore for SqlStore {
         if let Some(site) = site {
             q = q.filter(devices::Column::SiteId.eq(site.as_str()));
         }
-        q.all(&self.db).await.map_err(backend)?.into_iter().map(device_from).collect()
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(device_from)
+            .collect()
     }
 
     async fn insert_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
-        deployments::Entity::insert(deployment_to(deployment)).exec(&self.db).await.map_err(backend)?;
+        deployments::Entity::insert(deployment_to(deployment))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
-    async fn update_deployment_phase(&self, id: &DeploymentId, phase: DeploymentPhase) -> StoreResult<()> {
+    async fn update_deployment_phase(
+        &self,
+        id: &DeploymentId,
+        phase: DeploymentPhase,
+    ) -> StoreResult<()> {
         deployments::Entity::update_many()
-            .col_expr(deployments::Column::Phase, sea_orm::sea_query::Expr::value(phase.as_str()))
+            .col_expr(
+                deployments::Column::Phase,
+                sea_orm::sea_query::Expr::value(phase.as_str()),
+            )
             .filter(deployments::Column::Id.eq(id.as_str()))
             .exec(&self.db)
             .await
@@ -109,7 +175,13 @@ impl ControlStore for SqlStore {
     }
 
     async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>> {
-        deployments::Entity::find().filter(deployments::Column::Id.eq(id.as_str())).one(&self.db).await.map_err(backend)?.map(deployment_from).transpose()
+        deployments::Entity::find()
+            .filter(deployments::Column::Id.eq(id.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(deployment_from)
+            .transpose()
     }
 
     async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>> {
@@ -117,18 +189,38 @@ impl ControlStore for SqlStore {
         if let Some(site) = site {
             q = q.filter(deployments::Column::SiteId.eq(site.as_str()));
         }
-        q.all(&self.db).await.map_err(backend)?.into_iter().map(deployment_from).collect()
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(deployment_from)
+            .collect()
     }
 
     async fn upsert_device_status(&self, status: &DeviceStatusRecord) -> StoreResult<()> {
-        let conflict = OnConflict::columns([device_statuses::Column::DeploymentId, device_statuses::Column::DeviceId])
-            .update_columns([device_statuses::Column::State, device_statuses::Column::Error, device_statuses::Column::Components, device_statuses::Column::UpdatedAt])
-            .to_owned();
-        device_statuses::Entity::insert(status_to(status)).on_conflict(conflict).exec(&self.db).await.map_err(backend)?;
+        let conflict = OnConflict::columns([
+            device_statuses::Column::DeploymentId,
+            device_statuses::Column::DeviceId,
+        ])
+        .update_columns([
+            device_statuses::Column::State,
+            device_statuses::Column::Error,
+            device_statuses::Column::Components,
+            device_statuses::Column::UpdatedAt,
+        ])
+        .to_owned();
+        device_statuses::Entity::insert(status_to(status))
+            .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
-    async fn device_statuses(&self, deployment: &DeploymentId) -> StoreResult<Vec<DeviceStatusRecord>> {
+    async fn device_statuses(
+        &self,
+        deployment: &DeploymentId,
+    ) -> StoreResult<Vec<DeviceStatusRecord>> {
         device_statuses::Entity::find()
             .filter(device_statuses::Column::DeploymentId.eq(deployment.as_str()))
             .order_by_asc(device_statuses::Column::DeviceId)
@@ -146,21 +238,60 @@ mod tests {
     use super::*;
 
     fn version(app: &str, v: &str) -> AppVersionRecord {
-        AppVersionRecord { app_id: app.into(), version: v.into(), name: "n".into(), description: None, digest: format!("sha256:{v}"), document: "doc".into(), source: "dir".into(), created_at: "t".into() }
+        AppVersionRecord {
+            app_id: app.into(),
+            version: v.into(),
+            name: "n".into(),
+            description: None,
+            digest: format!("sha256:{v}"),
+            document: "doc".into(),
+            source: "dir".into(),
+            created_at: "t".into(),
+        }
     }
 
     #[tokio::test]
     async fn app_versions_are_unique_and_listed_newest_first_per_app() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db"))).await.unwrap();
-        store.insert_app_version(&version("a", "1.0.0")).await.unwrap();
-        store.insert_app_version(&version("a", "1.1.0")).await.unwrap();
-        store.insert_app_version(&version("b", "0.1.0")).await.unwrap();
-        assert!(matches!(store.insert_app_version(&version("a", "1.0.0")).await, Err(StoreError::Conflict(_))));
-        let newest: Vec<String> = store.list_apps().await.unwrap().into_iter().map(|r| format!("{}@{}", r.app_id, r.version)).collect();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        store
+            .insert_app_version(&version("a", "1.0.0"))
+            .await
+            .unwrap();
+        store
+            .insert_app_version(&version("a", "1.1.0"))
+            .await
+            .unwrap();
+        store
+            .insert_app_version(&version("b", "0.1.0"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert_app_version(&version("a", "1.0.0")).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let newest: Vec<String> = store
+            .list_apps()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}@{}", r.app_id, r.version))
+            .collect();
         assert_eq!(newest, ["a@1.1.0", "b@0.1.0"]);
         drop(store);
-        let reopened = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db"))).await.unwrap();
-        assert_eq!(reopened.app_versions(&AppId::parse("a").unwrap()).await.unwrap().len(), 2, "data survives a restart and migrations rerun cleanly");
+        let reopened = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened
+                .app_versions(&AppId::parse("a").unwrap())
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "data survives a restart and migrations rerun cleanly"
+        );
     }
 }

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use wasmtime::{Engine, Linker, Module, Store, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 pub(crate) struct Instance {
     pub spec: ComponentSpec,
@@ -19,11 +19,26 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    pub fn start(engine: &Engine, module: Module, spec: ComponentSpec, dir: &Path) -> Result<Self, DriverError> {
-        let io = |e: std::io::Error| DriverError::Other(format!("cannot prepare {}: {e}", dir.display()));
+    pub fn start(
+        engine: &Engine,
+        module: Module,
+        spec: ComponentSpec,
+        dir: &Path,
+    ) -> Result<Self, DriverError> {
+        let io = |e: std::io::Error| {
+            DriverError::Other(format!("cannot prepare {}: {e}", dir.display()))
+        };
         std::fs::create_dir_all(dir.join("data")).map_err(io)?;
-        let stdout = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stdout.log")).map_err(io)?;
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("stderr.log")).map_err(io)?;
+        let stdout = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stdout.log"))
+            .map_err(io)?;
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr.log"))
+            .map_err(io)?;
         let mut builder = WasiCtxBuilder::new();
         builder.args(&[spec.name.as_str()]);
         builder.stdout(wasmtime_wasi::cli::OutputFile::new(stdout));
@@ -31,7 +46,9 @@ impl Instance {
         for (k, v) in &spec.parameters {
             builder.env(k, v);
         }
-        builder.preopened_dir(dir.join("data"), "/data", FsPerms::ReadWrite).map_err(|e| DriverError::Other(e.to_string()))?;
+        builder
+            .preopened_dir(dir.join("data"), "/data", FsPerms::ReadWrite)
+            .map_err(|e| DriverError::Other(e.to_string()))?;
         let ctx = builder.build_p1();
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -46,18 +63,29 @@ impl Instance {
                 cvar.notify_all();
             })
             .map_err(|e| DriverError::Other(e.to_string()))?;
-        Ok(Self { spec, stop, health, thread: Mutex::new(Some(thread)) })
+        Ok(Self {
+            spec,
+            stop,
+            health,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     pub fn health(&self) -> Health {
-        self.health.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.health
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits up to `timeout` for the module to end; `None` while it still runs.
     pub fn wait_for_end(&self, timeout: Duration) -> Option<Health> {
         let (lock, cvar) = &*self.health;
         let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (guard, _) = cvar.wait_timeout_while(guard, timeout, |h| matches!(h, Health::Running)).unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = cvar
+            .wait_timeout_while(guard, timeout, |h| matches!(h, Health::Running))
+            .unwrap_or_else(|e| e.into_inner());
         (!matches!(*guard, Health::Running)).then(|| guard.clone())
     }
 
@@ -73,17 +101,30 @@ impl Instance {
 fn run(engine: &Engine, module: &Module, ctx: WasiP1Ctx, stop: Arc<AtomicBool>) -> Health {
     let mut store = Store::new(engine, ctx);
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| if stop.load(Ordering::SeqCst) { Err(wasmtime::Error::msg("stopped by the EN")) } else { Ok(UpdateDeadline::Continue(1)) });
+    store.epoch_deadline_callback(move |_| {
+        if stop.load(Ordering::SeqCst) {
+            Err(wasmtime::Error::msg("stopped by the EN"))
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
     let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
     if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |cx| cx) {
-        return Health::Failed { reason: format!("cannot link WASI: {e:#}") };
+        return Health::Failed {
+            reason: format!("cannot link WASI: {e:#}"),
+        };
     }
-    let result = linker.instantiate(&mut store, module).and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start")).and_then(|start| start.call(&mut store, ()));
+    let result = linker
+        .instantiate(&mut store, module)
+        .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+        .and_then(|start| start.call(&mut store, ()));
     match result {
         Ok(()) => Health::Exited { code: 0 },
         Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
             Some(exit) => Health::Exited { code: exit.0 },
-            None => Health::Failed { reason: format!("{e:#}").replace('\n', " ") },
+            None => Health::Failed {
+                reason: format!("{e:#}").replace('\n', " "),
+            },
         },
     }
 }

@@ -31,7 +31,8 @@ impl WasmDriver {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, DriverError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
-        let engine = wasmtime::Engine::new(&config).map_err(|e| DriverError::Other(format!("cannot start wasmtime: {e}")))?;
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| DriverError::Other(format!("cannot start wasmtime: {e}")))?;
         let ticking = engine.clone();
         let ticker = std::thread::Builder::new()
             .name("wasm-epoch".into())
@@ -42,7 +43,12 @@ impl WasmDriver {
                 }
             })
             .map_err(|e| DriverError::Other(e.to_string()))?;
-        Ok(Self { engine, root: root.into(), instances: Mutex::new(HashMap::new()), _ticker: ticker })
+        Ok(Self {
+            engine,
+            root: root.into(),
+            instances: Mutex::new(HashMap::new()),
+            _ticker: ticker,
+        })
     }
 
     /// The folder of a component: `stdout.log`, `stderr.log` and `data/`.
@@ -51,11 +57,19 @@ impl WasmDriver {
     }
 
     fn running(&self, key: &InstanceKey) -> Option<Arc<Instance>> {
-        self.instances.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 
     async fn stop(&self, key: &InstanceKey) {
-        let instance = self.instances.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        let instance = self
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
         if let Some(instance) = instance {
             let _ = tokio::task::spawn_blocking(move || instance.stop_and_wait()).await;
         }
@@ -68,19 +82,31 @@ pub fn module_path(repository: &str) -> Result<PathBuf, DriverError> {
         return Ok(PathBuf::from(path));
     }
     if repository.starts_with("oci://") {
-        return Err(DriverError::Fetch { repository: repository.into(), reason: "OCI registry pulls are not supported by this EN yet; use a file:// module".into() });
+        return Err(DriverError::Fetch {
+            repository: repository.into(),
+            reason: "OCI registry pulls are not supported by this EN yet; use a file:// module"
+                .into(),
+        });
     }
     Ok(PathBuf::from(repository))
 }
 
 fn handle_of(key: &InstanceKey, dir: &Path) -> Handle {
-    Handle { driver: "wasm".into(), data: serde_json::json!({"dir": dir.display().to_string(), "instance": key.to_string()}) }
+    Handle {
+        driver: "wasm".into(),
+        data: serde_json::json!({"dir": dir.display().to_string(), "instance": key.to_string()}),
+    }
 }
 
 #[async_trait::async_trait]
 impl RuntimeDriver for WasmDriver {
     fn info(&self) -> DriverInfo {
-        DriverInfo { runtime: "wasm".into(), source: "built-in".into(), version: format!("wasmtime {}", env!("CARGO_PKG_VERSION")), deployment_types: vec!["custom".into()] }
+        DriverInfo {
+            runtime: "wasm".into(),
+            source: "built-in".into(),
+            version: format!("wasmtime {}", env!("CARGO_PKG_VERSION")),
+            deployment_types: vec!["custom".into()],
+        }
     }
 
     async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError> {
@@ -93,14 +119,24 @@ impl RuntimeDriver for WasmDriver {
         }
         let path = module_path(&spec.repository)?;
         let engine = self.engine.clone();
-        let module = tokio::task::spawn_blocking(move || wasmtime::Module::from_file(&engine, &path).map_err(|e| (path, e)))
-            .await
-            .map_err(|e| DriverError::Other(e.to_string()))?
-            .map_err(|(path, e)| DriverError::Fetch { repository: spec.repository.clone(), reason: format!("{}: {e:#}", path.display()) })?;
+        let module = tokio::task::spawn_blocking(move || {
+            wasmtime::Module::from_file(&engine, &path).map_err(|e| (path, e))
+        })
+        .await
+        .map_err(|e| DriverError::Other(e.to_string()))?
+        .map_err(|(path, e)| DriverError::Fetch {
+            repository: spec.repository.clone(),
+            reason: format!("{}: {e:#}", path.display()),
+        })?;
         let instance = Arc::new(Instance::start(&self.engine, module, spec.clone(), &dir)?);
-        self.instances.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), instance.clone());
+        self.instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone(), instance.clone());
         let waited = instance.clone();
-        let early = tokio::task::spawn_blocking(move || waited.wait_for_end(START_WINDOW)).await.map_err(|e| DriverError::Other(e.to_string()))?;
+        let early = tokio::task::spawn_blocking(move || waited.wait_for_end(START_WINDOW))
+            .await
+            .map_err(|e| DriverError::Other(e.to_string()))?;
         match early {
             Some(Health::Failed { reason }) => {
                 self.stop(key).await;
@@ -108,14 +144,18 @@ impl RuntimeDriver for WasmDriver {
             }
             Some(Health::Exited { code }) if code != 0 => {
                 self.stop(key).await;
-                Err(DriverError::Start(format!("module exited with status {code}")))
+                Err(DriverError::Start(format!(
+                    "module exited with status {code}"
+                )))
             }
             _ => Ok(handle_of(key, &dir)),
         }
     }
 
     async fn inspect(&self, key: &InstanceKey) -> Health {
-        self.running(key).map(|i| i.health()).unwrap_or(Health::Unknown)
+        self.running(key)
+            .map(|i| i.health())
+            .unwrap_or(Health::Unknown)
     }
 
     async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError> {
@@ -124,11 +164,19 @@ impl RuntimeDriver for WasmDriver {
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError::Other(format!("cannot remove {}: {e}", dir.display()))),
+            Err(e) => Err(DriverError::Other(format!(
+                "cannot remove {}: {e}",
+                dir.display()
+            ))),
         }
     }
 
-    async fn recover(&self, key: &InstanceKey, spec: &ComponentSpec, _handle: &Handle) -> Result<Handle, DriverError> {
+    async fn recover(
+        &self,
+        key: &InstanceKey,
+        spec: &ComponentSpec,
+        _handle: &Handle,
+    ) -> Result<Handle, DriverError> {
         self.apply(key, spec).await
     }
 }

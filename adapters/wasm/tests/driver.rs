@@ -12,11 +12,21 @@ fn sample() -> PathBuf {
 }
 
 fn spec(repository: String) -> ComponentSpec {
-    ComponentSpec { name: "hello".into(), runtime: "wasm".into(), repository, revision: "1.0.0".into(), app_version: "1.0.0".into(), parameters: Default::default() }
+    ComponentSpec {
+        name: "hello".into(),
+        runtime: "wasm".into(),
+        repository,
+        revision: "1.0.0".into(),
+        app_version: "1.0.0".into(),
+        parameters: Default::default(),
+    }
 }
 
 fn key() -> InstanceKey {
-    InstanceKey { deployment_id: "d1".into(), component: "hello".into() }
+    InstanceKey {
+        deployment_id: "d1".into(),
+        component: "hello".into(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,7 +46,10 @@ async fn the_sample_module_runs_until_removed() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(text.matches("hello from eos").count() >= 2, "the module keeps writing, and applying twice did not start it twice: {text:?}");
+    assert!(
+        text.matches("hello from eos").count() >= 2,
+        "the module keeps writing, and applying twice did not start it twice: {text:?}"
+    );
     assert_eq!(text.lines().count(), text.matches("hello from eos").count());
     driver.remove(&key()).await.unwrap();
     assert!(!driver.component_dir(&key()).exists());
@@ -47,10 +60,23 @@ async fn the_sample_module_runs_until_removed() {
 async fn a_module_that_traps_at_start_fails_with_the_trap() {
     let tmp = tempfile::tempdir().unwrap();
     let module = tmp.path().join("trap.wat");
-    std::fs::write(&module, r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#).unwrap();
+    std::fs::write(
+        &module,
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    )
+    .unwrap();
     let driver = WasmDriver::new(tmp.path().join("work")).unwrap();
-    let err = driver.apply(&key(), &spec(format!("file://{}", module.display()))).await.unwrap_err();
-    assert!(matches!(&err, DriverError::Start(m) if m.contains("unreachable")), "{err}");
-    let missing = driver.apply(&key(), &spec("file:///nonexistent/x.wasm".into())).await.unwrap_err();
+    let err = driver
+        .apply(&key(), &spec(format!("file://{}", module.display())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Start(m) if m.contains("unreachable")),
+        "{err}"
+    );
+    let missing = driver
+        .apply(&key(), &spec("file:///nonexistent/x.wasm".into()))
+        .await
+        .unwrap_err();
     assert!(matches!(missing, DriverError::Fetch { .. }), "{missing}");
 }

@@ -20,12 +20,20 @@ pub struct CoConfig {
 
 impl Default for CoConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from(".eos/co"), http_listen: "127.0.0.1:8080".into(), grpc_listen: "127.0.0.1:7070".into(), deployments_repo: None, database_url: None }
+        Self {
+            data_dir: PathBuf::from(".eos/co"),
+            http_listen: "127.0.0.1:8080".into(),
+            grpc_listen: "127.0.0.1:7070".into(),
+            deployments_repo: None,
+            database_url: None,
+        }
     }
 }
 
 impl CoConfig {
     pub fn deployments_repo(&self) -> String {
-        self.deployments_repo.clone().unwrap_or_else(|| self.data_dir.join("deployments.git").display().to_string())
+        self.deployments_repo
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("deployments.git").display().to_string())
     }
 }

@@ -38,20 +38,42 @@ pub struct Co {
 
 impl Co {
     pub async fn start(config: CoConfig) -> anyhow::Result<Self> {
-        tokio::fs::create_dir_all(&config.data_dir).await.with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-        let database_url = config.database_url.clone().unwrap_or_else(|| SqlStore::sqlite_url(&config.data_dir.join("co.db")));
-        let store = SqlStore::connect(&database_url).await.with_context(|| format!("cannot open the database at {database_url}"))?;
+        tokio::fs::create_dir_all(&config.data_dir)
+            .await
+            .with_context(|| {
+                format!("cannot create data directory {}", config.data_dir.display())
+            })?;
+        let database_url = config
+            .database_url
+            .clone()
+            .unwrap_or_else(|| SqlStore::sqlite_url(&config.data_dir.join("co.db")));
+        let store = SqlStore::connect(&database_url)
+            .await
+            .with_context(|| format!("cannot open the database at {database_url}"))?;
         let remote = config.deployments_repo();
-        let git = DeploymentsWriter::open(&remote, &config.data_dir.join("deployments-work")).await.context("cannot open the deployments repository")?;
+        let git = DeploymentsWriter::open(&remote, &config.data_dir.join("deployments-work"))
+            .await
+            .context("cannot open the deployments repository")?;
         let sessions = Arc::new(uplink::SiteSessions::default());
         let packages = PackageFetcher::new(config.data_dir.join("packages"));
-        let control = Arc::new(ControlPlane::new(Arc::new(store), Arc::new(git), sessions.clone(), Arc::new(packages), Arc::new(SystemAmbient)));
+        let control = Arc::new(ControlPlane::new(
+            Arc::new(store),
+            Arc::new(git),
+            sessions.clone(),
+            Arc::new(packages),
+            Arc::new(SystemAmbient),
+        ));
 
-        let http = tokio::net::TcpListener::bind(&config.http_listen).await.with_context(|| format!("cannot listen on {}", config.http_listen))?;
-        let grpc = tokio::net::TcpListener::bind(&config.grpc_listen).await.with_context(|| format!("cannot listen on {}", config.grpc_listen))?;
+        let http = tokio::net::TcpListener::bind(&config.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.http_listen))?;
+        let grpc = tokio::net::TcpListener::bind(&config.grpc_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.grpc_listen))?;
         let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
         let (stop, stopped) = watch::channel(false);
-        let app = eos_adapter_http::router(control.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        let app = eos_adapter_http::router(control.clone())
+            .layer(tower_http::trace::TraceLayer::new_for_http());
         let mut http_stop = stopped.clone();
         let http_task = tokio::spawn(async move {
             let serve = axum::serve(http, app).with_graceful_shutdown(async move {
@@ -61,7 +83,10 @@ impl Co {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        let service = eos_adapter_grpc::UplinkServer::new(uplink::UplinkService::new(control.clone(), sessions));
+        let service = eos_adapter_grpc::UplinkServer::new(uplink::UplinkService::new(
+            control.clone(),
+            sessions,
+        ));
         let router = tonic::transport::Server::builder().add_service(service);
         let mut grpc_stop = stopped.clone();
         let grpc_task = tokio::spawn(async move {
@@ -74,7 +99,13 @@ impl Co {
             }
         });
         tracing::info!(%http_addr, %grpc_addr, deployments_repo = %remote, "central orchestrator started");
-        Ok(Self { http_addr, grpc_addr, control, stop, tasks: vec![http_task, grpc_task] })
+        Ok(Self {
+            http_addr,
+            grpc_addr,
+            control,
+            stop,
+            tasks: vec![http_task, grpc_task],
+        })
     }
 
     /// Stops accepting work and waits for the servers to finish.
@@ -85,6 +116,5 @@ impl Co {
         }
     }
 }
-
 
 pub use eos_app_common::{init_tracing, load_config, wait_for_termination};

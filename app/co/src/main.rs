@@ -5,7 +5,10 @@ use eos_co::{Co, CoConfig};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "EOS central orchestrator: REST API, app store, fleet and deployments")]
+#[command(
+    version,
+    about = "EOS central orchestrator: REST API, app store, fleet and deployments"
+)]
 struct Args {
     /// TOML configuration file (see config/co.toml).
     #[arg(long, env = "EOS_CO_CONFIG")]
@@ -37,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     config.deployments_repo = args.deployments_repo.or(config.deployments_repo);
     config.database_url = args.database_url.or(config.database_url);
     let co = Co::start(config).await?;
-    println!("EOS CO: REST API at http://{}/api/v1 (gRPC for LOs at {})", co.http_addr, co.grpc_addr);
+    println!(
+        "EOS CO: REST API at http://{}/api/v1 (gRPC for LOs at {})",
+        co.http_addr, co.grpc_addr
+    );
     eos_co::wait_for_termination().await;
     co.shutdown().await;
     Ok(())

@@ -1,1 +1,276 @@
-fn main() {}
+//! `edgectl`: the EOS command line. Tables for people, `-o json` for scripts.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Operate an EOS fleet through its central orchestrator"
+)]
+struct Cli {
+    /// The CO's address.
+    #[arg(
+        long,
+        global = true,
+        env = "EOS_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    server: String,
+    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Applications in the app store.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Sites and their LOs.
+    #[command(subcommand)]
+    Site(ListOnly),
+    /// Edge nodes.
+    #[command(subcommand)]
+    Device(ListOnly),
+    /// Deploy APP[@VERSION] to a site.
+    Deploy {
+        app: String,
+        #[arg(long)]
+        site: String,
+        /// Pin to one device: SITE/HOST.
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Status of every deployment, or of one.
+    Status { deployment: Option<String> },
+    /// Remove a deployment.
+    Undeploy { deployment: String },
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Check a Margo ApplicationDescription; lists every problem and exits non-zero if any.
+    Validate {
+        path: String,
+    },
+    /// Register an application from a directory or a Git URL (read by the CO).
+    Add {
+        source: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum ListOnly {
+    List,
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let api = Api {
+        base: cli.server.trim_end_matches('/').to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let out = cli.output;
+    match cli.command {
+        Command::App(AppCommand::Validate { path }) => validate(&path, out),
+        Command::App(AppCommand::Add { source }) => {
+            let source = std::fs::canonicalize(&source)
+                .map(|p| p.display().to_string())
+                .unwrap_or(source);
+            let v = api
+                .send(
+                    api.http
+                        .post(api.url("/apps"))
+                        .json(&json!({"source": source})),
+                )
+                .await?;
+            print(out, &v, &["app_id", "version", "name", "digest"])
+        }
+        Command::App(AppCommand::List) => print(
+            out,
+            &api.get("/apps").await?,
+            &["app_id", "version", "name", "created_at"],
+        ),
+        Command::Site(ListOnly::List) => print(
+            out,
+            &api.get("/sites").await?,
+            &["id", "lo_connected", "manifest_version", "last_seen"],
+        ),
+        Command::Device(ListOnly::List) => print(
+            out,
+            &api.get("/devices").await?,
+            &["id", "online", "last_seen"],
+        ),
+        Command::Deploy { app, site, device } => {
+            let (app_id, version) = app
+                .split_once('@')
+                .map_or((app.as_str(), None), |(a, v)| (a, Some(v)));
+            let host = match &device {
+                Some(d) => Some(
+                    d.strip_prefix(&format!("{site}/"))
+                        .with_context(|| format!("--device must be {site}/<host>"))?
+                        .to_owned(),
+                ),
+                None => None,
+            };
+            let body = json!({"app_id": app_id, "version": version, "site": site, "host": host});
+            print(
+                out,
+                &api.send(api.http.post(api.url("/deployments")).json(&body))
+                    .await?,
+                &["id", "app_id", "version", "target", "state"],
+            )
+        }
+        Command::Status { deployment: None } => print(
+            out,
+            &api.get("/deployments").await?,
+            &["id", "app_id", "version", "target", "phase", "state"],
+        ),
+        Command::Status {
+            deployment: Some(id),
+        } => print(
+            out,
+            &api.get(&format!("/deployments/{id}")).await?,
+            &["id", "app_id", "version", "target", "phase", "state"],
+        ),
+        Command::Undeploy { deployment } => print(
+            out,
+            &api.send(
+                api.http
+                    .delete(api.url(&format!("/deployments/{deployment}"))),
+            )
+            .await?,
+            &["id", "phase", "state"],
+        ),
+    }
+}
+
+fn validate(path: &str, out: Output) -> anyhow::Result<()> {
+    let file = if std::path::Path::new(path).is_dir() {
+        format!("{path}/margo.yaml")
+    } else {
+        path.to_owned()
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?;
+    match eos_domain::margo::ApplicationDescription::from_yaml(&text) {
+        Ok(ad) => print(
+            out,
+            &json!({"valid": true, "id": ad.id, "version": ad.metadata.version}),
+            &["valid", "id", "version"],
+        ),
+        Err(problems) => {
+            if out == Output::Json {
+                println!("{}", json!({"valid": false, "problems": problems}));
+            } else {
+                for p in problems.iter() {
+                    println!("{file}: {p}");
+                }
+            }
+            bail!("{} problem(s) in {file}", problems.len())
+        }
+    }
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(self.http.get(self.url(path))).await
+    }
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the CO at {} (set --server or EOS_SERVER)",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let mut msg = format!(
+                "{} {}",
+                status.as_u16(),
+                body["detail"]
+                    .as_str()
+                    .unwrap_or(body["title"].as_str().unwrap_or("request failed"))
+            );
+            for e in body["errors"].as_array().into_iter().flatten() {
+                msg.push_str(&format!(
+                    "\n  {}: {}",
+                    e["field"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                ));
+            }
+            bail!(msg);
+        }
+        Ok(body)
+    }
+}
+
+fn print(out: Output, value: &Value, columns: &[&str]) -> anyhow::Result<()> {
+    if out == Output::Json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        return Ok(());
+    }
+    let rows: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let cell = |row: &Value, c: &str| match &row[c] {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            rows.iter()
+                .map(|r| cell(r, c).len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    println!(
+        "{}",
+        line(columns.iter().map(|c| c.to_uppercase()).collect())
+    );
+    for r in rows {
+        println!("{}", line(columns.iter().map(|c| cell(r, c)).collect()));
+    }
+    Ok(())
+}

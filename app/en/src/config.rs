@@ -17,6 +17,11 @@ pub struct EnConfig {
 
 impl Default for EnConfig {
     fn default() -> Self {
-        Self { device_id: "site-1/node-1".into(), lo_endpoint: "http://127.0.0.1:7071".into(), data_dir: PathBuf::from(".eos/en"), heartbeat_secs: 5 }
+        Self {
+            device_id: "site-1/node-1".into(),
+            lo_endpoint: "http://127.0.0.1:7071".into(),
+            data_dir: PathBuf::from(".eos/en"),
+            heartbeat_secs: 5,
+        }
     }
 }

@@ -26,7 +26,8 @@ impl En {
     pub async fn start(config: EnConfig) -> anyhow::Result<Self> {
         let device = eos_domain::ids::DeviceId::parse(&config.device_id)?;
         let records = record::RunRecord::open(config.data_dir.join("state"))?;
-        let wasm: Arc<dyn RuntimeDriver> = Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
+        let wasm: Arc<dyn RuntimeDriver> =
+            Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
         let drivers = vec![wasm];
         let caps = capabilities::detect(&device, &drivers);
         let agent = Arc::new(link::Agent::new(device, caps, drivers, records));

@@ -21,8 +21,18 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(device: DeviceId, capabilities: DeviceCapabilities, drivers: Vec<Arc<dyn RuntimeDriver>>, records: RunRecord) -> Self {
-        Self { device, capabilities, drivers, records }
+    pub fn new(
+        device: DeviceId,
+        capabilities: DeviceCapabilities,
+        drivers: Vec<Arc<dyn RuntimeDriver>>,
+        records: RunRecord,
+    ) -> Self {
+        Self {
+            device,
+            capabilities,
+            drivers,
+            records,
+        }
     }
 
     fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
@@ -32,8 +42,13 @@ impl Agent {
     /// Takes back what the record says runs here, before talking to anyone.
     pub async fn recover(&self) {
         for entry in self.records.entries() {
-            let key = InstanceKey { deployment_id: entry.deployment_id.clone(), component: entry.spec.name.clone() };
-            let Some(driver) = self.driver(&entry.spec.runtime) else { continue };
+            let key = InstanceKey {
+                deployment_id: entry.deployment_id.clone(),
+                component: entry.spec.name.clone(),
+            };
+            let Some(driver) = self.driver(&entry.spec.runtime) else {
+                continue;
+            };
             match driver.recover(&key, &entry.spec, &entry.handle).await {
                 Ok(_) => tracing::info!(instance = %key, "recovered component"),
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot recover component"),
@@ -46,25 +61,55 @@ impl Agent {
             .records
             .entries()
             .into_iter()
-            .map(|e| pb::RunningComponent { deployment_id: e.deployment_id, spec_json: spec_to_json(&e.spec), state: "installed".into(), error: String::new() })
+            .map(|e| pb::RunningComponent {
+                deployment_id: e.deployment_id,
+                spec_json: spec_to_json(&e.spec),
+                state: "installed".into(),
+                error: String::new(),
+            })
             .collect();
-        let hello = pb::EnHello { device_id: self.device.to_string(), capabilities_json: self.capabilities.to_json(), running };
-        pb::EnMessage { body: Some(en_message::Body::Hello(hello)) }
+        let hello = pb::EnHello {
+            device_id: self.device.to_string(),
+            capabilities_json: self.capabilities.to_json(),
+            running,
+        };
+        pb::EnMessage {
+            body: Some(en_message::Body::Hello(hello)),
+        }
     }
 
     async fn apply(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
-        let key = InstanceKey { deployment_id: deployment_id.to_owned(), component: spec.name.clone() };
-        let driver = self.driver(&spec.runtime).ok_or_else(|| format!("no driver for runtime {:?} on this device", spec.runtime))?;
-        let handle = driver.apply(&key, spec).await.map_err(|e: DriverError| e.to_string())?;
-        self.records.put(RunEntry { deployment_id: deployment_id.to_owned(), spec: spec.clone(), handle }).map_err(|e| e.to_string())
+        let key = InstanceKey {
+            deployment_id: deployment_id.to_owned(),
+            component: spec.name.clone(),
+        };
+        let driver = self
+            .driver(&spec.runtime)
+            .ok_or_else(|| format!("no driver for runtime {:?} on this device", spec.runtime))?;
+        let handle = driver
+            .apply(&key, spec)
+            .await
+            .map_err(|e: DriverError| e.to_string())?;
+        self.records
+            .put(RunEntry {
+                deployment_id: deployment_id.to_owned(),
+                spec: spec.clone(),
+                handle,
+            })
+            .map_err(|e| e.to_string())
     }
 
     async fn remove(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
-        let key = InstanceKey { deployment_id: deployment_id.to_owned(), component: spec.name.clone() };
+        let key = InstanceKey {
+            deployment_id: deployment_id.to_owned(),
+            component: spec.name.clone(),
+        };
         if let Some(driver) = self.driver(&spec.runtime) {
             driver.remove(&key).await.map_err(|e| e.to_string())?;
         }
-        self.records.remove(deployment_id, &spec.name).map_err(|e| e.to_string())
+        self.records
+            .remove(deployment_id, &spec.name)
+            .map_err(|e| e.to_string())
     }
 
     /// Carries out one command, sending its results on `out`.
@@ -75,7 +120,14 @@ impl Agent {
             None => return,
         };
         let result = |state: &str, error: String, component: &str| pb::EnMessage {
-            body: Some(en_message::Body::Result(pb::ComponentResult { op_id: command.op_id, deployment_id: deployment_id.clone(), component: component.to_owned(), state: state.into(), error, spec_json: spec_json.clone() })),
+            body: Some(en_message::Body::Result(pb::ComponentResult {
+                op_id: command.op_id,
+                deployment_id: deployment_id.clone(),
+                component: component.to_owned(),
+                state: state.into(),
+                error,
+                spec_json: spec_json.clone(),
+            })),
         };
         let spec = match spec_from_json(&spec_json) {
             Ok(s) => s,
@@ -84,9 +136,17 @@ impl Agent {
                 return;
             }
         };
-        let (busy, done) = if removing { ("removing", "removed") } else { ("installing", "installed") };
+        let (busy, done) = if removing {
+            ("removing", "removed")
+        } else {
+            ("installing", "installed")
+        };
         let _ = out.send(result(busy, String::new(), &spec.name)).await;
-        let outcome = if removing { self.remove(&deployment_id, &spec).await } else { self.apply(&deployment_id, &spec).await };
+        let outcome = if removing {
+            self.remove(&deployment_id, &spec).await
+        } else {
+            self.apply(&deployment_id, &spec).await
+        };
         let message = match outcome {
             Ok(()) => result(done, String::new(), &spec.name),
             Err(e) => {
@@ -118,7 +178,11 @@ pub async fn run(agent: Arc<Agent>, config: EnConfig, mut stop: watch::Receiver<
     }
 }
 
-async fn session(agent: Arc<Agent>, config: &EnConfig, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn session(
+    agent: Arc<Agent>,
+    config: &EnConfig,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut client = NodeLinkClient::connect(config.lo_endpoint.clone()).await?;
     let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
     tx.send(agent.hello()).await?;

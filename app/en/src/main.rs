@@ -5,7 +5,10 @@ use eos_en::{En, EnConfig};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "EOS edge node agent: runs workloads through runtime drivers")]
+#[command(
+    version,
+    about = "EOS edge node agent: runs workloads through runtime drivers"
+)]
 struct Args {
     /// TOML configuration file (see config/en.toml).
     #[arg(long, env = "EOS_EN_CONFIG")]

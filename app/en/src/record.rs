@@ -25,16 +25,27 @@ impl RunRecord {
     pub fn open(dir: std::path::PathBuf) -> Result<Self, RecordError> {
         let dir = RecordDir::open(dir)?;
         let entries = dir.load(NAME)?.unwrap_or_default();
-        Ok(Self { dir, entries: Mutex::new(entries) })
+        Ok(Self {
+            dir,
+            entries: Mutex::new(entries),
+        })
     }
 
     pub fn entries(&self) -> Vec<RunEntry> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn put(&self, entry: RunEntry) -> Result<(), RecordError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.insert(format!("{}/{}", entry.deployment_id, entry.spec.name), entry);
+        entries.insert(
+            format!("{}/{}", entry.deployment_id, entry.spec.name),
+            entry,
+        );
         self.dir.store(NAME, &*entries)
     }
 

@@ -28,27 +28,54 @@ impl Lo {
     pub async fn start(config: LoConfig) -> anyhow::Result<Self> {
         let site_id = SiteId::parse(&config.site_id)?;
         let records = eos_adapter_localstore::RecordDir::open(config.data_dir.join("state"))?;
-        let reader = SiteReader::open(&config.deployments_repo, &config.data_dir.join("mirror.git"), site_id.clone()).await?;
+        let reader = SiteReader::open(
+            &config.deployments_repo,
+            &config.data_dir.join("mirror.git"),
+            site_id.clone(),
+        )
+        .await?;
         let (outbox, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
         let site = Arc::new(Site::open(site_id, records, outbox)?);
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let listen_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let hints = Arc::new(tokio::sync::Notify::new());
-        let server = tonic::transport::Server::builder().add_service(eos_adapter_grpc::NodeLinkServer::new(nodes::NodeService::new(site.clone())));
+        let server = tonic::transport::Server::builder().add_service(
+            eos_adapter_grpc::NodeLinkServer::new(nodes::NodeService::new(site.clone())),
+        );
         let mut server_stop = stopped.clone();
         let tasks = vec![
             tokio::spawn(async move {
-                if let Err(e) = eos_adapter_grpc::serve(server, listener, async move { eos_app_common::stopped(&mut server_stop).await }).await {
+                if let Err(e) = eos_adapter_grpc::serve(server, listener, async move {
+                    eos_app_common::stopped(&mut server_stop).await
+                })
+                .await
+                {
                     tracing::error!(error = %e, "en server failed");
                 }
             }),
-            tokio::spawn(watcher::run(site.clone(), reader, hints.clone(), std::time::Duration::from_secs(config.poll_secs.max(1)), stopped.clone())),
+            tokio::spawn(watcher::run(
+                site.clone(),
+                reader,
+                hints.clone(),
+                std::time::Duration::from_secs(config.poll_secs.max(1)),
+                stopped.clone(),
+            )),
             tokio::spawn(site::run_reconciler(site.clone(), stopped.clone())),
-            tokio::spawn(uplink::run(site.clone(), config.co_endpoint.clone(), outbox_rx, hints, stopped)),
+            tokio::spawn(uplink::run(
+                site.clone(),
+                config.co_endpoint.clone(),
+                outbox_rx,
+                hints,
+                stopped,
+            )),
         ];
         tracing::info!(site_id = %config.site_id, %listen_addr, "local orchestrator started");
-        Ok(Self { listen_addr, stop, tasks })
+        Ok(Self {
+            listen_addr,
+            stop,
+            tasks,
+        })
     }
 
     pub async fn shutdown(self) {

@@ -5,7 +5,10 @@ use eos_lo::{Lo, LoConfig};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(version, about = "EOS local orchestrator: reconciles one site from Git and drives its edge nodes")]
+#[command(
+    version,
+    about = "EOS local orchestrator: reconciles one site from Git and drives its edge nodes"
+)]
 struct Args {
     /// TOML configuration file (see config/lo.toml).
     #[arg(long, env = "EOS_LO_CONFIG")]

@@ -28,17 +28,28 @@ type Commands = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LoCommand, St
 impl eos_adapter_grpc::NodeLink for NodeService {
     type SessionStream = Commands;
 
-    async fn session(&self, request: Request<Streaming<pb::EnMessage>>) -> Result<Response<Commands>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::EnMessage>>,
+    ) -> Result<Response<Commands>, Status> {
         let mut inbound = request.into_inner();
-        let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("empty stream"))?;
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty stream"))?;
         let Some(en_message::Body::Hello(hello)) = first.body else {
             return Err(Status::invalid_argument("the first message must be hello"));
         };
-        let device = DeviceId::parse(&hello.device_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let device = DeviceId::parse(&hello.device_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if device.site() != &self.site.id {
-            return Err(Status::permission_denied(format!("device {device} is not of site {}", self.site.id)));
+            return Err(Status::permission_denied(format!(
+                "device {device} is not of site {}",
+                self.site.id
+            )));
         }
-        let caps = DeviceCapabilities::from_json(&hello.capabilities_json).map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;
+        let caps = DeviceCapabilities::from_json(&hello.capabilities_json)
+            .map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;
         let running = running_workloads(&hello.running)?;
         let (tx, rx) = mpsc::channel(256);
         self.site.node_joined(device.clone(), caps, running, tx);
@@ -61,9 +72,17 @@ impl eos_adapter_grpc::NodeLink for NodeService {
 fn running_workloads(running: &[pb::RunningComponent]) -> Result<DeviceWorkloads, Status> {
     let mut out = DeviceWorkloads::new();
     for r in running.iter().filter(|r| r.state == "installed") {
-        let id = DeploymentId::parse(&r.deployment_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let spec = eos_adapter_grpc::spec_from_json(&r.spec_json).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        out.entry(id).or_insert_with(|| AppInstance { app_id: String::new(), components: Vec::new() }).components.push(spec);
+        let id = DeploymentId::parse(&r.deployment_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let spec = eos_adapter_grpc::spec_from_json(&r.spec_json)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        out.entry(id)
+            .or_insert_with(|| AppInstance {
+                app_id: String::new(),
+                components: Vec::new(),
+            })
+            .components
+            .push(spec);
     }
     Ok(out)
 }

@@ -8,8 +8,10 @@ use eos_adapter_localstore::RecordDir;
 use eos_domain::diff::{Operation, diff, place_component};
 use eos_domain::ids::{DeploymentId, DeviceId, SiteId};
 use eos_domain::layout::SiteDesiredState;
-use eos_domain::margo::status::{ComponentStatus, DeploymentState, DeploymentStatus, OverallStatus, StatusError};
 use eos_domain::margo::DeviceCapabilities;
+use eos_domain::margo::status::{
+    ComponentStatus, DeploymentState, DeploymentStatus, OverallStatus, StatusError,
+};
 use eos_domain::placement::{Candidate, place};
 use eos_domain::state::{AppInstance, ComponentSpec, DeviceWorkloads, instance_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -62,13 +64,27 @@ struct DesiredRecord {
 
 impl Site {
     /// Opens the site's local store: the last good desired state and the confirmed actual state.
-    pub fn open(id: SiteId, records: RecordDir, outbox: mpsc::UnboundedSender<lo_message::Body>) -> anyhow::Result<Self> {
-        let mut state = State { actual: records.load(ACTUAL)?.unwrap_or_default(), ..Default::default() };
+    pub fn open(
+        id: SiteId,
+        records: RecordDir,
+        outbox: mpsc::UnboundedSender<lo_message::Body>,
+    ) -> anyhow::Result<Self> {
+        let mut state = State {
+            actual: records.load(ACTUAL)?.unwrap_or_default(),
+            ..Default::default()
+        };
         if let Some(r) = records.load::<DesiredRecord>(DESIRED)? {
-            let desired = SiteDesiredState::from_files(&id, &r.files).map_err(|p| anyhow::anyhow!("stored desired state is invalid: {p}"))?;
+            let desired = SiteDesiredState::from_files(&id, &r.files)
+                .map_err(|p| anyhow::anyhow!("stored desired state is invalid: {p}"))?;
             state.desired = Some((r.commit, desired));
         }
-        Ok(Self { id, records, state: Mutex::new(state), outbox, wake: Notify::new() })
+        Ok(Self {
+            id,
+            records,
+            state: Mutex::new(state),
+            outbox,
+            wake: Notify::new(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -80,12 +96,26 @@ impl Site {
     }
 
     pub fn desired_commit(&self) -> Option<(String, u64)> {
-        self.lock().desired.as_ref().map(|(c, d)| (c.clone(), d.manifest_version))
+        self.lock()
+            .desired
+            .as_ref()
+            .map(|(c, d)| (c.clone(), d.manifest_version))
     }
 
     /// Accepts a validated desired state, durably, then reconciles.
-    pub fn accept_desired(&self, commit: String, files: eos_domain::layout::SiteFiles, desired: SiteDesiredState) -> anyhow::Result<()> {
-        self.records.store(DESIRED, &DesiredRecord { commit: commit.clone(), files })?;
+    pub fn accept_desired(
+        &self,
+        commit: String,
+        files: eos_domain::layout::SiteFiles,
+        desired: SiteDesiredState,
+    ) -> anyhow::Result<()> {
+        self.records.store(
+            DESIRED,
+            &DesiredRecord {
+                commit: commit.clone(),
+                files,
+            },
+        )?;
         self.lock().desired = Some((commit, desired));
         self.wake.notify_one();
         Ok(())
@@ -98,16 +128,33 @@ impl Site {
     }
 
     pub fn node_reports(&self) -> Vec<lo_message::Body> {
-        self.lock().nodes.iter().map(|(id, n)| device_report(id, &n.capabilities, n.online)).collect()
+        self.lock()
+            .nodes
+            .iter()
+            .map(|(id, n)| device_report(id, &n.capabilities, n.online))
+            .collect()
     }
 
     /// An EN said hello: it is online, and what it runs is its actual state.
-    pub fn node_joined(&self, device: DeviceId, capabilities: DeviceCapabilities, running: DeviceWorkloads, commands: mpsc::Sender<Result<pb::LoCommand, tonic::Status>>) {
+    pub fn node_joined(
+        &self,
+        device: DeviceId,
+        capabilities: DeviceCapabilities,
+        running: DeviceWorkloads,
+        commands: mpsc::Sender<Result<pb::LoCommand, tonic::Status>>,
+    ) {
         self.send_up(device_report(&device, &capabilities, true));
         let mut s = self.lock();
         s.actual.insert(device.clone(), running);
         s.inflight.retain(|k, _| k.0 != device);
-        s.nodes.insert(device, Node { capabilities, online: true, commands: Some(commands) });
+        s.nodes.insert(
+            device,
+            Node {
+                capabilities,
+                online: true,
+                commands: Some(commands),
+            },
+        );
         let _ = self.records.store(ACTUAL, &s.actual);
         drop(s);
         self.wake.notify_one();
@@ -127,17 +174,31 @@ impl Site {
 
     /// A confirmed (or failed) result from an EN.
     pub fn result(&self, device: &DeviceId, r: pb::ComponentResult) {
-        let Ok(deployment) = DeploymentId::parse(&r.deployment_id) else { return };
+        let Ok(deployment) = DeploymentId::parse(&r.deployment_id) else {
+            return;
+        };
         let key = (device.clone(), deployment.clone(), r.component.clone());
         let mut s = self.lock();
         match r.state.as_str() {
             "installing" | "removing" => return,
             "installed" => {
-                let Ok(spec) = eos_adapter_grpc::spec_from_json(&r.spec_json) else { return };
+                let Ok(spec) = eos_adapter_grpc::spec_from_json(&r.spec_json) else {
+                    return;
+                };
                 let position = desired_position(&s, &deployment, &spec.name);
-                let app_id = s.desired.as_ref().and_then(|(_, d)| d.deployments.get(&deployment)).map(|d| d.spec.application_id.clone()).unwrap_or_default();
+                let app_id = s
+                    .desired
+                    .as_ref()
+                    .and_then(|(_, d)| d.deployments.get(&deployment))
+                    .map(|d| d.spec.application_id.clone())
+                    .unwrap_or_default();
                 let apps = s.actual.entry(device.clone()).or_default();
-                let app = apps.entry(deployment.clone()).or_insert_with(|| AppInstance { app_id, components: Vec::new() });
+                let app = apps
+                    .entry(deployment.clone())
+                    .or_insert_with(|| AppInstance {
+                        app_id,
+                        components: Vec::new(),
+                    });
                 place_component(app, position, spec);
                 s.failures.remove(&key);
             }
@@ -154,7 +215,14 @@ impl Site {
                 let attempts = s.failures.get(&key).map_or(0, |f| f.attempts) + 1;
                 let delay = Duration::from_millis(500u64.saturating_mul(1 << attempts.min(6)));
                 tracing::warn!(device_id = %device, deployment_id = %deployment, component = %r.component, attempts, error = %r.error, "operation failed; retrying in {delay:?}");
-                s.failures.insert(key.clone(), Failure { error: r.error, attempts, retry_at: Instant::now() + delay });
+                s.failures.insert(
+                    key.clone(),
+                    Failure {
+                        error: r.error,
+                        attempts,
+                        retry_at: Instant::now() + delay,
+                    },
+                );
                 tokio::spawn(wake_after(delay));
             }
         }
@@ -167,26 +235,57 @@ impl Site {
     /// One pass: place, diff, send commands, report statuses that changed.
     pub fn reconcile_once(&self) {
         let mut s = self.lock();
-        let Some((_, desired)) = s.desired.clone() else { return };
+        let Some((_, desired)) = s.desired.clone() else {
+            return;
+        };
         let mut wanted: BTreeMap<DeviceId, DeviceWorkloads> = BTreeMap::new();
         let mut unplaced = Vec::new();
         let mut load: HashMap<DeviceId, usize> = HashMap::new();
         for (id, deployment) in &desired.deployments {
-            let candidates: Vec<Candidate> = s.nodes.iter().map(|(d, n)| Candidate { device: d.clone(), capabilities: n.capabilities.clone(), online: n.online, load: *load.get(d).unwrap_or(&0) }).collect();
-            let current = s.actual.iter().find(|(_, apps)| apps.contains_key(id)).map(|(d, _)| d.clone());
+            let candidates: Vec<Candidate> = s
+                .nodes
+                .iter()
+                .map(|(d, n)| Candidate {
+                    device: d.clone(),
+                    capabilities: n.capabilities.clone(),
+                    online: n.online,
+                    load: *load.get(d).unwrap_or(&0),
+                })
+                .collect();
+            let current = s
+                .actual
+                .iter()
+                .find(|(_, apps)| apps.contains_key(id))
+                .map(|(d, _)| d.clone());
             let placement = place(deployment, &candidates, current.as_ref());
             match placement.chosen {
                 Some(device) => {
                     *load.entry(device.clone()).or_default() += 1;
-                    wanted.entry(device).or_default().insert(id.clone(), instance_of(deployment));
+                    wanted
+                        .entry(device)
+                        .or_default()
+                        .insert(id.clone(), instance_of(deployment));
                 }
-                None => unplaced.push((id.clone(), deployment.spec.deployment_profile.components.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), placement.why_not_placeable())),
+                None => unplaced.push((
+                    id.clone(),
+                    deployment
+                        .spec
+                        .deployment_profile
+                        .components
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>(),
+                    placement.why_not_placeable(),
+                )),
             }
         }
         let devices: BTreeSet<DeviceId> = s.nodes.keys().chain(s.actual.keys()).cloned().collect();
         for device in &devices {
             let empty = DeviceWorkloads::new();
-            let ops = diff(s.actual.get(device).unwrap_or(&empty), wanted.get(device).unwrap_or(&empty));
+            let ops = diff(
+                s.actual.get(device).unwrap_or(&empty),
+                wanted.get(device).unwrap_or(&empty),
+            );
             for op in ops {
                 send_operation(&mut s, device, op);
             }
@@ -198,23 +297,72 @@ impl Site {
             }
         }
         for (device, apps) in &s.actual {
-            for (id, app) in apps.iter().filter(|(id, _)| !wanted.get(device).is_some_and(|w| w.contains_key(*id))) {
-                let components = app.components.iter().map(|c| ComponentStatus { name: c.name.clone(), state: DeploymentState::Removing, error: None }).collect();
-                statuses.push(status(id, &device.to_string(), desired.manifest_version, components, None));
+            for (id, app) in apps
+                .iter()
+                .filter(|(id, _)| !wanted.get(device).is_some_and(|w| w.contains_key(*id)))
+            {
+                let components = app
+                    .components
+                    .iter()
+                    .map(|c| ComponentStatus {
+                        name: c.name.clone(),
+                        state: DeploymentState::Removing,
+                        error: None,
+                    })
+                    .collect();
+                statuses.push(status(
+                    id,
+                    &device.to_string(),
+                    desired.manifest_version,
+                    components,
+                    None,
+                ));
             }
         }
         for (id, components, why) in unplaced {
-            let error = StatusError { code: "not-placeable".into(), source: format!("{}/*", self.id), message: why };
-            let components = components.into_iter().map(|name| ComponentStatus { name, state: DeploymentState::Failed, error: None }).collect();
-            statuses.push(status(&id, &format!("{}/*", self.id), desired.manifest_version, components, Some(error)));
+            let error = StatusError {
+                code: "not-placeable".into(),
+                source: format!("{}/*", self.id),
+                message: why,
+            };
+            let components = components
+                .into_iter()
+                .map(|name| ComponentStatus {
+                    name,
+                    state: DeploymentState::Failed,
+                    error: None,
+                })
+                .collect();
+            statuses.push(status(
+                &id,
+                &format!("{}/*", self.id),
+                desired.manifest_version,
+                components,
+                Some(error),
+            ));
         }
-        let gone: Vec<(DeploymentId, String)> = s.reported.keys().filter(|(id, dev)| !statuses.iter().any(|st| st.deployment_id == id.as_str() && st.device_id.as_deref() == Some(dev))).cloned().collect();
+        let gone: Vec<(DeploymentId, String)> = s
+            .reported
+            .keys()
+            .filter(|(id, dev)| {
+                !statuses.iter().any(|st| {
+                    st.deployment_id == id.as_str() && st.device_id.as_deref() == Some(dev)
+                })
+            })
+            .cloned()
+            .collect();
         for (id, dev) in gone {
             s.reported.remove(&(id.clone(), dev.clone()));
-            statuses.push(status(&id, &dev, desired.manifest_version, Vec::new(), None).with_state(DeploymentState::Removed));
+            statuses.push(
+                status(&id, &dev, desired.manifest_version, Vec::new(), None)
+                    .with_state(DeploymentState::Removed),
+            );
         }
         for st in statuses {
-            let key = (DeploymentId::parse(&st.deployment_id).expect("ids come from parsed state"), st.device_id.clone().unwrap_or_default());
+            let key = (
+                DeploymentId::parse(&st.deployment_id).expect("ids come from parsed state"),
+                st.device_id.clone().unwrap_or_default(),
+            );
             let json = st.to_json();
             if st.status.state != DeploymentState::Removed && s.reported.get(&key) == Some(&json) {
                 continue;
@@ -222,7 +370,9 @@ impl Site {
             if st.status.state != DeploymentState::Removed {
                 s.reported.insert(key, json.clone());
             }
-            let _ = self.outbox.send(lo_message::Body::Status(pb::StatusReport { status_json: json }));
+            let _ = self.outbox.send(lo_message::Body::Status(pb::StatusReport {
+                status_json: json,
+            }));
         }
     }
 }
@@ -238,12 +388,35 @@ impl WithState for DeploymentStatus {
     }
 }
 
-fn status(id: &DeploymentId, device: &str, manifest_version: u64, components: Vec<ComponentStatus>, error: Option<StatusError>) -> DeploymentStatus {
-    let state = if error.is_some() { DeploymentState::Failed } else { DeploymentState::overall(components.iter().map(|c| c.state)).unwrap_or(DeploymentState::Pending) };
-    DeploymentStatus { deployment_id: id.to_string(), device_id: Some(device.to_owned()), adopted_manifest_version: Some(manifest_version), status: OverallStatus { state, error }, components }
+fn status(
+    id: &DeploymentId,
+    device: &str,
+    manifest_version: u64,
+    components: Vec<ComponentStatus>,
+    error: Option<StatusError>,
+) -> DeploymentStatus {
+    let state = if error.is_some() {
+        DeploymentState::Failed
+    } else {
+        DeploymentState::overall(components.iter().map(|c| c.state))
+            .unwrap_or(DeploymentState::Pending)
+    };
+    DeploymentStatus {
+        deployment_id: id.to_string(),
+        device_id: Some(device.to_owned()),
+        adopted_manifest_version: Some(manifest_version),
+        status: OverallStatus { state, error },
+        components,
+    }
 }
 
-fn status_of(s: &State, device: &DeviceId, id: &DeploymentId, want: &AppInstance, manifest_version: u64) -> DeploymentStatus {
+fn status_of(
+    s: &State,
+    device: &DeviceId,
+    id: &DeploymentId,
+    want: &AppInstance,
+    manifest_version: u64,
+) -> DeploymentStatus {
     let have = s.actual.get(device).and_then(|a| a.get(id));
     let mut first_error = None;
     let components = want
@@ -254,7 +427,11 @@ fn status_of(s: &State, device: &DeviceId, id: &DeploymentId, want: &AppInstance
             let (state, error) = if have.and_then(|h| h.component(&c.name)) == Some(c) {
                 (DeploymentState::Installed, None)
             } else if let Some(f) = s.failures.get(&key) {
-                let e = StatusError { code: "apply-failed".into(), source: c.name.clone(), message: f.error.clone() };
+                let e = StatusError {
+                    code: "apply-failed".into(),
+                    source: c.name.clone(),
+                    message: f.error.clone(),
+                };
                 first_error.get_or_insert(e.clone());
                 (DeploymentState::Failed, Some(e))
             } else if s.inflight.contains_key(&key) {
@@ -262,7 +439,11 @@ fn status_of(s: &State, device: &DeviceId, id: &DeploymentId, want: &AppInstance
             } else {
                 (DeploymentState::Pending, None)
             };
-            ComponentStatus { name: c.name.clone(), state, error }
+            ComponentStatus {
+                name: c.name.clone(),
+                state,
+                error,
+            }
         })
         .collect::<Vec<_>>();
     let mut st = status(id, &device.to_string(), manifest_version, components, None);
@@ -274,7 +455,13 @@ fn desired_position(s: &State, deployment: &DeploymentId, component: &str) -> us
     s.desired
         .as_ref()
         .and_then(|(_, d)| d.deployments.get(deployment))
-        .and_then(|d| d.spec.deployment_profile.components.iter().position(|c| c.name == component))
+        .and_then(|d| {
+            d.spec
+                .deployment_profile
+                .components
+                .iter()
+                .position(|c| c.name == component)
+        })
         .unwrap_or(usize::MAX)
 }
 
@@ -283,14 +470,29 @@ fn send_operation(s: &mut State, device: &DeviceId, op: Operation) {
     let deployment = op.deployment().clone();
     let (apply, remove): (Vec<ComponentSpec>, Vec<ComponentSpec>) = match op {
         Operation::AddApp { app, .. } => (app.components, Vec::new()),
-        Operation::RemoveApp { app, .. } => (Vec::new(), app.components.into_iter().rev().collect()),
+        Operation::RemoveApp { app, .. } => {
+            (Vec::new(), app.components.into_iter().rev().collect())
+        }
         Operation::AddComponent { component, .. } => (vec![component], Vec::new()),
-        Operation::UpdateComponent { to, .. } | Operation::ReplaceComponent { to, .. } => (vec![to], Vec::new()),
+        Operation::UpdateComponent { to, .. } | Operation::ReplaceComponent { to, .. } => {
+            (vec![to], Vec::new())
+        }
         Operation::RemoveComponent { component, .. } => (Vec::new(), vec![component]),
     };
-    let Some(tx) = s.nodes.get(device).filter(|n| n.online).and_then(|n| n.commands.clone()) else { return };
+    let Some(tx) = s
+        .nodes
+        .get(device)
+        .filter(|n| n.online)
+        .and_then(|n| n.commands.clone())
+    else {
+        return;
+    };
     let now = Instant::now();
-    for (spec, removing) in remove.into_iter().map(|c| (c, true)).chain(apply.into_iter().map(|c| (c, false))) {
+    for (spec, removing) in remove
+        .into_iter()
+        .map(|c| (c, true))
+        .chain(apply.into_iter().map(|c| (c, false)))
+    {
         let key = (device.clone(), deployment.clone(), spec.name.clone());
         if s.inflight.contains_key(&key) || s.failures.get(&key).is_some_and(|f| f.retry_at > now) {
             continue;
@@ -298,18 +500,34 @@ fn send_operation(s: &mut State, device: &DeviceId, op: Operation) {
         s.next_op += 1;
         let op_id = s.next_op;
         let body = if removing {
-            lo_command::Body::Remove(pb::RemoveComponent { deployment_id: deployment.to_string(), spec_json: spec_to_json(&spec) })
+            lo_command::Body::Remove(pb::RemoveComponent {
+                deployment_id: deployment.to_string(),
+                spec_json: spec_to_json(&spec),
+            })
         } else {
-            lo_command::Body::Apply(pb::ApplyComponent { deployment_id: deployment.to_string(), spec_json: spec_to_json(&spec) })
+            lo_command::Body::Apply(pb::ApplyComponent {
+                deployment_id: deployment.to_string(),
+                spec_json: spec_to_json(&spec),
+            })
         };
-        if tx.try_send(Ok(pb::LoCommand { op_id, body: Some(body) })).is_ok() {
+        if tx
+            .try_send(Ok(pb::LoCommand {
+                op_id,
+                body: Some(body),
+            }))
+            .is_ok()
+        {
             s.inflight.insert(key, op_id);
         }
     }
 }
 
 fn device_report(id: &DeviceId, caps: &DeviceCapabilities, online: bool) -> lo_message::Body {
-    lo_message::Body::Device(pb::DeviceReport { device_id: id.to_string(), capabilities_json: caps.to_json(), online })
+    lo_message::Body::Device(pb::DeviceReport {
+        device_id: id.to_string(),
+        capabilities_json: caps.to_json(),
+        online,
+    })
 }
 
 /// Wakes the reconcilers after `delay`, when a failed operation is due for its retry.

@@ -9,7 +9,13 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-pub async fn run(site: Arc<Site>, endpoint: String, mut outbox: mpsc::UnboundedReceiver<lo_message::Body>, hints: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    site: Arc<Site>,
+    endpoint: String,
+    mut outbox: mpsc::UnboundedReceiver<lo_message::Body>,
+    hints: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(200);
     loop {
         tokio::select! {
@@ -28,15 +34,27 @@ pub async fn run(site: Arc<Site>, endpoint: String, mut outbox: mpsc::UnboundedR
     }
 }
 
-async fn session(site: &Site, endpoint: &str, outbox: &mut mpsc::UnboundedReceiver<lo_message::Body>, hints: &Notify) -> anyhow::Result<()> {
+async fn session(
+    site: &Site,
+    endpoint: &str,
+    outbox: &mut mpsc::UnboundedReceiver<lo_message::Body>,
+    hints: &Notify,
+) -> anyhow::Result<()> {
     let mut client = UplinkClient::connect(endpoint.to_owned()).await?;
     let (tx, rx) = mpsc::channel::<pb::LoMessage>(256);
     let mut seq = 0u64;
     let mut message = |body| {
         seq += 1;
-        pb::LoMessage { seq, body: Some(body) }
+        pb::LoMessage {
+            seq,
+            body: Some(body),
+        }
     };
-    tx.send(message(lo_message::Body::Hello(pb::LoHello { site_id: site.id.to_string(), version: env!("CARGO_PKG_VERSION").into() }))).await?;
+    tx.send(message(lo_message::Body::Hello(pb::LoHello {
+        site_id: site.id.to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })))
+    .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     tracing::info!(site_id = %site.id, co = endpoint, "connected to co");
     for report in site.node_reports() {

@@ -2,20 +2,28 @@
 //! desired state. An invalid commit is refused and reported upstream; running workloads stay.
 
 use crate::site::Site;
-use eos_adapter_grpc::pb::{self, lo_message};
 use eos_adapter_git::SiteReader;
+use eos_adapter_grpc::pb::{self, lo_message};
 use eos_domain::layout::SiteDesiredState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
-pub async fn run(site: Arc<Site>, reader: SiteReader, hints: Arc<Notify>, poll: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    site: Arc<Site>,
+    reader: SiteReader,
+    hints: Arc<Notify>,
+    poll: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut refused: Option<String> = None;
     loop {
         match reader.fetch().await {
             Ok(Some(fetched)) => check(&site, fetched, &mut refused),
             Ok(None) => tracing::debug!(site_id = %site.id, "no desired state yet"),
-            Err(e) => tracing::warn!(site_id = %site.id, error = %e, "cannot fetch desired state; keeping the last good one"),
+            Err(e) => {
+                tracing::warn!(site_id = %site.id, error = %e, "cannot fetch desired state; keeping the last good one")
+            }
         }
         tokio::select! {
             _ = hints.notified() => {}
@@ -27,14 +35,20 @@ pub async fn run(site: Arc<Site>, reader: SiteReader, hints: Arc<Notify>, poll: 
 
 fn check(site: &Site, fetched: eos_adapter_git::FetchedSite, refused: &mut Option<String>) {
     let current = site.desired_commit();
-    if current.as_ref().is_some_and(|(c, _)| *c == fetched.commit) || refused.as_deref() == Some(fetched.commit.as_str()) {
+    if current.as_ref().is_some_and(|(c, _)| *c == fetched.commit)
+        || refused.as_deref() == Some(fetched.commit.as_str())
+    {
         return;
     }
     if fetched.files.is_empty() {
         return;
     }
     match SiteDesiredState::from_files(&site.id, &fetched.files) {
-        Ok(desired) if current.as_ref().is_some_and(|(_, v)| desired.manifest_version <= *v) => {
+        Ok(desired)
+            if current
+                .as_ref()
+                .is_some_and(|(_, v)| desired.manifest_version <= *v) =>
+        {
             tracing::warn!(site_id = %site.id, commit = %fetched.commit, version = desired.manifest_version, "manifestVersion does not increase; refused");
             *refused = Some(fetched.commit);
         }
@@ -46,7 +60,10 @@ fn check(site: &Site, fetched: eos_adapter_git::FetchedSite, refused: &mut Optio
         }
         Err(problems) => {
             tracing::warn!(site_id = %site.id, commit = %fetched.commit, %problems, "invalid desired state refused; keeping the last good one");
-            site.send_up(lo_message::Body::Rejected(pb::DesiredStateRejected { commit: fetched.commit.clone(), problems: problems.to_string() }));
+            site.send_up(lo_message::Body::Rejected(pb::DesiredStateRejected {
+                commit: fetched.commit.clone(),
+                problems: problems.to_string(),
+            }));
             *refused = Some(fetched.commit);
         }
     }

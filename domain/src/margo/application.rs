@@ -128,7 +128,11 @@ impl DeploymentProfile {
 }
 
 pub(crate) fn custom_runtime(extensions: &BTreeMap<String, Value>) -> Option<String> {
-    extensions.get(EOS_EXTENSIONS)?.get("runtime")?.as_str().map(str::to_owned)
+    extensions
+        .get(EOS_EXTENSIONS)?
+        .get("runtime")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,27 +200,42 @@ impl ApplicationDescription {
 /// Brings PR1 shapes into rc.3 form: `metadata.id` → `id`, `requiredResources` → `deviceConstraints`,
 /// `wait: "true"` → `wait: true`, numeric versions → strings.
 fn normalize(tree: &mut Value) {
-    let Some(root) = tree.as_object_mut() else { return };
+    let Some(root) = tree.as_object_mut() else {
+        return;
+    };
     if !root.contains_key("id")
-        && let Some(id) = root.get_mut("metadata").and_then(Value::as_object_mut).and_then(|m| m.remove("id"))
+        && let Some(id) = root
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .and_then(|m| m.remove("id"))
     {
         root.insert("id".into(), id);
     }
     if let Some(Value::Number(n)) = root.get("metadata").and_then(|m| m.get("version")).cloned() {
         root["metadata"]["version"] = Value::String(n.to_string());
     }
-    let Some(Value::Array(profiles)) = root.get_mut("deploymentProfiles") else { return };
+    let Some(Value::Array(profiles)) = root.get_mut("deploymentProfiles") else {
+        return;
+    };
     for profile in profiles.iter_mut().filter_map(Value::as_object_mut) {
         if let Some(required) = profile.remove("requiredResources") {
-            profile.entry("deviceConstraints").or_insert_with(|| required_resources_to_constraints(&required));
+            profile
+                .entry("deviceConstraints")
+                .or_insert_with(|| required_resources_to_constraints(&required));
         }
         normalize_components(profile.get_mut("components"));
     }
 }
 
 pub(crate) fn normalize_components(components: Option<&mut Value>) {
-    let Some(Value::Array(components)) = components else { return };
-    for props in components.iter_mut().filter_map(|c| c.get_mut("properties")).filter_map(Value::as_object_mut) {
+    let Some(Value::Array(components)) = components else {
+        return;
+    };
+    for props in components
+        .iter_mut()
+        .filter_map(|c| c.get_mut("properties"))
+        .filter_map(Value::as_object_mut)
+    {
         for key in ["revision"] {
             if let Some(Value::Number(n)) = props.get(key).cloned() {
                 props.insert(key.into(), Value::String(n.to_string()));
@@ -237,7 +256,9 @@ pub(crate) fn normalize_components(components: Option<&mut Value>) {
 /// Maps PR1 `requiredResources` onto rc.3 `deviceConstraints`: capacity stays capacity, and each
 /// required peripheral or interface becomes a `ContainsAll` property expression.
 fn required_resources_to_constraints(required: &Value) -> Value {
-    let Some(m) = required.as_object() else { return required.clone() };
+    let Some(m) = required.as_object() else {
+        return required.clone();
+    };
     let mut capacity = Map::new();
     for key in ["cpu", "memory", "storage"] {
         if let Some(v) = m.get(key) {
@@ -245,7 +266,10 @@ fn required_resources_to_constraints(required: &Value) -> Value {
         }
     }
     let mut expressions = Vec::new();
-    for (list, pointer) in [("peripherals", "/peripherals"), ("interfaces", "/interfaces")] {
+    for (list, pointer) in [
+        ("peripherals", "/peripherals"),
+        ("interfaces", "/interfaces"),
+    ] {
         for item in m.get(list).and_then(Value::as_array).into_iter().flatten() {
             let item_exprs: Vec<Value> = item
                 .as_object()
@@ -261,23 +285,46 @@ fn required_resources_to_constraints(required: &Value) -> Value {
         out.insert("capacityRequirements".into(), Value::Object(capacity));
     }
     if !expressions.is_empty() {
-        out.insert("eligibilityRules".into(), json!([{"propertySelector": {"matchExpressions": expressions}}]));
+        out.insert(
+            "eligibilityRules".into(),
+            json!([{"propertySelector": {"matchExpressions": expressions}}]),
+        );
     }
     Value::Object(out)
 }
 
 fn walk_description(w: &mut Walk<'_>, tree: &Value) {
-    let Some(root) = w.object(tree, "") else { return };
-    w.no_unknown_fields(root, &["apiVersion", "kind", "id", "metadata", "deploymentProfiles", "parameters", "configuration"], "");
+    let Some(root) = w.object(tree, "") else {
+        return;
+    };
+    w.no_unknown_fields(
+        root,
+        &[
+            "apiVersion",
+            "kind",
+            "id",
+            "metadata",
+            "deploymentProfiles",
+            "parameters",
+            "configuration",
+        ],
+        "",
+    );
     w.required_str(root, "apiVersion", "");
     match w.required_str(root, "kind", "").as_deref() {
         Some("ApplicationDescription") | None => {}
-        Some(other) => w.problem("kind", format!("must be ApplicationDescription, found {other:?}")),
+        Some(other) => w.problem(
+            "kind",
+            format!("must be ApplicationDescription, found {other:?}"),
+        ),
     }
     if let Some(id) = w.required_str(root, "id", "")
         && let Err(reason) = check_application_id(&id)
     {
-        w.problem("id", format!("{id:?} is not a valid application id: {reason}"));
+        w.problem(
+            "id",
+            format!("{id:?} is not a valid application id: {reason}"),
+        );
     }
     if let Some(meta) = w.required(root, "metadata", "") {
         walk_metadata(w, meta);
@@ -292,45 +339,94 @@ fn walk_description(w: &mut Walk<'_>, tree: &Value) {
 }
 
 fn walk_metadata(w: &mut Walk<'_>, meta: &Value) {
-    let Some(m) = w.object(meta, "metadata") else { return };
-    w.no_unknown_fields(m, &["name", "description", "version", "catalog"], "metadata");
+    let Some(m) = w.object(meta, "metadata") else {
+        return;
+    };
+    w.no_unknown_fields(
+        m,
+        &["name", "description", "version", "catalog"],
+        "metadata",
+    );
     w.required_str(m, "name", "metadata");
     if let Some(v) = w.required_str(m, "version", "metadata")
         && crate::ids::AppVersion::parse(&v).is_err()
     {
-        w.problem("metadata.version", format!("{v:?} is not a usable version (letters, digits and . _ + - only)"));
+        w.problem(
+            "metadata.version",
+            format!("{v:?} is not a usable version (letters, digits and . _ + - only)"),
+        );
     }
-    let Some(catalog) = w.required(m, "catalog", "metadata") else { return };
-    let Some(c) = w.object(catalog, "metadata.catalog") else { return };
-    w.no_unknown_fields(c, &["application", "author", "organization"], "metadata.catalog");
+    let Some(catalog) = w.required(m, "catalog", "metadata") else {
+        return;
+    };
+    let Some(c) = w.object(catalog, "metadata.catalog") else {
+        return;
+    };
+    w.no_unknown_fields(
+        c,
+        &["application", "author", "organization"],
+        "metadata.catalog",
+    );
     if let Some(orgs) = w.required(c, "organization", "metadata.catalog") {
-        for (i, o) in w.list(orgs, "metadata.catalog.organization").into_iter().flatten().enumerate() {
+        for (i, o) in w
+            .list(orgs, "metadata.catalog.organization")
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let p = index("metadata.catalog.organization", i);
             if let Some(om) = w.object(o, &p) {
                 w.required_str(om, "name", &p);
             }
         }
     }
-    for (i, a) in c.get("author").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, a) in c
+        .get("author")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let p = index("metadata.catalog.author", i);
         if let Some(email) = a.get("email").and_then(Value::as_str)
             && !email.contains('@')
         {
-            w.problem(join(&p, "email"), format!("{email:?} is not an e-mail address"));
+            w.problem(
+                join(&p, "email"),
+                format!("{email:?} is not an e-mail address"),
+            );
         }
     }
 }
 
 fn walk_profiles(w: &mut Walk<'_>, profiles: &Value, component_names: &mut Vec<String>) {
-    let Some(list) = w.list(profiles, "deploymentProfiles") else { return };
+    let Some(list) = w.list(profiles, "deploymentProfiles") else {
+        return;
+    };
     if list.is_empty() {
-        w.problem("deploymentProfiles", "at least one deployment profile is required");
+        w.problem(
+            "deploymentProfiles",
+            "at least one deployment profile is required",
+        );
     }
     let mut ids = Vec::new();
     for (i, profile) in list.iter().enumerate() {
         let path = index("deploymentProfiles", i);
-        let Some(m) = w.object(profile, &path) else { continue };
-        w.no_unknown_fields(m, &["type", "id", "description", "components", "deviceConstraints", "requiredResources"], &path);
+        let Some(m) = w.object(profile, &path) else {
+            continue;
+        };
+        w.no_unknown_fields(
+            m,
+            &[
+                "type",
+                "id",
+                "description",
+                "components",
+                "deviceConstraints",
+                "requiredResources",
+            ],
+            &path,
+        );
         let profile_type = w.required_str(m, "type", &path).and_then(|t| match t.as_str() {
             "helm" => Some(ProfileType::Helm),
             "compose" => Some(ProfileType::Compose),
@@ -347,7 +443,8 @@ fn walk_profiles(w: &mut Walk<'_>, profiles: &Value, component_names: &mut Vec<S
             ids.push(id);
         }
         if profile_type == Some(ProfileType::Custom) {
-            let ext: BTreeMap<String, Value> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let ext: BTreeMap<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
             if custom_runtime(&ext).is_none() {
                 w.problem(join(&path, EOS_EXTENSIONS), "a custom profile names its runtime in x-eos-extensions.runtime (for example wasm)");
             }
@@ -356,16 +453,34 @@ fn walk_profiles(w: &mut Walk<'_>, profiles: &Value, component_names: &mut Vec<S
             walk_constraints(w, c, &join(&path, "deviceConstraints"));
         }
         if let Some(Value::Object(r)) = m.get("requiredResources") {
-            walk_capacity(w, &Value::Object(r.clone()), &join(&path, "requiredResources"));
+            walk_capacity(
+                w,
+                &Value::Object(r.clone()),
+                &join(&path, "requiredResources"),
+            );
         }
         if let Some(components) = w.required(m, "components", &path) {
-            walk_components(w, components, &join(&path, "components"), profile_type, component_names);
+            walk_components(
+                w,
+                components,
+                &join(&path, "components"),
+                profile_type,
+                component_names,
+            );
         }
     }
 }
 
-pub(crate) fn walk_components(w: &mut Walk<'_>, components: &Value, path: &str, profile_type: Option<ProfileType>, names: &mut Vec<String>) {
-    let Some(list) = w.list(components, path) else { return };
+pub(crate) fn walk_components(
+    w: &mut Walk<'_>,
+    components: &Value,
+    path: &str,
+    profile_type: Option<ProfileType>,
+    names: &mut Vec<String>,
+) {
+    let Some(list) = w.list(components, path) else {
+        return;
+    };
     if list.is_empty() {
         w.problem(path, "at least one component is required");
     }
@@ -376,10 +491,16 @@ pub(crate) fn walk_components(w: &mut Walk<'_>, components: &Value, path: &str, 
         w.no_unknown_fields(m, &["name", "properties"], &cp);
         if let Some(name) = w.required_str(m, "name", &cp) {
             if let Err(reason) = check_label_name(&name) {
-                w.problem(join(&cp, "name"), format!("{name:?} is not a valid component name: {reason}"));
+                w.problem(
+                    join(&cp, "name"),
+                    format!("{name:?} is not a valid component name: {reason}"),
+                );
             }
             if seen.contains(&name) {
-                w.problem(join(&cp, "name"), format!("duplicate component name {name:?}"));
+                w.problem(
+                    join(&cp, "name"),
+                    format!("duplicate component name {name:?}"),
+                );
             }
             seen.push(name.clone());
             names.push(name);
@@ -391,17 +512,36 @@ pub(crate) fn walk_components(w: &mut Walk<'_>, components: &Value, path: &str, 
 }
 
 fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Option<ProfileType>) {
-    let Some(m) = w.object(props, path) else { return };
-    w.no_unknown_fields(m, &["repository", "revision", "wait", "timeout", "packageLocation", "keyLocation"], path);
+    let Some(m) = w.object(props, path) else {
+        return;
+    };
+    w.no_unknown_fields(
+        m,
+        &[
+            "repository",
+            "revision",
+            "wait",
+            "timeout",
+            "packageLocation",
+            "keyLocation",
+        ],
+        path,
+    );
     let pr1_compose = m.contains_key("packageLocation");
     if pr1_compose {
         if profile_type != Some(ProfileType::Compose) {
-            w.problem(join(path, "packageLocation"), "packageLocation is only for compose profiles");
+            w.problem(
+                join(path, "packageLocation"),
+                "packageLocation is only for compose profiles",
+            );
         }
         if let Some(loc) = w.optional_str(m, "packageLocation", path)
             && !(loc.starts_with("https://") || loc.starts_with("http://"))
         {
-            w.problem(join(path, "packageLocation"), format!("{loc:?} is not an http(s) URL"));
+            w.problem(
+                join(path, "packageLocation"),
+                format!("{loc:?} is not an http(s) URL"),
+            );
         }
     } else {
         if let Some(repo) = w.required_str(m, "repository", path) {
@@ -410,7 +550,10 @@ fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Op
         if let Some(rev) = w.required_str(m, "revision", path)
             && !is_margo_revision(&rev)
         {
-            w.problem(join(path, "revision"), format!("{rev:?} is not a SemVer 2.0 revision without a leading 'v'"));
+            w.problem(
+                join(path, "revision"),
+                format!("{rev:?} is not a SemVer 2.0 revision without a leading 'v'"),
+            );
         }
     }
     if let Some(v) = m.get("wait") {
@@ -419,7 +562,10 @@ fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Op
     if let Some(t) = w.optional_str(m, "timeout", path)
         && !is_timeout(&t)
     {
-        w.problem(join(path, "timeout"), format!("{t:?} is not a duration such as 8m30s"));
+        w.problem(
+            join(path, "timeout"),
+            format!("{t:?} is not a duration such as 8m30s"),
+        );
     }
 }
 
@@ -427,9 +573,14 @@ fn check_repository(w: &mut Walk<'_>, repo: &str, path: &str, profile_type: Opti
     let oci = repo.strip_prefix("oci://").is_some_and(|r| !r.is_empty());
     // EOS extension: a `custom` (WASM) component may name a local module file, for development
     // and for packages whose module travels inside the package (see ARCHITECTURE.md).
-    let local = profile_type == Some(ProfileType::Custom) && (repo.starts_with("file://") || repo.starts_with("./"));
+    let local = profile_type == Some(ProfileType::Custom)
+        && (repo.starts_with("file://") || repo.starts_with("./"));
     if !oci && !local {
-        let hint = if profile_type == Some(ProfileType::Custom) { " or a file:// / ./ path" } else { "" };
+        let hint = if profile_type == Some(ProfileType::Custom) {
+            " or a file:// / ./ path"
+        } else {
+            ""
+        };
         w.problem(path, format!("not an oci:// reference{hint}: {repo:?}"));
     }
 }
@@ -438,33 +589,67 @@ fn check_repository(w: &mut Walk<'_>, repo: &str, path: &str, profile_type: Opti
 pub fn is_margo_revision(rev: &str) -> bool {
     let core_end = rev.find(['-', '_']).unwrap_or(rev.len());
     let core: Vec<&str> = rev[..core_end].split('.').collect();
-    let numeric = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && (p.len() == 1 || !p.starts_with('0'));
-    core.len() == 3 && core.iter().all(numeric) && rev[core_end..].chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    let numeric = |p: &&str| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    core.len() == 3
+        && core.iter().all(numeric)
+        && rev[core_end..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 fn is_timeout(t: &str) -> bool {
-    let Some((m, s)) = t.strip_suffix('s').and_then(|r| r.split_once('m')) else { return false };
-    !m.is_empty() && !s.is_empty() && m.chars().all(|c| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_digit())
+    let Some((m, s)) = t.strip_suffix('s').and_then(|r| r.split_once('m')) else {
+        return false;
+    };
+    !m.is_empty()
+        && !s.is_empty()
+        && m.chars().all(|c| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_digit())
 }
 
-pub(crate) fn walk_parameters(w: &mut Walk<'_>, params: &Value, path: &str, component_names: &[String]) {
-    let Some(m) = w.object(params, path) else { return };
+pub(crate) fn walk_parameters(
+    w: &mut Walk<'_>,
+    params: &Value,
+    path: &str,
+    component_names: &[String],
+) {
+    let Some(m) = w.object(params, path) else {
+        return;
+    };
     for (name, p) in m {
         let pp = join(path, name);
         let Some(pm) = w.object(p, &pp) else { continue };
         w.no_unknown_fields(pm, &["value", "targets"], &pp);
-        let Some(targets) = w.required(pm, "targets", &pp) else { continue };
+        let Some(targets) = w.required(pm, "targets", &pp) else {
+            continue;
+        };
         let tp = join(&pp, "targets");
         for (i, t) in w.list(targets, &tp).into_iter().flatten().enumerate() {
             let tip = index(&tp, i);
-            let Some(tm) = w.object(t, &tip) else { continue };
+            let Some(tm) = w.object(t, &tip) else {
+                continue;
+            };
             w.no_unknown_fields(tm, &["pointer", "components"], &tip);
             w.required_str(tm, "pointer", &tip);
-            let Some(cs) = w.required(tm, "components", &tip) else { continue };
-            for (j, c) in w.list(cs, &join(&tip, "components")).into_iter().flatten().enumerate() {
+            let Some(cs) = w.required(tm, "components", &tip) else {
+                continue;
+            };
+            for (j, c) in w
+                .list(cs, &join(&tip, "components"))
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let name = c.as_str().unwrap_or_default();
                 if !component_names.is_empty() && !component_names.iter().any(|n| n == name) {
-                    w.problem(index(&join(&tip, "components"), j), format!("{name:?} is not a component of any deployment profile"));
+                    w.problem(
+                        index(&join(&tip, "components"), j),
+                        format!("{name:?} is not a component of any deployment profile"),
+                    );
                 }
             }
         }
@@ -501,17 +686,34 @@ deploymentProfiles:
 
     #[test]
     fn every_problem_is_reported_with_its_path() {
-        let bad = MINIMAL.replace("type: custom", "type: helm").replace("revision: 1.0.0}", "revision: v1}").replace("name: hello\n", "name: Hello_\n");
+        let bad = MINIMAL
+            .replace("type: custom", "type: helm")
+            .replace("revision: 1.0.0}", "revision: v1}")
+            .replace("name: hello\n", "name: Hello_\n");
         let problems = ApplicationDescription::from_yaml(&bad).unwrap_err();
         let text = problems.to_string();
-        assert!(text.contains("deploymentProfiles[0].components[0].properties.repository: not an oci:// reference"), "{text}");
-        assert!(text.contains("deploymentProfiles[0].components[0].properties.revision"), "{text}");
-        assert!(text.contains("deploymentProfiles[0].components[0].name"), "{text}");
+        assert!(
+            text.contains(
+                "deploymentProfiles[0].components[0].properties.repository: not an oci:// reference"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("deploymentProfiles[0].components[0].properties.revision"),
+            "{text}"
+        );
+        assert!(
+            text.contains("deploymentProfiles[0].components[0].name"),
+            "{text}"
+        );
     }
 
     #[test]
     fn unknown_fields_are_refused_but_extensions_are_kept() {
-        let bad = MINIMAL.replace("id: com-example-hello", "id: com-example-hello\nfoo: 1\nx-acme-extensions: {a: 1}");
+        let bad = MINIMAL.replace(
+            "id: com-example-hello",
+            "id: com-example-hello\nfoo: 1\nx-acme-extensions: {a: 1}",
+        );
         let problems = ApplicationDescription::from_yaml(&bad).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems}");
         assert!(problems.mentions("foo"));

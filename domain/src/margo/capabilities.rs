@@ -64,7 +64,15 @@ pub struct Interface {
 
 const ARCHITECTURES: [&str; 3] = ["amd64", "arm64", "arm"];
 const PERIPHERALS: [&str; 5] = ["gpu", "display", "camera", "microphone", "speaker"];
-const INTERFACES: [&str; 7] = ["ethernet", "wifi", "cellular", "bluetooth", "usb", "canbus", "rs232"];
+const INTERFACES: [&str; 7] = [
+    "ethernet",
+    "wifi",
+    "cellular",
+    "bluetooth",
+    "usb",
+    "canbus",
+    "rs232",
+];
 const RUNTIMES: [&str; 2] = ["oci", "custom"];
 const DEPLOYMENT_TYPES: [&str; 3] = ["helm", "compose", "custom"];
 
@@ -96,10 +104,14 @@ impl DeviceCapabilities {
 /// Older shapes → rc.3: drops apiVersion/kind, renames `cpu` to `cpus`, and lifts PR1
 /// `resources{…}` and `roles` into the rc.3 fields. `x86_64`/`aarch64` become `amd64`/`arm64`.
 fn normalize(tree: &mut Value) {
-    let Some(root) = tree.as_object_mut() else { return };
+    let Some(root) = tree.as_object_mut() else {
+        return;
+    };
     root.remove("apiVersion");
     root.remove("kind");
-    let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    let Some(props) = root.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
     if let Some(cpu) = props.remove("cpu") {
         props.entry("cpus").or_insert(cpu);
     }
@@ -116,9 +128,16 @@ fn normalize(tree: &mut Value) {
                 _ => None,
             })
             .collect();
-        props.entry("supportedDeploymentTypes").or_insert(Value::Array(types));
+        props
+            .entry("supportedDeploymentTypes")
+            .or_insert(Value::Array(types));
     }
-    for cpu in props.get_mut("cpus").and_then(Value::as_array_mut).into_iter().flatten() {
+    for cpu in props
+        .get_mut("cpus")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
         if let Some(arch) = cpu.get_mut("architecture") {
             *arch = json!(canonical_architecture(arch.as_str().unwrap_or_default()));
         }
@@ -128,8 +147,14 @@ fn normalize(tree: &mut Value) {
 fn lift_pr1_resources(props: &mut Map<String, Value>, mut resources: Map<String, Value>) {
     if let Some(cpu) = resources.remove("cpu") {
         let cores = cpu.get("cores").cloned().unwrap_or(json!(0));
-        let arch = cpu.get("architectures").and_then(|a| a.get(0)).and_then(Value::as_str).unwrap_or("amd64");
-        props.entry("cpus").or_insert(json!([{"cores": cores, "architecture": arch}]));
+        let arch = cpu
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("amd64");
+        props
+            .entry("cpus")
+            .or_insert(json!([{"cores": cores, "architecture": arch}]));
     }
     for (key, value) in resources {
         props.entry(key).or_insert(value);
@@ -145,7 +170,9 @@ pub fn canonical_architecture(arch: &str) -> &str {
 }
 
 fn walk_capabilities(w: &mut Walk<'_>, tree: &Value) {
-    let Some(root) = w.object(tree, "") else { return };
+    let Some(root) = w.object(tree, "") else {
+        return;
+    };
     w.no_unknown_fields(root, &["properties", "labels"], "");
     if let Some(labels) = root.get("labels")
         && let Some(m) = w.object(labels, "labels")
@@ -153,18 +180,44 @@ fn walk_capabilities(w: &mut Walk<'_>, tree: &Value) {
         for (k, v) in m {
             let ok = match v {
                 Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
-                Value::Array(items) => items.iter().all(Value::is_string) || items.iter().all(Value::is_number),
+                Value::Array(items) => {
+                    items.iter().all(Value::is_string) || items.iter().all(Value::is_number)
+                }
                 _ => false,
             };
             if !ok {
-                w.problem(join("labels", k), "a label is a string, number, boolean, or a list of strings or of numbers");
+                w.problem(
+                    join("labels", k),
+                    "a label is a string, number, boolean, or a list of strings or of numbers",
+                );
             }
         }
     }
-    let Some(props) = w.required(root, "properties", "") else { return };
-    let Some(m) = w.object(props, "properties") else { return };
+    let Some(props) = w.required(root, "properties", "") else {
+        return;
+    };
+    let Some(m) = w.object(props, "properties") else {
+        return;
+    };
     let p = "properties";
-    w.no_unknown_fields(m, &["id", "vendor", "modelNumber", "serialNumber", "cpus", "memory", "storage", "peripherals", "interfaces", "otelCollector", "supportedRuntimes", "supportedDeploymentTypes"], p);
+    w.no_unknown_fields(
+        m,
+        &[
+            "id",
+            "vendor",
+            "modelNumber",
+            "serialNumber",
+            "cpus",
+            "memory",
+            "storage",
+            "peripherals",
+            "interfaces",
+            "otelCollector",
+            "supportedRuntimes",
+            "supportedDeploymentTypes",
+        ],
+        p,
+    );
     if let Some(id) = w.required_str(m, "id", p)
         && !id.split('/').all(crate::ids::is_device_segment)
     {
@@ -173,18 +226,36 @@ fn walk_capabilities(w: &mut Walk<'_>, tree: &Value) {
     for key in ["vendor", "modelNumber", "serialNumber"] {
         w.required_str(m, key, p);
     }
-    for (i, cpu) in m.get("cpus").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, cpu) in m
+        .get("cpus")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let cp = index("properties.cpus", i);
-        if cpu.get("cores").and_then(Value::as_f64).is_none_or(|c| c <= 0.0) {
+        if cpu
+            .get("cores")
+            .and_then(Value::as_f64)
+            .is_none_or(|c| c <= 0.0)
+        {
             w.problem(join(&cp, "cores"), "must be a positive number");
         }
-        enum_field(w, cpu.get("architecture"), &join(&cp, "architecture"), &ARCHITECTURES);
+        enum_field(
+            w,
+            cpu.get("architecture"),
+            &join(&cp, "architecture"),
+            &ARCHITECTURES,
+        );
     }
     for key in ["memory", "storage"] {
         if let Some(q) = w.optional_str(m, key, p)
             && super::quantity::parse_bytes(&q).is_none()
         {
-            w.problem(join(p, key), format!("{q:?} is not a binary quantity such as 64Gi"));
+            w.problem(
+                join(p, key),
+                format!("{q:?} is not a binary quantity such as 64Gi"),
+            );
         }
     }
     typed_list(w, m, "peripherals", &PERIPHERALS);
@@ -203,14 +274,31 @@ fn enum_field(w: &mut Walk<'_>, v: Option<&Value>, path: &str, allowed: &[&str])
 
 fn typed_list(w: &mut Walk<'_>, m: &Map<String, Value>, key: &str, allowed: &[&str]) {
     let path = join("properties", key);
-    for (i, item) in m.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
-        enum_field(w, item.get("type"), &join(&index(&path, i), "type"), allowed);
+    for (i, item) in m
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        enum_field(
+            w,
+            item.get("type"),
+            &join(&index(&path, i), "type"),
+            allowed,
+        );
     }
 }
 
 fn enum_list(w: &mut Walk<'_>, m: &Map<String, Value>, key: &str, allowed: &[&str]) {
     let path = join("properties", key);
-    for (i, item) in m.get(key).and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, item) in m
+        .get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         enum_field(w, Some(item), &index(&path, i), allowed);
     }
 }

@@ -92,10 +92,15 @@ pub(crate) fn walk_constraints(w: &mut Walk<'_>, v: &Value, path: &str) {
         let rules_path = join(path, "eligibilityRules");
         for (i, rule) in w.list(rules, &rules_path).into_iter().flatten().enumerate() {
             let rp = index(&rules_path, i);
-            let Some(rm) = w.object(rule, &rp) else { continue };
+            let Some(rm) = w.object(rule, &rp) else {
+                continue;
+            };
             w.no_unknown_fields(rm, &["propertySelector", "labelSelector"], &rp);
             if rm.get("propertySelector").is_none() && rm.get("labelSelector").is_none() {
-                w.problem(&rp, "a rule needs a propertySelector, a labelSelector or both");
+                w.problem(
+                    &rp,
+                    "a rule needs a propertySelector, a labelSelector or both",
+                );
             }
             for key in ["propertySelector", "labelSelector"] {
                 if let Some(sel) = rm.get(key) {
@@ -108,7 +113,11 @@ pub(crate) fn walk_constraints(w: &mut Walk<'_>, v: &Value, path: &str) {
 
 pub(crate) fn walk_capacity(w: &mut Walk<'_>, v: &Value, path: &str) {
     let Some(m) = w.object(v, path) else { return };
-    w.no_unknown_fields(m, &["cpu", "memory", "storage", "peripherals", "interfaces"], path);
+    w.no_unknown_fields(
+        m,
+        &["cpu", "memory", "storage", "peripherals", "interfaces"],
+        path,
+    );
     if let Some(cpu) = m.get("cpu") {
         let cp = join(path, "cpu");
         if let Some(cm) = w.object(cpu, &cp) {
@@ -124,7 +133,10 @@ pub(crate) fn walk_capacity(w: &mut Walk<'_>, v: &Value, path: &str) {
         if let Some(text) = w.optional_str(m, key, path)
             && super::quantity::parse_bytes(&text).is_none()
         {
-            w.problem(join(path, key), format!("{text:?} is not a binary quantity such as 512Mi or 10Gi"));
+            w.problem(
+                join(path, key),
+                format!("{text:?} is not a binary quantity such as 512Mi or 10Gi"),
+            );
         }
     }
 }
@@ -132,7 +144,9 @@ pub(crate) fn walk_capacity(w: &mut Walk<'_>, v: &Value, path: &str) {
 fn walk_selector(w: &mut Walk<'_>, v: &Value, path: &str, property: bool) {
     let Some(m) = w.object(v, path) else { return };
     w.no_unknown_fields(m, &["matchExpressions"], path);
-    let Some(exprs) = w.required(m, "matchExpressions", path) else { return };
+    let Some(exprs) = w.required(m, "matchExpressions", path) else {
+        return;
+    };
     let ep = join(path, "matchExpressions");
     for (i, e) in w.list(exprs, &ep).into_iter().flatten().enumerate() {
         walk_expression(w, e, &index(&ep, i), property);
@@ -144,9 +158,14 @@ fn walk_expression(w: &mut Walk<'_>, v: &Value, path: &str, property: bool) {
     w.no_unknown_fields(m, &["key", "operator", "values", "itemSelector"], path);
     let key = w.required_str(m, "key", path);
     if property && key.as_deref().is_some_and(|k| !k.starts_with('/')) {
-        w.problem(join(path, "key"), "a property key is a JSON Pointer and starts with '/'");
+        w.problem(
+            join(path, "key"),
+            "a property key is a JSON Pointer and starts with '/'",
+        );
     }
-    let Some(op_text) = w.required_str(m, "operator", path) else { return };
+    let Some(op_text) = w.required_str(m, "operator", path) else {
+        return;
+    };
     let Some(op) = Operator::parse(&op_text) else {
         w.problem(join(path, "operator"), format!("unknown operator {op_text:?} (expected In, NotIn, Exists, DoesNotExist, Gt, Lt, ContainsAll or ContainsAny)"));
         return;
@@ -154,10 +173,20 @@ fn walk_expression(w: &mut Walk<'_>, v: &Value, path: &str, property: bool) {
     let values = m.get("values").and_then(Value::as_array);
     let vp = join(path, "values");
     match op {
-        Operator::In | Operator::NotIn if values.is_none_or(|v| v.is_empty()) => w.problem(vp, format!("{op_text} needs at least one value")),
-        Operator::Exists | Operator::DoesNotExist if values.is_some_and(|v| !v.is_empty()) => w.problem(vp, format!("{op_text} takes no values")),
-        Operator::Gt | Operator::Lt if values.is_none_or(|v| v.len() != 1 || !v[0].is_number()) => w.problem(vp, format!("{op_text} needs exactly one number")),
-        Operator::ContainsAll | Operator::ContainsAny if m.get("itemSelector").is_none() => w.problem(join(path, "itemSelector"), format!("{op_text} needs an itemSelector")),
+        Operator::In | Operator::NotIn if values.is_none_or(|v| v.is_empty()) => {
+            w.problem(vp, format!("{op_text} needs at least one value"))
+        }
+        Operator::Exists | Operator::DoesNotExist if values.is_some_and(|v| !v.is_empty()) => {
+            w.problem(vp, format!("{op_text} takes no values"))
+        }
+        Operator::Gt | Operator::Lt if values.is_none_or(|v| v.len() != 1 || !v[0].is_number()) => {
+            w.problem(vp, format!("{op_text} needs exactly one number"))
+        }
+        Operator::ContainsAll | Operator::ContainsAny if m.get("itemSelector").is_none() => w
+            .problem(
+                join(path, "itemSelector"),
+                format!("{op_text} needs an itemSelector"),
+            ),
         _ => {}
     }
     if let Some(item) = m.get("itemSelector") {
@@ -178,19 +207,31 @@ impl MatchExpression {
         match self.operator {
             Operator::Exists => found.is_some(),
             Operator::DoesNotExist => found.is_none(),
-            Operator::In => found.is_some_and(|v| scalars(&v).iter().any(|s| self.values.contains(s))),
-            Operator::NotIn => found.is_none_or(|v| !scalars(&v).iter().any(|s| self.values.contains(s))),
+            Operator::In => {
+                found.is_some_and(|v| scalars(&v).iter().any(|s| self.values.contains(s)))
+            }
+            Operator::NotIn => {
+                found.is_none_or(|v| !scalars(&v).iter().any(|s| self.values.contains(s)))
+            }
             Operator::Gt => compare(found, &self.values, |a, b| a > b),
             Operator::Lt => compare(found, &self.values, |a, b| a < b),
             Operator::ContainsAll | Operator::ContainsAny => {
-                let Some(Value::Array(items)) = found else { return false };
-                let Some(sel) = &self.item_selector else { return false };
+                let Some(Value::Array(items)) = found else {
+                    return false;
+                };
+                let Some(sel) = &self.item_selector else {
+                    return false;
+                };
                 items.iter().filter(|i| i.is_object()).any(|item| {
                     let item_lookup = |k: &str| item.pointer(k).cloned();
                     if self.operator == Operator::ContainsAll {
-                        sel.match_expressions.iter().all(|e| e.matches(&item_lookup))
+                        sel.match_expressions
+                            .iter()
+                            .all(|e| e.matches(&item_lookup))
                     } else {
-                        sel.match_expressions.iter().any(|e| e.matches(&item_lookup))
+                        sel.match_expressions
+                            .iter()
+                            .any(|e| e.matches(&item_lookup))
                     }
                 })
             }
@@ -201,14 +242,21 @@ impl MatchExpression {
 /// A scalar, or the scalars of an array of scalars (arrays of objects yield nothing).
 fn scalars(v: &Value) -> Vec<Value> {
     match v {
-        Value::Array(items) => items.iter().filter(|i| !i.is_object() && !i.is_array()).cloned().collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter(|i| !i.is_object() && !i.is_array())
+            .cloned()
+            .collect(),
         Value::Object(_) => Vec::new(),
         scalar => vec![scalar.clone()],
     }
 }
 
 fn compare(found: Option<Value>, values: &[Value], op: fn(f64, f64) -> bool) -> bool {
-    match (found.as_ref().and_then(Value::as_f64), values.first().and_then(Value::as_f64)) {
+    match (
+        found.as_ref().and_then(Value::as_f64),
+        values.first().and_then(Value::as_f64),
+    ) {
         (Some(a), Some(b)) => op(a, b),
         _ => false,
     }
@@ -225,9 +273,11 @@ mod tests {
 
     #[test]
     fn nvidia_gpu_example_from_the_spec_matches_only_devices_with_one() {
-        let e = expr(json!({"key": "/peripherals", "operator": "ContainsAll", "itemSelector": {"matchExpressions": [
+        let e = expr(
+            json!({"key": "/peripherals", "operator": "ContainsAll", "itemSelector": {"matchExpressions": [
             {"key": "/type", "operator": "In", "values": ["gpu"]},
-            {"key": "/manufacturer", "operator": "In", "values": ["NVIDIA"]}]}}));
+            {"key": "/manufacturer", "operator": "In", "values": ["NVIDIA"]}]}}),
+        );
         let with = json!({"peripherals": [{"type": "display"}, {"type": "gpu", "manufacturer": "NVIDIA"}]});
         let without = json!({"peripherals": [{"type": "gpu", "manufacturer": "AMD"}]});
         assert!(e.matches(&|k| with.pointer(k).cloned()));
@@ -240,7 +290,9 @@ mod tests {
         let look = |k: &str| doc.pointer(k).cloned();
         assert!(expr(json!({"key": "/cores", "operator": "Gt", "values": [4]})).matches(&look));
         assert!(!expr(json!({"key": "/cores", "operator": "Lt", "values": [4]})).matches(&look));
-        assert!(expr(json!({"key": "/vendor", "operator": "NotIn", "values": ["acme"]})).matches(&look));
+        assert!(
+            expr(json!({"key": "/vendor", "operator": "NotIn", "values": ["acme"]})).matches(&look)
+        );
         assert!(expr(json!({"key": "/tags", "operator": "In", "values": ["b"]})).matches(&look));
         assert!(expr(json!({"key": "/missing", "operator": "DoesNotExist"})).matches(&look));
         assert!(expr(json!({"key": "/x", "operator": "ContainersAny", "itemSelector": {"matchExpressions": []}})).operator == Operator::ContainsAny);

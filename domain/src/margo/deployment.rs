@@ -1,7 +1,10 @@
 //! The Margo ApplicationDeployment: one application's desired state on one device (or on any
 //! eligible device of a gateway, `<site>/*`).
 
-use super::application::{Component, Parameter, ProfileType, custom_runtime, normalize_components, walk_components, walk_parameters};
+use super::application::{
+    Component, Parameter, ProfileType, custom_runtime, normalize_components, walk_components,
+    walk_parameters,
+};
 use super::constraints::{DeviceConstraints, walk_constraints};
 use super::walk::{Walk, join};
 use crate::Problems;
@@ -84,13 +87,18 @@ impl ApplicationDeployment {
     }
 
     pub fn target(&self) -> Option<DeviceTarget> {
-        self.metadata.device_id.as_deref().and_then(|d| DeviceTarget::parse(d).ok())
+        self.metadata
+            .device_id
+            .as_deref()
+            .and_then(|d| DeviceTarget::parse(d).ok())
     }
 }
 
 /// PR1 → rc.3: `metadata.annotations.applicationId` → `spec.applicationId`; apiVersion/kind dropped.
 fn normalize(tree: &mut Value) {
-    let Some(root) = tree.as_object_mut() else { return };
+    let Some(root) = tree.as_object_mut() else {
+        return;
+    };
     root.remove("apiVersion");
     root.remove("kind");
     let annotated = root
@@ -98,21 +106,32 @@ fn normalize(tree: &mut Value) {
         .and_then(Value::as_object_mut)
         .and_then(|m| m.remove("annotations"))
         .and_then(|a| a.get("applicationId").cloned());
-    if let (Some(app), Some(spec)) = (annotated, root.get_mut("spec").and_then(Value::as_object_mut)) {
+    if let (Some(app), Some(spec)) = (
+        annotated,
+        root.get_mut("spec").and_then(Value::as_object_mut),
+    ) {
         spec.entry("applicationId").or_insert(app);
     }
-    if let Some(profile) = root.get_mut("spec").and_then(|s| s.get_mut("deploymentProfile")) {
+    if let Some(profile) = root
+        .get_mut("spec")
+        .and_then(|s| s.get_mut("deploymentProfile"))
+    {
         normalize_components(profile.get_mut("components"));
     }
 }
 
 fn walk_deployment(w: &mut Walk<'_>, tree: &Value) {
-    let Some(root) = w.object(tree, "") else { return };
+    let Some(root) = w.object(tree, "") else {
+        return;
+    };
     w.no_unknown_fields(root, &["apiVersion", "kind", "id", "metadata", "spec"], "");
     if let Some(kind) = w.optional_str(root, "kind", "")
         && kind != "ApplicationDeployment"
     {
-        w.problem("kind", format!("must be ApplicationDeployment, found {kind:?}"));
+        w.problem(
+            "kind",
+            format!("must be ApplicationDeployment, found {kind:?}"),
+        );
     }
     if let Some(id) = w.required_str(root, "id", "")
         && let Err(reason) = check_uuid(&id)
@@ -123,9 +142,17 @@ fn walk_deployment(w: &mut Walk<'_>, tree: &Value) {
     if let Some(meta) = w.required(root, "metadata", "") {
         app_id = walk_metadata(w, meta);
     }
-    let Some(spec) = w.required(root, "spec", "") else { return };
-    let Some(s) = w.object(spec, "spec") else { return };
-    w.no_unknown_fields(s, &["applicationId", "deploymentProfile", "parameters"], "spec");
+    let Some(spec) = w.required(root, "spec", "") else {
+        return;
+    };
+    let Some(s) = w.object(spec, "spec") else {
+        return;
+    };
+    w.no_unknown_fields(
+        s,
+        &["applicationId", "deploymentProfile", "parameters"],
+        "spec",
+    );
     match (s.get("applicationId").and_then(Value::as_str), app_id) {
         (Some(id), _) => check_app_id(w, id, "spec.applicationId"),
         (None, Some(_)) => {}
@@ -143,14 +170,22 @@ fn walk_deployment(w: &mut Walk<'_>, tree: &Value) {
 /// Returns the PR1 `metadata.annotations.applicationId`, when present.
 fn walk_metadata(w: &mut Walk<'_>, meta: &Value) -> Option<String> {
     let m = w.object(meta, "metadata")?;
-    w.no_unknown_fields(m, &["name", "namespace", "deviceId", "labels", "annotations"], "metadata");
+    w.no_unknown_fields(
+        m,
+        &["name", "namespace", "deviceId", "labels", "annotations"],
+        "metadata",
+    );
     w.required_str(m, "name", "metadata");
     if let Some(device) = w.optional_str(m, "deviceId", "metadata")
         && !is_margo_device_target(&device)
     {
         w.problem("metadata.deviceId", format!("{device:?} is not a device id (segments of A-Z a-z 0-9 . _ ~ - separated by '/', optionally ending in '/*')"));
     }
-    let annotated = m.get("annotations")?.get("applicationId")?.as_str()?.to_owned();
+    let annotated = m
+        .get("annotations")?
+        .get("applicationId")?
+        .as_str()?
+        .to_owned();
     check_app_id(w, &annotated, "metadata.annotations.applicationId");
     Some(annotated)
 }
@@ -162,13 +197,18 @@ fn is_margo_device_target(s: &str) -> bool {
 
 fn check_app_id(w: &mut Walk<'_>, id: &str, path: &str) {
     if let Err(reason) = check_application_id(id) {
-        w.problem(path, format!("{id:?} is not a valid application id: {reason}"));
+        w.problem(
+            path,
+            format!("{id:?} is not a valid application id: {reason}"),
+        );
     }
 }
 
 fn walk_profile(w: &mut Walk<'_>, profile: &Value, names: &mut Vec<String>) {
     let path = "spec.deploymentProfile";
-    let Some(m) = w.object(profile, path) else { return };
+    let Some(m) = w.object(profile, path) else {
+        return;
+    };
     w.no_unknown_fields(m, &["type", "components", "deviceConstraints"], path);
     let profile_type = w.required_str(m, "type", path).and_then(|t| match t.as_str() {
         "helm" => Some(ProfileType::Helm),
@@ -183,6 +223,12 @@ fn walk_profile(w: &mut Walk<'_>, profile: &Value, names: &mut Vec<String>) {
         walk_constraints(w, c, &join(path, "deviceConstraints"));
     }
     if let Some(components) = w.required(m, "components", path) {
-        walk_components(w, components, &join(path, "components"), profile_type, names);
+        walk_components(
+            w,
+            components,
+            &join(path, "components"),
+            profile_type,
+            names,
+        );
     }
 }

@@ -37,7 +37,11 @@ pub struct ManifestEntry {
 
 /// `sha256:` followed by exactly 64 lowercase hexadecimal digits.
 pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    })
 }
 
 /// The digest of exact bytes, in Margo's grammar.
@@ -62,16 +66,24 @@ impl StateManifest {
 }
 
 fn walk_manifest(w: &mut Walk<'_>, tree: &Value) {
-    let Some(root) = w.object(tree, "") else { return };
+    let Some(root) = w.object(tree, "") else {
+        return;
+    };
     w.no_unknown_fields(root, &["manifestVersion", "bundle", "deployments"], "");
     if let Some(v) = w.required(root, "manifestVersion", "")
         && v.as_u64().is_none_or(|n| n == 0)
     {
-        w.problem("manifestVersion", format!("must be a whole number from 1 to 2^64-1, found {v}"));
+        w.problem(
+            "manifestVersion",
+            format!("must be a whole number from 1 to 2^64-1, found {v}"),
+        );
     }
     let deployments = root.get("deployments").and_then(Value::as_array);
     match root.get("bundle") {
-        None => w.problem("bundle", "required field is missing (null when there are no deployments)"),
+        None => w.problem(
+            "bundle",
+            "required field is missing (null when there are no deployments)",
+        ),
         Some(Value::Null) => {}
         Some(b) => {
             if deployments.is_some_and(|d| d.is_empty()) {
@@ -82,15 +94,25 @@ fn walk_manifest(w: &mut Walk<'_>, tree: &Value) {
                 if let Some(mt) = w.required_str(m, "mediaType", "bundle")
                     && mt != BUNDLE_MEDIA_TYPE
                 {
-                    w.problem("bundle.mediaType", format!("{mt:?} is not {BUNDLE_MEDIA_TYPE}"));
+                    w.problem(
+                        "bundle.mediaType",
+                        format!("{mt:?} is not {BUNDLE_MEDIA_TYPE}"),
+                    );
                 }
                 digest_field(w, m, "bundle");
                 w.required_str(m, "url", "bundle");
             }
         }
     }
-    let Some(list) = w.required(root, "deployments", "") else { return };
-    for (i, d) in w.list(list, "deployments").into_iter().flatten().enumerate() {
+    let Some(list) = w.required(root, "deployments", "") else {
+        return;
+    };
+    for (i, d) in w
+        .list(list, "deployments")
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let p = index("deployments", i);
         let Some(m) = w.object(d, &p) else { continue };
         w.no_unknown_fields(m, &["deploymentId", "digest", "sizeBytes", "url"], &p);
@@ -104,6 +126,9 @@ fn digest_field(w: &mut Walk<'_>, m: &serde_json::Map<String, Value>, path: &str
     if let Some(d) = w.required_str(m, "digest", path)
         && !is_digest(&d)
     {
-        w.problem(join(path, "digest"), format!("{d:?} is not sha256:<64 lowercase hex digits>"));
+        w.problem(
+            join(path, "digest"),
+            format!("{d:?} is not sha256:<64 lowercase hex digits>"),
+        );
     }
 }

@@ -42,16 +42,35 @@ impl ProblemDetail {
         let mut problems = Problems::default();
         let mut w = Walk::new(&mut problems);
         if let Some(m) = w.object(&tree, "") {
-            w.no_unknown_fields(m, &["type", "title", "status", "detail", "instance", "retryable", "retryAfterSeconds", "backoffStrategy", "errors"], "");
+            w.no_unknown_fields(
+                m,
+                &[
+                    "type",
+                    "title",
+                    "status",
+                    "detail",
+                    "instance",
+                    "retryable",
+                    "retryAfterSeconds",
+                    "backoffStrategy",
+                    "errors",
+                ],
+                "",
+            );
             w.required_str(m, "type", "");
             w.required_str(m, "title", "");
-            if w.required(m, "status", "").is_some_and(|s| s.as_u64().is_none_or(|n| !(100..600).contains(&n))) {
+            if w.required(m, "status", "")
+                .is_some_and(|s| s.as_u64().is_none_or(|n| !(100..600).contains(&n)))
+            {
                 w.problem("status", "must be an HTTP status code");
             }
             if let Some(b) = m.get("backoffStrategy").and_then(Value::as_str)
                 && !["none", "fixed", "exponential"].contains(&b)
             {
-                w.problem("backoffStrategy", format!("{b:?} is not none, fixed or exponential"));
+                w.problem(
+                    "backoffStrategy",
+                    format!("{b:?} is not none, fixed or exponential"),
+                );
             }
         }
         problems.into_result(())?;

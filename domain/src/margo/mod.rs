@@ -13,7 +13,10 @@ pub mod quantity;
 pub mod status;
 mod walk;
 
-pub use application::{ApplicationDescription, Component, ComponentProperties, DeploymentProfile, Parameter, ProfileType};
+pub use application::{
+    ApplicationDescription, Component, ComponentProperties, DeploymentProfile, Parameter,
+    ProfileType,
+};
 pub use capabilities::DeviceCapabilities;
 pub use constraints::{DeviceConstraints, MatchExpression, Operator, Selector};
 pub use deployment::ApplicationDeployment;
@@ -26,7 +29,10 @@ use crate::Problems;
 pub(crate) fn parse_tree(text: &str) -> Result<serde_json::Value, Problems> {
     serde_yaml::from_str::<serde_json::Value>(text).map_err(|e| {
         let mut p = Problems::default();
-        let at = e.location().map(|l| format!("line {}, column {}", l.line(), l.column())).unwrap_or_default();
+        let at = e
+            .location()
+            .map(|l| format!("line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
         p.push(at, format!("not valid YAML: {e}"));
         p
     })
@@ -34,7 +40,9 @@ pub(crate) fn parse_tree(text: &str) -> Result<serde_json::Value, Problems> {
 
 /// Deserializes a normalized tree into its typed form; a failure here is reported as a problem at
 /// the document root (the walk has already reported every field it knows).
-pub(crate) fn typed<T: serde::de::DeserializeOwned>(tree: serde_json::Value) -> Result<T, Problems> {
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    tree: serde_json::Value,
+) -> Result<T, Problems> {
     serde_json::from_value(tree).map_err(|e| {
         let mut p = Problems::default();
         p.push("", format!("cannot read document: {e}"));

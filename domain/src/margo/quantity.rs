@@ -22,11 +22,11 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
 /// Writes a byte count in the strict Margo form (`512Mi`), choosing the largest exact unit.
 pub fn format_bytes(bytes: u64) -> String {
     for (shift, unit) in [(40, "Ti"), (30, "Gi"), (20, "Mi"), (10, "Ki")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
-    if bytes % 1024 == 0 { format!("{}Ki", bytes / 1024) } else { format!("{}Ki", bytes.div_ceil(1024)) }
+    format!("{}Ki", bytes.div_ceil(1024))
 }
 
 #[cfg(test)]

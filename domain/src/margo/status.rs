@@ -18,7 +18,14 @@ pub enum DeploymentState {
 }
 
 impl DeploymentState {
-    pub const ALL: [Self; 6] = [Self::Pending, Self::Installing, Self::Installed, Self::Failed, Self::Removing, Self::Removed];
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Installing,
+        Self::Installed,
+        Self::Failed,
+        Self::Removing,
+        Self::Removed,
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
@@ -117,18 +124,38 @@ impl DeploymentStatus {
 }
 
 fn walk_status(w: &mut Walk<'_>, tree: &Value) {
-    let Some(root) = w.object(tree, "") else { return };
-    w.no_unknown_fields(root, &["apiVersion", "kind", "deploymentId", "deviceId", "adoptedManifestVersion", "status", "components"], "");
+    let Some(root) = w.object(tree, "") else {
+        return;
+    };
+    w.no_unknown_fields(
+        root,
+        &[
+            "apiVersion",
+            "kind",
+            "deploymentId",
+            "deviceId",
+            "adoptedManifestVersion",
+            "status",
+            "components",
+        ],
+        "",
+    );
     if let Some(kind) = w.optional_str(root, "kind", "")
         && kind != "DeploymentStatusManifest"
     {
-        w.problem("kind", format!("must be DeploymentStatusManifest, found {kind:?}"));
+        w.problem(
+            "kind",
+            format!("must be DeploymentStatusManifest, found {kind:?}"),
+        );
     }
     w.required_str(root, "deploymentId", "");
     if let Some(v) = root.get("adoptedManifestVersion")
         && v.as_u64().is_none_or(|n| n == 0)
     {
-        w.problem("adoptedManifestVersion", "must be a whole number of at least 1");
+        w.problem(
+            "adoptedManifestVersion",
+            "must be a whole number of at least 1",
+        );
     }
     if let Some(status) = w.required(root, "status", "")
         && let Some(m) = w.object(status, "status")
@@ -136,8 +163,15 @@ fn walk_status(w: &mut Walk<'_>, tree: &Value) {
         w.no_unknown_fields(m, &["state", "error"], "status");
         walk_state(w, m, "status");
     }
-    let Some(components) = w.required(root, "components", "") else { return };
-    for (i, c) in w.list(components, "components").into_iter().flatten().enumerate() {
+    let Some(components) = w.required(root, "components", "") else {
+        return;
+    };
+    for (i, c) in w
+        .list(components, "components")
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let p = index("components", i);
         let Some(m) = w.object(c, &p) else { continue };
         w.no_unknown_fields(m, &["name", "state", "error"], &p);
@@ -161,9 +195,18 @@ mod tests {
 
     #[test]
     fn overall_state_is_the_most_severe() {
-        assert_eq!(DeploymentState::overall([Installed, Failed, Pending]), Some(Failed));
-        assert_eq!(DeploymentState::overall([Installed, Installing]), Some(Installing));
-        assert_eq!(DeploymentState::overall([Removed, Installed]), Some(Installed));
+        assert_eq!(
+            DeploymentState::overall([Installed, Failed, Pending]),
+            Some(Failed)
+        );
+        assert_eq!(
+            DeploymentState::overall([Installed, Installing]),
+            Some(Installing)
+        );
+        assert_eq!(
+            DeploymentState::overall([Removed, Installed]),
+            Some(Installed)
+        );
         assert_eq!(DeploymentState::overall([]), None);
     }
 }

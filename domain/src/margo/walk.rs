@@ -4,7 +4,11 @@ use crate::Problems;
 use serde_json::{Map, Value};
 
 pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 pub(crate) fn index(path: &str, i: usize) -> String {
@@ -40,13 +44,21 @@ impl<'p> Walk<'p> {
         match v {
             Value::Object(m) => Some(m),
             other => {
-                self.problem(path, format!("expected a mapping, found {}", type_name(other)));
+                self.problem(
+                    path,
+                    format!("expected a mapping, found {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    pub fn required<'v>(&mut self, m: &'v Map<String, Value>, key: &str, path: &str) -> Option<&'v Value> {
+    pub fn required<'v>(
+        &mut self,
+        m: &'v Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<&'v Value> {
         match m.get(key) {
             Some(Value::Null) | None => {
                 self.problem(join(path, key), "required field is missing");
@@ -57,12 +69,22 @@ impl<'p> Walk<'p> {
     }
 
     /// A required string; numbers are accepted and read as text (YAML writes `1.0` unquoted).
-    pub fn required_str(&mut self, m: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+    pub fn required_str(
+        &mut self,
+        m: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<String> {
         let v = self.required(m, key, path)?;
         self.as_text(v, &join(path, key))
     }
 
-    pub fn optional_str(&mut self, m: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
+    pub fn optional_str(
+        &mut self,
+        m: &Map<String, Value>,
+        key: &str,
+        path: &str,
+    ) -> Option<String> {
         match m.get(key) {
             None | Some(Value::Null) => None,
             Some(v) => self.as_text(v, &join(path, key)),
@@ -74,7 +96,10 @@ impl<'p> Walk<'p> {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             other => {
-                self.problem(path, format!("expected a string, found {}", type_name(other)));
+                self.problem(
+                    path,
+                    format!("expected a string, found {}", type_name(other)),
+                );
                 None
             }
         }
@@ -94,7 +119,10 @@ impl<'p> Walk<'p> {
     pub fn no_unknown_fields(&mut self, m: &Map<String, Value>, allowed: &[&str], path: &str) {
         for key in m.keys() {
             if !allowed.contains(&key.as_str()) && !super::is_extension_key(key) {
-                self.problem(join(path, key), format!("unknown field (expected one of: {})", allowed.join(", ")));
+                self.problem(
+                    join(path, key),
+                    format!("unknown field (expected one of: {})", allowed.join(", ")),
+                );
             }
         }
     }
@@ -106,7 +134,10 @@ impl<'p> Walk<'p> {
             Value::String(s) if s == "true" => Some(true),
             Value::String(s) if s == "false" => Some(false),
             other => {
-                self.problem(path, format!("expected true or false, found {}", type_name(other)));
+                self.problem(
+                    path,
+                    format!("expected true or false, found {}", type_name(other)),
+                );
                 None
             }
         }

@@ -8,7 +8,9 @@ use crate::ids::{AppId, DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
 use crate::layout::{SiteDesiredState, SiteFile};
 use crate::margo::manifest::digest_of;
 use crate::margo::status::DeploymentState;
-use crate::margo::{ApplicationDeployment, ApplicationDescription, DeploymentStatus, DeviceCapabilities};
+use crate::margo::{
+    ApplicationDeployment, ApplicationDescription, DeploymentStatus, DeviceCapabilities,
+};
 use crate::render::{RenderRequest, render};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -39,14 +41,35 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn new(store: Arc<dyn ControlStore>, git: Arc<dyn DesiredStateRepo>, notifier: Arc<dyn SiteNotifier>, packages: Arc<dyn PackageSource>, clock: Arc<dyn Ambient>) -> Self {
-        Self { store, git, notifier, packages, clock, publish_lock: Default::default() }
+    pub fn new(
+        store: Arc<dyn ControlStore>,
+        git: Arc<dyn DesiredStateRepo>,
+        notifier: Arc<dyn SiteNotifier>,
+        packages: Arc<dyn PackageSource>,
+        clock: Arc<dyn Ambient>,
+    ) -> Self {
+        Self {
+            store,
+            git,
+            notifier,
+            packages,
+            clock,
+            publish_lock: Default::default(),
+        }
     }
 
     /// Registers an application from a directory or a Git repository the CO can read.
-    pub async fn add_app_from_source(&self, source: &str) -> Result<AppVersionRecord, ServiceError> {
-        let package = self.packages.fetch(source).await.map_err(|e| invalid_source(source, e))?;
-        self.add_app(&package.description_yaml, source, Some(&package.folder)).await
+    pub async fn add_app_from_source(
+        &self,
+        source: &str,
+    ) -> Result<AppVersionRecord, ServiceError> {
+        let package = self
+            .packages
+            .fetch(source)
+            .await
+            .map_err(|e| invalid_source(source, e))?;
+        self.add_app(&package.description_yaml, source, Some(&package.folder))
+            .await
     }
 
     pub fn store(&self) -> &Arc<dyn ControlStore> {
@@ -57,8 +80,18 @@ impl ControlPlane {
     /// is idempotent, a different description under an existing version is a conflict.
     /// `folder` is where the package's files are kept: `./` component repositories (the EOS
     /// development form for WASM modules) are resolved against it into `file://` paths.
-    pub async fn add_app(&self, description_yaml: &str, source: &str, folder: Option<&str>) -> Result<AppVersionRecord, ServiceError> {
-        let mut ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| ServiceError::Invalid { what: "application description".into(), problems })?;
+    pub async fn add_app(
+        &self,
+        description_yaml: &str,
+        source: &str,
+        folder: Option<&str>,
+    ) -> Result<AppVersionRecord, ServiceError> {
+        let mut ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| {
+            ServiceError::Invalid {
+                what: "application description".into(),
+                problems,
+            }
+        })?;
         resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();
         let record = AppVersionRecord {
@@ -72,11 +105,20 @@ impl ControlPlane {
             created_at: self.clock.now(),
         };
         let app = AppId::parse(&record.app_id).map_err(|e| ServiceError::Backend(e.to_string()))?;
-        if let Some(existing) = self.store.app_versions(&app).await?.into_iter().find(|v| v.version == record.version) {
+        if let Some(existing) = self
+            .store
+            .app_versions(&app)
+            .await?
+            .into_iter()
+            .find(|v| v.version == record.version)
+        {
             return if existing.digest == record.digest {
                 Ok(existing)
             } else {
-                Err(ServiceError::Conflict(format!("{}@{} exists with another description (digest {}); versions are immutable, publish a new version", record.app_id, record.version, existing.digest)))
+                Err(ServiceError::Conflict(format!(
+                    "{}@{} exists with another description (digest {}); versions are immutable, publish a new version",
+                    record.app_id, record.version, existing.digest
+                )))
             };
         }
         self.store.insert_app_version(&record).await?;
@@ -92,28 +134,64 @@ impl ControlPlane {
         Ok(versions)
     }
 
-    async fn app_version(&self, app_id: &str, version: Option<&str>) -> Result<AppVersionRecord, ServiceError> {
+    async fn app_version(
+        &self,
+        app_id: &str,
+        version: Option<&str>,
+    ) -> Result<AppVersionRecord, ServiceError> {
         let versions = self.app_versions(app_id).await?;
         match version {
-            Some(v) => versions.into_iter().find(|r| r.version == v).ok_or_else(|| not_found("application version", format!("{app_id}@{v}"))),
-            None => versions.into_iter().last().ok_or_else(|| not_found("application", app_id)),
+            Some(v) => versions
+                .into_iter()
+                .find(|r| r.version == v)
+                .ok_or_else(|| not_found("application version", format!("{app_id}@{v}"))),
+            None => versions
+                .into_iter()
+                .last()
+                .ok_or_else(|| not_found("application", app_id)),
         }
     }
 
     /// Renders the deployment, stores it, commits the site's new desired state and hints its LO.
     pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, ServiceError> {
         let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
-        self.store.get_site(&site_id).await?.ok_or_else(|| not_found("site", &req.site))?;
-        let version = self.app_version(&req.app_id, req.version.as_deref()).await?;
-        let ad = ApplicationDescription::from_yaml(&version.document).map_err(|problems| ServiceError::Invalid { what: "stored description".into(), problems })?;
+        self.store
+            .get_site(&site_id)
+            .await?
+            .ok_or_else(|| not_found("site", &req.site))?;
+        let version = self
+            .app_version(&req.app_id, req.version.as_deref())
+            .await?;
+        let ad = ApplicationDescription::from_yaml(&version.document).map_err(|problems| {
+            ServiceError::Invalid {
+                what: "stored description".into(),
+                problems,
+            }
+        })?;
         let target = match &req.host {
-            Some(h) => DeviceTarget::Pinned(DeviceId::new(site_id.clone(), HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?)),
+            Some(h) => DeviceTarget::Pinned(DeviceId::new(
+                site_id.clone(),
+                HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?,
+            )),
             None => DeviceTarget::AnyIn(site_id.clone()),
         };
-        let profile_id = req.profile.clone().unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
-        let id = DeploymentId::parse(self.clock.new_uuid()).map_err(|e| ServiceError::Backend(e.to_string()))?;
-        let rendered = render(&RenderRequest { id: &id, description: &ad, profile_id: &profile_id, target: &target, parameters: &req.parameters })
-            .map_err(|problems| ServiceError::Invalid { what: "deployment request".into(), problems })?;
+        let profile_id = req
+            .profile
+            .clone()
+            .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
+        let id = DeploymentId::parse(self.clock.new_uuid())
+            .map_err(|e| ServiceError::Backend(e.to_string()))?;
+        let rendered = render(&RenderRequest {
+            id: &id,
+            description: &ad,
+            profile_id: &profile_id,
+            target: &target,
+            parameters: &req.parameters,
+        })
+        .map_err(|problems| ServiceError::Invalid {
+            what: "deployment request".into(),
+            problems,
+        })?;
         let record = DeploymentRecord {
             id: id.clone(),
             app_id: ad.id.clone(),
@@ -127,7 +205,14 @@ impl ControlPlane {
             created_at: self.clock.now(),
         };
         self.store.insert_deployment(&record).await?;
-        self.publish_site(&site_id, &format!("deploy {}@{} to {} ({})", record.app_id, record.version, record.target, id)).await?;
+        self.publish_site(
+            &site_id,
+            &format!(
+                "deploy {}@{} to {} ({})",
+                record.app_id, record.version, record.target, id
+            ),
+        )
+        .await?;
         Ok(record)
     }
 
@@ -135,16 +220,28 @@ impl ControlPlane {
     pub async fn undeploy(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
         let mut record = self.deployment(id).await?;
         if record.phase == DeploymentPhase::Active {
-            self.store.update_deployment_phase(&record.id, DeploymentPhase::Removing).await?;
+            self.store
+                .update_deployment_phase(&record.id, DeploymentPhase::Removing)
+                .await?;
             record.phase = DeploymentPhase::Removing;
-            self.publish_site(&record.site, &format!("undeploy {} ({}@{})", record.id, record.app_id, record.version)).await?;
+            self.publish_site(
+                &record.site,
+                &format!(
+                    "undeploy {} ({}@{})",
+                    record.id, record.app_id, record.version
+                ),
+            )
+            .await?;
         }
         Ok(record)
     }
 
     async fn deployment(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
         let did = DeploymentId::parse(id).map_err(|_| not_found("deployment", id))?;
-        self.store.get_deployment(&did).await?.ok_or_else(|| not_found("deployment", id))
+        self.store
+            .get_deployment(&did)
+            .await?
+            .ok_or_else(|| not_found("deployment", id))
     }
 
     /// A deployment with its per-device status.
@@ -165,23 +262,51 @@ impl ControlPlane {
         let devices = self.store.device_statuses(&deployment.id).await?;
         let state = match deployment.phase {
             DeploymentPhase::Removed => DeploymentState::Removed,
-            _ => DeploymentState::overall(devices.iter().map(|d| d.state)).unwrap_or(DeploymentState::Pending),
+            _ => DeploymentState::overall(devices.iter().map(|d| d.state))
+                .unwrap_or(DeploymentState::Pending),
         };
-        Ok(DeploymentView { deployment, state, devices })
+        Ok(DeploymentView {
+            deployment,
+            state,
+            devices,
+        })
     }
 
     async fn publish_site(&self, site: &SiteId, message: &str) -> Result<String, ServiceError> {
         let _guard = self.publish_lock.lock().await;
-        let mut site_record = self.store.get_site(site).await?.ok_or_else(|| not_found("site", site))?;
+        let mut site_record = self
+            .store
+            .get_site(site)
+            .await?
+            .ok_or_else(|| not_found("site", site))?;
         let mut deployments = BTreeMap::new();
-        for d in self.store.list_deployments(Some(site)).await?.into_iter().filter(|d| d.phase == DeploymentPhase::Active) {
-            let doc = ApplicationDeployment::from_yaml(&d.document).map_err(|p| ServiceError::Backend(format!("stored deployment {} is invalid: {p}", d.id)))?;
+        for d in self
+            .store
+            .list_deployments(Some(site))
+            .await?
+            .into_iter()
+            .filter(|d| d.phase == DeploymentPhase::Active)
+        {
+            let doc = ApplicationDeployment::from_yaml(&d.document).map_err(|p| {
+                ServiceError::Backend(format!("stored deployment {} is invalid: {p}", d.id))
+            })?;
             deployments.insert(d.id, doc);
         }
         site_record.manifest_version += 1;
-        let state = SiteDesiredState { site: site.clone(), manifest_version: site_record.manifest_version, deployments };
-        let files = state.to_files(&SiteFile { id: site.clone(), labels: site_record.labels.clone() });
-        let commit = self.git.publish(site, files, message).await.map_err(ServiceError::Backend)?;
+        let state = SiteDesiredState {
+            site: site.clone(),
+            manifest_version: site_record.manifest_version,
+            deployments,
+        };
+        let files = state.to_files(&SiteFile {
+            id: site.clone(),
+            labels: site_record.labels.clone(),
+        });
+        let commit = self
+            .git
+            .publish(site, files, message)
+            .await
+            .map_err(ServiceError::Backend)?;
         self.store.upsert_site(&site_record).await?;
         self.notifier.notify(site, &commit).await;
         Ok(commit)
@@ -189,7 +314,13 @@ impl ControlPlane {
 
     /// An LO connected or reported in: the site exists from now on.
     pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
-        let mut record = self.store.get_site(site).await?.unwrap_or(SiteRecord { id: site.clone(), labels: BTreeMap::new(), manifest_version: 0, lo_connected: connected, last_seen: None });
+        let mut record = self.store.get_site(site).await?.unwrap_or(SiteRecord {
+            id: site.clone(),
+            labels: BTreeMap::new(),
+            manifest_version: 0,
+            lo_connected: connected,
+            last_seen: None,
+        });
         record.lo_connected = connected;
         record.last_seen = Some(self.clock.now());
         self.store.upsert_site(&record).await?;
@@ -197,18 +328,40 @@ impl ControlPlane {
     }
 
     /// An LO reported the capabilities and liveness of one of its devices.
-    pub async fn device_reported(&self, device: DeviceId, capabilities: DeviceCapabilities, online: bool) -> Result<(), ServiceError> {
-        self.store.upsert_device(&DeviceRecord { id: device, capabilities, online, last_seen: Some(self.clock.now()) }).await?;
+    pub async fn device_reported(
+        &self,
+        device: DeviceId,
+        capabilities: DeviceCapabilities,
+        online: bool,
+    ) -> Result<(), ServiceError> {
+        self.store
+            .upsert_device(&DeviceRecord {
+                id: device,
+                capabilities,
+                online,
+                last_seen: Some(self.clock.now()),
+            })
+            .await?;
         Ok(())
     }
 
     /// An LO reported a deployment's status on a device.
-    pub async fn status_reported(&self, site: &SiteId, status: DeploymentStatus) -> Result<(), ServiceError> {
+    pub async fn status_reported(
+        &self,
+        site: &SiteId,
+        status: DeploymentStatus,
+    ) -> Result<(), ServiceError> {
         let deployment = self.deployment(&status.deployment_id).await?;
         if &deployment.site != site {
-            return Err(ServiceError::Conflict(format!("deployment {} belongs to site {}, not {site}", deployment.id, deployment.site)));
+            return Err(ServiceError::Conflict(format!(
+                "deployment {} belongs to site {}, not {site}",
+                deployment.id, deployment.site
+            )));
         }
-        let device_id = status.device_id.clone().unwrap_or_else(|| format!("{site}/*"));
+        let device_id = status
+            .device_id
+            .clone()
+            .unwrap_or_else(|| format!("{site}/*"));
         self.store
             .upsert_device_status(&DeviceStatusRecord {
                 deployment_id: deployment.id.clone(),
@@ -222,7 +375,9 @@ impl ControlPlane {
         if deployment.phase == DeploymentPhase::Removing {
             let statuses = self.store.device_statuses(&deployment.id).await?;
             if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
-                self.store.update_deployment_phase(&deployment.id, DeploymentPhase::Removed).await?;
+                self.store
+                    .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
+                    .await?;
             }
         }
         Ok(())
@@ -232,18 +387,31 @@ impl ControlPlane {
 fn invalid_source(source: &str, reason: String) -> ServiceError {
     let mut problems = crate::Problems::default();
     problems.push("source", format!("{source}: {reason}"));
-    ServiceError::Invalid { what: "application source".into(), problems }
+    ServiceError::Invalid {
+        what: "application source".into(),
+        problems,
+    }
 }
 
-fn resolve_local_repositories(ad: &mut ApplicationDescription, folder: Option<&str>) -> Result<(), ServiceError> {
+fn resolve_local_repositories(
+    ad: &mut ApplicationDescription,
+    folder: Option<&str>,
+) -> Result<(), ServiceError> {
     for (i, profile) in ad.deployment_profiles.iter_mut().enumerate() {
         for (j, component) in profile.components.iter_mut().enumerate() {
-            let Some(repo) = component.properties.repository.as_mut() else { continue };
-            let Some(relative) = repo.strip_prefix("./") else { continue };
+            let Some(repo) = component.properties.repository.as_mut() else {
+                continue;
+            };
+            let Some(relative) = repo.strip_prefix("./") else {
+                continue;
+            };
             let Some(folder) = folder else {
                 let mut problems = crate::Problems::default();
                 problems.push(format!("deploymentProfiles[{i}].components[{j}].properties.repository"), "a ./ path needs a package folder: add the application from its directory or repository");
-                return Err(ServiceError::Invalid { what: "application description".into(), problems });
+                return Err(ServiceError::Invalid {
+                    what: "application description".into(),
+                    problems,
+                });
             };
             *repo = format!("file://{}/{relative}", folder.trim_end_matches('/'));
         }
@@ -254,5 +422,8 @@ fn resolve_local_repositories(ad: &mut ApplicationDescription, folder: Option<&s
 fn invalid(path: &str, message: String) -> ServiceError {
     let mut problems = crate::Problems::default();
     problems.push(path, message);
-    ServiceError::Invalid { what: "deployment request".into(), problems }
+    ServiceError::Invalid {
+        what: "deployment request".into(),
+        problems,
+    }
 }

@@ -5,7 +5,10 @@ pub mod ports;
 pub mod records;
 
 pub use control::ControlPlane;
-pub use ports::{Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier, StoreError};
+pub use ports::{
+    Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier,
+    StoreError,
+};
 pub use records::*;
 
 /// Why a control-plane operation failed; each kind maps onto one problem `type` at the edges.
@@ -16,7 +19,10 @@ pub enum ServiceError {
     #[error("{0}")]
     Conflict(String),
     #[error("invalid {what}:\n{problems}")]
-    Invalid { what: String, problems: crate::Problems },
+    Invalid {
+        what: String,
+        problems: crate::Problems,
+    },
     #[error("not placeable: {0}")]
     NotPlaceable(String),
     #[error("backend failure: {0}")]
@@ -33,5 +39,8 @@ impl From<StoreError> for ServiceError {
 }
 
 pub(crate) fn not_found(what: &'static str, id: impl ToString) -> ServiceError {
-    ServiceError::NotFound { what, id: id.to_string() }
+    ServiceError::NotFound {
+        what,
+        id: id.to_string(),
+    }
 }

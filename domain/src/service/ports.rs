@@ -31,19 +31,31 @@ pub trait ControlStore: Send + Sync {
     async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>>;
 
     async fn insert_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
-    async fn update_deployment_phase(&self, id: &DeploymentId, phase: DeploymentPhase) -> StoreResult<()>;
+    async fn update_deployment_phase(
+        &self,
+        id: &DeploymentId,
+        phase: DeploymentPhase,
+    ) -> StoreResult<()>;
     async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>>;
     async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>>;
 
     async fn upsert_device_status(&self, status: &DeviceStatusRecord) -> StoreResult<()>;
-    async fn device_statuses(&self, deployment: &DeploymentId) -> StoreResult<Vec<DeviceStatusRecord>>;
+    async fn device_statuses(
+        &self,
+        deployment: &DeploymentId,
+    ) -> StoreResult<Vec<DeviceStatusRecord>>;
 }
 
 /// The deployments Git repository, as the CO writes it.
 #[async_trait::async_trait]
 pub trait DesiredStateRepo: Send + Sync {
     /// Replaces everything under `sites/<site>/` with `files` in one commit; returns the commit id.
-    async fn publish(&self, site: &SiteId, files: SiteFiles, message: &str) -> Result<String, String>;
+    async fn publish(
+        &self,
+        site: &SiteId,
+        files: SiteFiles,
+        message: &str,
+    ) -> Result<String, String>;
 }
 
 /// Tells a site's LO that a new commit exists (a hint: the LO also polls).

@@ -1,8 +1,8 @@
 //! What the control plane stores: applications, sites, devices, deployments and their status.
 
 use crate::ids::{DeploymentId, DeviceId, SiteId};
-use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
 use crate::margo::DeviceCapabilities;
+use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -59,7 +59,9 @@ impl DeploymentPhase {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Active, Self::Removing, Self::Removed].into_iter().find(|p| p.as_str() == s)
+        [Self::Active, Self::Removing, Self::Removed]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 }
 

@@ -70,5 +70,10 @@ pub trait RuntimeDriver: Send + Sync {
     async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError>;
 
     /// Takes back a component started before an EN restart, from its persisted handle.
-    async fn recover(&self, key: &InstanceKey, spec: &ComponentSpec, handle: &Handle) -> Result<Handle, DriverError>;
+    async fn recover(
+        &self,
+        key: &InstanceKey,
+        spec: &ComponentSpec,
+        handle: &Handle,
+    ) -> Result<Handle, DriverError>;
 }
