@@ -30,7 +30,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    eos_app_common::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     eos_co::init_tracing(args.log_json);
     let mut config: CoConfig = eos_co::load_config(args.config.as_deref())?;

@@ -33,6 +33,7 @@ impl En {
         let agent = Arc::new(link::Agent::new(device, caps, drivers, records));
         agent.recover().await;
         let (stop, stopped) = watch::channel(false);
+        tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
         let task = tokio::spawn(link::run(agent, config, stopped));
         Ok(Self { stop, task })
     }

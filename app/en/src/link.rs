@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 
 pub struct Agent {
     device: DeviceId,
@@ -159,28 +160,17 @@ impl Agent {
 }
 
 /// Keeps a session with the LO open until `stop`, reconnecting with backoff.
-pub async fn run(agent: Arc<Agent>, config: EnConfig, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let session = session(agent.clone(), &config, stop.clone());
-        tokio::select! {
-            outcome = session => match outcome {
-                Ok(()) => backoff = Duration::from_millis(200),
-                Err(e) => tracing::warn!(device_id = %agent.device, error = %e, "lo link down; retrying in {backoff:?}"),
-            },
-            _ = eos_app_common::stopped(&mut stop) => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = eos_app_common::stopped(&mut stop) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+pub async fn run(agent: Arc<Agent>, config: EnConfig, stop: watch::Receiver<bool>) {
+    let span = tracing::info_span!("en", device_id = %agent.device);
+    let sessions = eos_app_common::reconnect("lo link", stop.clone(), || {
+        session(agent.clone(), config.clone(), stop.clone())
+    });
+    sessions.instrument(span).await
 }
 
 async fn session(
     agent: Arc<Agent>,
-    config: &EnConfig,
+    config: EnConfig,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut client = NodeLinkClient::connect(config.lo_endpoint.clone()).await?;

@@ -30,7 +30,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    eos_app_common::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     eos_app_common::init_tracing(args.log_json);
     let mut c: LoConfig = eos_app_common::load_config(args.config.as_deref())?;

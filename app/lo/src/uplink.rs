@@ -5,33 +5,30 @@ use crate::site::Site;
 use eos_adapter_grpc::UplinkClient;
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
 
 pub async fn run(
     site: Arc<Site>,
     endpoint: String,
-    mut outbox: mpsc::UnboundedReceiver<lo_message::Body>,
+    outbox: mpsc::UnboundedReceiver<lo_message::Body>,
     hints: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        tokio::select! {
-            outcome = session(&site, &endpoint, &mut outbox, &hints) => {
-                if let Err(e) = outcome {
-                    tracing::warn!(site_id = %site.id, error = %e, "co link down; retrying in {backoff:?}");
-                }
-            }
-            _ = eos_app_common::stopped(&mut stop) => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = eos_app_common::stopped(&mut stop) => return,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+    let span = tracing::info_span!("lo", site_id = %site.id);
+    // One session at a time holds the outbox; what it did not send stays queued for the next.
+    let outbox = Arc::new(tokio::sync::Mutex::new(outbox));
+    let sessions = eos_app_common::reconnect("co link", stop, || {
+        let (site, endpoint, outbox, hints) = (
+            site.clone(),
+            endpoint.clone(),
+            outbox.clone(),
+            hints.clone(),
+        );
+        async move { session(&site, &endpoint, &mut *outbox.lock().await, &hints).await }
+    });
+    sessions.instrument(span).await
 }
 
 async fn session(
