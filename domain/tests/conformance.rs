@@ -42,7 +42,10 @@ fn corpus() -> PathBuf {
 }
 
 /// Which parser reads a file, and what it must answer.
-fn classify(name: &str) -> Option<(Expect, fn(&str) -> Result<(), Problems>)> {
+/// A parser that reads one document and answers only whether it is acceptable.
+type Parse = fn(&str) -> Result<(), Problems>;
+
+fn classify(name: &str) -> Option<(Expect, Parse)> {
     use Expect::*;
     let ad = |t: &str| ApplicationDescription::from_yaml(t).map(drop);
     let dep = |t: &str| ApplicationDeployment::from_yaml(t).map(drop);
@@ -51,7 +54,7 @@ fn classify(name: &str) -> Option<(Expect, fn(&str) -> Result<(), Problems>)> {
     let caps = |t: &str| DeviceCapabilities::from_json(t).map(drop);
     let problem = |t: &str| ProblemDetail::from_yaml(t).map(drop);
     let schema = |t: &str| read_identity_document::<serde_json::Value>(t).map(drop);
-    let entry: (Expect, fn(&str) -> Result<(), Problems>) = match name {
+    let entry: (Expect, Parse) = match name {
         n if n.ends_with(".linkml.yaml") || n.contains("-api-") => (Schema, schema),
         "SOURCES.md" => return None,
 
