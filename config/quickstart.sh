@@ -2,35 +2,57 @@
 # Builds EOS and starts a CO, one LO (site "site-1") and two ENs on this machine with embedded
 # defaults (SQLite, a local bare Git repository, the built-in WASM runtime), registers the sample
 # WASM application, and prints what to try next. Ctrl-C stops everything.
+#
+# Environment: EOS_DATA (data folder, default ./.eos), EOS_HTTP_PORT (8080), EOS_GRPC_PORT (7070),
+# EOS_LO_PORT (7071), EOS_PROFILE (release; "dev" builds faster and runs slower).
+# EOS_QUICKSTART_SMOKE=1 also deploys the sample app, waits until it runs, undeploys it and exits:
+# config/test.sh uses it to prove this script works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${EOS_DATA:-$(pwd)/.eos}"
-cargo build --release -p eos-co -p eos-lo -p eos-en -p edgectl
-BIN="$(pwd)/target/release"
+HTTP_PORT="${EOS_HTTP_PORT:-8080}" GRPC_PORT="${EOS_GRPC_PORT:-7070}" LO_PORT="${EOS_LO_PORT:-7071}"
+PROFILE="${EOS_PROFILE:-release}"
+command -v git >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y git; }
+echo "Building EOS ($PROFILE profile; the first build takes several minutes)..."
+cargo build --profile "$PROFILE" -p eos-co -p eos-lo -p eos-en -p edgectl
+BIN="$(pwd)/target/$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")"
 mkdir -p "$DATA"
 pids=()
 cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export EOS_SERVER="http://127.0.0.1:$HTTP_PORT"
+# Waits up to 30 s for a command to succeed; says which step failed and where its log is.
+await() {
+  local what="$1" log="$2"; shift 2
+  for _ in $(seq 150); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "EOS quick start: timed out waiting for $what; see $log" >&2
+  tail -20 "$log" >&2
+  exit 1
+}
 
-"$BIN/eos-co" --data-dir "$DATA/co" --http-listen 127.0.0.1:8080 --grpc-listen 127.0.0.1:7070 >"$DATA/co.log" 2>&1 & pids+=($!)
-for _ in $(seq 50); do curl -sf http://127.0.0.1:8080/api/v1/health >/dev/null 2>&1 && break; sleep 0.2; done
-"$BIN/eos-lo" --site-id site-1 --co-endpoint http://127.0.0.1:7070 --deployments-repo "$DATA/co/deployments.git" \
-  --listen 127.0.0.1:7071 --data-dir "$DATA/lo" --poll-secs 10 >"$DATA/lo.log" 2>&1 & pids+=($!)
+"$BIN/eos-co" --data-dir "$DATA/co" --http-listen "127.0.0.1:$HTTP_PORT" --grpc-listen "127.0.0.1:$GRPC_PORT" \
+  >"$DATA/co.log" 2>&1 & pids+=($!)
+await "the CO's REST API" "$DATA/co.log" "$BIN/edgectl" site list
+"$BIN/eos-lo" --site-id site-1 --co-endpoint "http://127.0.0.1:$GRPC_PORT" \
+  --deployments-repo "$DATA/co/deployments.git" --listen "127.0.0.1:$LO_PORT" --data-dir "$DATA/lo" \
+  --poll-secs 10 >"$DATA/lo.log" 2>&1 & pids+=($!)
 for n in 1 2; do
-  "$BIN/eos-en" --device-id "site-1/node-$n" --lo-endpoint http://127.0.0.1:7071 --data-dir "$DATA/en-$n" >"$DATA/en-$n.log" 2>&1 & pids+=($!)
+  "$BIN/eos-en" --device-id "site-1/node-$n" --lo-endpoint "http://127.0.0.1:$LO_PORT" \
+    --data-dir "$DATA/en-$n" >"$DATA/en-$n.log" 2>&1 & pids+=($!)
 done
-export EOS_SERVER=http://127.0.0.1:8080
-for _ in $(seq 100); do [ "$("$BIN/edgectl" -o json device list | grep -c '"online": true')" -ge 2 ] && break; sleep 0.2; done
+online() { [ "$("$BIN/edgectl" -o json device list | grep -c '"online": true')" -ge 2 ]; }
+await "both edge nodes to come online" "$DATA/lo.log" online
 "$BIN/edgectl" app add config/apps/hello-wasm
 
 cat <<MSG
 
 EOS is running (logs in $DATA/*.log):
-  REST API   http://127.0.0.1:8080/api/v1   (OpenAPI: /api/v1/openapi.json)
+  REST API   $EOS_SERVER/api/v1   (OpenAPI: $EOS_SERVER/api/v1/openapi.json)
   the web portal is not built yet; use edgectl or the REST API.
 
-Try next (edgectl is $BIN/edgectl, EOS_SERVER is set in this shell only):
-  export EOS_SERVER=http://127.0.0.1:8080 PATH="$BIN:\$PATH"
+Try next (EOS_SERVER is set in this shell only):
+  export EOS_SERVER=$EOS_SERVER PATH="$BIN:\$PATH"
   edgectl device list
   edgectl deploy com-eos-hello-wasm --site site-1
   edgectl status
@@ -39,4 +61,17 @@ Try next (edgectl is $BIN/edgectl, EOS_SERVER is set in this shell only):
 
 Press Ctrl-C to stop.
 MSG
+
+if [ "${EOS_QUICKSTART_SMOKE:-}" = 1 ]; then
+  id="$("$BIN/edgectl" -o json deploy com-eos-hello-wasm --site site-1 | sed -n 's/^  "id": "\(.*\)",$/\1/p')"
+  [ -n "$id" ] || { echo "smoke: deploy returned no id" >&2; exit 1; }
+  state() { "$BIN/edgectl" -o json status "$id" | grep -q "^  \"state\": \"$1\""; }
+  await "deployment $id to be installed" "$DATA/lo.log" state installed
+  await "the module's output" "$DATA/en-1.log" grep -rqs "hello from eos" "$DATA"/en-1/workloads "$DATA"/en-2/workloads
+  "$BIN/edgectl" status "$id"
+  "$BIN/edgectl" undeploy "$id" >/dev/null
+  await "deployment $id to be removed" "$DATA/lo.log" state removed
+  echo "smoke: deployed, ran and removed the sample app"
+  exit 0
+fi
 wait

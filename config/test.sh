@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Runs every EOS test: formatting, lints, and the whole workspace's test suite.
-# Needs only what a fresh machine of the project's kind has (Rust toolchain, git); it installs
-# nothing else yet because no test needs an outside service so far.
+# Runs every EOS test: formatting, lints, the whole workspace's test suite (unit, property, Margo
+# conformance, process and end-to-end tests), then the README's quick start in smoke mode.
+# Needs only what a fresh machine of the project's kind has (Rust toolchain); it installs git when
+# missing. No test needs an outside service so far.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v git >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y git; }
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The quick start itself, on a debug build and spare ports: deploy, run, undeploy the sample app.
+smoke="$(mktemp -d)"
+EOS_DATA="$smoke" EOS_PROFILE=dev EOS_HTTP_PORT=18080 EOS_GRPC_PORT=17070 EOS_LO_PORT=17071 \
+  EOS_QUICKSTART_SMOKE=1 bash config/quickstart.sh
+rm -rf "$smoke"

@@ -121,6 +121,11 @@ async fn deploy_run_break_git_undeploy_and_fail() {
     })
     .await;
     assert!(!log.exists(), "the component's folder is gone from the EN");
+    let deployment_dir = log.parent().and_then(|c| c.parent()).unwrap();
+    assert!(
+        !deployment_dir.exists(),
+        "the deployment's folder is gone too"
+    );
 
     // A version whose module traps at start ends failed with the error, and the LO retries.
     let broken = tmp.path().join("broken-app");

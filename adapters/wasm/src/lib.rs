@@ -162,13 +162,20 @@ impl RuntimeDriver for WasmDriver {
         self.stop(key).await;
         let dir = self.component_dir(key);
         match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError::Other(format!(
-                "cannot remove {}: {e}",
-                dir.display()
-            ))),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DriverError::Other(format!(
+                    "cannot remove {}: {e}",
+                    dir.display()
+                )));
+            }
         }
+        // The deployment's folder goes with its last component (remove_dir refuses a non-empty one).
+        if let Some(parent) = dir.parent() {
+            let _ = tokio::fs::remove_dir(parent).await;
+        }
+        Ok(())
     }
 
     async fn recover(

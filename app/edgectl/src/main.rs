@@ -146,11 +146,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Status {
             deployment: Some(id),
-        } => print(
-            out,
-            &api.get(&format!("/deployments/{id}")).await?,
-            &["id", "app_id", "version", "target", "phase", "state"],
-        ),
+        } => {
+            let view = api.get(&format!("/deployments/{id}")).await?;
+            print(
+                out,
+                &view,
+                &["id", "app_id", "version", "target", "phase", "state"],
+            )?;
+            if out == Output::Table {
+                println!();
+                print(
+                    out,
+                    &component_rows(&view),
+                    &["device", "component", "state", "error"],
+                )?;
+            }
+            Ok(())
+        }
         Command::Undeploy { deployment } => print(
             out,
             &api.send(
@@ -161,6 +173,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &["id", "phase", "state"],
         ),
     }
+}
+
+/// One row per device and component of a deployment view, for the table under `status ID`.
+fn component_rows(view: &Value) -> Value {
+    let mut rows = Vec::new();
+    for device in view["devices"].as_array().into_iter().flatten() {
+        let components = device["components"].as_array().filter(|c| !c.is_empty());
+        let Some(components) = components else {
+            rows.push(json!({"device": device["device_id"], "component": "-",
+                "state": device["state"], "error": device["error"]["message"]}));
+            continue;
+        };
+        for c in components {
+            rows.push(
+                json!({"device": device["device_id"], "component": c["name"],
+                "state": c["state"], "error": c["error"]["message"]}),
+            );
+        }
+    }
+    Value::Array(rows)
 }
 
 fn validate(path: &str, out: Output) -> anyhow::Result<()> {
