@@ -8,6 +8,7 @@ pub mod diff;
 pub mod ids;
 pub mod layout;
 pub mod margo;
+pub mod outbox;
 pub mod placement;
 pub mod problem;
 pub mod render;
