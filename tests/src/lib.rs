@@ -12,57 +12,118 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A CO, the LO of one site and its ENs, each of which can be stopped and started again on the
+/// same data folder and ports (a restart, or a tier that is down for a while).
 pub struct Fleet {
-    pub co: Co,
-    pub lo: Lo,
-    pub ens: Vec<En>,
+    pub co: Option<Co>,
+    pub lo: Option<Lo>,
+    pub ens: Vec<Option<En>>,
+    pub site: String,
+    pub hosts: Vec<String>,
     pub dir: PathBuf,
     pub http: reqwest::Client,
+    co_config: CoConfig,
+    lo_config: LoConfig,
+    en_configs: Vec<EnConfig>,
 }
 
 impl Fleet {
     /// Starts a CO, the LO of `site` and one EN per host, all on free loopback ports.
     pub async fn start(dir: &Path, site: &str, hosts: &[&str]) -> anyhow::Result<Self> {
-        let co = Co::start(CoConfig {
+        let mut co_config = CoConfig {
             data_dir: dir.join("co"),
             http_listen: "127.0.0.1:0".into(),
             grpc_listen: "127.0.0.1:0".into(),
             deployments_repo: None,
             database_url: None,
-        })
-        .await?;
-        let lo = Lo::start(LoConfig {
+        };
+        let co = Co::start(co_config.clone()).await?;
+        // Later starts reuse the ports the first one got, so the LO finds the CO again.
+        co_config.http_listen = co.http_addr.to_string();
+        co_config.grpc_listen = co.grpc_addr.to_string();
+        let mut lo_config = LoConfig {
             site_id: site.into(),
             co_endpoint: format!("http://{}", co.grpc_addr),
             deployments_repo: dir.join("co/deployments.git").display().to_string(),
             listen: "127.0.0.1:0".into(),
             data_dir: dir.join("lo"),
             poll_secs: 2,
-        })
-        .await?;
+        };
+        let lo = Lo::start(lo_config.clone()).await?;
+        lo_config.listen = lo.listen_addr.to_string();
+        let en_configs: Vec<EnConfig> = hosts
+            .iter()
+            .map(|host| EnConfig {
+                device_id: format!("{site}/{host}"),
+                lo_endpoint: format!("http://{}", lo.listen_addr),
+                data_dir: dir.join("en").join(host),
+                heartbeat_secs: 1,
+            })
+            .collect();
         let mut ens = Vec::new();
-        for host in hosts {
-            ens.push(
-                En::start(EnConfig {
-                    device_id: format!("{site}/{host}"),
-                    lo_endpoint: format!("http://{}", lo.listen_addr),
-                    data_dir: dir.join("en").join(host),
-                    heartbeat_secs: 1,
-                })
-                .await?,
-            );
+        for config in &en_configs {
+            ens.push(Some(En::start(config.clone()).await?));
         }
         Ok(Self {
-            co,
-            lo,
+            co: Some(co),
+            lo: Some(lo),
             ens,
+            site: site.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
             dir: dir.to_owned(),
             http: reqwest::Client::new(),
+            co_config,
+            lo_config,
+            en_configs,
         })
     }
 
+    pub fn co(&self) -> &Co {
+        self.co.as_ref().expect("the CO is running")
+    }
+
+    pub fn lo(&self) -> &Lo {
+        self.lo.as_ref().expect("the LO is running")
+    }
+
+    pub async fn stop_co(&mut self) {
+        if let Some(co) = self.co.take() {
+            co.shutdown().await;
+        }
+    }
+
+    pub async fn start_co(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.co.is_none(), "the CO is running already");
+        self.co = Some(Co::start(self.co_config.clone()).await?);
+        Ok(())
+    }
+
+    pub async fn stop_lo(&mut self) {
+        if let Some(lo) = self.lo.take() {
+            lo.shutdown().await;
+        }
+    }
+
+    pub async fn start_lo(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.lo.is_none(), "the LO is running already");
+        self.lo = Some(Lo::start(self.lo_config.clone()).await?);
+        Ok(())
+    }
+
+    pub async fn stop_en(&mut self, index: usize) {
+        if let Some(en) = self.ens[index].take() {
+            en.shutdown().await;
+        }
+    }
+
+    pub async fn start_en(&mut self, index: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(self.ens[index].is_none(), "EN {index} is running already");
+        self.ens[index] = Some(En::start(self.en_configs[index].clone()).await?);
+        Ok(())
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.co.http_addr)
+        format!("http://{}{path}", self.co().http_addr)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -85,12 +146,12 @@ impl Fleet {
             .join("stdout.log")
     }
 
-    pub async fn shutdown(self) {
-        for en in self.ens {
-            en.shutdown().await;
+    pub async fn shutdown(mut self) {
+        for index in 0..self.ens.len() {
+            self.stop_en(index).await;
         }
-        self.lo.shutdown().await;
-        self.co.shutdown().await;
+        self.stop_lo().await;
+        self.stop_co().await;
     }
 }
 

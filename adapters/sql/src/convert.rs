@@ -151,3 +151,26 @@ pub fn status_to(r: &DeviceStatusRecord) -> device_statuses::ActiveModel {
         updated_at: Set(r.updated_at.clone()),
     }
 }
+
+pub fn cursor_from(m: uplink_cursors::Model) -> Result<UplinkCursor, StoreError> {
+    let count = |v: i64| u64::try_from(v).map_err(|e| corrupt("uplink_cursors", &m.site_id, e));
+    Ok(UplinkCursor {
+        site: SiteId::parse(&m.site_id).map_err(|e| corrupt("uplink_cursors", &m.site_id, e))?,
+        outbox_id: m.outbox_id.clone(),
+        applied_seq: count(m.applied_seq)?,
+        applied: count(m.applied)?,
+        duplicates: count(m.duplicates)?,
+    })
+}
+
+pub fn cursor_to(c: &UplinkCursor) -> uplink_cursors::ActiveModel {
+    // SQL integers are signed; sequence numbers never come near i64::MAX.
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    uplink_cursors::ActiveModel {
+        site_id: Set(c.site.to_string()),
+        outbox_id: Set(c.outbox_id.clone()),
+        applied_seq: Set(int(c.applied_seq)),
+        applied: Set(int(c.applied)),
+        duplicates: Set(int(c.duplicates)),
+    }
+}

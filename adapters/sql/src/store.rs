@@ -231,6 +231,32 @@ impl ControlStore for SqlStore {
             .map(status_from)
             .collect()
     }
+
+    async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>> {
+        uplink_cursors::Entity::find_by_id(site.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(cursor_from)
+            .transpose()
+    }
+
+    async fn put_cursor(&self, cursor: &UplinkCursor) -> StoreResult<()> {
+        let conflict = OnConflict::column(uplink_cursors::Column::SiteId)
+            .update_columns([
+                uplink_cursors::Column::OutboxId,
+                uplink_cursors::Column::AppliedSeq,
+                uplink_cursors::Column::Applied,
+                uplink_cursors::Column::Duplicates,
+            ])
+            .to_owned();
+        uplink_cursors::Entity::insert(cursor_to(cursor))
+            .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

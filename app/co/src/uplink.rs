@@ -4,7 +4,7 @@
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::{DeploymentStatus, DeviceCapabilities};
-use eos_domain::service::{ControlPlane, SiteNotifier};
+use eos_domain::service::{ControlPlane, SiteNotifier, SiteReport};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -74,8 +74,14 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         };
         let site =
             SiteId::parse(&hello.site_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.control
-            .site_seen(&site, true)
+        if hello.outbox_id.is_empty() {
+            return Err(Status::invalid_argument(
+                "hello names no outbox_id; upgrade the LO",
+            ));
+        }
+        let applied = self
+            .control
+            .uplink_opened(&site, &hello.outbox_id)
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let (tx, rx) = mpsc::channel(64);
@@ -84,29 +90,71 @@ impl eos_adapter_grpc::Uplink for UplinkService {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(site.clone(), tx.clone());
-        tracing::info!(site_id = %site, "lo connected");
-        let (control, sessions) = (self.control.clone(), self.sessions.clone());
+        tracing::info!(site_id = %site, outbox_id = %hello.outbox_id, applied, "lo connected");
+        let _ = tx.send(Ok(ack(applied))).await;
+        // A reader task hands messages to the applier, which takes whatever has arrived (up to
+        // BATCH) in one go: one cursor write and one acknowledgement per batch.
+        let (reports_tx, mut reports) = mpsc::channel::<pb::LoMessage>(BATCH);
         tokio::spawn(async move {
-            let _ = tx.send(Ok(ack(first.seq))).await;
             while let Ok(Some(message)) = inbound.message().await {
-                if let Err(e) = handle(&control, &site, message.body).await {
-                    tracing::warn!(site_id = %site, error = %e, "report from lo refused");
-                }
-                if tx.send(Ok(ack(message.seq))).await.is_err() {
+                if reports_tx.send(message).await.is_err() {
                     break;
                 }
             }
-            sessions
-                .senders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&site);
-            let _ = control.site_seen(&site, false).await;
-            tracing::info!(site_id = %site, "lo disconnected");
+        });
+        let (control, sessions) = (self.control.clone(), self.sessions.clone());
+        tokio::spawn(async move {
+            let outbox_id = hello.outbox_id;
+            while let Some(first) = reports.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match reports.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                let batch = batch
+                    .into_iter()
+                    .filter(|m| m.seq > 0)
+                    .map(|m| (m.seq, site_report(&site, m.body)))
+                    .collect();
+                match control.apply_reports(&site, &outbox_id, batch).await {
+                    Ok((upto, refused)) => {
+                        for (seq, error) in refused {
+                            tracing::warn!(site_id = %site, seq, %error, "report from lo refused");
+                        }
+                        if tx.send(Ok(ack(upto))).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // Nothing is acknowledged; the LO sends it all again on its next session.
+                        tracing::error!(site_id = %site, error = %e, "cannot store reports; closing the stream");
+                        let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                        break;
+                    }
+                }
+            }
+            // A newer stream of the same site may have replaced this one already; leave it be.
+            let current = {
+                let mut senders = sessions.senders.lock().unwrap_or_else(|e| e.into_inner());
+                let current = senders.get(&site).is_some_and(|s| s.same_channel(&tx));
+                if current {
+                    senders.remove(&site);
+                }
+                current
+            };
+            if current {
+                let _ = control.site_seen(&site, false).await;
+                tracing::info!(site_id = %site, "lo disconnected");
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
+
+/// Reports applied per cursor write.
+const BATCH: usize = 256;
 
 fn ack(seq: u64) -> pb::CoMessage {
     pb::CoMessage {
@@ -114,31 +162,34 @@ fn ack(seq: u64) -> pb::CoMessage {
     }
 }
 
-async fn handle(
-    control: &ControlPlane,
-    site: &SiteId,
-    body: Option<lo_message::Body>,
-) -> anyhow::Result<()> {
-    match body {
-        Some(lo_message::Body::Device(report)) => {
-            let device = DeviceId::parse(&report.device_id)?;
-            anyhow::ensure!(
-                device.site() == site,
-                "device {device} is not of site {site}"
-            );
-            let caps = DeviceCapabilities::from_json(&report.capabilities_json)
-                .map_err(|p| anyhow::anyhow!("capabilities of {device}: {p}"))?;
-            control.device_reported(device, caps, report.online).await?;
+/// Reads one message into the report the control plane applies; `None` (logged) when it cannot
+/// be read, which the control plane counts as applied so it never blocks the reports behind it.
+fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteReport> {
+    let report = match body? {
+        lo_message::Body::Device(r) => DeviceId::parse(&r.device_id)
+            .map_err(|e| e.to_string())
+            .and_then(|device| {
+                let capabilities = DeviceCapabilities::from_json(&r.capabilities_json)
+                    .map_err(|p| format!("capabilities of {device}: {p}"))?;
+                Ok(SiteReport::Device {
+                    device,
+                    capabilities: Box::new(capabilities),
+                    online: r.online,
+                })
+            }),
+        lo_message::Body::Status(r) => DeploymentStatus::from_json(&r.status_json)
+            .map(SiteReport::Status)
+            .map_err(|p| format!("status: {p}")),
+        lo_message::Body::Rejected(r) => {
+            tracing::warn!(site_id = %site, commit = %r.commit, problems = %r.problems, "lo refused a desired-state commit");
+            Ok(SiteReport::Rejected {
+                commit: r.commit,
+                problems: r.problems,
+            })
         }
-        Some(lo_message::Body::Status(report)) => {
-            let status = DeploymentStatus::from_json(&report.status_json)
-                .map_err(|p| anyhow::anyhow!("status: {p}"))?;
-            control.status_reported(site, status).await?;
-        }
-        Some(lo_message::Body::Rejected(r)) => {
-            tracing::warn!(site_id = %site, commit = %r.commit, problems = %r.problems, "lo refused a desired-state commit")
-        }
-        Some(lo_message::Body::Hello(_)) | None => {}
-    }
-    Ok(())
+        lo_message::Body::Hello(_) => Err("a second hello".to_owned()),
+    };
+    report
+        .map_err(|e| tracing::warn!(site_id = %site, error = %e, "unreadable report from lo"))
+        .ok()
 }

@@ -4,11 +4,20 @@
 
 mod config;
 mod nodes;
+mod outbox;
 mod site;
 mod uplink;
 mod watcher;
 
 pub use config::LoConfig;
+
+/// What the LO's outbox holds, for tests and diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxView {
+    pub id: String,
+    pub last: u64,
+    pub pending: usize,
+}
 
 use eos_adapter_git::SiteReader;
 use eos_domain::ids::SiteId;
@@ -20,6 +29,7 @@ use tokio::task::JoinHandle;
 
 pub struct Lo {
     pub listen_addr: SocketAddr,
+    site: Arc<Site>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -34,7 +44,10 @@ impl Lo {
             site_id.clone(),
         )
         .await?;
-        let (outbox, outbox_rx) = tokio::sync::mpsc::unbounded_channel();
+        let outbox = Arc::new(outbox::Outbox::open(
+            &config.data_dir.join("outbox"),
+            || uuid::Uuid::new_v4().to_string(),
+        )?);
         let site = Arc::new(Site::open(site_id, records, outbox)?);
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let listen_addr = listener.local_addr()?;
@@ -65,7 +78,6 @@ impl Lo {
             tokio::spawn(uplink::run(
                 site.clone(),
                 config.co_endpoint.clone(),
-                outbox_rx,
                 hints,
                 stopped,
             )),
@@ -73,9 +85,21 @@ impl Lo {
         tracing::info!(site_id = %config.site_id, %listen_addr, "local orchestrator started");
         Ok(Self {
             listen_addr,
+            site,
             stop,
             tasks,
         })
+    }
+
+    /// The outbox towards the CO: its id, the highest sequence number handed out, and how many
+    /// reports wait for an acknowledgement.
+    pub fn outbox(&self) -> OutboxView {
+        let outbox = &self.site.outbox;
+        OutboxView {
+            id: outbox.id.clone(),
+            last: outbox.last(),
+            pending: outbox.len(),
+        }
     }
 
     pub async fn shutdown(self) {

@@ -2,7 +2,8 @@
 //! turns their difference into commands for ENs. Only a confirmed EN result changes actual state;
 //! a failure is retried with exponential backoff.
 
-use eos_adapter_grpc::pb::{self, lo_command, lo_message};
+use crate::outbox::{Outbox, Report};
+use eos_adapter_grpc::pb::{self, lo_command};
 use eos_adapter_grpc::spec_to_json;
 use eos_adapter_localstore::RecordDir;
 use eos_domain::diff::{Operation, diff, place_component};
@@ -15,7 +16,7 @@ use eos_domain::margo::status::{
 use eos_domain::placement::{Candidate, place};
 use eos_domain::state::{AppInstance, ComponentSpec, DeviceWorkloads, instance_of};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -49,7 +50,7 @@ pub struct Site {
     pub id: SiteId,
     records: RecordDir,
     state: Mutex<State>,
-    outbox: mpsc::UnboundedSender<lo_message::Body>,
+    pub outbox: Arc<Outbox>,
     pub wake: Notify,
 }
 
@@ -64,11 +65,7 @@ struct DesiredRecord {
 
 impl Site {
     /// Opens the site's local store: the last good desired state and the confirmed actual state.
-    pub fn open(
-        id: SiteId,
-        records: RecordDir,
-        outbox: mpsc::UnboundedSender<lo_message::Body>,
-    ) -> anyhow::Result<Self> {
+    pub fn open(id: SiteId, records: RecordDir, outbox: Arc<Outbox>) -> anyhow::Result<Self> {
         let mut state = State {
             actual: records.load(ACTUAL)?.unwrap_or_default(),
             ..Default::default()
@@ -91,8 +88,9 @@ impl Site {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn send_up(&self, body: lo_message::Body) {
-        let _ = self.outbox.send(body);
+    /// Queues a report for the CO (durably; never waits for the CO).
+    pub fn send_up(&self, report: Report) {
+        self.outbox.push(vec![report]);
     }
 
     pub fn desired_commit(&self) -> Option<(String, u64)> {
@@ -119,20 +117,6 @@ impl Site {
         self.lock().desired = Some((commit, desired));
         self.wake.notify_one();
         Ok(())
-    }
-
-    /// Forget what was reported, so the next reconcile sends every status again (after reconnect).
-    pub fn resend_all(&self) {
-        self.lock().reported.clear();
-        self.wake.notify_one();
-    }
-
-    pub fn node_reports(&self) -> Vec<lo_message::Body> {
-        self.lock()
-            .nodes
-            .iter()
-            .map(|(id, n)| device_report(id, &n.capabilities, n.online))
-            .collect()
     }
 
     /// An EN said hello: it is online, and what it runs is its actual state.
@@ -358,6 +342,7 @@ impl Site {
                     .with_state(DeploymentState::Removed),
             );
         }
+        let mut reports = Vec::new();
         for st in statuses {
             let key = (
                 DeploymentId::parse(&st.deployment_id).expect("ids come from parsed state"),
@@ -367,13 +352,16 @@ impl Site {
             if st.status.state != DeploymentState::Removed && s.reported.get(&key) == Some(&json) {
                 continue;
             }
+            let outbox_key = format!("{}/{}", key.0, key.1);
             if st.status.state != DeploymentState::Removed {
                 s.reported.insert(key, json.clone());
             }
-            let _ = self.outbox.send(lo_message::Body::Status(pb::StatusReport {
+            reports.push(Report::Status {
+                key: outbox_key,
                 status_json: json,
-            }));
+            });
         }
+        self.outbox.push(reports);
     }
 }
 
@@ -522,12 +510,12 @@ fn send_operation(s: &mut State, device: &DeviceId, op: Operation) {
     }
 }
 
-fn device_report(id: &DeviceId, caps: &DeviceCapabilities, online: bool) -> lo_message::Body {
-    lo_message::Body::Device(pb::DeviceReport {
+fn device_report(id: &DeviceId, caps: &DeviceCapabilities, online: bool) -> Report {
+    Report::Device {
         device_id: id.to_string(),
         capabilities_json: caps.to_json(),
         online,
-    })
+    }
 }
 
 /// Wakes the reconcilers after `delay`, when a failed operation is due for its retry.

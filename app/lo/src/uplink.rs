@@ -1,6 +1,8 @@
-//! The LO end of the CO uplink: hello, device and status reports up, hints down. Reports queue
-//! while the CO is away (in memory for now; the durable outbox comes with the resilience work).
+//! The LO end of the CO uplink: hello, then the durable outbox's reports up and hints and
+//! acknowledgements down. Reports wait in the outbox while the CO is away and are released only
+//! when the CO acknowledges them, so a cut link or a restart of either side loses none.
 
+use crate::outbox::Outbox;
 use crate::site::Site;
 use eos_adapter_grpc::UplinkClient;
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
@@ -9,65 +11,67 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
+/// Reports sent per wake-up before looking at the CO's answers again.
+const CHUNK: usize = 512;
+
 pub async fn run(
     site: Arc<Site>,
     endpoint: String,
-    outbox: mpsc::UnboundedReceiver<lo_message::Body>,
     hints: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("lo", site_id = %site.id);
-    // One session at a time holds the outbox; what it did not send stays queued for the next.
-    let outbox = Arc::new(tokio::sync::Mutex::new(outbox));
     let sessions = eos_app_common::reconnect("co link", stop, || {
-        let (site, endpoint, outbox, hints) = (
-            site.clone(),
-            endpoint.clone(),
-            outbox.clone(),
-            hints.clone(),
-        );
-        async move { session(&site, &endpoint, &mut *outbox.lock().await, &hints).await }
+        session(site.clone(), endpoint.clone(), hints.clone())
     });
     sessions.instrument(span).await
 }
 
-async fn session(
-    site: &Site,
-    endpoint: &str,
-    outbox: &mut mpsc::UnboundedReceiver<lo_message::Body>,
-    hints: &Notify,
-) -> anyhow::Result<()> {
-    let mut client = UplinkClient::connect(endpoint.to_owned()).await?;
-    let (tx, rx) = mpsc::channel::<pb::LoMessage>(256);
-    let mut seq = 0u64;
-    let mut message = |body| {
-        seq += 1;
-        pb::LoMessage {
-            seq,
-            body: Some(body),
-        }
-    };
-    tx.send(message(lo_message::Body::Hello(pb::LoHello {
-        site_id: site.id.to_string(),
-        version: env!("CARGO_PKG_VERSION").into(),
-    })))
+async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyhow::Result<()> {
+    let outbox: &Outbox = &site.outbox;
+    let mut client = UplinkClient::connect(endpoint.clone()).await?;
+    let (tx, rx) = mpsc::channel::<pb::LoMessage>(CHUNK);
+    tx.send(pb::LoMessage {
+        seq: 0,
+        body: Some(lo_message::Body::Hello(pb::LoHello {
+            site_id: site.id.to_string(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            outbox_id: outbox.id.clone(),
+        })),
+    })
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
-    tracing::info!(site_id = %site.id, co = endpoint, "connected to co");
-    for report in site.node_reports() {
-        tx.send(message(report)).await?;
+    // The CO answers with what it already holds of this outbox: that is released, the rest goes
+    // (again) in order.
+    match inbound.message().await? {
+        Some(pb::CoMessage {
+            body: Some(co_message::Body::Ack(seq)),
+        }) => outbox.ack(seq),
+        other => anyhow::bail!("the co did not answer hello with an acknowledgement: {other:?}"),
     }
-    site.resend_all();
+    let mut sent = outbox.acked();
+    tracing::info!(co = endpoint, pending = outbox.len(), "connected to co");
     hints.notify_one();
+    outbox.ready.notify_one();
     loop {
         tokio::select! {
-            body = outbox.recv() => match body {
-                Some(body) => tx.send(message(body)).await?,
-                None => return Ok(()),
-            },
+            _ = outbox.ready.notified() => {
+                let entries = outbox.after(sent, CHUNK);
+                for entry in &entries {
+                    tx.send(pb::LoMessage { seq: entry.seq, body: Some(entry.payload.to_body()) }).await?;
+                    sent = entry.seq;
+                }
+                if entries.len() == CHUNK {
+                    outbox.ready.notify_one();
+                }
+            }
             incoming = inbound.message() => match incoming? {
+                Some(pb::CoMessage { body: Some(co_message::Body::Ack(seq)) }) => {
+                    outbox.ack(seq);
+                    sent = sent.max(seq);
+                }
                 Some(pb::CoMessage { body: Some(co_message::Body::Hint(h)) }) => {
-                    tracing::debug!(site_id = %site.id, commit = %h.commit, "hint from co");
+                    tracing::debug!(commit = %h.commit, "hint from co");
                     hints.notify_one();
                 }
                 Some(_) => {}

@@ -1,9 +1,9 @@
 //! The Git watcher: fetches on a hint or every poll interval, validates, and keeps the last good
 //! desired state. An invalid commit is refused and reported upstream; running workloads stay.
 
+use crate::outbox::Report;
 use crate::site::Site;
 use eos_adapter_git::SiteReader;
-use eos_adapter_grpc::pb::{self, lo_message};
 use eos_domain::layout::SiteDesiredState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,10 +60,10 @@ fn check(site: &Site, fetched: eos_adapter_git::FetchedSite, refused: &mut Optio
         }
         Err(problems) => {
             tracing::warn!(site_id = %site.id, commit = %fetched.commit, %problems, "invalid desired state refused; keeping the last good one");
-            site.send_up(lo_message::Body::Rejected(pb::DesiredStateRejected {
+            site.send_up(Report::Rejected {
                 commit: fetched.commit.clone(),
                 problems: problems.to_string(),
-            }));
+            });
             *refused = Some(fetched.commit);
         }
     }

@@ -327,6 +327,85 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// An LO opened its uplink with the outbox `outbox_id`: the site is connected, and the answer
+    /// is the sequence number up to which that outbox's reports are already applied (the LO drops
+    /// them without resending).
+    pub async fn uplink_opened(&self, site: &SiteId, outbox_id: &str) -> Result<u64, ServiceError> {
+        self.site_seen(site, true).await?;
+        Ok(self
+            .store
+            .get_cursor(site)
+            .await?
+            .filter(|c| c.outbox_id == outbox_id)
+            .map_or(0, |c| c.applied_seq))
+    }
+
+    /// Applies a batch of numbered reports from a site's outbox, in order, each at most once, and
+    /// returns the sequence number to acknowledge (everything up to it is stored). A report that
+    /// cannot be applied (`None`: unreadable; or refused here) still advances the cursor, so one
+    /// bad report never blocks the ones behind it; the refusals come back for the log.
+    pub async fn apply_reports(
+        &self,
+        site: &SiteId,
+        outbox_id: &str,
+        batch: Vec<(u64, Option<SiteReport>)>,
+    ) -> Result<(u64, Vec<(u64, String)>), ServiceError> {
+        let mut cursor = self
+            .store
+            .get_cursor(site)
+            .await?
+            .filter(|c| c.outbox_id == outbox_id)
+            .unwrap_or_else(|| UplinkCursor {
+                site: site.clone(),
+                outbox_id: outbox_id.to_owned(),
+                applied_seq: 0,
+                applied: 0,
+                duplicates: 0,
+            });
+        let mut refused = Vec::new();
+        for (seq, report) in batch {
+            if seq <= cursor.applied_seq {
+                cursor.duplicates += 1;
+                continue;
+            }
+            let outcome = match report {
+                Some(report) => self.apply_report(site, report).await,
+                None => Err(ServiceError::Conflict("unreadable report".into())),
+            };
+            if let Err(e) = outcome {
+                refused.push((seq, e.to_string()));
+            }
+            cursor.applied_seq = seq;
+            cursor.applied += 1;
+        }
+        self.store.put_cursor(&cursor).await?;
+        Ok((cursor.applied_seq, refused))
+    }
+
+    /// How far a site's reports are applied.
+    pub async fn uplink_cursor(&self, site: &SiteId) -> Result<Option<UplinkCursor>, ServiceError> {
+        Ok(self.store.get_cursor(site).await?)
+    }
+
+    async fn apply_report(&self, site: &SiteId, report: SiteReport) -> Result<(), ServiceError> {
+        match report {
+            SiteReport::Device {
+                device,
+                capabilities,
+                online,
+            } => {
+                if device.site() != site {
+                    return Err(ServiceError::Conflict(format!(
+                        "device {device} is not of site {site}"
+                    )));
+                }
+                self.device_reported(device, *capabilities, online).await
+            }
+            SiteReport::Status(status) => self.status_reported(site, status).await,
+            SiteReport::Rejected { .. } => Ok(()),
+        }
+    }
+
     /// An LO reported the capabilities and liveness of one of its devices.
     pub async fn device_reported(
         &self,

@@ -44,6 +44,9 @@ pub trait ControlStore: Send + Sync {
         &self,
         deployment: &DeploymentId,
     ) -> StoreResult<Vec<DeviceStatusRecord>>;
+
+    async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>>;
+    async fn put_cursor(&self, cursor: &UplinkCursor) -> StoreResult<()>;
 }
 
 /// The deployments Git repository, as the CO writes it.

@@ -1,8 +1,8 @@
 //! What the control plane stores: applications, sites, devices, deployments and their status.
 
 use crate::ids::{DeploymentId, DeviceId, SiteId};
-use crate::margo::DeviceCapabilities;
 use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
+use crate::margo::{DeploymentStatus, DeviceCapabilities};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -99,4 +99,35 @@ pub struct DeploymentView {
     /// The most severe device state; `pending` while no device has reported.
     pub state: DeploymentState,
     pub devices: Vec<DeviceStatusRecord>,
+}
+
+/// How far the CO has applied the reports of a site's LO outbox. Reports carry the outbox's
+/// sequence numbers; one at or below `applied_seq` of the same outbox is a duplicate (a resend
+/// after a lost acknowledgement) and is skipped, so each report takes effect at most once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UplinkCursor {
+    pub site: SiteId,
+    /// Identifies one LO outbox journal; a new journal (a wiped LO) starts a new cursor.
+    pub outbox_id: String,
+    pub applied_seq: u64,
+    /// Reports applied from this outbox.
+    pub applied: u64,
+    /// Duplicates skipped from this outbox.
+    pub duplicates: u64,
+}
+
+/// A report from an LO, as the control plane applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SiteReport {
+    Device {
+        device: DeviceId,
+        capabilities: Box<DeviceCapabilities>,
+        online: bool,
+    },
+    Status(DeploymentStatus),
+    /// The LO refused a commit of its desired state and keeps the last good one.
+    Rejected {
+        commit: String,
+        problems: String,
+    },
 }

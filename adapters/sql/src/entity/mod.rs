@@ -106,3 +106,22 @@ pub mod device_statuses {
     pub enum Relation {}
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod uplink_cursors {
+    //! How far each site's LO outbox is applied.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "uplink_cursors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub site_id: String,
+        pub outbox_id: String,
+        pub applied_seq: i64,
+        pub applied: i64,
+        pub duplicates: i64,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
