@@ -7,14 +7,16 @@ use eos_domain::service::ports::StoreResult;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
 use sea_orm::sea_query::OnConflict;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
-pub struct SqlStore {
-    db: DatabaseConnection,
+/// The store on a database connection (pool), or on a transaction of one (see `begin`).
+pub struct SqlStore<C = DatabaseConnection> {
+    db: C,
 }
 
 fn backend(e: DbErr) -> StoreError {
@@ -26,6 +28,13 @@ fn backend(e: DbErr) -> StoreError {
     }
 }
 
+#[async_trait::async_trait]
+impl StoreTransaction for SqlStore<DatabaseTransaction> {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.db.commit().await.map_err(backend)
+    }
+}
+
 impl SqlStore {
     /// Connects (creating an SQLite file when needed) and runs every pending migration.
     pub async fn connect(url: &str) -> Result<Self, DbErr> {
@@ -34,6 +43,13 @@ impl SqlStore {
         if url.starts_with("sqlite:") {
             // One writer at a time is SQLite's model; a small pool avoids lock contention.
             options.max_connections(1);
+            // Write-ahead log with FULL sync: one fsync of the log per commit (the rollback
+            // journal needs several), readers never wait for the writer, and a committed
+            // transaction survives a power loss, which acknowledgements to LOs rely on.
+            options.map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+            });
         }
         let db = Database::connect(options).await?;
         Migrator::up(&db, None).await?;
@@ -47,7 +63,19 @@ impl SqlStore {
 }
 
 #[async_trait::async_trait]
-impl ControlStore for SqlStore {
+impl<C> ControlStore for SqlStore<C>
+where
+    C: ConnectionTrait
+        + TransactionTrait<Transaction = DatabaseTransaction>
+        + Send
+        + Sync
+        + 'static,
+{
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTransaction>> {
+        let tx = self.db.begin().await.map_err(backend)?;
+        Ok(Box::new(SqlStore { db: tx }))
+    }
+
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()> {
         app_versions::Entity::insert(app_version_to(record))
             .exec(&self.db)
@@ -319,5 +347,34 @@ mod tests {
             2,
             "data survives a restart and migrations rerun cleanly"
         );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_commits_all_its_writes_or_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        let site = SiteId::parse("s1").unwrap();
+        let cursor = |seq| UplinkCursor {
+            site: site.clone(),
+            outbox_id: "o1".into(),
+            applied_seq: seq,
+            applied: seq,
+            duplicates: 0,
+        };
+        let tx = store.begin().await.unwrap();
+        tx.put_cursor(&cursor(5)).await.unwrap();
+        assert_eq!(tx.get_cursor(&site).await.unwrap(), Some(cursor(5)));
+        drop(tx);
+        assert_eq!(
+            store.get_cursor(&site).await.unwrap(),
+            None,
+            "dropped: nothing"
+        );
+        let tx = store.begin().await.unwrap();
+        tx.put_cursor(&cursor(7)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.get_cursor(&site).await.unwrap(), Some(cursor(7)));
     }
 }

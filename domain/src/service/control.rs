@@ -343,15 +343,18 @@ impl ControlPlane {
     /// Applies a batch of numbered reports from a site's outbox, in order, each at most once, and
     /// returns the sequence number to acknowledge (everything up to it is stored). A report that
     /// cannot be applied (`None`: unreadable; or refused here) still advances the cursor, so one
-    /// bad report never blocks the ones behind it; the refusals come back for the log.
+    /// bad report never blocks the ones behind it; the refusals come back for the log. A failing
+    /// store fails the whole batch, which then commits nothing.
     pub async fn apply_reports(
         &self,
         site: &SiteId,
         outbox_id: &str,
         batch: Vec<(u64, Option<SiteReport>)>,
     ) -> Result<(u64, Vec<(u64, String)>), ServiceError> {
-        let mut cursor = self
-            .store
+        // The reports and the cursor commit together: a crash leaves either all of this batch
+        // applied with the cursor past it, or none of it with the cursor before it.
+        let tx = self.store.begin().await?;
+        let mut cursor = tx
             .get_cursor(site)
             .await?
             .filter(|c| c.outbox_id == outbox_id)
@@ -369,41 +372,26 @@ impl ControlPlane {
                 continue;
             }
             let outcome = match report {
-                Some(report) => self.apply_report(site, report).await,
+                Some(report) => apply_report(&*tx, &*self.clock, site, report).await,
                 None => Err(ServiceError::Conflict("unreadable report".into())),
             };
-            if let Err(e) = outcome {
-                refused.push((seq, e.to_string()));
+            match outcome {
+                Ok(()) => {}
+                // The store failed: nothing of this batch commits, and the LO sends it again.
+                Err(e @ ServiceError::Backend(_)) => return Err(e),
+                Err(e) => refused.push((seq, e.to_string())),
             }
             cursor.applied_seq = seq;
             cursor.applied += 1;
         }
-        self.store.put_cursor(&cursor).await?;
+        tx.put_cursor(&cursor).await?;
+        tx.commit().await?;
         Ok((cursor.applied_seq, refused))
     }
 
     /// How far a site's reports are applied.
     pub async fn uplink_cursor(&self, site: &SiteId) -> Result<Option<UplinkCursor>, ServiceError> {
         Ok(self.store.get_cursor(site).await?)
-    }
-
-    async fn apply_report(&self, site: &SiteId, report: SiteReport) -> Result<(), ServiceError> {
-        match report {
-            SiteReport::Device {
-                device,
-                capabilities,
-                online,
-            } => {
-                if device.site() != site {
-                    return Err(ServiceError::Conflict(format!(
-                        "device {device} is not of site {site}"
-                    )));
-                }
-                self.device_reported(device, *capabilities, online).await
-            }
-            SiteReport::Status(status) => self.status_reported(site, status).await,
-            SiteReport::Rejected { .. } => Ok(()),
-        }
     }
 
     /// An LO reported the capabilities and liveness of one of its devices.
@@ -413,15 +401,7 @@ impl ControlPlane {
         capabilities: DeviceCapabilities,
         online: bool,
     ) -> Result<(), ServiceError> {
-        self.store
-            .upsert_device(&DeviceRecord {
-                id: device,
-                capabilities,
-                online,
-                last_seen: Some(self.clock.now()),
-            })
-            .await?;
-        Ok(())
+        record_device(&*self.store, &*self.clock, device, capabilities, online).await
     }
 
     /// An LO reported a deployment's status on a device.
@@ -430,36 +410,93 @@ impl ControlPlane {
         site: &SiteId,
         status: DeploymentStatus,
     ) -> Result<(), ServiceError> {
-        let deployment = self.deployment(&status.deployment_id).await?;
-        if &deployment.site != site {
-            return Err(ServiceError::Conflict(format!(
-                "deployment {} belongs to site {}, not {site}",
-                deployment.id, deployment.site
-            )));
+        record_status(&*self.store, &*self.clock, site, status).await
+    }
+}
+
+async fn record_device(
+    store: &dyn ControlStore,
+    clock: &dyn Ambient,
+    device: DeviceId,
+    capabilities: DeviceCapabilities,
+    online: bool,
+) -> Result<(), ServiceError> {
+    store
+        .upsert_device(&DeviceRecord {
+            id: device,
+            capabilities,
+            online,
+            last_seen: Some(clock.now()),
+        })
+        .await?;
+    Ok(())
+}
+
+async fn record_status(
+    store: &dyn ControlStore,
+    clock: &dyn Ambient,
+    site: &SiteId,
+    status: DeploymentStatus,
+) -> Result<(), ServiceError> {
+    let id = &status.deployment_id;
+    let deployment = match DeploymentId::parse(id) {
+        Ok(did) => store.get_deployment(&did).await?,
+        Err(_) => None,
+    }
+    .ok_or_else(|| not_found("deployment", id))?;
+    if &deployment.site != site {
+        return Err(ServiceError::Conflict(format!(
+            "deployment {} belongs to site {}, not {site}",
+            deployment.id, deployment.site
+        )));
+    }
+    let device_id = status
+        .device_id
+        .clone()
+        .unwrap_or_else(|| format!("{site}/*"));
+    store
+        .upsert_device_status(&DeviceStatusRecord {
+            deployment_id: deployment.id.clone(),
+            device_id,
+            state: status.status.state,
+            error: status.status.error.clone(),
+            components: status.components.clone(),
+            updated_at: clock.now(),
+        })
+        .await?;
+    if deployment.phase == DeploymentPhase::Removing {
+        let statuses = store.device_statuses(&deployment.id).await?;
+        if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
+            store
+                .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
+                .await?;
         }
-        let device_id = status
-            .device_id
-            .clone()
-            .unwrap_or_else(|| format!("{site}/*"));
-        self.store
-            .upsert_device_status(&DeviceStatusRecord {
-                deployment_id: deployment.id.clone(),
-                device_id,
-                state: status.status.state,
-                error: status.status.error.clone(),
-                components: status.components.clone(),
-                updated_at: self.clock.now(),
-            })
-            .await?;
-        if deployment.phase == DeploymentPhase::Removing {
-            let statuses = self.store.device_statuses(&deployment.id).await?;
-            if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
-                self.store
-                    .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
-                    .await?;
+    }
+    Ok(())
+}
+
+/// Applies one report through `store` (a transaction, when applied as part of a batch).
+async fn apply_report(
+    store: &dyn ControlStore,
+    clock: &dyn Ambient,
+    site: &SiteId,
+    report: SiteReport,
+) -> Result<(), ServiceError> {
+    match report {
+        SiteReport::Device {
+            device,
+            capabilities,
+            online,
+        } => {
+            if device.site() != site {
+                return Err(ServiceError::Conflict(format!(
+                    "device {device} is not of site {site}"
+                )));
             }
+            record_device(store, clock, device, *capabilities, online).await
         }
-        Ok(())
+        SiteReport::Status(status) => record_status(store, clock, site, status).await,
+        SiteReport::Rejected { .. } => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@ pub mod records;
 pub use control::ControlPlane;
 pub use ports::{
     Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier,
-    StoreError,
+    StoreError, StoreTransaction,
 };
 pub use records::*;
 

@@ -47,6 +47,16 @@ pub trait ControlStore: Send + Sync {
 
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>>;
     async fn put_cursor(&self, cursor: &UplinkCursor) -> StoreResult<()>;
+
+    /// Starts a unit of work: what is written through it becomes visible and durable together
+    /// on `commit`, or not at all when it is dropped uncommitted.
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTransaction>>;
+}
+
+/// A store whose writes commit together.
+#[async_trait::async_trait]
+pub trait StoreTransaction: ControlStore {
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
 /// The deployments Git repository, as the CO writes it.
