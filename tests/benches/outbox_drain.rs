@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".into(),
         data_dir: tmp.path().join("lo"),
         poll_secs: 3600,
+        en_grace_secs: 15,
     })
     .await?;
     let site = SiteId::parse("bench")?;

@@ -1,9 +1,14 @@
-//! Helpers for cross-crate tests: a whole EOS (CO, one LO, ENs) on loopback in one process.
+//! Helpers for cross-crate tests: a whole EOS (CO, one LO, ENs) on loopback in one process,
+//! and a fault-injection proxy to put between its tiers.
+
+pub mod proxy;
+
+pub use proxy::{Fault, FaultProxy};
 
 use eos_co::{Co, CoConfig};
 use eos_en::{En, EnConfig};
 use eos_lo::{Lo, LoConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,6 +27,8 @@ pub struct Fleet {
     pub hosts: Vec<String>,
     pub dir: PathBuf,
     pub http: reqwest::Client,
+    /// Between the LO and the CO, when started with `uplink_proxy`.
+    pub uplink: Option<FaultProxy>,
     co_config: CoConfig,
     lo_config: LoConfig,
     en_configs: Vec<EnConfig>,
@@ -30,6 +37,16 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a CO, the LO of `site` and one EN per host, all on free loopback ports.
     pub async fn start(dir: &Path, site: &str, hosts: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(dir, site, hosts, false).await
+    }
+
+    /// Like `start`; with `uplink_proxy` the LO reaches the CO through a [`FaultProxy`].
+    pub async fn start_with(
+        dir: &Path,
+        site: &str,
+        hosts: &[&str],
+        uplink_proxy: bool,
+    ) -> anyhow::Result<Self> {
         let mut co_config = CoConfig {
             data_dir: dir.join("co"),
             http_listen: "127.0.0.1:0".into(),
@@ -41,13 +58,19 @@ impl Fleet {
         // Later starts reuse the ports the first one got, so the LO finds the CO again.
         co_config.http_listen = co.http_addr.to_string();
         co_config.grpc_listen = co.grpc_addr.to_string();
+        let uplink = match uplink_proxy {
+            true => Some(FaultProxy::start(co.grpc_addr).await?),
+            false => None,
+        };
+        let co_endpoint = uplink.as_ref().map_or(co.grpc_addr, |p| p.addr);
         let mut lo_config = LoConfig {
             site_id: site.into(),
-            co_endpoint: format!("http://{}", co.grpc_addr),
+            co_endpoint: format!("http://{co_endpoint}"),
             deployments_repo: dir.join("co/deployments.git").display().to_string(),
             listen: "127.0.0.1:0".into(),
             data_dir: dir.join("lo"),
             poll_secs: 2,
+            en_grace_secs: 3,
         };
         let lo = Lo::start(lo_config.clone()).await?;
         lo_config.listen = lo.listen_addr.to_string();
@@ -72,6 +95,7 @@ impl Fleet {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             dir: dir.to_owned(),
             http: reqwest::Client::new(),
+            uplink,
             co_config,
             lo_config,
             en_configs,
@@ -135,6 +159,75 @@ impl Fleet {
         Ok((r.status().as_u16(), r.json().await?))
     }
 
+    /// `(device id, online)` of every device the CO knows, or `None` when the CO does not answer.
+    pub async fn devices_online(&self) -> Option<Vec<(String, bool)>> {
+        let devices = self.get("/api/v1/devices").await.ok()?;
+        Some(
+            devices
+                .as_array()?
+                .iter()
+                .map(|d| {
+                    (
+                        d["id"].as_str().unwrap_or("").to_owned(),
+                        d["online"] == true,
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Waits until the CO lists exactly these hosts of the site, all online.
+    pub async fn await_online(&self, hosts: &[&str]) {
+        let want: Vec<(String, bool)> = hosts
+            .iter()
+            .map(|h| (format!("{}/{h}", self.site), true))
+            .collect();
+        eventually("the ENs to be online at the CO", LIMIT, || async {
+            (self.devices_online().await? == want).then_some(())
+        })
+        .await
+    }
+
+    /// Registers the sample WASM app and deploys it to `host` (or lets the LO choose); returns
+    /// the deployment id once the CO reports it installed.
+    pub async fn deploy_sample(&self, host: Option<&str>) -> anyhow::Result<String> {
+        let sample = repo_root().join("config/apps/hello-wasm");
+        let (code, app) = self
+            .post(
+                "/api/v1/apps",
+                json!({"source": sample.display().to_string()}),
+            )
+            .await?;
+        anyhow::ensure!(code == 201 || code == 409, "add app: {code} {app}");
+        let (code, created) = self
+            .post(
+                "/api/v1/deployments",
+                json!({"app_id": "com-eos-hello-wasm", "site": self.site, "host": host}),
+            )
+            .await?;
+        anyhow::ensure!(code == 201, "deploy: {code} {created}");
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        eventually("the deployment to be installed", LIMIT, || async {
+            (self.deployment(&id).await["state"] == "installed").then_some(())
+        })
+        .await;
+        Ok(id)
+    }
+
+    /// A deployment as the CO shows it (`Null` when the CO does not answer).
+    pub async fn deployment(&self, id: &str) -> Value {
+        self.get(&format!("/api/v1/deployments/{id}"))
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    /// How many times the sample module has greeted in its log on `host`.
+    pub fn greetings(&self, host: &str, deployment: &str) -> usize {
+        std::fs::read_to_string(self.workload_log(host, deployment, "hello"))
+            .map(|t| t.matches("hello from eos").count())
+            .unwrap_or(0)
+    }
+
     /// The stdout log of a component on an EN.
     pub fn workload_log(&self, host: &str, deployment: &str, component: &str) -> PathBuf {
         self.dir
@@ -154,6 +247,9 @@ impl Fleet {
         self.stop_co().await;
     }
 }
+
+/// How long helpers wait for the fleet to converge before failing.
+pub const LIMIT: Duration = Duration::from_secs(60);
 
 /// Polls `check` until it returns `Some`, or fails after `limit` with `what`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T

@@ -1,123 +1,25 @@
-//! A site on its own: with the CO down, the LO restarted and an EN restarted, the workload keeps
-//! running, every report waits in the LO's durable outbox, and after the CO returns everything
-//! arrives and takes effect exactly once (the real CO, SQLite store, Git repository and gRPC
-//! links, in one process).
+//! A site on its own. With the CO down or the link cut, the LO restarted and an EN restarted, the
+//! workload keeps running and every report waits in the LO's durable outbox. When the CO is back,
+//! everything arrives and takes effect exactly once. The real CO, SQLite store, Git repository
+//! and gRPC links run in one process, with a fault-injection proxy on the uplink.
 
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::service::SiteReport;
-use eos_tests::{Fleet, eventually, repo_root};
-use serde_json::{Value, json};
-use std::time::Duration;
+use eos_tests::{Fault, Fleet, LIMIT, eventually};
+use std::time::Instant;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
-async fn devices_online(fleet: &Fleet) -> Option<Vec<(String, bool)>> {
-    let devices = fleet.get("/api/v1/devices").await.ok()?;
-    Some(
-        devices
-            .as_array()?
-            .iter()
-            .map(|d| {
-                (
-                    d["id"].as_str().unwrap_or("").to_owned(),
-                    d["online"] == true,
-                )
-            })
-            .collect(),
-    )
+fn site() -> SiteId {
+    SiteId::parse("site-1").unwrap()
 }
 
-async fn deployment(fleet: &Fleet, id: &str) -> Value {
-    fleet
-        .get(&format!("/api/v1/deployments/{id}"))
-        .await
-        .unwrap_or(Value::Null)
-}
-
-fn greetings(fleet: &Fleet, deployment: &str) -> usize {
-    std::fs::read_to_string(fleet.workload_log("node-1", deployment, "hello"))
-        .map(|t| t.matches("hello from eos").count())
-        .unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
-        .await
-        .unwrap();
-    let both_online = vec![
-        ("site-1/node-1".to_owned(), true),
-        ("site-1/node-2".to_owned(), true),
-    ];
-    eventually("both ENs online at the CO", LIMIT, || async {
-        (devices_online(&fleet).await? == both_online).then_some(())
-    })
-    .await;
-    let sample = repo_root().join("config/apps/hello-wasm");
-    let (code, app) = fleet
-        .post(
-            "/api/v1/apps",
-            json!({"source": sample.display().to_string()}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{app}");
-    let (code, created) = fleet
-        .post(
-            "/api/v1/deployments",
-            json!({"app_id": "com-eos-hello-wasm", "site": "site-1", "host": "node-1"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    eventually("the deployment to be installed", LIMIT, || async {
-        (deployment(&fleet, &id).await["state"] == "installed").then_some(())
-    })
-    .await;
-
-    // The LO goes away: the CO shows the site disconnected, with the time of last contact.
-    fleet.stop_lo().await;
-    let site = eventually("the site to show disconnected", LIMIT, || async {
-        let sites = fleet.get("/api/v1/sites").await.ok()?;
-        let site = sites.as_array()?.first()?.clone();
-        (site["lo_connected"] == false).then_some(site)
-    })
-    .await;
-    assert!(site["last_seen"].is_string(), "{site}");
-
-    // Then the CO goes away too, and the site carries on alone: the LO restarts with nothing
-    // upstream, an EN dies and comes back, and the workload keeps running throughout.
-    fleet.stop_co().await;
-    fleet.start_lo().await.unwrap();
-    let before = greetings(&fleet, &id);
-    fleet.stop_en(0).await;
-    eventually("the LO to queue node-1 going offline", LIMIT, || async {
-        (fleet.lo().outbox().pending >= 2).then_some(())
-    })
-    .await;
-    fleet.start_en(0).await.unwrap();
-    eventually("the module to keep printing", LIMIT, || async {
-        (greetings(&fleet, &id) >= before + 2).then_some(())
-    })
-    .await;
-    let queued = fleet.lo().outbox();
-    assert!(queued.pending > 0, "{queued:?}");
-
-    // The CO returns: the backlog drains, and the CO's view matches the site's.
-    fleet.start_co().await.unwrap();
-    eventually("the outbox to drain", LIMIT, || async {
-        (fleet.lo().outbox().pending == 0).then_some(())
-    })
-    .await;
+/// The CO's cursor for the site equals the LO's outbox: everything handed out is applied.
+async fn assert_caught_up(fleet: &Fleet) -> eos_domain::service::UplinkCursor {
     let outbox = fleet.lo().outbox();
-    let site_id = SiteId::parse("site-1").unwrap();
     let cursor = fleet
         .co()
         .control
-        .uplink_cursor(&site_id)
+        .uplink_cursor(&site())
         .await
         .unwrap()
         .expect("a cursor for site-1");
@@ -126,11 +28,55 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
         cursor.applied_seq, outbox.last,
         "every report up to the last one handed out is applied"
     );
-    eventually("the CO to see both ENs online again", LIMIT, || async {
-        (devices_online(&fleet).await? == both_online).then_some(())
+    assert_eq!(outbox.pending, 0);
+    cursor
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let id = fleet.deploy_sample(Some("node-1")).await.unwrap();
+
+    // The LO goes away: the CO shows the site disconnected, with the time of last contact.
+    fleet.stop_lo().await;
+    let site_view = eventually("the site to show disconnected", LIMIT, || async {
+        let sites = fleet.get("/api/v1/sites").await.ok()?;
+        let site = sites.as_array()?.first()?.clone();
+        (site["lo_connected"] == false).then_some(site)
     })
     .await;
-    let view = deployment(&fleet, &id).await;
+    assert!(site_view["last_seen"].is_string(), "{site_view}");
+
+    // Then the CO goes away too, and the site carries on alone: the LO restarts with nothing
+    // upstream, an EN dies and comes back, and the workload keeps running throughout.
+    fleet.stop_co().await;
+    fleet.start_lo().await.unwrap();
+    let before = fleet.greetings("node-1", &id);
+    fleet.stop_en(0).await;
+    eventually("the LO to queue node-1 going offline", LIMIT, || async {
+        (fleet.lo().outbox().pending >= 2).then_some(())
+    })
+    .await;
+    fleet.start_en(0).await.unwrap();
+    eventually("the module to keep printing", LIMIT, || async {
+        (fleet.greetings("node-1", &id) >= before + 2).then_some(())
+    })
+    .await;
+    assert!(fleet.lo().outbox().pending > 0);
+
+    // The CO returns: the backlog drains, and the CO's view matches the site's.
+    fleet.start_co().await.unwrap();
+    eventually("the outbox to drain", LIMIT, || async {
+        (fleet.lo().outbox().pending == 0).then_some(())
+    })
+    .await;
+    let cursor = assert_caught_up(&fleet).await;
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let view = fleet.deployment(&id).await;
     assert_eq!(view["state"], "installed", "{view}");
     assert_eq!(view["phase"], "active", "desired state untouched: {view}");
 
@@ -154,7 +100,7 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
     let (acked, refused) = fleet
         .co()
         .control
-        .apply_reports(&site_id, &outbox.id, vec![(1, Some(stale))])
+        .apply_reports(&site(), &cursor.outbox_id, vec![(1, Some(stale))])
         .await
         .unwrap();
     assert_eq!(acked, cursor.applied_seq);
@@ -162,13 +108,67 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
     let after = fleet
         .co()
         .control
-        .uplink_cursor(&site_id)
+        .uplink_cursor(&site())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(after.duplicates, cursor.duplicates + 1);
     assert_eq!(after.applied, cursor.applied);
-    assert_eq!(devices_online(&fleet).await.unwrap(), both_online);
+    fleet.await_online(&["node-1", "node-2"]).await;
 
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cut_uplink_heals_and_the_co_catches_up_with_what_happened_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start_with(tmp.path(), "site-1", &["node-1", "node-2"], true)
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let id = fleet.deploy_sample(Some("node-2")).await.unwrap();
+
+    // Cut the link mid-stream. The CO notices at once, and keeps the desired state as it was.
+    fleet.uplink.as_ref().unwrap().set(Fault::Cut);
+    eventually("the CO to see the site disconnected", LIMIT, || async {
+        let sites = fleet.get("/api/v1/sites").await.ok()?;
+        (sites.as_array()?.first()?["lo_connected"] == false).then_some(())
+    })
+    .await;
+
+    // Meanwhile at the site: node-1 leaves (its heartbeats stop) and comes back.
+    fleet.stop_en(0).await;
+    eventually("the LO to queue node-1 going offline", LIMIT, || async {
+        (fleet.lo().outbox().pending >= 1).then_some(())
+    })
+    .await;
+    // The CO, cut off, still believes node-1 is online.
+    assert!(
+        fleet
+            .devices_online()
+            .await
+            .unwrap()
+            .contains(&("site-1/node-1".to_owned(), true))
+    );
+    fleet.start_en(0).await.unwrap();
+    let queued = fleet.lo().outbox();
+    assert!(queued.pending >= 1, "{queued:?}");
+
+    // Heal, and measure how long the CO takes to match the site.
+    let healed = Instant::now();
+    fleet.uplink.as_ref().unwrap().set(Fault::Pass);
+    eventually("the outbox to drain after healing", LIMIT, || async {
+        (fleet.lo().outbox().pending == 0).then_some(())
+    })
+    .await;
+    let caught_up = healed.elapsed();
+    eprintln!("uplink healed: the CO caught up in {caught_up:?}");
+    let cursor = assert_caught_up(&fleet).await;
+    assert_eq!(
+        cursor.duplicates, 0,
+        "nothing was applied twice: {cursor:?}"
+    );
+    fleet.await_online(&["node-1", "node-2"]).await;
+    assert_eq!(fleet.deployment(&id).await["state"], "installed");
     fleet.shutdown().await;
 }

@@ -33,6 +33,33 @@ pub fn spec_from_json(text: &str) -> Result<ComponentSpec, WireError> {
     })
 }
 
+/// How often an idle link is probed with HTTP/2 pings, and how long a ping may go unanswered
+/// before the link counts as dead. A link whose packets vanish (a partition with no reset) would
+/// otherwise look alive for as long as the kernel keeps the connection.
+pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout.
+pub async fn dial(endpoint: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+}
+
+/// A server builder that pings its clients the same way, so it notices a vanished tier below.
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_nodelay(true)
+}
+
 /// Binds a loopback or public address and serves until `shutdown` completes.
 pub async fn serve<F>(
     router: tonic::transport::server::Router,

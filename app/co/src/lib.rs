@@ -87,7 +87,7 @@ impl Co {
             control.clone(),
             sessions,
         ));
-        let router = tonic::transport::Server::builder().add_service(service);
+        let router = eos_adapter_grpc::server().add_service(service);
         let mut grpc_stop = stopped.clone();
         let grpc_task = tokio::spawn(async move {
             if let Err(e) = eos_adapter_grpc::serve(router, grpc, async move {

@@ -173,7 +173,7 @@ async fn session(
     config: EnConfig,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut client = NodeLinkClient::connect(config.lo_endpoint.clone()).await?;
+    let mut client = NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint).await?);
     let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
     tx.send(agent.hello()).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();

@@ -17,6 +17,9 @@ pub struct LoConfig {
     pub data_dir: PathBuf,
     /// How often to fetch when no hint arrives.
     pub poll_secs: u64,
+    /// An EN silent for this long (no heartbeat, no result) counts as offline: its stream is
+    /// dropped and its components may move to other ENs. ENs heartbeat every 5 s by default.
+    pub en_grace_secs: u64,
 }
 
 impl Default for LoConfig {
@@ -28,6 +31,7 @@ impl Default for LoConfig {
             listen: "127.0.0.1:7071".into(),
             data_dir: PathBuf::from(".eos/lo"),
             poll_secs: 30,
+            en_grace_secs: 15,
         }
     }
 }

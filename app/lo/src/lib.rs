@@ -53,9 +53,12 @@ impl Lo {
         let listen_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let hints = Arc::new(tokio::sync::Notify::new());
-        let server = tonic::transport::Server::builder().add_service(
-            eos_adapter_grpc::NodeLinkServer::new(nodes::NodeService::new(site.clone())),
-        );
+        let server = eos_adapter_grpc::server().add_service(eos_adapter_grpc::NodeLinkServer::new(
+            nodes::NodeService::new(
+                site.clone(),
+                std::time::Duration::from_secs(config.en_grace_secs.max(1)),
+            ),
+        ));
         let mut server_stop = stopped.clone();
         let tasks = vec![
             tokio::spawn(async move {

@@ -25,6 +25,9 @@ struct Args {
     data_dir: Option<PathBuf>,
     #[arg(long, env = "EOS_LO_POLL_SECS")]
     poll_secs: Option<u64>,
+    /// Seconds of silence after which an EN counts as offline (default 15).
+    #[arg(long, env = "EOS_LO_EN_GRACE_SECS")]
+    en_grace_secs: Option<u64>,
     #[arg(long, env = "EOS_LOG_JSON")]
     log_json: bool,
 }
@@ -44,6 +47,7 @@ async fn run() -> anyhow::Result<()> {
     c.listen = args.listen.unwrap_or(c.listen);
     c.data_dir = args.data_dir.unwrap_or(c.data_dir);
     c.poll_secs = args.poll_secs.unwrap_or(c.poll_secs);
+    c.en_grace_secs = args.en_grace_secs.unwrap_or(c.en_grace_secs);
     let lo = Lo::start(c).await?;
     eos_app_common::wait_for_termination().await;
     lo.shutdown().await;

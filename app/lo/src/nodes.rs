@@ -1,5 +1,6 @@
 //! The LO end of the EN link: hello registers the node and its running components, results
-//! update actual state, the end of the stream marks the node offline.
+//! update actual state; the end of the stream, or silence longer than the grace period, marks
+//! the node offline.
 
 use crate::site::Site;
 use eos_adapter_grpc::pb::{self, en_message};
@@ -8,17 +9,19 @@ use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::{AppInstance, DeviceWorkloads};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 pub struct NodeService {
     site: Arc<Site>,
+    grace: Duration,
 }
 
 impl NodeService {
-    pub fn new(site: Arc<Site>) -> Self {
-        Self { site }
+    pub fn new(site: Arc<Site>, grace: Duration) -> Self {
+        Self { site, grace }
     }
 }
 
@@ -52,17 +55,26 @@ impl eos_adapter_grpc::NodeLink for NodeService {
             .map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;
         let running = running_workloads(&hello.running)?;
         let (tx, rx) = mpsc::channel(256);
-        self.site.node_joined(device.clone(), caps, running, tx);
+        self.site
+            .node_joined(device.clone(), caps, running, tx.clone());
         tracing::info!(device_id = %device, "en joined");
-        let site = self.site.clone();
+        let (site, grace) = (self.site.clone(), self.grace);
         tokio::spawn(async move {
-            while let Ok(Some(message)) = inbound.message().await {
-                if let Some(en_message::Body::Result(result)) = message.body {
-                    site.result(&device, result);
+            let why = loop {
+                match tokio::time::timeout(grace, inbound.message()).await {
+                    Ok(Ok(Some(message))) => {
+                        if let Some(en_message::Body::Result(result)) = message.body {
+                            site.result(&device, result);
+                        }
+                    }
+                    Ok(Ok(None)) => break "stream closed".to_owned(),
+                    Ok(Err(status)) => break format!("stream failed: {}", status.message()),
+                    Err(_) => break format!("silent for {grace:?}"),
                 }
+            };
+            if site.node_left(&device, &tx) {
+                tracing::info!(device_id = %device, reason = %why, "en offline");
             }
-            tracing::info!(device_id = %device, "en left");
-            site.node_left(&device);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

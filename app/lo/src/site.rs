@@ -144,16 +144,28 @@ impl Site {
         self.wake.notify_one();
     }
 
-    pub fn node_left(&self, device: &DeviceId) {
+    /// The session that sends on `commands` ended: the node is offline, unless a newer session
+    /// of the same node has replaced it already. Says whether the node went offline.
+    pub fn node_left(
+        &self,
+        device: &DeviceId,
+        commands: &mpsc::Sender<Result<pb::LoCommand, tonic::Status>>,
+    ) -> bool {
         let mut s = self.lock();
-        if let Some(n) = s.nodes.get_mut(device) {
-            n.online = false;
-            n.commands = None;
-            let report = device_report(device, &n.capabilities, false);
-            drop(s);
-            self.send_up(report);
-        }
+        let Some(n) = s.nodes.get_mut(device).filter(|n| {
+            n.commands
+                .as_ref()
+                .is_some_and(|c| c.same_channel(commands))
+        }) else {
+            return false;
+        };
+        n.online = false;
+        n.commands = None;
+        let report = device_report(device, &n.capabilities, false);
+        drop(s);
+        self.send_up(report);
         self.wake.notify_one();
+        true
     }
 
     /// A confirmed (or failed) result from an EN.

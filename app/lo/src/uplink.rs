@@ -29,7 +29,7 @@ pub async fn run(
 
 async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyhow::Result<()> {
     let outbox: &Outbox = &site.outbox;
-    let mut client = UplinkClient::connect(endpoint.clone()).await?;
+    let mut client = UplinkClient::new(eos_adapter_grpc::dial(&endpoint).await?);
     let (tx, rx) = mpsc::channel::<pb::LoMessage>(CHUNK);
     tx.send(pb::LoMessage {
         seq: 0,
