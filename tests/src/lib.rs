@@ -17,6 +17,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Which links of a [`Fleet`] run through a [`FaultProxy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    Direct,
+    /// LO → CO.
+    ProxiedUplink,
+    /// Each EN → LO.
+    ProxiedNodes,
+}
+
 /// A CO, the LO of one site and its ENs, each of which can be stopped and started again on the
 /// same data folder and ports (a restart, or a tier that is down for a while).
 pub struct Fleet {
@@ -29,6 +39,8 @@ pub struct Fleet {
     pub http: reqwest::Client,
     /// Between the LO and the CO, when started with `uplink_proxy`.
     pub uplink: Option<FaultProxy>,
+    /// Between each EN and the LO (same order as `hosts`), when started with `node_proxies`.
+    pub node_links: Vec<FaultProxy>,
     co_config: CoConfig,
     lo_config: LoConfig,
     en_configs: Vec<EnConfig>,
@@ -37,16 +49,17 @@ pub struct Fleet {
 impl Fleet {
     /// Starts a CO, the LO of `site` and one EN per host, all on free loopback ports.
     pub async fn start(dir: &Path, site: &str, hosts: &[&str]) -> anyhow::Result<Self> {
-        Self::start_with(dir, site, hosts, false).await
+        Self::start_with(dir, site, hosts, Links::Direct).await
     }
 
-    /// Like `start`; with `uplink_proxy` the LO reaches the CO through a [`FaultProxy`].
+    /// Like `start`, with [`FaultProxy`]s on the links `links` names.
     pub async fn start_with(
         dir: &Path,
         site: &str,
         hosts: &[&str],
-        uplink_proxy: bool,
+        links: Links,
     ) -> anyhow::Result<Self> {
+        let uplink_proxy = links == Links::ProxiedUplink;
         let mut co_config = CoConfig {
             data_dir: dir.join("co"),
             http_listen: "127.0.0.1:0".into(),
@@ -74,11 +87,21 @@ impl Fleet {
         };
         let lo = Lo::start(lo_config.clone()).await?;
         lo_config.listen = lo.listen_addr.to_string();
+        let mut node_links = Vec::new();
+        if links == Links::ProxiedNodes {
+            for _ in hosts {
+                node_links.push(FaultProxy::start(lo.listen_addr).await?);
+            }
+        }
         let en_configs: Vec<EnConfig> = hosts
             .iter()
-            .map(|host| EnConfig {
+            .enumerate()
+            .map(|(i, host)| EnConfig {
                 device_id: format!("{site}/{host}"),
-                lo_endpoint: format!("http://{}", lo.listen_addr),
+                lo_endpoint: format!(
+                    "http://{}",
+                    node_links.get(i).map_or(lo.listen_addr, |p| p.addr)
+                ),
                 data_dir: dir.join("en").join(host),
                 heartbeat_secs: 1,
             })
@@ -96,6 +119,7 @@ impl Fleet {
             dir: dir.to_owned(),
             http: reqwest::Client::new(),
             uplink,
+            node_links,
             co_config,
             lo_config,
             en_configs,

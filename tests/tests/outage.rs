@@ -6,7 +6,7 @@
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::service::SiteReport;
-use eos_tests::{Fault, Fleet, LIMIT, eventually};
+use eos_tests::{Fault, Fleet, LIMIT, Links, eventually};
 use std::time::Instant;
 
 fn site() -> SiteId {
@@ -122,9 +122,14 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cut_uplink_heals_and_the_co_catches_up_with_what_happened_meanwhile() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut fleet = Fleet::start_with(tmp.path(), "site-1", &["node-1", "node-2"], true)
-        .await
-        .unwrap();
+    let mut fleet = Fleet::start_with(
+        tmp.path(),
+        "site-1",
+        &["node-1", "node-2"],
+        Links::ProxiedUplink,
+    )
+    .await
+    .unwrap();
     fleet.await_online(&["node-1", "node-2"]).await;
     let id = fleet.deploy_sample(Some("node-2")).await.unwrap();
 
@@ -170,5 +175,76 @@ async fn a_cut_uplink_heals_and_the_co_catches_up_with_what_happened_meanwhile()
     );
     fleet.await_online(&["node-1", "node-2"]).await;
     assert_eq!(fleet.deployment(&id).await["state"], "installed");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_en_goes_offline_its_workload_moves_and_runs_once_after_it_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with(
+        tmp.path(),
+        "site-1",
+        &["node-1", "node-2"],
+        Links::ProxiedNodes,
+    )
+    .await
+    .unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    // The LO chooses the device (target site-1/*), so it may move the workload.
+    let id = fleet.deploy_sample(None).await.unwrap();
+    let first = fleet.deployment(&id).await["devices"][0]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (lost, other) = match first.as_str() {
+        "site-1/node-1" => (0, "node-2"),
+        _ => (1, "node-1"),
+    };
+    let lost_host = fleet.hosts[lost].clone();
+
+    // Packets from and to that EN vanish; nothing is closed. The EN process keeps running, but
+    // after the grace period the LO counts it offline and starts the workload elsewhere.
+    fleet.node_links[lost].set(Fault::Blackhole);
+    eventually("the workload to move to the other EN", LIMIT, || async {
+        let view = fleet.deployment(&id).await;
+        let devices = view["devices"].as_array()?.clone();
+        devices
+            .iter()
+            .any(|d| d["device_id"] == format!("site-1/{other}") && d["state"] == "installed")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        fleet
+            .devices_online()
+            .await
+            .unwrap()
+            .contains(&(format!("site-1/{lost_host}"), false))
+    );
+    let moved = fleet.greetings(other, &id);
+    eventually("the moved workload to run", LIMIT, || async {
+        (fleet.greetings(other, &id) > moved).then_some(())
+    })
+    .await;
+
+    // The link heals: the EN reconnects, and the LO removes its stale copy, so the workload
+    // runs on one EN only.
+    fleet.node_links[lost].set(Fault::Pass);
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let stale = fleet.workload_log(&lost_host, &id, "hello");
+    eventually("the stale copy to be removed", LIMIT, || async {
+        (!stale.exists()).then_some(())
+    })
+    .await;
+    assert!(
+        fleet.workload_log(other, &id, "hello").exists(),
+        "it stays where it moved"
+    );
+    // The stale copy's "removed" reaches the CO after its folder is gone; until then the
+    // deployment reads "removing".
+    eventually("the CO to read installed again", LIMIT, || async {
+        (fleet.deployment(&id).await["state"] == "installed").then_some(())
+    })
+    .await;
     fleet.shutdown().await;
 }

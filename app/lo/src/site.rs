@@ -43,6 +43,9 @@ struct State {
     failures: HashMap<Key, Failure>,
     /// The last status sent per deployment and device, to send only changes.
     reported: HashMap<(DeploymentId, String), String>,
+    /// Where each deployment was last placed. When an EN that lost a workload to another comes
+    /// back still running it, the workload stays where it moved and the stale copy goes.
+    placed: HashMap<DeploymentId, DeviceId>,
     next_op: u64,
 }
 
@@ -248,14 +251,16 @@ impl Site {
                     load: *load.get(d).unwrap_or(&0),
                 })
                 .collect();
-            let current = s
-                .actual
-                .iter()
-                .find(|(_, apps)| apps.contains_key(id))
-                .map(|(d, _)| d.clone());
+            let current = s.placed.get(id).cloned().or_else(|| {
+                s.actual
+                    .iter()
+                    .find(|(_, apps)| apps.contains_key(id))
+                    .map(|(d, _)| d.clone())
+            });
             let placement = place(deployment, &candidates, current.as_ref());
             match placement.chosen {
                 Some(device) => {
+                    s.placed.insert(id.clone(), device.clone());
                     *load.entry(device.clone()).or_default() += 1;
                     wanted
                         .entry(device)
@@ -275,6 +280,8 @@ impl Site {
                 )),
             }
         }
+        s.placed
+            .retain(|id, _| desired.deployments.contains_key(id));
         let devices: BTreeSet<DeviceId> = s.nodes.keys().chain(s.actual.keys()).cloned().collect();
         for device in &devices {
             let empty = DeviceWorkloads::new();
