@@ -135,11 +135,17 @@ async fn a_cut_uplink_heals_and_the_co_catches_up_with_what_happened_meanwhile()
 
     // Cut the link mid-stream. The CO notices at once, and keeps the desired state as it was.
     fleet.uplink.as_ref().unwrap().set(Fault::Cut);
-    eventually("the CO to see the site disconnected", LIMIT, || async {
+    let cut = eventually("the CO to see the site disconnected", LIMIT, || async {
         let sites = fleet.get("/api/v1/sites").await.ok()?;
-        (sites.as_array()?.first()?["lo_connected"] == false).then_some(())
+        let site = sites.as_array()?.first()?.clone();
+        (site["lo_connected"] == false).then_some(site)
     })
     .await;
+    // The time of last contact stays put while the site is away.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let sites = fleet.get("/api/v1/sites").await.unwrap();
+    assert_eq!(sites[0]["last_seen"], cut["last_seen"]);
+    assert!(cut["last_seen"].is_string(), "{cut}");
 
     // Meanwhile at the site: node-1 leaves (its heartbeats stop) and comes back.
     fleet.stop_en(0).await;

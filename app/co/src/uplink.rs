@@ -113,9 +113,18 @@ impl eos_adapter_grpc::Uplink for UplinkService {
                         Err(_) => break,
                     }
                 }
-                let batch = batch
+                // Heartbeats (seq 0) are contact, not reports.
+                let (reports, beats): (Vec<_>, Vec<_>) = batch.into_iter().partition(|m| m.seq > 0);
+                if !beats.is_empty()
+                    && let Err(e) = control.site_seen(&site, true).await
+                {
+                    tracing::warn!(site_id = %site, error = %e, "cannot record contact with lo");
+                }
+                if reports.is_empty() {
+                    continue;
+                }
+                let batch = reports
                     .into_iter()
-                    .filter(|m| m.seq > 0)
                     .map(|m| (m.seq, site_report(&site, m.body)))
                     .collect();
                 match control.apply_reports(&site, &outbox_id, batch).await {
@@ -188,6 +197,7 @@ fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteRepo
             })
         }
         lo_message::Body::Hello(_) => Err("a second hello".to_owned()),
+        lo_message::Body::Heartbeat(_) => Err("a numbered heartbeat".to_owned()),
     };
     report
         .map_err(|e| tracing::warn!(site_id = %site, error = %e, "unreadable report from lo"))

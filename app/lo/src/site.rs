@@ -122,6 +122,11 @@ impl Site {
         Ok(())
     }
 
+    /// How many ENs are online now.
+    pub fn online_nodes(&self) -> usize {
+        self.lock().nodes.values().filter(|n| n.online).count()
+    }
+
     /// An EN said hello: it is online, and what it runs is its actual state.
     pub fn node_joined(
         &self,

@@ -11,6 +11,9 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
+/// How often the LO tells the CO it is there (the CO's time of last contact).
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reports sent per wake-up before looking at the CO's answers again.
 const CHUNK: usize = 512;
 
@@ -51,6 +54,7 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
     }
     let mut sent = outbox.acked();
     tracing::info!(co = endpoint, pending = outbox.len(), "connected to co");
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
     hints.notify_one();
     outbox.ready.notify_one();
     loop {
@@ -64,6 +68,13 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
                 if entries.len() == CHUNK {
                     outbox.ready.notify_one();
                 }
+            }
+            _ = heartbeat.tick() => {
+                let beat = pb::LoHeartbeat {
+                    pending: outbox.len() as u64,
+                    ens_online: site.online_nodes() as u32,
+                };
+                tx.send(pb::LoMessage { seq: 0, body: Some(lo_message::Body::Heartbeat(beat)) }).await?;
             }
             incoming = inbound.message() => match incoming? {
                 Some(pb::CoMessage { body: Some(co_message::Body::Ack(seq)) }) => {

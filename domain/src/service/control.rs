@@ -312,7 +312,8 @@ impl ControlPlane {
         Ok(commit)
     }
 
-    /// An LO connected or reported in: the site exists from now on.
+    /// An LO connected, reported in or heartbeat (`connected`), or its link dropped: the site
+    /// exists from now on, and `last_seen` is the time of last contact.
     pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
         let mut record = self.store.get_site(site).await?.unwrap_or(SiteRecord {
             id: site.clone(),
@@ -322,7 +323,10 @@ impl ControlPlane {
             last_seen: None,
         });
         record.lo_connected = connected;
-        record.last_seen = Some(self.clock.now());
+        // Losing the link is not contact: the last contact stays what it was.
+        if connected {
+            record.last_seen = Some(self.clock.now());
+        }
         self.store.upsert_site(&record).await?;
         Ok(())
     }
