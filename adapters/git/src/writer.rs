@@ -22,6 +22,13 @@ impl DeploymentsWriter {
             tokio::fs::create_dir_all(remote_path).await?;
             git(remote_path, &["init", "--quiet", "--bare"]).await?;
         }
+        // Only this process writes its working clone (and the embedded bare repository), one
+        // command at a time, and none runs yet: a lock file now is left over from a crash
+        // mid-commit or mid-push, and would block every later commit.
+        remove_stale_locks(&work.join(".git")).await;
+        if !remote.contains("://") {
+            remove_stale_locks(remote_path).await;
+        }
         if !work.join(".git").exists() {
             tokio::fs::create_dir_all(work).await?;
             git(work, &["init", "--quiet"]).await?;
@@ -112,6 +119,29 @@ impl DeploymentsWriter {
             .await?
             .trim()
             .to_owned())
+    }
+}
+
+/// Removes `*.lock` files git leaves behind when killed (index, HEAD, config, refs).
+async fn remove_stale_locks(git_dir: &Path) {
+    let mut folders = vec![git_dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let Ok(mut entries) = tokio::fs::read_dir(&folder).await else {
+            continue;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let path = entry.path();
+            let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
+            let under_refs = path
+                .strip_prefix(git_dir)
+                .is_ok_and(|p| p.starts_with("refs"));
+            if is_dir && (under_refs || path.file_name().is_some_and(|n| n == "refs")) {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "lock") {
+                tracing::warn!(path = %path.display(), "removing a git lock left by a crash");
+                let _ = tokio::fs::remove_file(&path).await;
+            }
+        }
     }
 }
 

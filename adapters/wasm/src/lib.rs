@@ -186,4 +186,28 @@ impl RuntimeDriver for WasmDriver {
     ) -> Result<Handle, DriverError> {
         self.apply(key, spec).await
     }
+
+    async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
+        let mut removed = Vec::new();
+        let Ok(deployments) = std::fs::read_dir(&self.root) else {
+            return Ok(removed);
+        };
+        for deployment in deployments.flatten() {
+            let deployment_id = deployment.file_name().to_string_lossy().into_owned();
+            let Ok(components) = std::fs::read_dir(deployment.path()) else {
+                continue;
+            };
+            for component in components.flatten() {
+                let key = InstanceKey {
+                    deployment_id: deployment_id.clone(),
+                    component: component.file_name().to_string_lossy().into_owned(),
+                };
+                if !keep.contains(&key) {
+                    self.remove(&key).await?;
+                    removed.push(key);
+                }
+            }
+        }
+        Ok(removed)
+    }
 }

@@ -1,5 +1,5 @@
 //! The wasm driver against real modules: the sample runs and writes, a trapping module fails,
-//! remove stops the module and deletes its folder, apply is idempotent.
+//! remove stops the module and deletes its folder, apply is idempotent, prune clears leftovers.
 
 use eos_adapter_wasm::WasmDriver;
 use eos_domain::state::ComponentSpec;
@@ -79,4 +79,32 @@ async fn a_module_that_traps_at_start_fails_with_the_trap() {
         .await
         .unwrap_err();
     assert!(matches!(missing, DriverError::Fetch { .. }), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_removes_leftovers_and_keeps_what_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let driver = WasmDriver::new(tmp.path()).unwrap();
+    driver
+        .apply(&key(), &spec(format!("file://{}", sample().display())))
+        .await
+        .unwrap();
+    // A crash between starting a component and recording it leaves its folder behind.
+    let leftover = InstanceKey {
+        deployment_id: "d2".into(),
+        component: "hello".into(),
+    };
+    std::fs::create_dir_all(driver.component_dir(&leftover)).unwrap();
+    std::fs::write(driver.component_dir(&leftover).join("stdout.log"), "old").unwrap();
+
+    let removed = driver.prune(&[key()]).await.unwrap();
+    assert_eq!(removed, vec![leftover.clone()]);
+    assert!(!driver.component_dir(&leftover).exists());
+    assert!(
+        !tmp.path().join("d2").exists(),
+        "its deployment folder goes too"
+    );
+    assert_eq!(driver.inspect(&key()).await, Health::Running);
+    assert!(driver.component_dir(&key()).exists());
+    driver.remove(&key()).await.unwrap();
 }

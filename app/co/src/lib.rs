@@ -98,13 +98,25 @@ impl Co {
                 tracing::error!(error = %e, "grpc server failed");
             }
         });
+        // Make good what a crash may have left between the database and the repository.
+        let resync_control = control.clone();
+        let resync_task = tokio::spawn(async move {
+            match resync_control.resync_sites().await {
+                Ok(failed) => {
+                    for (site, error) in failed {
+                        tracing::error!(site_id = %site, %error, "cannot publish the site's desired state");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list sites to publish"),
+            }
+        });
         tracing::info!(%http_addr, %grpc_addr, deployments_repo = %remote, "central orchestrator started");
         Ok(Self {
             http_addr,
             grpc_addr,
             control,
             stop,
-            tasks: vec![http_task, grpc_task],
+            tasks: vec![http_task, grpc_task, resync_task],
         })
     }
 

@@ -55,6 +55,27 @@ impl Agent {
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot recover component"),
             }
         }
+        let keep: Vec<InstanceKey> = self
+            .records
+            .entries()
+            .into_iter()
+            .map(|e| InstanceKey {
+                deployment_id: e.deployment_id,
+                component: e.spec.name,
+            })
+            .collect();
+        for driver in &self.drivers {
+            match driver.prune(&keep).await {
+                Ok(removed) => {
+                    for key in removed {
+                        tracing::warn!(instance = %key, "removed a component left over from a crash");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(driver = %driver.info().runtime, error = %e, "cannot prune leftovers")
+                }
+            }
+        }
     }
 
     fn hello(&self) -> pb::EnMessage {
@@ -180,8 +201,13 @@ async fn session(
     tracing::info!(device_id = %agent.device, lo = %config.lo_endpoint, "connected to lo");
     let (commands, mut queue) = mpsc::unbounded_channel::<pb::LoCommand>();
     let (worker_agent, worker_tx) = (agent.clone(), tx.clone());
+    let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker_abandoned = abandoned.clone();
     let worker = tokio::spawn(async move {
         while let Some(command) = queue.recv().await {
+            if worker_abandoned.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
             worker_agent.execute(command, &worker_tx).await;
         }
     });
@@ -200,6 +226,11 @@ async fn session(
             _ = eos_app_common::stopped(&mut stop) => break Ok(()),
         }
     };
-    worker.abort();
+    // Commands still queued are dropped (the LO sends what it still wants again), but the one
+    // being carried out runs to its end: cut short between starting a workload and recording
+    // it, it would leave a workload running that the next hello does not mention.
+    abandoned.store(true, std::sync::atomic::Ordering::Release);
+    drop(commands);
+    let _ = worker.await;
     outcome
 }

@@ -41,8 +41,13 @@ struct State {
     nodes: BTreeMap<DeviceId, Node>,
     inflight: HashMap<Key, u64>,
     failures: HashMap<Key, Failure>,
-    /// The last status sent per deployment and device, to send only changes.
+    /// The last status sent per deployment and device, to send only changes (in memory: after a
+    /// restart every status goes once more, which the CO takes as a no-op).
     reported: HashMap<(DeploymentId, String), String>,
+    /// Every deployment-on-device the CO has been told about and not yet told is gone. Stored
+    /// durably, before the first report of a new pair is queued, so that after a restart the LO
+    /// still sends `removed` for a pair it no longer runs (a workload that moved meanwhile).
+    announced: BTreeSet<(DeploymentId, String)>,
     /// Where each deployment was last placed. When an EN that lost a workload to another comes
     /// back still running it, the workload stays where it moved and the stale copy goes.
     placed: HashMap<DeploymentId, DeviceId>,
@@ -59,6 +64,7 @@ pub struct Site {
 
 const DESIRED: &str = "desired";
 const ACTUAL: &str = "actual";
+const ANNOUNCED: &str = "announced";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DesiredRecord {
@@ -71,6 +77,7 @@ impl Site {
     pub fn open(id: SiteId, records: RecordDir, outbox: Arc<Outbox>) -> anyhow::Result<Self> {
         let mut state = State {
             actual: records.load(ACTUAL)?.unwrap_or_default(),
+            announced: records.load(ANNOUNCED)?.unwrap_or_default(),
             ..Default::default()
         };
         if let Some(r) = records.load::<DesiredRecord>(DESIRED)? {
@@ -350,8 +357,8 @@ impl Site {
             ));
         }
         let gone: Vec<(DeploymentId, String)> = s
-            .reported
-            .keys()
+            .announced
+            .iter()
             .filter(|(id, dev)| {
                 !statuses.iter().any(|st| {
                     st.deployment_id == id.as_str() && st.device_id.as_deref() == Some(dev)
@@ -359,14 +366,15 @@ impl Site {
             })
             .cloned()
             .collect();
-        for (id, dev) in gone {
+        for (id, dev) in &gone {
             s.reported.remove(&(id.clone(), dev.clone()));
             statuses.push(
-                status(&id, &dev, desired.manifest_version, Vec::new(), None)
+                status(id, dev, desired.manifest_version, Vec::new(), None)
                     .with_state(DeploymentState::Removed),
             );
         }
         let mut reports = Vec::new();
+        let mut announced_more = false;
         for st in statuses {
             let key = (
                 DeploymentId::parse(&st.deployment_id).expect("ids come from parsed state"),
@@ -378,6 +386,7 @@ impl Site {
             }
             let outbox_key = format!("{}/{}", key.0, key.1);
             if st.status.state != DeploymentState::Removed {
+                announced_more |= s.announced.insert(key.clone());
                 s.reported.insert(key, json.clone());
             }
             reports.push(Report::Status {
@@ -385,7 +394,20 @@ impl Site {
                 status_json: json,
             });
         }
+        // New pairs are recorded before their reports are queued; pairs reported gone are
+        // forgotten only after the `removed` report is durably queued.
+        if announced_more && let Err(e) = self.records.store(ANNOUNCED, &s.announced) {
+            tracing::error!(error = %e, "cannot store which statuses the co knows");
+        }
         self.outbox.push(reports);
+        if !gone.is_empty() {
+            for key in &gone {
+                s.announced.remove(key);
+            }
+            if let Err(e) = self.records.store(ANNOUNCED, &s.announced) {
+                tracing::error!(error = %e, "cannot store which statuses the co knows");
+            }
+        }
     }
 }
 

@@ -292,7 +292,10 @@ impl ControlPlane {
             })?;
             deployments.insert(d.id, doc);
         }
+        // The new manifestVersion is stored before the commit is made: a crash in between
+        // leaves a gap, never a repeated version, which LOs would refuse.
         site_record.manifest_version += 1;
+        self.store.upsert_site(&site_record).await?;
         let state = SiteDesiredState {
             site: site.clone(),
             manifest_version: site_record.manifest_version,
@@ -307,9 +310,21 @@ impl ControlPlane {
             .publish(site, files, message)
             .await
             .map_err(ServiceError::Backend)?;
-        self.store.upsert_site(&site_record).await?;
         self.notifier.notify(site, &commit).await;
         Ok(commit)
+    }
+
+    /// Publishes every site's desired state again from the store: after a restart, this makes
+    /// good a change the store has but the deployments repository missed (a crash between the
+    /// two). Returns the sites that could not be published, with the reason.
+    pub async fn resync_sites(&self) -> Result<Vec<(SiteId, String)>, ServiceError> {
+        let mut failed = Vec::new();
+        for site in self.store.list_sites().await? {
+            if let Err(e) = self.publish_site(&site.id, "resync after start").await {
+                failed.push((site.id, e.to_string()));
+            }
+        }
+        Ok(failed)
     }
 
     /// An LO connected, reported in or heartbeat (`connected`), or its link dropped: the site

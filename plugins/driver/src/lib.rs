@@ -76,4 +76,12 @@ pub trait RuntimeDriver: Send + Sync {
         spec: &ComponentSpec,
         handle: &Handle,
     ) -> Result<Handle, DriverError>;
+
+    /// Called once at start, after recovery: removes what the driver finds of components other
+    /// than `keep` (the leftovers of a crash between starting a component and recording it).
+    /// Returns what it removed.
+    async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
+        let _ = keep;
+        Ok(Vec::new())
+    }
 }
