@@ -108,3 +108,20 @@ async fn prune_removes_leftovers_and_keeps_what_is_recorded() {
     assert!(driver.component_dir(&key()).exists());
     driver.remove(&key()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wasm_driver_passes_the_driver_conformance_suite() {
+    let trap = tempfile::tempdir().unwrap();
+    let trapping = trap.path().join("trap.wat");
+    std::fs::write(
+        &trapping,
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    )
+    .unwrap();
+    eos_driver::conformance::run(eos_driver::conformance::Fixture {
+        make: &|root| std::sync::Arc::new(WasmDriver::new(root).unwrap()),
+        runs: spec(format!("file://{}", sample().display())),
+        cannot_start: spec(format!("file://{}", trapping.display())),
+    })
+    .await;
+}

@@ -1,28 +1,11 @@
 //! `eos-co` as a real process: configuration file with environment overrides, JSON logs, a clear
 //! error for a bad configuration, and a clean exit on SIGTERM.
 
-use eos_test_process::{Daemon, Stream, http_get};
+use eos_test_process::{Daemon, http_get, json_logs};
 use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn json_lines_only(lines: &[(Stream, String)]) {
-    let stderr: Vec<&String> = lines
-        .iter()
-        .filter(|(s, _)| *s == Stream::Stderr)
-        .map(|(_, l)| l)
-        .collect();
-    assert!(!stderr.is_empty(), "no log lines at all");
-    for line in stderr {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(
-            v["level"].is_string() && v["fields"]["message"].is_string(),
-            "{line}"
-        );
-    }
-}
 
 #[test]
 fn reads_its_config_file_takes_env_overrides_logs_json_and_stops_on_sigterm() {
@@ -67,15 +50,10 @@ fn reads_its_config_file_takes_env_overrides_logs_json_and_stops_on_sigterm() {
     let (code, body) = http_get(&format!("{api}/health")).expect("health request");
     assert_eq!(code, 200, "{body}");
 
-    let (status, lines) = co.terminate(LIMIT);
-    assert!(status.success(), "exit status {status:?}");
-    json_lines_only(&lines);
-    assert!(
-        lines
-            .iter()
-            .any(|(_, l)| l.contains("SIGTERM: shutting down")),
-        "no shutdown line"
-    );
+    let lines = co.terminate_cleanly(LIMIT);
+    for log in json_logs(&lines) {
+        assert!(log["fields"]["message"].is_string(), "{log}");
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `eos-en` as a real process: configuration file with flag overrides, JSON logs, keeps running
 //! while its LO is unreachable, and exits cleanly on SIGTERM.
 
-use eos_test_process::Daemon;
+use eos_test_process::{Daemon, json_logs};
 use std::process::Command;
 use std::time::Duration;
 
@@ -35,18 +35,8 @@ fn reads_its_config_file_takes_flag_overrides_logs_json_and_stops_on_sigterm() {
     );
     en.wait_for_line(LIMIT, |l| l.contains("lo link down"));
 
-    let (status, lines) = en.terminate(LIMIT);
-    assert!(status.success(), "exit status {status:?}");
-    for (_, line) in &lines {
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(v["level"].is_string(), "{line}");
-    }
-    assert!(
-        lines
-            .iter()
-            .any(|(_, l)| l.contains("SIGTERM: shutting down"))
-    );
+    let lines = en.terminate_cleanly(LIMIT);
+    json_logs(&lines);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `eos-lo` as a real process: configuration file with environment overrides, JSON logs, keeps
 //! running while its CO is unreachable, and exits cleanly on SIGTERM.
 
-use eos_test_process::{Daemon, Stream};
+use eos_test_process::{Daemon, Stream, json_logs};
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,17 +36,10 @@ fn reads_its_config_file_takes_env_overrides_logs_json_and_stops_on_sigterm() {
     lo.wait_for_line(LIMIT, |l| l.contains("co link down"));
     lo.wait_for_line(LIMIT, |l| l.contains("cannot fetch desired state"));
 
-    let (status, lines) = lo.terminate(LIMIT);
-    assert!(status.success(), "exit status {status:?}");
-    for (stream, line) in &lines {
-        assert_eq!(*stream, Stream::Stderr, "unexpected stdout: {line}");
-        let v: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-        assert!(v["level"].is_string(), "{line}");
-    }
+    let lines = lo.terminate_cleanly(LIMIT);
     assert!(
-        lines
-            .iter()
-            .any(|(_, l)| l.contains("SIGTERM: shutting down"))
+        lines.iter().all(|(stream, _)| *stream == Stream::Stderr),
+        "the LO writes nothing but logs"
     );
+    json_logs(&lines);
 }

@@ -1,6 +1,13 @@
 //! The runtime-driver contract every EOS driver implements, built-in or plugin (shaped like
-//! Nomad's task drivers). This first version covers what the EN needs to run, inspect and stop
-//! components; fingerprinting, stats, logs and garbage collection grow here with the drivers issue.
+//! Nomad's task drivers; the rules are in `CONTRACT.md`). This version covers what the EN needs
+//! to run, inspect, stop, recover and prune components; fingerprinting, stats, logs and garbage
+//! collection grow here with the drivers issue. With the `testing` feature: the conformance
+//! suite every driver passes, and a scriptable mock driver.
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod mock;
 
 use eos_domain::state::ComponentSpec;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! Runs an EOS binary as a real child process for tests: collects every line it writes, waits
-//! for a line that matches, and stops it with SIGTERM the way an init system would.
+//! for a line that matches, stops it with SIGTERM the way an init system would, and reads its
+//! JSON log lines.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -78,6 +79,25 @@ impl Daemon {
         assert!(sent.is_ok_and(|s| s.success()), "cannot signal {pid}");
         let status = self.wait(limit);
         (status, self.lines())
+    }
+
+    /// Stops the process with SIGTERM and checks that it exits with success after logging its
+    /// shutdown (an EOS daemon's contract); returns all its output.
+    pub fn terminate_cleanly(self, limit: Duration) -> Vec<(Stream, String)> {
+        let (status, lines) = self.terminate(limit);
+        assert!(
+            status.success(),
+            "exit status {status:?}; output:\n{}",
+            render(&lines)
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("SIGTERM: shutting down")),
+            "no shutdown line in:\n{}",
+            render(&lines)
+        );
+        lines
     }
 
     /// Waits for the process to exit by itself within `limit`.
@@ -171,4 +191,21 @@ pub fn http_get(url: &str) -> std::io::Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Every stderr line parsed as a JSON log record (tracing's JSON lines, each with a `level`);
+/// panics naming the first line that is not one, or when there is no log line at all.
+pub fn json_logs(lines: &[(Stream, String)]) -> Vec<serde_json::Value> {
+    let logs: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|(s, _)| *s == Stream::Stderr)
+        .map(|(_, line)| {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+            assert!(v["level"].is_string(), "log line without a level: {line}");
+            v
+        })
+        .collect();
+    assert!(!logs.is_empty(), "no log lines at all");
+    logs
 }
