@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const START_LIMIT: Duration = Duration::from_secs(60);
-const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
+/// Generous on purpose: this bounds a hang, it does not measure speed (the run prints the time).
+const CONVERGE_LIMIT: Duration = Duration::from_secs(300);
 
 /// A small deterministic generator (xorshift), so a failing run can be replayed from its seed.
 struct Rng(u64);

@@ -6,6 +6,7 @@ use eos_domain::ids::{AppId, DeploymentId, SiteId};
 use eos_domain::service::ports::StoreResult;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
+use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -112,16 +113,42 @@ where
     }
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
+        // The connection columns belong to `set_site_contact`; an upsert of an existing site
+        // leaves them alone, so neither writer can put back the other's stale values.
         let conflict = OnConflict::column(sites::Column::Id)
-            .update_columns([
-                sites::Column::Labels,
-                sites::Column::ManifestVersion,
-                sites::Column::LoConnected,
-                sites::Column::LastSeen,
-            ])
+            .update_columns([sites::Column::Labels, sites::Column::ManifestVersion])
             .to_owned();
         sites::Entity::insert(site_to(site))
             .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_site_contact(
+        &self,
+        id: &SiteId,
+        connected: bool,
+        last_seen: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut columns = vec![sites::Column::LoConnected];
+        if last_seen.is_some() {
+            columns.push(sites::Column::LastSeen);
+        }
+        let row = sites::ActiveModel {
+            id: Set(id.to_string()),
+            labels: Set("{}".into()),
+            manifest_version: Set(0),
+            lo_connected: Set(connected),
+            last_seen: Set(last_seen.map(str::to_owned)),
+        };
+        sites::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(sites::Column::Id)
+                    .update_columns(columns)
+                    .to_owned(),
+            )
             .exec(&self.db)
             .await
             .map_err(backend)?;
@@ -376,5 +403,38 @@ mod tests {
         tx.put_cursor(&cursor(7)).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.get_cursor(&site).await.unwrap(), Some(cursor(7)));
+    }
+
+    #[tokio::test]
+    async fn contact_and_manifest_version_are_written_without_clobbering_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        let id = SiteId::parse("s1").unwrap();
+        store.set_site_contact(&id, true, Some("t1")).await.unwrap();
+        let mut site = store.get_site(&id).await.unwrap().unwrap();
+        assert_eq!((site.manifest_version, site.lo_connected), (0, true));
+        // A publisher read the record, then the link dropped, then the publisher wrote.
+        site.manifest_version = 7;
+        store.set_site_contact(&id, false, None).await.unwrap();
+        store.upsert_site(&site).await.unwrap();
+        let now = store.get_site(&id).await.unwrap().unwrap();
+        assert_eq!(now.manifest_version, 7);
+        assert!(
+            !now.lo_connected,
+            "the publisher's stale copy did not reconnect the site"
+        );
+        assert_eq!(
+            now.last_seen.as_deref(),
+            Some("t1"),
+            "losing the link is not contact"
+        );
+        // And contact never moves the version back.
+        store.set_site_contact(&id, true, Some("t2")).await.unwrap();
+        assert_eq!(
+            store.get_site(&id).await.unwrap().unwrap().manifest_version,
+            7
+        );
     }
 }

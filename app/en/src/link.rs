@@ -8,11 +8,28 @@ use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, InstanceKey, RuntimeDriver};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
+
+/// How many components an EN recovers at the same time after a restart.
+const RECOVER_AT_ONCE: usize = 16;
+/// How many operations an EN carries out at the same time (each on a different component).
+const OPERATIONS_AT_ONCE: usize = 8;
+
+/// The lane of a command: its deployment and component (commands of one lane stay in order).
+fn lane_of(command: &pb::LoCommand) -> String {
+    let (deployment, spec) = match &command.body {
+        Some(lo_command::Body::Apply(a)) => (&a.deployment_id, &a.spec_json),
+        Some(lo_command::Body::Remove(r)) => (&r.deployment_id, &r.spec_json),
+        None => return String::new(),
+    };
+    let component = spec_from_json(spec).map(|s| s.name).unwrap_or_default();
+    format!("{deployment}/{component}")
+}
 
 pub struct Agent {
     device: DeviceId,
@@ -40,21 +57,28 @@ impl Agent {
         self.drivers.iter().find(|d| d.info().runtime == runtime)
     }
 
-    /// Takes back what the record says runs here, before talking to anyone.
+    /// Takes back what the record says runs here, before talking to anyone. Components are
+    /// recovered several at a time: each may take a driver's whole start window.
     pub async fn recover(&self) {
-        for entry in self.records.entries() {
+        use futures::StreamExt;
+        let recoveries = self.records.entries().into_iter().map(|entry| async move {
             let key = InstanceKey {
                 deployment_id: entry.deployment_id.clone(),
                 component: entry.spec.name.clone(),
             };
             let Some(driver) = self.driver(&entry.spec.runtime) else {
-                continue;
+                tracing::warn!(instance = %key, runtime = %entry.spec.runtime, "no driver to recover component");
+                return;
             };
             match driver.recover(&key, &entry.spec, &entry.handle).await {
                 Ok(_) => tracing::info!(instance = %key, "recovered component"),
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot recover component"),
             }
-        }
+        });
+        futures::stream::iter(recoveries)
+            .buffer_unordered(RECOVER_AT_ONCE)
+            .collect::<Vec<()>>()
+            .await;
         let keep: Vec<InstanceKey> = self
             .records
             .entries()
@@ -203,13 +227,37 @@ async fn session(
     let (worker_agent, worker_tx) = (agent.clone(), tx.clone());
     let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let worker_abandoned = abandoned.clone();
+    // Commands for one component run in the order they came, each component in its own lane;
+    // lanes run side by side, at most OPERATIONS_AT_ONCE operations at a time.
     let worker = tokio::spawn(async move {
+        let permits = Arc::new(tokio::sync::Semaphore::new(OPERATIONS_AT_ONCE));
+        let mut lanes: HashMap<String, mpsc::UnboundedSender<pb::LoCommand>> = HashMap::new();
+        let mut running = tokio::task::JoinSet::new();
         while let Some(command) = queue.recv().await {
             if worker_abandoned.load(std::sync::atomic::Ordering::Acquire) {
                 break;
             }
-            worker_agent.execute(command, &worker_tx).await;
+            let lane = lanes.entry(lane_of(&command)).or_insert_with(|| {
+                let (lane, mut work) = mpsc::unbounded_channel::<pb::LoCommand>();
+                let (agent, out) = (worker_agent.clone(), worker_tx.clone());
+                let (abandoned, permits) = (worker_abandoned.clone(), permits.clone());
+                running.spawn(async move {
+                    while let Some(command) = work.recv().await {
+                        if abandoned.load(std::sync::atomic::Ordering::Acquire) {
+                            break;
+                        }
+                        let Ok(_permit) = permits.acquire().await else {
+                            break;
+                        };
+                        agent.execute(command, &out).await;
+                    }
+                });
+                lane
+            });
+            let _ = lane.send(command);
         }
+        drop(lanes);
+        while running.join_next().await.is_some() {}
     });
     let mut heartbeat = tokio::time::interval(Duration::from_secs(config.heartbeat_secs.max(1)));
     let outcome = loop {
@@ -226,9 +274,9 @@ async fn session(
             _ = eos_app_common::stopped(&mut stop) => break Ok(()),
         }
     };
-    // Commands still queued are dropped (the LO sends what it still wants again), but the one
-    // being carried out runs to its end: cut short between starting a workload and recording
-    // it, it would leave a workload running that the next hello does not mention.
+    // Commands still queued are dropped (the LO sends what it still wants again), but those
+    // being carried out run to their end: cut short between starting a workload and recording
+    // it, one would leave a workload running that the next hello does not mention.
     abandoned.store(true, std::sync::atomic::Ordering::Release);
     drop(commands);
     let _ = worker.await;

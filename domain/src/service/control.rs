@@ -330,19 +330,13 @@ impl ControlPlane {
     /// An LO connected, reported in or heartbeat (`connected`), or its link dropped: the site
     /// exists from now on, and `last_seen` is the time of last contact.
     pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
-        let mut record = self.store.get_site(site).await?.unwrap_or(SiteRecord {
-            id: site.clone(),
-            labels: BTreeMap::new(),
-            manifest_version: 0,
-            lo_connected: connected,
-            last_seen: None,
-        });
-        record.lo_connected = connected;
         // Losing the link is not contact: the last contact stays what it was.
-        if connected {
-            record.last_seen = Some(self.clock.now());
-        }
-        self.store.upsert_site(&record).await?;
+        let contact = connected.then(|| self.clock.now());
+        // Only the connection columns change: a read-modify-write of the whole record here would
+        // race with publishing and could put back an older manifestVersion.
+        self.store
+            .set_site_contact(site, connected, contact.as_deref())
+            .await?;
         Ok(())
     }
 

@@ -25,6 +25,14 @@ pub trait ControlStore: Send + Sync {
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()>;
     async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>>;
+    /// Sets whether the site's LO is connected and, when given, its time of last contact,
+    /// creating the site when it is new; leaves every other column alone.
+    async fn set_site_contact(
+        &self,
+        id: &SiteId,
+        connected: bool,
+        last_seen: Option<&str>,
+    ) -> StoreResult<()>;
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>>;
 
     async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()>;
