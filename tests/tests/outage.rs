@@ -51,10 +51,36 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
     .await;
     assert!(site_view["last_seen"].is_string(), "{site_view}");
 
+    // Two more deployments while the LO is away: two commits it will never see one by one.
+    let mut later = Vec::new();
+    for _ in 0..2 {
+        let (code, created) = fleet
+            .post(
+                "/api/v1/deployments",
+                serde_json::json!({"app_id": "com-eos-hello-wasm", "site": "site-1", "host": "node-2"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{created}");
+        later.push(created["id"].as_str().unwrap().to_owned());
+    }
+
     // Then the CO goes away too, and the site carries on alone: the LO restarts with nothing
     // upstream, an EN dies and comes back, and the workload keeps running throughout.
     fleet.stop_co().await;
     fleet.start_lo().await.unwrap();
+    // The newest desired state wins; the one in between is recorded as skipped.
+    let history = eventually("the LO to take the newest desired state", LIMIT, || async {
+        let history = fleet.lo().history().ok()?;
+        history
+            .last()
+            .filter(|h| !h.skipped.is_empty())
+            .map(|_| history.clone())
+    })
+    .await;
+    let newest = history.last().unwrap();
+    assert_eq!(newest.skipped.len(), 1, "{history:?}");
+    assert_ne!(newest.skipped[0], newest.commit);
     let before = fleet.greetings("node-1", &id);
     fleet.stop_en(0).await;
     eventually("the LO to queue node-1 going offline", LIMIT, || async {
@@ -79,6 +105,20 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
     let view = fleet.deployment(&id).await;
     assert_eq!(view["state"], "installed", "{view}");
     assert_eq!(view["phase"], "active", "desired state untouched: {view}");
+    for id in &later {
+        let start = std::time::Instant::now();
+        loop {
+            let view = fleet.deployment(id).await;
+            if view["state"] == "installed" {
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "a deployment made meanwhile: {view}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 
     // At most once: a report the CO already applied (a resend after a lost acknowledgement)
     // is skipped, so an old "offline" cannot overwrite the newer "online".

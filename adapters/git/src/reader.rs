@@ -82,6 +82,33 @@ impl SiteReader {
         }
         Ok(Some(FetchedSite { commit, files }))
     }
+
+    /// The commits that changed this site after `from` and before `to`, oldest first: the
+    /// desired states a site that jumps from `from` straight to `to` never applied. Empty when
+    /// `from` is unknown here (a rewritten history).
+    pub async fn commits_between(&self, from: &str, to: &str) -> Result<Vec<String>, GitError> {
+        let range = format!("{from}..{to}");
+        let Ok(listing) = git(
+            &self.mirror,
+            &[
+                "rev-list",
+                "--reverse",
+                &range,
+                "--",
+                &format!("{}/", site_dir(&self.site)),
+            ],
+        )
+        .await
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(listing
+            .lines()
+            .map(str::trim)
+            .filter(|c| !c.is_empty() && *c != to)
+            .map(str::to_owned)
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -196,6 +196,14 @@ fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteRepo
                 problems: r.problems,
             })
         }
+        lo_message::Body::Skipped(r) => {
+            tracing::info!(site_id = %site, from = %r.from_commit, to = %r.to_commit, skipped = ?r.skipped, "lo skipped intermediate desired states; the newest wins");
+            Ok(SiteReport::Skipped {
+                from_commit: r.from_commit,
+                to_commit: r.to_commit,
+                skipped: r.skipped,
+            })
+        }
         lo_message::Body::Hello(_) => Err("a second hello".to_owned()),
         lo_message::Body::Heartbeat(_) => Err("a numbered heartbeat".to_owned()),
     };

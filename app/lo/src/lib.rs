@@ -10,6 +10,7 @@ mod uplink;
 mod watcher;
 
 pub use config::LoConfig;
+pub use site::HistoryEntry;
 
 /// What the LO's outbox holds, for tests and diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +58,7 @@ impl Lo {
             nodes::NodeService::new(
                 site.clone(),
                 std::time::Duration::from_secs(config.en_grace_secs.max(1)),
+                stopped.clone(),
             ),
         ));
         let mut server_stop = stopped.clone();
@@ -94,6 +96,11 @@ impl Lo {
         })
     }
 
+    /// The desired states this LO accepted, oldest first, each with the commits it skipped.
+    pub fn history(&self) -> anyhow::Result<Vec<HistoryEntry>> {
+        self.site.history()
+    }
+
     /// The outbox towards the CO: its id, the highest sequence number handed out, and how many
     /// reports wait for an acknowledgement.
     pub fn outbox(&self) -> OutboxView {
@@ -105,10 +112,16 @@ impl Lo {
         }
     }
 
+    /// Stops every task: each gets 5 seconds to finish, then it is aborted.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
     }
 }

@@ -17,11 +17,14 @@ use tonic::{Request, Response, Status, Streaming};
 pub struct NodeService {
     site: Arc<Site>,
     grace: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl NodeService {
-    pub fn new(site: Arc<Site>, grace: Duration) -> Self {
-        Self { site, grace }
+    /// Serves ENs until `stop`, when every EN stream is ended (so ENs notice at once and dial
+    /// again, rather than talking to a server that is going away).
+    pub fn new(site: Arc<Site>, grace: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self { site, grace, stop }
     }
 }
 
@@ -58,10 +61,20 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         self.site
             .node_joined(device.clone(), caps, running, tx.clone());
         tracing::info!(device_id = %device, "en joined");
-        let (site, grace) = (self.site.clone(), self.grace);
+        let (site, grace, mut stop) = (self.site.clone(), self.grace, self.stop.clone());
         tokio::spawn(async move {
             let why = loop {
-                match tokio::time::timeout(grace, inbound.message()).await {
+                let message = tokio::select! {
+                    message = tokio::time::timeout(grace, inbound.message()) => message,
+                    _ = eos_app_common::stopped(&mut stop) => {
+                        // Ends the EN's stream so it dials again at once. The EN is not offline,
+                        // so no report goes up: while the LO is away the CO shows the site
+                        // disconnected instead.
+                        site.node_left(&device, &tx, false);
+                        return;
+                    }
+                };
+                match message {
                     Ok(Ok(Some(message))) => {
                         if let Some(en_message::Body::Result(result)) = message.body {
                             site.result(&device, result);
@@ -72,7 +85,7 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                     Err(_) => break format!("silent for {grace:?}"),
                 }
             };
-            if site.node_left(&device, &tx) {
+            if site.node_left(&device, &tx, true) {
                 tracing::info!(device_id = %device, reason = %why, "en offline");
             }
         });

@@ -29,6 +29,11 @@ pub enum Report {
         commit: String,
         problems: String,
     },
+    Skipped {
+        from_commit: String,
+        to_commit: String,
+        skipped: Vec<String>,
+    },
 }
 
 impl Report {
@@ -37,7 +42,7 @@ impl Report {
         match self {
             Report::Device { device_id, .. } => Some(format!("device/{device_id}")),
             Report::Status { key, .. } => Some(format!("status/{key}")),
-            Report::Rejected { .. } => None,
+            Report::Rejected { .. } | Report::Skipped { .. } => None,
         }
     }
 
@@ -58,6 +63,15 @@ impl Report {
             Report::Rejected { commit, problems } => {
                 lo_message::Body::Rejected(pb::DesiredStateRejected { commit, problems })
             }
+            Report::Skipped {
+                from_commit,
+                to_commit,
+                skipped,
+            } => lo_message::Body::Skipped(pb::DesiredStateSkipped {
+                from_commit,
+                to_commit,
+                skipped,
+            }),
         }
     }
 }

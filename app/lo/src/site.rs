@@ -65,6 +65,19 @@ pub struct Site {
 const DESIRED: &str = "desired";
 const ACTUAL: &str = "actual";
 const ANNOUNCED: &str = "announced";
+const HISTORY: &str = "history";
+/// How many accepted desired states the history keeps.
+pub const HISTORY_LEN: usize = 100;
+
+/// One accepted desired state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub commit: String,
+    pub manifest_version: u64,
+    /// Commits after the previous accepted one that were never applied (the site was cut off
+    /// while they came and went; the newest wins).
+    pub skipped: Vec<String>,
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct DesiredRecord {
@@ -129,6 +142,22 @@ impl Site {
         Ok(())
     }
 
+    /// Records an accepted desired state and the commits it skipped (newest wins), durably, in
+    /// the site's history of the last [`HISTORY_LEN`] accepted commits.
+    pub fn record_history(&self, entry: HistoryEntry) -> anyhow::Result<()> {
+        let mut history = self.history()?;
+        history.push(entry);
+        let excess = history.len().saturating_sub(HISTORY_LEN);
+        history.drain(..excess);
+        self.records.store(HISTORY, &history)?;
+        Ok(())
+    }
+
+    /// The accepted desired states, oldest first.
+    pub fn history(&self) -> anyhow::Result<Vec<HistoryEntry>> {
+        Ok(self.records.load(HISTORY)?.unwrap_or_default())
+    }
+
     /// How many ENs are online now.
     pub fn online_nodes(&self) -> usize {
         self.lock().nodes.values().filter(|n| n.online).count()
@@ -160,11 +189,13 @@ impl Site {
     }
 
     /// The session that sends on `commands` ended: the node is offline, unless a newer session
-    /// of the same node has replaced it already. Says whether the node went offline.
+    /// of the same node has replaced it already; `report` queues the change for the CO. Says
+    /// whether the node went offline.
     pub fn node_left(
         &self,
         device: &DeviceId,
         commands: &mpsc::Sender<Result<pb::LoCommand, tonic::Status>>,
+        report: bool,
     ) -> bool {
         let mut s = self.lock();
         let Some(n) = s.nodes.get_mut(device).filter(|n| {
@@ -176,10 +207,12 @@ impl Site {
         };
         n.online = false;
         n.commands = None;
-        let report = device_report(device, &n.capabilities, false);
+        let change = device_report(device, &n.capabilities, false);
         drop(s);
-        self.send_up(report);
-        self.wake.notify_one();
+        if report {
+            self.send_up(change);
+            self.wake.notify_one();
+        }
         true
     }
 

@@ -2,7 +2,7 @@
 //! desired state. An invalid commit is refused and reported upstream; running workloads stay.
 
 use crate::outbox::Report;
-use crate::site::Site;
+use crate::site::{HistoryEntry, Site};
 use eos_adapter_git::SiteReader;
 use eos_domain::layout::SiteDesiredState;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub async fn run(
     let mut refused: Option<String> = None;
     loop {
         match reader.fetch().await {
-            Ok(Some(fetched)) => check(&site, fetched, &mut refused),
+            Ok(Some(fetched)) => check(&site, &reader, fetched, &mut refused).await,
             Ok(None) => tracing::debug!(site_id = %site.id, "no desired state yet"),
             Err(e) => {
                 tracing::warn!(site_id = %site.id, error = %e, "cannot fetch desired state; keeping the last good one")
@@ -33,7 +33,12 @@ pub async fn run(
     }
 }
 
-fn check(site: &Site, fetched: eos_adapter_git::FetchedSite, refused: &mut Option<String>) {
+async fn check(
+    site: &Site,
+    reader: &SiteReader,
+    fetched: eos_adapter_git::FetchedSite,
+    refused: &mut Option<String>,
+) {
     let current = site.desired_commit();
     if current.as_ref().is_some_and(|(c, _)| *c == fetched.commit)
         || refused.as_deref() == Some(fetched.commit.as_str())
@@ -54,8 +59,32 @@ fn check(site: &Site, fetched: eos_adapter_git::FetchedSite, refused: &mut Optio
         }
         Ok(desired) => {
             tracing::info!(site_id = %site.id, commit = %fetched.commit, version = desired.manifest_version, deployments = desired.deployments.len(), "accepted desired state");
-            if let Err(e) = site.accept_desired(fetched.commit, fetched.files, desired) {
+            let skipped = match &current {
+                Some((previous, _)) => reader
+                    .commits_between(previous, &fetched.commit)
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let entry = HistoryEntry {
+                commit: fetched.commit.clone(),
+                manifest_version: desired.manifest_version,
+                skipped: skipped.clone(),
+            };
+            if let Err(e) = site.accept_desired(fetched.commit.clone(), fetched.files, desired) {
                 tracing::error!(site_id = %site.id, error = %e, "cannot store desired state");
+                return;
+            }
+            if let Err(e) = site.record_history(entry) {
+                tracing::error!(site_id = %site.id, error = %e, "cannot record the desired-state history");
+            }
+            if let (false, Some((previous, _))) = (skipped.is_empty(), current) {
+                tracing::info!(site_id = %site.id, skipped = skipped.len(), "newest desired state wins; intermediate commits skipped");
+                site.send_up(Report::Skipped {
+                    from_commit: previous,
+                    to_commit: fetched.commit,
+                    skipped,
+                });
             }
         }
         Err(problems) => {

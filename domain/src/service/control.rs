@@ -509,7 +509,7 @@ async fn apply_report(
             record_device(store, clock, device, *capabilities, online).await
         }
         SiteReport::Status(status) => record_status(store, clock, site, status).await,
-        SiteReport::Rejected { .. } => Ok(()),
+        SiteReport::Rejected { .. } | SiteReport::Skipped { .. } => Ok(()),
     }
 }
 

@@ -130,4 +130,11 @@ pub enum SiteReport {
         commit: String,
         problems: String,
     },
+    /// The LO went from one desired state straight to a newer one; these commits in between
+    /// were never applied (kept in the CO's log until the event log exists).
+    Skipped {
+        from_commit: String,
+        to_commit: String,
+        skipped: Vec<String>,
+    },
 }
