@@ -72,10 +72,7 @@ fn write(path: &Path, text: String) {
     std::fs::write(path, text).unwrap();
 }
 
-async fn send(
-    _http: &reqwest::Client,
-    request: reqwest::RequestBuilder,
-) -> Result<(u16, Value), String> {
+async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
     let response = request.send().await.map_err(|e| e.to_string())?;
     let code = response.status().as_u16();
     Ok((code, response.json().await.unwrap_or(Value::Null)))
@@ -186,14 +183,13 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
         .unwrap();
     let api = |path: &str| format!("http://{http_addr}/api/v1{path}");
     eventually("both ENs online", START_LIMIT, || async {
-        let (code, v) = send(&http, http.get(api("/devices"))).await.ok()?;
+        let (code, v) = send(http.get(api("/devices"))).await.ok()?;
         let online = v.as_array()?.iter().filter(|d| d["online"] == true).count();
         (code == 200 && online == 2).then_some(())
     })
     .await;
     let sample = repo_root().join("config/apps/hello-wasm");
     let (code, body) = send(
-        &http,
         http.post(api("/apps"))
             .json(&json!({"source": sample.display().to_string()})),
     )
@@ -207,7 +203,6 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
     let mut next_kill = 5 + rng.below(10) as usize;
     while created < n {
         match send(
-            &http,
             http.post(api("/deployments"))
                 .json(&json!({"app_id": "com-eos-hello-wasm", "site": "site-1"})),
         )
@@ -236,7 +231,7 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
     // the CO says so for the EN where the module really runs.
     let converged = Instant::now();
     let deployments = loop {
-        let all = match send(&http, http.get(api("/deployments"))).await {
+        let all = match send(http.get(api("/deployments"))).await {
             Ok((200, Value::Array(all))) => all,
             _ => Vec::new(),
         };
@@ -272,7 +267,7 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
                         .map(move |(_, l)| format!("{name}: {l}"))
                 })
                 .collect();
-            let view = send(&http, http.get(api(&format!("/deployments/{first}"))))
+            let view = send(http.get(api(&format!("/deployments/{first}"))))
                 .await
                 .map(|(_, v)| v["devices"].to_string())
                 .unwrap_or_default();
@@ -297,7 +292,7 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
         let id = d["id"].as_str().unwrap();
         let settle = Instant::now();
         let view = loop {
-            let view = send(&http, http.get(api(&format!("/deployments/{id}"))))
+            let view = send(http.get(api(&format!("/deployments/{id}"))))
                 .await
                 .map(|(_, v)| v)
                 .unwrap_or(Value::Null);

@@ -122,11 +122,12 @@ impl Co {
 
     /// Stops accepting work and waits for the servers to finish.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
-        }
+        eos_app_common::stop_tasks(&self.stop, self.tasks).await
     }
 }
 
-pub use eos_app_common::{init_tracing, load_config, wait_for_termination};
+impl eos_app_common::Daemon for Co {
+    async fn shutdown(self) {
+        Co::shutdown(self).await
+    }
+}

@@ -4,7 +4,8 @@ use clap::Parser;
 use eos_co::{Co, CoConfig};
 use std::path::PathBuf;
 
-#[derive(Parser)]
+/// Flags (and their environment variables) override the keys of the same name in the file.
+#[derive(Parser, serde::Serialize)]
 #[command(
     version,
     about = "EOS central orchestrator: REST API, app store, fleet and deployments"
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 struct Args {
     /// TOML configuration file (see config/co.toml).
     #[arg(long, env = "EOS_CO_CONFIG")]
+    #[serde(skip)]
     config: Option<PathBuf>,
     /// Data directory (database, deployments repository, packages).
     #[arg(long, env = "EOS_CO_DATA_DIR")]
@@ -26,6 +28,7 @@ struct Args {
     database_url: Option<String>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
+    #[serde(skip)]
     log_json: bool,
 }
 
@@ -36,19 +39,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
-    eos_co::init_tracing(args.log_json);
-    let mut config: CoConfig = eos_co::load_config(args.config.as_deref())?;
-    config.data_dir = args.data_dir.unwrap_or(config.data_dir);
-    config.http_listen = args.http_listen.unwrap_or(config.http_listen);
-    config.grpc_listen = args.grpc_listen.unwrap_or(config.grpc_listen);
-    config.deployments_repo = args.deployments_repo.or(config.deployments_repo);
-    config.database_url = args.database_url.or(config.database_url);
+    eos_app_common::init_tracing(args.log_json);
+    let config: CoConfig = eos_app_common::load_config_with(args.config.as_deref(), &args)?;
     let co = Co::start(config).await?;
     println!(
         "EOS CO: REST API at http://{}/api/v1 (gRPC for LOs at {})",
         co.http_addr, co.grpc_addr
     );
-    eos_co::wait_for_termination().await;
-    co.shutdown().await;
+    eos_app_common::serve_until_terminated(co).await;
     Ok(())
 }

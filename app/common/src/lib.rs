@@ -17,15 +17,68 @@ pub fn init_tracing(json: bool) {
 }
 
 /// Reads a TOML configuration file, or the defaults when none is given.
-pub fn load_config<T: serde::de::DeserializeOwned + Default>(
+pub fn load_config<T: serde::de::DeserializeOwned>(
     path: Option<&std::path::Path>,
 ) -> anyhow::Result<T> {
+    load_config_with(path, &toml::Table::new())
+}
+
+/// Reads a TOML configuration file (or the defaults), then lays `overrides` over it: every field
+/// `overrides` serializes (a binary's flags and environment variables, `None` ones left out)
+/// replaces the file's key of the same name. Unknown keys, in the file or among the overrides,
+/// are refused by the configuration type.
+pub fn load_config_with<T: serde::de::DeserializeOwned>(
+    path: Option<&std::path::Path>,
+    overrides: &impl serde::Serialize,
+) -> anyhow::Result<T> {
+    let overrides =
+        toml::Table::try_from(overrides).context("cannot read the command-line settings")?;
     let Some(path) = path else {
-        return Ok(T::default());
+        return toml::Value::Table(overrides)
+            .try_into()
+            .context("invalid configuration on the command line");
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid configuration in {}", path.display()))
+    let invalid = || format!("invalid configuration in {}", path.display());
+    if overrides.is_empty() {
+        // Straight from the text, so errors point at the line.
+        return toml::from_str(&text).with_context(invalid);
+    }
+    let mut table: toml::Table = toml::from_str(&text).with_context(invalid)?;
+    table.extend(overrides);
+    toml::Value::Table(table).try_into().with_context(invalid)
+}
+
+/// How long each task of a stopping daemon may take to finish before it is aborted.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Tells a daemon's tasks to stop, gives each [`SHUTDOWN_GRACE`] to finish, and aborts the
+/// ones that overrun (a long-lived stream a server would otherwise wait on forever).
+pub async fn stop_tasks(
+    stop: &tokio::sync::watch::Sender<bool>,
+    tasks: impl IntoIterator<Item = tokio::task::JoinHandle<()>>,
+) {
+    let _ = stop.send(true);
+    for mut task in tasks {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A running daemon (CO, LO or EN) that can be stopped cleanly.
+pub trait Daemon {
+    fn shutdown(self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Runs `daemon` until SIGTERM or Ctrl-C, then shuts it down.
+pub async fn serve_until_terminated(daemon: impl Daemon) {
+    wait_for_termination().await;
+    daemon.shutdown().await;
 }
 
 /// Completes on SIGTERM or Ctrl-C.
@@ -89,5 +142,58 @@ pub async fn reconnect<F, Fut>(
             _ = stopped(&mut stop) => return,
         }
         backoff = (backoff * 2).min(RECONNECT_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Config {
+        name: String,
+        port: u16,
+        dir: String,
+    }
+
+    impl Default for Config {
+        fn default() -> Self {
+            Self {
+                name: "default".into(),
+                port: 1,
+                dir: "d".into(),
+            }
+        }
+    }
+
+    #[derive(serde::Serialize)]
+    struct Flags {
+        name: Option<String>,
+        port: Option<u16>,
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("eos-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "name = \"file\"\nport = 2\n").unwrap();
+        let flags = Flags {
+            name: None,
+            port: Some(3),
+        };
+        let c: Config = load_config_with(Some(&file), &flags).unwrap();
+        assert_eq!((c.name.as_str(), c.port, c.dir.as_str()), ("file", 3, "d"));
+        let c: Config = load_config_with(None, &flags).unwrap();
+        assert_eq!((c.name.as_str(), c.port), ("default", 3));
+        let c: Config = load_config(None).unwrap();
+        assert_eq!(c, Config::default());
+
+        std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
+        let e = load_config_with::<Config>(Some(&file), &flags).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(text.contains("c.toml") && text.contains("nmae"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

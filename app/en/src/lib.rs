@@ -39,7 +39,12 @@ impl En {
     }
 
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        eos_app_common::stop_tasks(&self.stop, [self.task]).await
+    }
+}
+
+impl eos_app_common::Daemon for En {
+    async fn shutdown(self) {
+        En::shutdown(self).await
     }
 }

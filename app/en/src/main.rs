@@ -4,7 +4,8 @@ use clap::Parser;
 use eos_en::{En, EnConfig};
 use std::path::PathBuf;
 
-#[derive(Parser)]
+/// Flags (and their environment variables) override the keys of the same name in the file.
+#[derive(Parser, serde::Serialize)]
 #[command(
     version,
     about = "EOS edge node agent: runs workloads through runtime drivers"
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 struct Args {
     /// TOML configuration file (see config/en.toml).
     #[arg(long, env = "EOS_EN_CONFIG")]
+    #[serde(skip)]
     config: Option<PathBuf>,
     /// This device, as <site>/<host>.
     #[arg(long, env = "EOS_EN_DEVICE_ID")]
@@ -27,6 +29,7 @@ struct Args {
     heartbeat_secs: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
+    #[serde(skip)]
     log_json: bool,
 }
 
@@ -38,13 +41,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     eos_app_common::init_tracing(args.log_json);
-    let mut config: EnConfig = eos_app_common::load_config(args.config.as_deref())?;
-    config.device_id = args.device_id.unwrap_or(config.device_id);
-    config.lo_endpoint = args.lo_endpoint.unwrap_or(config.lo_endpoint);
-    config.data_dir = args.data_dir.unwrap_or(config.data_dir);
-    config.heartbeat_secs = args.heartbeat_secs.unwrap_or(config.heartbeat_secs);
-    let en = En::start(config).await?;
-    eos_app_common::wait_for_termination().await;
-    en.shutdown().await;
+    let config: EnConfig = eos_app_common::load_config_with(args.config.as_deref(), &args)?;
+    eos_app_common::serve_until_terminated(En::start(config).await?).await;
     Ok(())
 }

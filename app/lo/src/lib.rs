@@ -112,16 +112,13 @@ impl Lo {
         }
     }
 
-    /// Stops every task: each gets 5 seconds to finish, then it is aborted.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for mut t in self.tasks {
-            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut t)
-                .await
-                .is_err()
-            {
-                t.abort();
-            }
-        }
+        eos_app_common::stop_tasks(&self.stop, self.tasks).await
+    }
+}
+
+impl eos_app_common::Daemon for Lo {
+    async fn shutdown(self) {
+        Lo::shutdown(self).await
     }
 }

@@ -4,7 +4,8 @@ use clap::Parser;
 use eos_lo::{Lo, LoConfig};
 use std::path::PathBuf;
 
-#[derive(Parser)]
+/// Flags (and their environment variables) override the keys of the same name in the file.
+#[derive(Parser, serde::Serialize)]
 #[command(
     version,
     about = "EOS local orchestrator: reconciles one site from Git and drives its edge nodes"
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 struct Args {
     /// TOML configuration file (see config/lo.toml).
     #[arg(long, env = "EOS_LO_CONFIG")]
+    #[serde(skip)]
     config: Option<PathBuf>,
     #[arg(long, env = "EOS_LO_SITE_ID")]
     site_id: Option<String>,
@@ -29,6 +31,7 @@ struct Args {
     #[arg(long, env = "EOS_LO_EN_GRACE_SECS")]
     en_grace_secs: Option<u64>,
     #[arg(long, env = "EOS_LOG_JSON")]
+    #[serde(skip)]
     log_json: bool,
 }
 
@@ -40,16 +43,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     eos_app_common::init_tracing(args.log_json);
-    let mut c: LoConfig = eos_app_common::load_config(args.config.as_deref())?;
-    c.site_id = args.site_id.unwrap_or(c.site_id);
-    c.co_endpoint = args.co_endpoint.unwrap_or(c.co_endpoint);
-    c.deployments_repo = args.deployments_repo.unwrap_or(c.deployments_repo);
-    c.listen = args.listen.unwrap_or(c.listen);
-    c.data_dir = args.data_dir.unwrap_or(c.data_dir);
-    c.poll_secs = args.poll_secs.unwrap_or(c.poll_secs);
-    c.en_grace_secs = args.en_grace_secs.unwrap_or(c.en_grace_secs);
-    let lo = Lo::start(c).await?;
-    eos_app_common::wait_for_termination().await;
-    lo.shutdown().await;
+    let config: LoConfig = eos_app_common::load_config_with(args.config.as_deref(), &args)?;
+    eos_app_common::serve_until_terminated(Lo::start(config).await?).await;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! addresses on stdout (`co http=ADDR grpc=ADDR`, `lo listen=ADDR`, `en started`). The crash
 //! tests of this package start it as a real process so they can kill it with SIGKILL.
 
-use eos_app_common::{exit_code, init_tracing, load_config, wait_for_termination};
+use eos_app_common::{exit_code, init_tracing, load_config, serve_until_terminated};
 use std::path::PathBuf;
 
 #[tokio::main]
@@ -22,20 +22,17 @@ async fn run() -> anyhow::Result<()> {
         "co" => {
             let co = eos_co::Co::start(load_config(config.as_deref())?).await?;
             println!("co http={} grpc={}", co.http_addr, co.grpc_addr);
-            wait_for_termination().await;
-            co.shutdown().await;
+            serve_until_terminated(co).await;
         }
         "lo" => {
             let lo = eos_lo::Lo::start(load_config(config.as_deref())?).await?;
             println!("lo listen={}", lo.listen_addr);
-            wait_for_termination().await;
-            lo.shutdown().await;
+            serve_until_terminated(lo).await;
         }
         "en" => {
             let en = eos_en::En::start(load_config(config.as_deref())?).await?;
             println!("en started");
-            wait_for_termination().await;
-            en.shutdown().await;
+            serve_until_terminated(en).await;
         }
         other => anyhow::bail!("unknown tier {other:?}; expected co, lo or en"),
     }
