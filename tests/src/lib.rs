@@ -5,11 +5,13 @@ pub mod proxy;
 
 pub use proxy::{Fault, FaultProxy};
 
+use eos_app_common::SimClock;
 use eos_co::{Co, CoConfig};
 use eos_en::{En, EnConfig};
 use eos_lo::{Lo, LoConfig};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The repository root (for sample apps and committed files).
@@ -41,6 +43,8 @@ pub struct Fleet {
     pub uplink: Option<FaultProxy>,
     /// Between each EN and the LO (same order as `hosts`), when started with `node_proxies`.
     pub node_links: Vec<FaultProxy>,
+    /// The wall clock of the CO and the LO: real time until a test moves it forward.
+    pub clock: Arc<SimClock>,
     co_config: CoConfig,
     lo_config: LoConfig,
     en_configs: Vec<EnConfig>,
@@ -60,6 +64,7 @@ impl Fleet {
         links: Links,
     ) -> anyhow::Result<Self> {
         let uplink_proxy = links == Links::ProxiedUplink;
+        let clock = SimClock::new();
         let mut co_config = CoConfig {
             data_dir: dir.join("co"),
             http_listen: "127.0.0.1:0".into(),
@@ -67,7 +72,7 @@ impl Fleet {
             deployments_repo: None,
             database_url: None,
         };
-        let co = Co::start(co_config.clone()).await?;
+        let co = Co::start_with_clock(co_config.clone(), clock.clone()).await?;
         // Later starts reuse the ports the first one got, so the LO finds the CO again.
         co_config.http_listen = co.http_addr.to_string();
         co_config.grpc_listen = co.grpc_addr.to_string();
@@ -79,13 +84,15 @@ impl Fleet {
         let mut lo_config = LoConfig {
             site_id: site.into(),
             co_endpoint: format!("http://{co_endpoint}"),
-            deployments_repo: dir.join("co/deployments.git").display().to_string(),
+            deployments_repo: Self::git_link(dir).display().to_string(),
             listen: "127.0.0.1:0".into(),
             data_dir: dir.join("lo"),
             poll_secs: 2,
             en_grace_secs: 3,
         };
-        let lo = Lo::start(lo_config.clone()).await?;
+        // The LO reaches the repository through a link that `cut_git` removes.
+        std::os::unix::fs::symlink(dir.join("co/deployments.git"), Self::git_link(dir))?;
+        let lo = Lo::start_with_clock(lo_config.clone(), clock.clone()).await?;
         lo_config.listen = lo.listen_addr.to_string();
         let mut node_links = Vec::new();
         if links == Links::ProxiedNodes {
@@ -104,6 +111,7 @@ impl Fleet {
                 ),
                 data_dir: dir.join("en").join(host),
                 heartbeat_secs: 1,
+                health_check_secs: 1,
             })
             .collect();
         let mut ens = Vec::new();
@@ -120,10 +128,29 @@ impl Fleet {
             http: reqwest::Client::new(),
             uplink,
             node_links,
+            clock,
             co_config,
             lo_config,
             en_configs,
         })
+    }
+
+    fn git_link(dir: &Path) -> PathBuf {
+        dir.join("deployments-remote.git")
+    }
+
+    /// Makes the deployments repository unreachable for the LO (its fetches fail) until
+    /// `heal_git`; the CO keeps committing to it.
+    pub fn cut_git(&self) {
+        std::fs::remove_file(Self::git_link(&self.dir)).expect("the link to the repository");
+    }
+
+    pub fn heal_git(&self) {
+        std::os::unix::fs::symlink(
+            self.dir.join("co/deployments.git"),
+            Self::git_link(&self.dir),
+        )
+        .expect("the link to the repository");
     }
 
     pub fn co(&self) -> &Co {
@@ -142,7 +169,7 @@ impl Fleet {
 
     pub async fn start_co(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.co.is_none(), "the CO is running already");
-        self.co = Some(Co::start(self.co_config.clone()).await?);
+        self.co = Some(Co::start_with_clock(self.co_config.clone(), self.clock.clone()).await?);
         Ok(())
     }
 
@@ -154,7 +181,7 @@ impl Fleet {
 
     pub async fn start_lo(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.lo.is_none(), "the LO is running already");
-        self.lo = Some(Lo::start(self.lo_config.clone()).await?);
+        self.lo = Some(Lo::start_with_clock(self.lo_config.clone(), self.clock.clone()).await?);
         Ok(())
     }
 
@@ -215,27 +242,44 @@ impl Fleet {
     /// Registers the sample WASM app and deploys it to `host` (or lets the LO choose); returns
     /// the deployment id once the CO reports it installed.
     pub async fn deploy_sample(&self, host: Option<&str>) -> anyhow::Result<String> {
-        let sample = repo_root().join("config/apps/hello-wasm");
+        let id = self.create_deployment(SAMPLE_APP, host).await?;
+        eventually("the deployment to be installed", LIMIT, || async {
+            (self.deployment(&id).await["state"] == "installed").then_some(())
+        })
+        .await;
+        Ok(id)
+    }
+
+    /// Registers the app in `app_dir` (relative to the repository root; once is enough) and
+    /// creates a deployment of it on `host` (or where the LO chooses), without waiting for it.
+    pub async fn create_deployment(
+        &self,
+        (app_dir, app_id): (&str, &str),
+        host: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let source = repo_root().join(app_dir);
         let (code, app) = self
             .post(
                 "/api/v1/apps",
-                json!({"source": sample.display().to_string()}),
+                json!({"source": source.display().to_string()}),
             )
             .await?;
         anyhow::ensure!(code == 201 || code == 409, "add app: {code} {app}");
         let (code, created) = self
             .post(
                 "/api/v1/deployments",
-                json!({"app_id": "com-eos-hello-wasm", "site": self.site, "host": host}),
+                json!({"app_id": app_id, "site": self.site, "host": host}),
             )
             .await?;
         anyhow::ensure!(code == 201, "deploy: {code} {created}");
-        let id = created["id"].as_str().unwrap_or_default().to_owned();
-        eventually("the deployment to be installed", LIMIT, || async {
-            (self.deployment(&id).await["state"] == "installed").then_some(())
-        })
-        .await;
-        Ok(id)
+        Ok(created["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The site's event log at the CO (`Null` when the CO does not answer).
+    pub async fn site_events(&self) -> Value {
+        self.get(&format!("/api/v1/sites/{}/events", self.site))
+            .await
+            .unwrap_or(Value::Null)
     }
 
     /// A deployment as the CO shows it (`Null` when the CO does not answer).
@@ -250,6 +294,12 @@ impl Fleet {
         std::fs::read_to_string(self.workload_log(host, deployment, "hello"))
             .map(|t| t.matches("hello from eos").count())
             .unwrap_or(0)
+    }
+
+    /// The private `/data` folder of a component on an EN.
+    pub fn workload_data(&self, host: &str, deployment: &str, component: &str) -> PathBuf {
+        self.workload_log(host, deployment, component)
+            .with_file_name("data")
     }
 
     /// The stdout log of a component on an EN.
@@ -271,6 +321,11 @@ impl Fleet {
         self.stop_co().await;
     }
 }
+
+/// The sample WASM app: greets every second.
+pub const SAMPLE_APP: (&str, &str) = ("config/apps/hello-wasm", "com-eos-hello-wasm");
+/// A WASM app whose module exits with status 3 when a file named `crash` appears in its `/data`.
+pub const CRASHY_APP: (&str, &str) = ("tests/fixtures/apps/crashy-wasm", "com-eos-test-crashy");
 
 /// How long helpers wait for the fleet to converge before failing.
 pub const LIMIT: Duration = Duration::from_secs(60);

@@ -5,7 +5,7 @@
 
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::DeviceCapabilities;
-use eos_domain::service::SiteReport;
+use eos_domain::service::{NumberedReport, SiteReport};
 use eos_tests::{Fault, Fleet, LIMIT, Links, eventually};
 use std::time::Instant;
 
@@ -140,7 +140,15 @@ async fn reports_made_while_the_co_is_down_arrive_exactly_once_after_it_returns(
     let (acked, refused) = fleet
         .co()
         .control
-        .apply_reports(&site(), &cursor.outbox_id, vec![(1, Some(stale))])
+        .apply_reports(
+            &site(),
+            &cursor.outbox_id,
+            vec![NumberedReport {
+                seq: 1,
+                observed_at: None,
+                report: Some(stale),
+            }],
+        )
         .await
         .unwrap();
     assert_eq!(acked, cursor.applied_seq);

@@ -33,6 +33,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         add_app,
         get_app,
         list_sites,
+        list_site_events,
         list_devices,
         create_deployment,
         list_deployments,
@@ -46,6 +47,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         AppVersion,
         App,
         Site,
+        SiteEvent,
         Device,
         CreateDeployment,
         Deployment,
@@ -63,6 +65,7 @@ pub fn router(control: Shared) -> Router {
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))
         .route("/api/v1/sites", get(list_sites))
+        .route("/api/v1/sites/{site_id}/events", get(list_site_events))
         .route("/api/v1/devices", get(list_devices))
         .route(
             "/api/v1/deployments",
@@ -233,6 +236,55 @@ async fn list_sites(State(c): State<Shared>) -> Result<Json<Vec<Site>>, ApiError
             .list_sites()
             .await
             .map_err(eos_domain::service::ServiceError::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+/// Something that happened at a site: a desired state refused or skipped, a workload crashed.
+#[derive(Serialize, ToSchema)]
+pub struct SiteEvent {
+    /// `desired-state-rejected`, `desired-state-skipped` or `component-crashed`.
+    pub kind: String,
+    pub device_id: Option<String>,
+    pub deployment_id: Option<String>,
+    pub component: Option<String>,
+    pub message: String,
+    /// When the site observed it, which may be long before the CO heard of it.
+    pub observed_at: String,
+}
+
+impl From<eos_domain::service::SiteEvent> for SiteEvent {
+    fn from(e: eos_domain::service::SiteEvent) -> Self {
+        Self {
+            kind: e.kind,
+            device_id: e.device_id,
+            deployment_id: e.deployment_id,
+            component: e.component,
+            message: e.message,
+            observed_at: e.observed_at,
+        }
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// How many of the newest events (default 100, at most 1000).
+    pub limit: Option<u64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{site_id}/events", params(("site_id" = String, Path), EventsQuery), responses((status = 200, body = Vec<SiteEvent>, description = "The site's newest events, oldest first"), (status = 404, body = ProblemDocument)))]
+async fn list_site_events(
+    State(c): State<Shared>,
+    Path(site_id): Path<String>,
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Vec<SiteEvent>>, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(
+        c.site_events(&site_id, limit)
+            .await?
             .into_iter()
             .map(Into::into)
             .collect(),

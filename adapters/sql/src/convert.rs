@@ -174,3 +174,29 @@ pub fn cursor_to(c: &UplinkCursor) -> uplink_cursors::ActiveModel {
         duplicates: Set(int(c.duplicates)),
     }
 }
+
+pub fn event_from(m: site_events::Model) -> Result<SiteEvent, StoreError> {
+    Ok(SiteEvent {
+        site: SiteId::parse(&m.site_id)
+            .map_err(|e| corrupt("site_events", &m.id.to_string(), e))?,
+        kind: m.kind,
+        device_id: m.device_id,
+        deployment_id: m.deployment_id,
+        component: m.component,
+        message: m.message,
+        observed_at: m.observed_at,
+    })
+}
+
+pub fn event_to(e: &SiteEvent) -> site_events::ActiveModel {
+    site_events::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        site_id: Set(e.site.to_string()),
+        kind: Set(e.kind.clone()),
+        device_id: Set(e.device_id.clone()),
+        deployment_id: Set(e.deployment_id.clone()),
+        component: Set(e.component.clone()),
+        message: Set(e.message.clone()),
+        observed_at: Set(e.observed_at.clone()),
+    }
+}

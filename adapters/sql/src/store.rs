@@ -11,7 +11,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, SqlErr, TransactionTrait,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
 
@@ -287,6 +288,26 @@ where
             .collect()
     }
 
+    async fn append_site_event(&self, event: &SiteEvent) -> StoreResult<()> {
+        site_events::Entity::insert(event_to(event))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn site_events(&self, site: &SiteId, limit: u64) -> StoreResult<Vec<SiteEvent>> {
+        let mut newest = site_events::Entity::find()
+            .filter(site_events::Column::SiteId.eq(site.to_string()))
+            .order_by_desc(site_events::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
+        newest.reverse();
+        newest.into_iter().map(event_from).collect()
+    }
+
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>> {
         uplink_cursors::Entity::find_by_id(site.to_string())
             .one(&self.db)
@@ -403,6 +424,31 @@ mod tests {
         tx.put_cursor(&cursor(7)).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.get_cursor(&site).await.unwrap(), Some(cursor(7)));
+    }
+
+    #[tokio::test]
+    async fn a_site_lists_its_own_newest_events_oldest_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        let event = |site: &str, n: u32| SiteEvent {
+            site: SiteId::parse(site).unwrap(),
+            kind: event_kind::COMPONENT_CRASHED.into(),
+            device_id: Some(format!("{site}/n1")),
+            deployment_id: None,
+            component: Some("c".into()),
+            message: format!("crash {n}"),
+            observed_at: format!("2026-01-01T00:00:0{n}.000Z"),
+        };
+        for n in 1..=3 {
+            store.append_site_event(&event("s1", n)).await.unwrap();
+            store.append_site_event(&event("s2", n)).await.unwrap();
+        }
+        let s1 = SiteId::parse("s1").unwrap();
+        let newest = store.site_events(&s1, 2).await.unwrap();
+        assert_eq!(newest, vec![event("s1", 2), event("s1", 3)]);
+        assert_eq!(store.site_events(&s1, 100).await.unwrap().len(), 3);
     }
 
     #[tokio::test]

@@ -97,6 +97,14 @@ impl Instance {
     }
 }
 
+impl Drop for Instance {
+    /// A module nobody holds any more stops (its thread ends at the next epoch tick): a
+    /// dropped driver leaves nothing running behind it.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Instantiates and runs `_start`, returning how the module ended.
 fn run(engine: &Engine, module: &Module, ctx: WasiP1Ctx, stop: Arc<AtomicBool>) -> Health {
     let mut store = Store::new(engine, ctx);

@@ -23,7 +23,15 @@ pub struct WasmDriver {
     engine: wasmtime::Engine,
     root: PathBuf,
     instances: Mutex<HashMap<InstanceKey, Arc<Instance>>>,
-    _ticker: std::thread::JoinHandle<()>,
+    /// Ends the epoch ticker thread when the driver goes.
+    ticking: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for WasmDriver {
+    fn drop(&mut self) {
+        self.ticking
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl WasmDriver {
@@ -33,21 +41,25 @@ impl WasmDriver {
         config.epoch_interruption(true);
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| DriverError::Other(format!("cannot start wasmtime: {e}")))?;
-        let ticking = engine.clone();
-        let ticker = std::thread::Builder::new()
+        let ticked = engine.clone();
+        let ticking = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let still_ticking = ticking.clone();
+        std::thread::Builder::new()
             .name("wasm-epoch".into())
             .spawn(move || {
-                loop {
+                while still_ticking.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(50));
-                    ticking.increment_epoch();
+                    ticked.increment_epoch();
                 }
+                // A last tick, so that modules told to stop notice it.
+                ticked.increment_epoch();
             })
             .map_err(|e| DriverError::Other(e.to_string()))?;
         Ok(Self {
             engine,
             root: root.into(),
             instances: Mutex::new(HashMap::new()),
-            _ticker: ticker,
+            ticking,
         })
     }
 

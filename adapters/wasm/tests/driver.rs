@@ -1,5 +1,6 @@
 //! The wasm driver against real modules: the sample runs and writes, a trapping module fails,
-//! remove stops the module and deletes its folder, apply is idempotent, prune clears leftovers.
+//! remove stops the module and deletes its folder, apply is idempotent, prune clears leftovers,
+//! and nothing runs on after the driver is dropped.
 
 use eos_adapter_wasm::WasmDriver;
 use eos_domain::state::ComponentSpec;
@@ -124,4 +125,25 @@ async fn the_wasm_driver_passes_the_driver_conformance_suite() {
         cannot_start: spec(format!("file://{}", trapping.display())),
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_driver_leaves_no_module_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let driver = WasmDriver::new(tmp.path()).unwrap();
+    driver
+        .apply(&key(), &spec(format!("file://{}", sample().display())))
+        .await
+        .unwrap();
+    let log = driver.component_dir(&key()).join("stdout.log");
+    drop(driver);
+    // The sample greets every second: give a module that was not stopped time to show it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let settled = std::fs::read_to_string(&log).unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        settled,
+        "the module stopped with its driver"
+    );
 }

@@ -9,18 +9,19 @@ pub use config::CoConfig;
 use anyhow::Context;
 use eos_adapter_git::{DeploymentsWriter, PackageFetcher};
 use eos_adapter_sql::SqlStore;
+use eos_app_common::Clock;
 use eos_domain::service::{Ambient, ControlPlane};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Wall-clock time and random UUIDs for the domain.
-struct SystemAmbient;
+/// The daemon's clock and random UUIDs for the domain.
+struct DaemonAmbient(Arc<dyn Clock>);
 
-impl Ambient for SystemAmbient {
+impl Ambient for DaemonAmbient {
     fn now(&self) -> String {
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        self.0.now_rfc3339()
     }
     fn new_uuid(&self) -> String {
         uuid::Uuid::new_v4().to_string()
@@ -38,6 +39,11 @@ pub struct Co {
 
 impl Co {
     pub async fn start(config: CoConfig) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, eos_app_common::system_clock()).await
+    }
+
+    /// Starts with `clock` for every timestamp the CO makes (a simulated clock in tests).
+    pub async fn start_with_clock(config: CoConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         tokio::fs::create_dir_all(&config.data_dir)
             .await
             .with_context(|| {
@@ -61,7 +67,7 @@ impl Co {
             Arc::new(git),
             sessions.clone(),
             Arc::new(packages),
-            Arc::new(SystemAmbient),
+            Arc::new(DaemonAmbient(clock)),
         ));
 
         let http = tokio::net::TcpListener::bind(&config.http_listen)

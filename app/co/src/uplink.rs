@@ -4,7 +4,7 @@
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::{DeploymentStatus, DeviceCapabilities};
-use eos_domain::service::{ControlPlane, SiteNotifier, SiteReport};
+use eos_domain::service::{ControlPlane, NumberedReport, SiteNotifier, SiteReport};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -125,7 +125,11 @@ impl eos_adapter_grpc::Uplink for UplinkService {
                 }
                 let batch = reports
                     .into_iter()
-                    .map(|m| (m.seq, site_report(&site, m.body)))
+                    .map(|m| NumberedReport {
+                        seq: m.seq,
+                        observed_at: observed_at(&site, &m.observed_at),
+                        report: site_report(&site, m.body),
+                    })
                     .collect();
                 match control.apply_reports(&site, &outbox_id, batch).await {
                     Ok((upto, refused)) => {
@@ -171,6 +175,21 @@ fn ack(seq: u64) -> pb::CoMessage {
     }
 }
 
+/// The LO's time of observation, normalized; an empty or unreadable one (logged) gives way to
+/// the CO's time of arrival.
+fn observed_at(site: &SiteId, text: &str) -> Option<String> {
+    if text.is_empty() {
+        return None;
+    }
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(eos_app_common::rfc3339(t.with_timezone(&chrono::Utc))),
+        Err(e) => {
+            tracing::warn!(site_id = %site, observed_at = text, error = %e, "unreadable report time from lo");
+            None
+        }
+    }
+}
+
 /// Reads one message into the report the control plane applies; `None` (logged) when it cannot
 /// be read, which the control plane counts as applied so it never blocks the reports behind it.
 fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteReport> {
@@ -204,6 +223,13 @@ fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteRepo
                 skipped: r.skipped,
             })
         }
+        lo_message::Body::Component(r) => Ok(SiteReport::Component {
+            kind: r.kind,
+            device_id: r.device_id,
+            deployment_id: r.deployment_id,
+            component: r.component,
+            message: r.message,
+        }),
         lo_message::Body::Hello(_) => Err("a second hello".to_owned()),
         lo_message::Body::Heartbeat(_) => Err("a numbered heartbeat".to_owned()),
     };

@@ -1,5 +1,9 @@
 //! What every EOS binary shares: logging, configuration files and termination signals.
 
+mod clock;
+
+pub use clock::{Clock, SimClock, SystemClock, rfc3339, system_clock};
+
 use anyhow::Context;
 
 /// Logs through tracing: human-readable by default, JSON lines on request; `RUST_LOG` filters.

@@ -13,6 +13,8 @@ pub struct EnConfig {
     /// Run record and workload folders.
     pub data_dir: PathBuf,
     pub heartbeat_secs: u64,
+    /// How often the supervisor looks at every component (and restarts crashed ones).
+    pub health_check_secs: u64,
 }
 
 impl Default for EnConfig {
@@ -22,6 +24,7 @@ impl Default for EnConfig {
             lo_endpoint: "http://127.0.0.1:7071".into(),
             data_dir: PathBuf::from(".eos/en"),
             heartbeat_secs: 5,
+            health_check_secs: 2,
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The edge node agent: dials its LO, registers with its Margo device capabilities, heartbeats,
 //! applies operations through runtime drivers and answers asynchronously
 //! (installing → installed | failed; removed). A crash-safe record of what it runs lets a
-//! restarted EN resume instead of redeploying.
+//! restarted EN resume instead of redeploying; a supervisor restarts crashed components.
 
 mod capabilities;
 mod config;
 mod link;
 mod record;
+mod supervise;
 
 pub use config::EnConfig;
 
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 /// A running EN.
 pub struct En {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl En {
@@ -34,12 +35,16 @@ impl En {
         agent.recover().await;
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
-        let task = tokio::spawn(link::run(agent, config, stopped));
-        Ok(Self { stop, task })
+        let every = std::time::Duration::from_secs(config.health_check_secs.max(1));
+        let tasks = vec![
+            tokio::spawn(supervise::run(agent.clone(), every, stopped.clone())),
+            tokio::spawn(link::run(agent, config, stopped)),
+        ];
+        Ok(Self { stop, tasks })
     }
 
     pub async fn shutdown(self) {
-        eos_app_common::stop_tasks(&self.stop, [self.task]).await
+        eos_app_common::stop_tasks(&self.stop, self.tasks).await
     }
 }
 

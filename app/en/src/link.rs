@@ -2,6 +2,7 @@
 
 use crate::config::EnConfig;
 use crate::record::{RunEntry, RunRecord};
+use crate::supervise::Watch;
 use eos_adapter_grpc::pb::{self, en_message, lo_command};
 use eos_adapter_grpc::{NodeLinkClient, spec_from_json, spec_to_json};
 use eos_domain::ids::DeviceId;
@@ -9,7 +10,7 @@ use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, InstanceKey, RuntimeDriver};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,7 +36,14 @@ pub struct Agent {
     device: DeviceId,
     capabilities: DeviceCapabilities,
     drivers: Vec<Arc<dyn RuntimeDriver>>,
-    records: RunRecord,
+    pub(crate) records: RunRecord,
+    /// One lock per component: an operation from the LO and a restart by the supervisor never
+    /// overlap on the same component.
+    locks: Mutex<HashMap<InstanceKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// What the supervisor knows of each component's crashes and restarts.
+    pub(crate) watches: Mutex<HashMap<InstanceKey, Watch>>,
+    /// The current session's outbound stream, for what the supervisor observes unasked.
+    pub(crate) upstream: Mutex<Option<mpsc::Sender<pb::EnMessage>>>,
 }
 
 impl Agent {
@@ -50,10 +58,43 @@ impl Agent {
             capabilities,
             drivers,
             records,
+            locks: Mutex::new(HashMap::new()),
+            watches: Mutex::new(HashMap::new()),
+            upstream: Mutex::new(None),
         }
     }
 
-    fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
+    /// The lock of one component (see `locks`).
+    pub(crate) fn component_lock(&self, key: &InstanceKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Locks nobody holds or waits for are dropped, so the map stays as small as the work.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(key.clone()).or_default().clone()
+    }
+
+    /// Sends what the supervisor saw to the LO, when a session is open (otherwise the next
+    /// hello carries the component's state).
+    pub(crate) fn observe(&self, key: &InstanceKey, state: &str, error: String, restarts: u32) {
+        let message = pb::EnMessage {
+            body: Some(en_message::Body::Observed(pb::ComponentObserved {
+                deployment_id: key.deployment_id.clone(),
+                component: key.component.clone(),
+                state: state.into(),
+                error,
+                restarts,
+            })),
+        };
+        if let Some(tx) = self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = tx.try_send(message);
+        }
+    }
+
+    pub(crate) fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
         self.drivers.iter().find(|d| d.info().runtime == runtime)
     }
 
@@ -102,18 +143,30 @@ impl Agent {
         }
     }
 
-    fn hello(&self) -> pb::EnMessage {
+    pub(crate) fn hello(&self) -> pb::EnMessage {
+        let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         let running = self
             .records
             .entries()
             .into_iter()
-            .map(|e| pb::RunningComponent {
-                deployment_id: e.deployment_id,
-                spec_json: spec_to_json(&e.spec),
-                state: "installed".into(),
-                error: String::new(),
+            .map(|e| {
+                let key = InstanceKey {
+                    deployment_id: e.deployment_id.clone(),
+                    component: e.spec.name.clone(),
+                };
+                let (state, error) = match watches.get(&key).and_then(|w| w.down_reason()) {
+                    Some(reason) => ("failed", reason.to_owned()),
+                    None => ("installed", String::new()),
+                };
+                pb::RunningComponent {
+                    deployment_id: e.deployment_id,
+                    spec_json: spec_to_json(&e.spec),
+                    state: state.into(),
+                    error,
+                }
             })
             .collect();
+        drop(watches);
         let hello = pb::EnHello {
             device_id: self.device.to_string(),
             capabilities_json: self.capabilities.to_json(),
@@ -124,7 +177,11 @@ impl Agent {
         }
     }
 
-    async fn apply(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
+    pub(crate) async fn apply(
+        &self,
+        deployment_id: &str,
+        spec: &ComponentSpec,
+    ) -> Result<(), String> {
         let key = InstanceKey {
             deployment_id: deployment_id.to_owned(),
             component: spec.name.clone(),
@@ -132,6 +189,8 @@ impl Agent {
         let driver = self
             .driver(&spec.runtime)
             .ok_or_else(|| format!("no driver for runtime {:?} on this device", spec.runtime))?;
+        let lock = self.component_lock(&key);
+        let _guard = lock.lock().await;
         let handle = driver
             .apply(&key, spec)
             .await
@@ -142,7 +201,13 @@ impl Agent {
                 spec: spec.clone(),
                 handle,
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // Applied afresh: crashes before count no more.
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        Ok(())
     }
 
     async fn remove(&self, deployment_id: &str, spec: &ComponentSpec) -> Result<(), String> {
@@ -150,6 +215,8 @@ impl Agent {
             deployment_id: deployment_id.to_owned(),
             component: spec.name.clone(),
         };
+        let lock = self.component_lock(&key);
+        let _guard = lock.lock().await;
         if let Some(driver) = self.driver(&spec.runtime) {
             driver.remove(&key).await.map_err(|e| e.to_string())?;
         }
@@ -223,6 +290,7 @@ async fn session(
     tx.send(agent.hello()).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
     tracing::info!(device_id = %agent.device, lo = %config.lo_endpoint, "connected to lo");
+    *agent.upstream.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
     let (commands, mut queue) = mpsc::unbounded_channel::<pb::LoCommand>();
     let (worker_agent, worker_tx) = (agent.clone(), tx.clone());
     let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -278,6 +346,11 @@ async fn session(
     // being carried out run to their end: cut short between starting a workload and recording
     // it, one would leave a workload running that the next hello does not mention.
     abandoned.store(true, std::sync::atomic::Ordering::Release);
+    agent
+        .upstream
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take_if(|current| current.same_channel(&tx));
     drop(commands);
     let _ = worker.await;
     outcome

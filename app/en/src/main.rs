@@ -27,6 +27,9 @@ struct Args {
     /// Seconds between heartbeats to the LO (default 5).
     #[arg(long, env = "EOS_EN_HEARTBEAT_SECS")]
     heartbeat_secs: Option<u64>,
+    /// Seconds between looks at every component; crashed ones are restarted (default 2).
+    #[arg(long, env = "EOS_EN_HEALTH_CHECK_SECS")]
+    health_check_secs: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
     #[serde(skip)]

@@ -40,6 +40,14 @@ impl RunRecord {
             .collect()
     }
 
+    pub fn get(&self, deployment_id: &str, component: &str) -> Option<RunEntry> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&format!("{deployment_id}/{component}"))
+            .cloned()
+    }
+
     pub fn put(&self, entry: RunEntry) -> Result<(), RecordError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.insert(

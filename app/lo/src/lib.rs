@@ -37,6 +37,14 @@ pub struct Lo {
 
 impl Lo {
     pub async fn start(config: LoConfig) -> anyhow::Result<Self> {
+        Self::start_with_clock(config, eos_app_common::system_clock()).await
+    }
+
+    /// Starts with `clock` stamping what the LO observes (a simulated clock in tests).
+    pub async fn start_with_clock(
+        config: LoConfig,
+        clock: Arc<dyn eos_app_common::Clock>,
+    ) -> anyhow::Result<Self> {
         let site_id = SiteId::parse(&config.site_id)?;
         let records = eos_adapter_localstore::RecordDir::open(config.data_dir.join("state"))?;
         let reader = SiteReader::open(
@@ -48,18 +56,17 @@ impl Lo {
         let outbox = Arc::new(outbox::Outbox::open(
             &config.data_dir.join("outbox"),
             || uuid::Uuid::new_v4().to_string(),
+            clock,
         )?);
-        let site = Arc::new(Site::open(site_id, records, outbox)?);
+        let grace = std::time::Duration::from_secs(config.en_grace_secs.max(1));
+        let site = Arc::new(Site::open(site_id, records, outbox, grace)?);
+        let settled = site.clone();
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let listen_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let hints = Arc::new(tokio::sync::Notify::new());
         let server = eos_adapter_grpc::server().add_service(eos_adapter_grpc::NodeLinkServer::new(
-            nodes::NodeService::new(
-                site.clone(),
-                std::time::Duration::from_secs(config.en_grace_secs.max(1)),
-                stopped.clone(),
-            ),
+            nodes::NodeService::new(site.clone(), grace, stopped.clone()),
         ));
         let mut server_stop = stopped.clone();
         let tasks = vec![
@@ -80,6 +87,11 @@ impl Lo {
                 stopped.clone(),
             )),
             tokio::spawn(site::run_reconciler(site.clone(), stopped.clone())),
+            // The first pass after the ENs had their time to rejoin.
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                settled.wake.notify_one();
+            }),
             tokio::spawn(uplink::run(
                 site.clone(),
                 config.co_endpoint.clone(),
@@ -99,6 +111,16 @@ impl Lo {
     /// The desired states this LO accepted, oldest first, each with the commits it skipped.
     pub fn history(&self) -> anyhow::Result<Vec<HistoryEntry>> {
         self.site.history()
+    }
+
+    /// What the LO last told the CO about each deployment on each device.
+    pub fn statuses(&self) -> Vec<eos_domain::margo::DeploymentStatus> {
+        self.site.statuses()
+    }
+
+    /// Every EN the LO has heard of since it started, and whether it is online.
+    pub fn nodes(&self) -> Vec<(eos_domain::ids::DeviceId, bool)> {
+        self.site.nodes()
     }
 
     /// The outbox towards the CO: its id, the highest sequence number handed out, and how many

@@ -2,7 +2,7 @@
 //! update actual state; the end of the stream, or silence longer than the grace period, marks
 //! the node offline.
 
-use crate::site::Site;
+use crate::site::{Crashed, Site};
 use eos_adapter_grpc::pb::{self, en_message};
 use eos_domain::ids::{DeploymentId, DeviceId};
 use eos_domain::margo::DeviceCapabilities;
@@ -56,10 +56,10 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         }
         let caps = DeviceCapabilities::from_json(&hello.capabilities_json)
             .map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;
-        let running = running_workloads(&hello.running)?;
+        let (running, crashed) = running_workloads(&hello.running)?;
         let (tx, rx) = mpsc::channel(256);
         self.site
-            .node_joined(device.clone(), caps, running, tx.clone());
+            .node_joined(device.clone(), caps, running, crashed, tx.clone());
         tracing::info!(device_id = %device, "en joined");
         let (site, grace, mut stop) = (self.site.clone(), self.grace, self.stop.clone());
         tokio::spawn(async move {
@@ -75,11 +75,11 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                     }
                 };
                 match message {
-                    Ok(Ok(Some(message))) => {
-                        if let Some(en_message::Body::Result(result)) = message.body {
-                            site.result(&device, result);
-                        }
-                    }
+                    Ok(Ok(Some(message))) => match message.body {
+                        Some(en_message::Body::Result(result)) => site.result(&device, result),
+                        Some(en_message::Body::Observed(seen)) => site.observed(&device, seen),
+                        _ => {}
+                    },
                     Ok(Ok(None)) => break "stream closed".to_owned(),
                     Ok(Err(status)) => break format!("stream failed: {}", status.message()),
                     Err(_) => break format!("silent for {grace:?}"),
@@ -93,14 +93,24 @@ impl eos_adapter_grpc::NodeLink for NodeService {
     }
 }
 
-/// What an EN says it runs becomes the LO's actual state for it.
-fn running_workloads(running: &[pb::RunningComponent]) -> Result<DeviceWorkloads, Status> {
+/// What an EN says it runs becomes the LO's actual state for it; components it is restarting
+/// after a crash come back separately, with the reason.
+fn running_workloads(
+    running: &[pb::RunningComponent],
+) -> Result<(DeviceWorkloads, Crashed), Status> {
     let mut out = DeviceWorkloads::new();
-    for r in running.iter().filter(|r| r.state == "installed") {
+    let mut crashed = Vec::new();
+    for r in running
+        .iter()
+        .filter(|r| r.state == "installed" || r.state == "failed")
+    {
         let id = DeploymentId::parse(&r.deployment_id)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let spec = eos_adapter_grpc::spec_from_json(&r.spec_json)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if r.state == "failed" {
+            crashed.push((id.clone(), spec.name.clone(), r.error.clone()));
+        }
         out.entry(id)
             .or_insert_with(|| AppInstance {
                 app_id: String::new(),
@@ -109,5 +119,5 @@ fn running_workloads(running: &[pb::RunningComponent]) -> Result<DeviceWorkloads
             .components
             .push(spec);
     }
-    Ok(out)
+    Ok((out, crashed))
 }

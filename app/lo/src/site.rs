@@ -22,6 +22,9 @@ use tokio::sync::{Notify, mpsc, watch};
 
 type Key = (DeviceId, DeploymentId, String);
 
+/// Components an EN is restarting after a crash: deployment, component, why.
+pub type Crashed = Vec<(DeploymentId, String, String)>;
+
 pub struct Node {
     pub capabilities: DeviceCapabilities,
     pub online: bool,
@@ -41,6 +44,8 @@ struct State {
     nodes: BTreeMap<DeviceId, Node>,
     inflight: HashMap<Key, u64>,
     failures: HashMap<Key, Failure>,
+    /// Components that crashed and that their EN is restarting, with the reason.
+    crashed: HashMap<Key, String>,
     /// The last status sent per deployment and device, to send only changes (in memory: after a
     /// restart every status goes once more, which the CO takes as a no-op).
     reported: HashMap<(DeploymentId, String), String>,
@@ -51,6 +56,10 @@ struct State {
     /// Where each deployment was last placed. When an EN that lost a workload to another comes
     /// back still running it, the workload stays where it moved and the stale copy goes.
     placed: HashMap<DeploymentId, DeviceId>,
+    /// After a restart, until every EN that ran something has said hello again or this passes,
+    /// the LO neither places nor reports: an EN that has not rejoined yet is not offline, and
+    /// moving its workloads would only churn them.
+    settling_until: Option<Instant>,
     next_op: u64,
 }
 
@@ -87,10 +96,17 @@ struct DesiredRecord {
 
 impl Site {
     /// Opens the site's local store: the last good desired state and the confirmed actual state.
-    pub fn open(id: SiteId, records: RecordDir, outbox: Arc<Outbox>) -> anyhow::Result<Self> {
+    /// ENs that ran something get `settle` to say hello again before the LO acts.
+    pub fn open(
+        id: SiteId,
+        records: RecordDir,
+        outbox: Arc<Outbox>,
+        settle: Duration,
+    ) -> anyhow::Result<Self> {
         let mut state = State {
             actual: records.load(ACTUAL)?.unwrap_or_default(),
             announced: records.load(ANNOUNCED)?.unwrap_or_default(),
+            settling_until: Some(Instant::now() + settle),
             ..Default::default()
         };
         if let Some(r) = records.load::<DesiredRecord>(DESIRED)? {
@@ -158,6 +174,24 @@ impl Site {
         Ok(self.records.load(HISTORY)?.unwrap_or_default())
     }
 
+    /// The statuses last queued for the CO, one per deployment and device (removed ones gone).
+    pub fn statuses(&self) -> Vec<DeploymentStatus> {
+        self.lock()
+            .reported
+            .values()
+            .filter_map(|json| DeploymentStatus::from_json(json).ok())
+            .collect()
+    }
+
+    /// Every EN the LO has heard of since it started, and whether it is online.
+    pub fn nodes(&self) -> Vec<(DeviceId, bool)> {
+        self.lock()
+            .nodes
+            .iter()
+            .map(|(id, n)| (id.clone(), n.online))
+            .collect()
+    }
+
     /// How many ENs are online now.
     pub fn online_nodes(&self) -> usize {
         self.lock().nodes.values().filter(|n| n.online).count()
@@ -169,12 +203,38 @@ impl Site {
         device: DeviceId,
         capabilities: DeviceCapabilities,
         running: DeviceWorkloads,
+        crashed: Crashed,
         commands: mpsc::Sender<Result<pb::LoCommand, tonic::Status>>,
     ) {
         self.send_up(device_report(&device, &capabilities, true));
         let mut s = self.lock();
+        // The EN knows its components, not which application they belong to: that comes from
+        // the desired state, or from what the LO knew of the device before. Left unknown, the
+        // app would differ from the desired one and be redeployed from scratch.
+        let mut running = running;
+        for (id, app) in running.iter_mut() {
+            let known = s
+                .desired
+                .as_ref()
+                .and_then(|(_, d)| d.deployments.get(id))
+                .map(|d| d.spec.application_id.clone())
+                .or_else(|| {
+                    s.actual
+                        .get(&device)
+                        .and_then(|apps| apps.get(id))
+                        .map(|a| a.app_id.clone())
+                });
+            if let Some(app_id) = known {
+                app.app_id = app_id;
+            }
+        }
         s.actual.insert(device.clone(), running);
         s.inflight.retain(|k, _| k.0 != device);
+        s.crashed.retain(|k, _| k.0 != device);
+        for (deployment, component, error) in crashed {
+            s.crashed
+                .insert((device.clone(), deployment, component), error);
+        }
         s.nodes.insert(
             device,
             Node {
@@ -216,6 +276,34 @@ impl Site {
         true
     }
 
+    /// The EN's supervisor saw a component crash (`failed`: it restarts it) or run again
+    /// (`installed`). A crash is an event for the CO's log of the site, kept even when the
+    /// restart's status supersedes the crash's in the outbox.
+    pub fn observed(&self, device: &DeviceId, seen: pb::ComponentObserved) {
+        let Ok(deployment) = DeploymentId::parse(&seen.deployment_id) else {
+            return;
+        };
+        let key = (device.clone(), deployment, seen.component.clone());
+        let mut s = self.lock();
+        if seen.state == "installed" {
+            if s.crashed.remove(&key).is_some() {
+                tracing::info!(device_id = %device, deployment_id = %key.1, component = %key.2, restarts = seen.restarts, "component runs again");
+            }
+        } else {
+            tracing::warn!(device_id = %device, deployment_id = %key.1, component = %key.2, error = %seen.error, "component crashed");
+            s.crashed.insert(key, seen.error.clone());
+            drop(s);
+            self.send_up(Report::Component {
+                kind: eos_domain::service::event_kind::COMPONENT_CRASHED.into(),
+                device_id: device.to_string(),
+                deployment_id: seen.deployment_id,
+                component: seen.component,
+                message: seen.error,
+            });
+        }
+        self.wake.notify_one();
+    }
+
     /// A confirmed (or failed) result from an EN.
     pub fn result(&self, device: &DeviceId, r: pb::ComponentResult) {
         let Ok(deployment) = DeploymentId::parse(&r.deployment_id) else {
@@ -245,6 +333,7 @@ impl Site {
                     });
                 place_component(app, position, spec);
                 s.failures.remove(&key);
+                s.crashed.remove(&key);
             }
             "removed" => {
                 if let Some(apps) = s.actual.get_mut(device) {
@@ -254,6 +343,7 @@ impl Site {
                     apps.retain(|_, a| !a.components.is_empty());
                 }
                 s.failures.remove(&key);
+                s.crashed.remove(&key);
             }
             _ => {
                 let attempts = s.failures.get(&key).map_or(0, |f| f.attempts) + 1;
@@ -279,6 +369,17 @@ impl Site {
     /// One pass: place, diff, send commands, report statuses that changed.
     pub fn reconcile_once(&self) {
         let mut s = self.lock();
+        if let Some(until) = s.settling_until {
+            let all_back = s
+                .actual
+                .iter()
+                .filter(|(_, apps)| !apps.is_empty())
+                .all(|(d, _)| s.nodes.get(d).is_some_and(|n| n.online));
+            if !all_back && Instant::now() < until {
+                return;
+            }
+            s.settling_until = None;
+        }
         let Some((_, desired)) = s.desired.clone() else {
             return;
         };
@@ -491,7 +592,19 @@ fn status_of(
         .iter()
         .map(|c| {
             let key = (device.clone(), id.clone(), c.name.clone());
-            let (state, error) = if have.and_then(|h| h.component(&c.name)) == Some(c) {
+            let (state, error) = if let Some(why) = s
+                .crashed
+                .get(&key)
+                .filter(|_| have.and_then(|h| h.component(&c.name)).is_some())
+            {
+                let e = StatusError {
+                    code: "crashed".into(),
+                    source: c.name.clone(),
+                    message: why.clone(),
+                };
+                first_error.get_or_insert(e.clone());
+                (DeploymentState::Failed, Some(e))
+            } else if have.and_then(|h| h.component(&c.name)) == Some(c) {
                 (DeploymentState::Installed, None)
             } else if let Some(f) = s.failures.get(&key) {
                 let e = StatusError {

@@ -41,6 +41,7 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
             version: env!("CARGO_PKG_VERSION").into(),
             outbox_id: outbox.id.clone(),
         })),
+        observed_at: String::new(),
     })
     .await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();
@@ -62,7 +63,7 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
             _ = outbox.ready.notified() => {
                 let entries = outbox.after(sent, CHUNK);
                 for entry in &entries {
-                    tx.send(pb::LoMessage { seq: entry.seq, body: Some(entry.payload.to_body()) }).await?;
+                    tx.send(entry.payload.to_message(entry.seq)).await?;
                     sent = entry.seq;
                 }
                 if entries.len() == CHUNK {
@@ -74,7 +75,7 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
                     pending: outbox.len() as u64,
                     ens_online: site.online_nodes() as u32,
                 };
-                tx.send(pb::LoMessage { seq: 0, body: Some(lo_message::Body::Heartbeat(beat)) }).await?;
+                tx.send(pb::LoMessage { seq: 0, body: Some(lo_message::Body::Heartbeat(beat)), observed_at: String::new() }).await?;
             }
             incoming = inbound.message() => match incoming? {
                 Some(pb::CoMessage { body: Some(co_message::Body::Ack(seq)) }) => {

@@ -362,7 +362,7 @@ impl ControlPlane {
         &self,
         site: &SiteId,
         outbox_id: &str,
-        batch: Vec<(u64, Option<SiteReport>)>,
+        batch: Vec<NumberedReport>,
     ) -> Result<(u64, Vec<(u64, String)>), ServiceError> {
         // The reports and the cursor commit together: a crash leaves either all of this batch
         // applied with the cursor past it, or none of it with the cursor before it.
@@ -379,13 +379,23 @@ impl ControlPlane {
                 duplicates: 0,
             });
         let mut refused = Vec::new();
-        for (seq, report) in batch {
+        let mut adopted: Option<u64> = None;
+        for NumberedReport {
+            seq,
+            observed_at,
+            report,
+        } in batch
+        {
             if seq <= cursor.applied_seq {
                 cursor.duplicates += 1;
                 continue;
             }
+            let at = observed_at.unwrap_or_else(|| self.clock.now());
+            if let Some(SiteReport::Status(status)) = &report {
+                adopted = adopted.max(status.adopted_manifest_version);
+            }
             let outcome = match report {
-                Some(report) => apply_report(&*tx, &*self.clock, site, report).await,
+                Some(report) => apply_report(&*tx, site, report, at).await,
                 None => Err(ServiceError::Conflict("unreadable report".into())),
             };
             match outcome {
@@ -397,9 +407,25 @@ impl ControlPlane {
             cursor.applied_seq = seq;
             cursor.applied += 1;
         }
+        if let Some(version) = adopted {
+            settle_removals(&*tx, site, version).await?;
+        }
         tx.put_cursor(&cursor).await?;
         tx.commit().await?;
         Ok((cursor.applied_seq, refused))
+    }
+
+    /// The newest `limit` events of a site, oldest first.
+    pub async fn site_events(
+        &self,
+        site: &str,
+        limit: u64,
+    ) -> Result<Vec<SiteEvent>, ServiceError> {
+        let id = SiteId::parse(site).map_err(|_| not_found("site", site))?;
+        if self.store.get_site(&id).await?.is_none() {
+            return Err(not_found("site", site));
+        }
+        Ok(self.store.site_events(&id, limit).await?)
     }
 
     /// How far a site's reports are applied.
@@ -414,7 +440,7 @@ impl ControlPlane {
         capabilities: DeviceCapabilities,
         online: bool,
     ) -> Result<(), ServiceError> {
-        record_device(&*self.store, &*self.clock, device, capabilities, online).await
+        record_device(&*self.store, device, capabilities, online, self.clock.now()).await
     }
 
     /// An LO reported a deployment's status on a device.
@@ -423,23 +449,23 @@ impl ControlPlane {
         site: &SiteId,
         status: DeploymentStatus,
     ) -> Result<(), ServiceError> {
-        record_status(&*self.store, &*self.clock, site, status).await
+        record_status(&*self.store, site, status, self.clock.now()).await
     }
 }
 
 async fn record_device(
     store: &dyn ControlStore,
-    clock: &dyn Ambient,
     device: DeviceId,
     capabilities: DeviceCapabilities,
     online: bool,
+    at: String,
 ) -> Result<(), ServiceError> {
     store
         .upsert_device(&DeviceRecord {
             id: device,
             capabilities,
             online,
-            last_seen: Some(clock.now()),
+            last_seen: Some(at),
         })
         .await?;
     Ok(())
@@ -447,9 +473,9 @@ async fn record_device(
 
 async fn record_status(
     store: &dyn ControlStore,
-    clock: &dyn Ambient,
     site: &SiteId,
     status: DeploymentStatus,
+    at: String,
 ) -> Result<(), ServiceError> {
     let id = &status.deployment_id;
     let deployment = match DeploymentId::parse(id) {
@@ -474,7 +500,7 @@ async fn record_status(
             state: status.status.state,
             error: status.status.error.clone(),
             components: status.components.clone(),
-            updated_at: clock.now(),
+            updated_at: at,
         })
         .await?;
     if deployment.phase == DeploymentPhase::Removing {
@@ -488,13 +514,49 @@ async fn record_status(
     Ok(())
 }
 
-/// Applies one report through `store` (a transaction, when applied as part of a batch).
+/// The site's LO runs desired state `version`: once that is the newest, every deployment being
+/// removed is gone from it, so one no device reports running any more (perhaps one the LO never
+/// saw: created and deleted while the site was cut off) is removed.
+async fn settle_removals(
+    store: &dyn ControlStore,
+    site: &SiteId,
+    version: u64,
+) -> Result<(), ServiceError> {
+    let newest = store.get_site(site).await?.map(|s| s.manifest_version);
+    if newest.is_none_or(|newest| version < newest) {
+        return Ok(());
+    }
+    for deployment in store.list_deployments(Some(site)).await? {
+        if deployment.phase != DeploymentPhase::Removing {
+            continue;
+        }
+        let statuses = store.device_statuses(&deployment.id).await?;
+        if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
+            store
+                .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies one report, observed at `at`, through `store` (a transaction, when applied as part
+/// of a batch).
 async fn apply_report(
     store: &dyn ControlStore,
-    clock: &dyn Ambient,
     site: &SiteId,
     report: SiteReport,
+    at: String,
 ) -> Result<(), ServiceError> {
+    let event = |kind: &str, message: String| SiteEvent {
+        site: site.clone(),
+        kind: kind.to_owned(),
+        device_id: None,
+        deployment_id: None,
+        component: None,
+        message,
+        observed_at: at.clone(),
+    };
     match report {
         SiteReport::Device {
             device,
@@ -506,10 +568,47 @@ async fn apply_report(
                     "device {device} is not of site {site}"
                 )));
             }
-            record_device(store, clock, device, *capabilities, online).await
+            record_device(store, device, *capabilities, online, at).await
         }
-        SiteReport::Status(status) => record_status(store, clock, site, status).await,
-        SiteReport::Rejected { .. } | SiteReport::Skipped { .. } => Ok(()),
+        SiteReport::Status(status) => record_status(store, site, status, at).await,
+        SiteReport::Rejected { commit, problems } => {
+            let message = format!("commit {commit} refused, the last good one stays: {problems}");
+            let e = event(event_kind::DESIRED_STATE_REJECTED, message);
+            Ok(store.append_site_event(&e).await?)
+        }
+        SiteReport::Skipped {
+            from_commit,
+            to_commit,
+            skipped,
+        } => {
+            let message = format!(
+                "went from {from_commit} straight to {to_commit}; never applied: {}",
+                skipped.join(", ")
+            );
+            let e = event(event_kind::DESIRED_STATE_SKIPPED, message);
+            Ok(store.append_site_event(&e).await?)
+        }
+        SiteReport::Component {
+            kind,
+            device_id,
+            deployment_id,
+            component,
+            message,
+        } => {
+            let in_site = DeviceId::parse(&device_id).is_ok_and(|d| d.site() == site);
+            if !in_site {
+                return Err(ServiceError::Conflict(format!(
+                    "device {device_id} is not of site {site}"
+                )));
+            }
+            let e = SiteEvent {
+                device_id: Some(device_id),
+                deployment_id: Some(deployment_id),
+                component: Some(component),
+                ..event(&kind, message)
+            };
+            Ok(store.append_site_event(&e).await?)
+        }
     }
 }
 

@@ -53,6 +53,11 @@ pub trait ControlStore: Send + Sync {
         deployment: &DeploymentId,
     ) -> StoreResult<Vec<DeviceStatusRecord>>;
 
+    /// Appends to a site's event log.
+    async fn append_site_event(&self, event: &SiteEvent) -> StoreResult<()>;
+    /// The newest `limit` events of a site, oldest first.
+    async fn site_events(&self, site: &SiteId, limit: u64) -> StoreResult<Vec<SiteEvent>>;
+
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>>;
     async fn put_cursor(&self, cursor: &UplinkCursor) -> StoreResult<()>;
 

@@ -131,10 +131,49 @@ pub enum SiteReport {
         problems: String,
     },
     /// The LO went from one desired state straight to a newer one; these commits in between
-    /// were never applied (kept in the CO's log until the event log exists).
+    /// were never applied.
     Skipped {
         from_commit: String,
         to_commit: String,
         skipped: Vec<String>,
     },
+    /// Something happened to a workload at the site (it crashed and its EN restarts it).
+    Component {
+        kind: String,
+        device_id: String,
+        deployment_id: String,
+        component: String,
+        message: String,
+    },
+}
+
+/// One report of a site's outbox: its number, when the LO observed it (`None`: unknown, the
+/// CO's time of arrival stands in) and the report (`None`: unreadable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberedReport {
+    pub seq: u64,
+    pub observed_at: Option<String>,
+    pub report: Option<SiteReport>,
+}
+
+/// Something that happened at a site, in the CO's event log of the site: refused and skipped
+/// desired states, crashed workloads. Kept even when later statuses supersede what it explains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteEvent {
+    pub site: SiteId,
+    /// `desired-state-rejected`, `desired-state-skipped` or `component-crashed`.
+    pub kind: String,
+    pub device_id: Option<String>,
+    pub deployment_id: Option<String>,
+    pub component: Option<String>,
+    pub message: String,
+    /// When the site observed it (RFC 3339).
+    pub observed_at: String,
+}
+
+/// Event kinds of [`SiteEvent`].
+pub mod event_kind {
+    pub const DESIRED_STATE_REJECTED: &str = "desired-state-rejected";
+    pub const DESIRED_STATE_SKIPPED: &str = "desired-state-skipped";
+    pub const COMPONENT_CRASHED: &str = "component-crashed";
 }

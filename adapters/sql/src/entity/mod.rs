@@ -125,3 +125,25 @@ pub mod uplink_cursors {
     pub enum Relation {}
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod site_events {
+    //! Each site's event log.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "site_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub site_id: String,
+        pub kind: String,
+        pub device_id: Option<String>,
+        pub deployment_id: Option<String>,
+        pub component: Option<String>,
+        pub message: String,
+        pub observed_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
