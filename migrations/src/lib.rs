@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_uplink_cursors;
 mod m0003_site_events;
+mod m0004_device_usage;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_uplink_cursors::Migration),
             Box::new(m0003_site_events::Migration),
+            Box::new(m0004_device_usage::Migration),
         ]
     }
 }

@@ -4,14 +4,11 @@
 //! CO's status matches where the workloads actually run. The seed of the random choices is
 //! printed; `EOS_CRASH_SEED` replays a run, `EOS_CRASH_DEPLOYMENTS` sets how many (default 200).
 
-use eos_test_process::Daemon;
+use eos_tests::processes::{ProcessFleet, START_LIMIT, send};
 use eos_tests::{eventually, repo_root};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const START_LIMIT: Duration = Duration::from_secs(60);
 /// Generous on purpose: this bounds a hang, it does not measure speed (the run prints the time).
 const CONVERGE_LIMIT: Duration = Duration::from_secs(300);
 
@@ -25,73 +22,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-struct Tier {
-    name: &'static str,
-    config: PathBuf,
-    process: Option<Daemon>,
-}
-
-impl Tier {
-    fn start(&mut self) -> String {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_eos-node"));
-        cmd.arg(self.name.split('-').next().unwrap())
-            .arg(&self.config)
-            .env(
-                "RUST_LOG",
-                std::env::var("EOS_CRASH_LOG").unwrap_or_else(|_| "warn".into()),
-            );
-        let process = Daemon::spawn(cmd);
-        let banner = process.wait_for_line(START_LIMIT, |l| {
-            l.starts_with("co ") || l.starts_with("lo ") || l == "en started"
-        });
-        self.process = Some(process);
-        banner
-    }
-
-    /// SIGKILL: no shutdown code runs.
-    fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            let pid = p.id().to_string();
-            let status = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
-            assert!(status.success());
-            p.wait(START_LIMIT);
-        }
-    }
-}
-
-fn field<'a>(banner: &'a str, key: &str) -> &'a str {
-    banner
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key} in {banner:?}"))
-}
-
-fn write(path: &Path, text: String) {
-    std::fs::write(path, text).unwrap();
-}
-
-async fn send(request: reqwest::RequestBuilder) -> Result<(u16, Value), String> {
-    let response = request.send().await.map_err(|e| e.to_string())?;
-    let code = response.status().as_u16();
-    Ok((code, response.json().await.unwrap_or(Value::Null)))
-}
-
-/// Component folders of deployment `id` across the ENs: where its module runs.
-fn copies(dir: &Path, id: &str) -> Vec<String> {
-    ["node-1", "node-2"]
-        .into_iter()
-        .filter(|h| {
-            dir.join("en")
-                .join(h)
-                .join("workloads")
-                .join(id)
-                .join("hello")
-                .exists()
-        })
-        .map(|h| format!("site-1/{h}"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -113,74 +43,10 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
     eprintln!("crash test: seed {seed} (EOS_CRASH_SEED replays it), {n} deployments");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-
-    // The CO first, on free ports; later starts reuse the ports it got.
-    let co_config = dir.join("co.toml");
-    let co_data = dir.join("co");
-    let co_toml = |http: &str, grpc: &str| {
-        format!(
-            "data_dir = {:?}\nhttp_listen = {http:?}\ngrpc_listen = {grpc:?}\n",
-            co_data.display().to_string()
-        )
-    };
-    write(&co_config, co_toml("127.0.0.1:0", "127.0.0.1:0"));
-    let mut co = Tier {
-        name: "co",
-        config: co_config.clone(),
-        process: None,
-    };
-    let banner = co.start();
-    let (http_addr, grpc_addr) = (
-        field(&banner, "http").to_owned(),
-        field(&banner, "grpc").to_owned(),
-    );
-    write(&co_config, co_toml(&http_addr, &grpc_addr));
-
-    let lo_config = dir.join("lo.toml");
-    let lo_toml = |listen: &str| {
-        format!(
-            "site_id = \"site-1\"\nco_endpoint = \"http://{grpc_addr}\"\n\
-             deployments_repo = {:?}\nlisten = {listen:?}\ndata_dir = {:?}\n\
-             poll_secs = 1\nen_grace_secs = 3\n",
-            co_data.join("deployments.git").display().to_string(),
-            dir.join("lo").display().to_string(),
-        )
-    };
-    write(&lo_config, lo_toml("127.0.0.1:0"));
-    let mut lo = Tier {
-        name: "lo",
-        config: lo_config.clone(),
-        process: None,
-    };
-    let banner = lo.start();
-    let lo_addr = field(&banner, "listen").to_owned();
-    write(&lo_config, lo_toml(&lo_addr));
-
-    let mut tiers = vec![co, lo];
-    for host in ["node-1", "node-2"] {
-        let config = dir.join(format!("{host}.toml"));
-        write(
-            &config,
-            format!(
-                "device_id = \"site-1/{host}\"\nlo_endpoint = \"http://{lo_addr}\"\n\
-                 data_dir = {:?}\nheartbeat_secs = 1\n",
-                dir.join("en").join(host).display().to_string()
-            ),
-        );
-        let mut en = Tier {
-            name: if host == "node-1" { "en-1" } else { "en-2" },
-            config,
-            process: None,
-        };
-        en.start();
-        tiers.push(en);
-    }
-
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
+    let mut fleet =
+        ProcessFleet::start(tmp.path(), env!("CARGO_BIN_EXE_eos-node"), "EOS_CRASH_LOG");
+    let http = fleet.http.clone();
+    let http_addr = fleet.http_addr.clone();
     let api = |path: &str| format!("http://{http_addr}/api/v1{path}");
     eventually("both ENs online", START_LIMIT, || async {
         let (code, v) = send(http.get(api("/devices"))).await.ok()?;
@@ -216,10 +82,10 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
             next_kill = created + 5 + rng.below(10) as usize;
             let victim = rng.below(4) as usize;
             tokio::time::sleep(Duration::from_millis(rng.below(300))).await;
-            tiers[victim].kill();
+            fleet.tiers[victim].kill();
             kills[victim] += 1;
             tokio::time::sleep(Duration::from_millis(rng.below(500))).await;
-            tiers[victim].start();
+            fleet.tiers[victim].start();
         }
     }
     eprintln!(
@@ -251,7 +117,8 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
                 .and_then(|d| d["id"].as_str())
                 .unwrap_or("-")
                 .to_owned();
-            let logs: Vec<String> = tiers
+            let logs: Vec<String> = fleet
+                .tiers
                 .iter()
                 .filter_map(|t| t.process.as_ref().map(|p| (t.name, p.lines())))
                 .flat_map(|(name, lines)| {
@@ -277,7 +144,7 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
                 stuck.len(),
                 all.len(),
                 stuck.join("\n"),
-                copies(dir, &first),
+                fleet.copies(&first, "hello"),
                 logs.join("\n")
             );
         }
@@ -303,7 +170,7 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
                 .filter(|s| s["state"] == "installed")
                 .map(|s| s["device_id"].as_str().unwrap_or("").to_owned())
                 .collect();
-            let runs_on = copies(dir, id);
+            let runs_on = fleet.copies(id, "hello");
             if installed.len() == 1 && runs_on == installed {
                 break view;
             }
@@ -317,7 +184,5 @@ async fn every_deployment_converges_when_tiers_are_killed_at_random() {
         };
         assert_eq!(view["state"], "installed", "{view}");
     }
-    for tier in &mut tiers {
-        tier.kill();
-    }
+    fleet.kill_all();
 }

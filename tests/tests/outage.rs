@@ -302,3 +302,54 @@ async fn a_silent_en_goes_offline_its_workload_moves_and_runs_once_after_it_retu
     .await;
     fleet.shutdown().await;
 }
+
+/// What TCP cannot reorder, two connections can: after a reconnect, the batches of a stale
+/// stream may still be on their way while the new stream carries the same reports again. Both
+/// deliveries race into the CO at once, in opposite orders; each report takes effect once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_reports_racing_in_over_two_streams_apply_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let control = fleet.co().control.clone();
+    let outbox = "a-replayed-outbox";
+    let event = |seq: u64| NumberedReport {
+        seq,
+        observed_at: Some(format!("2026-01-01T00:00:{:02}.000Z", seq % 60)),
+        report: Some(SiteReport::Component {
+            kind: "component-crashed".into(),
+            device_id: "site-1/node-1".into(),
+            deployment_id: "d".into(),
+            component: "c".into(),
+            message: format!("crash {seq}"),
+        }),
+    };
+    let (a, b) = (control.clone(), control.clone());
+    let forward = tokio::spawn(async move {
+        for chunk in (1..=60).collect::<Vec<u64>>().chunks(7) {
+            let batch = chunk.iter().map(|&s| event(s)).collect();
+            a.apply_reports(&site(), outbox, batch).await.unwrap();
+        }
+    });
+    let stale = tokio::spawn(async move {
+        // The stale stream got as far as 40, in batches of its own.
+        for chunk in (1..=40).collect::<Vec<u64>>().chunks(5) {
+            let batch = chunk.iter().map(|&s| event(s)).collect();
+            b.apply_reports(&site(), outbox, batch).await.unwrap();
+        }
+    });
+    forward.await.unwrap();
+    stale.await.unwrap();
+    let cursor = control.uplink_cursor(&site()).await.unwrap().unwrap();
+    assert_eq!(cursor.outbox_id, outbox);
+    assert_eq!(cursor.applied_seq, 60);
+    assert_eq!(cursor.applied, 60, "each number applied once: {cursor:?}");
+    assert_eq!(cursor.duplicates, 40, "{cursor:?}");
+    let events = control.site_events("site-1", 1000).await.unwrap();
+    let messages: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
+    let expected: Vec<String> = (1..=60).map(|s| format!("crash {s}")).collect();
+    assert_eq!(messages, expected, "once each, in order");
+    fleet.shutdown().await;
+}

@@ -142,6 +142,15 @@ mod tests {
         let fetched = reader.fetch().await.unwrap().unwrap();
         assert_eq!(fetched.commit, commit);
         assert_eq!(fetched.files, files);
+        // The writer reads the head back the same (what the CO compares at start), and a new
+        // writer on the same repository sees it too; a site never published has no files.
+        assert_eq!(writer.current(&site).await.unwrap(), files);
+        let again = DeploymentsWriter::open(remote.to_str().unwrap(), &tmp.path().join("work2"))
+            .await
+            .unwrap();
+        assert_eq!(again.current(&site).await.unwrap(), files);
+        let unknown = SiteId::parse("s2").unwrap();
+        assert!(writer.current(&unknown).await.unwrap().is_empty());
         let other = SiteFiles::from([("sites/s1/site.yaml".to_owned(), "id: s1\n".to_owned())]);
         let second = writer
             .publish(&site, other.clone(), "second")

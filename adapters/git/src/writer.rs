@@ -79,6 +79,33 @@ impl DeploymentsWriter {
         Ok(())
     }
 
+    /// The files under `sites/<site>/` at the head of the repository (none for a new site).
+    pub async fn current(&self, site: &SiteId) -> Result<SiteFiles, GitError> {
+        let _guard = self.lock.lock().await;
+        self.sync().await?;
+        let mut files = SiteFiles::new();
+        let mut folders = vec![self.work.join(site_dir(site))];
+        while let Some(folder) = folders.pop() {
+            let Ok(mut entries) = tokio::fs::read_dir(&folder).await else {
+                continue;
+            };
+            while let Some(entry) = entries.next_entry().await? {
+                let path = entry.path();
+                if entry.file_type().await?.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let relative = path
+                    .strip_prefix(&self.work)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(relative, tokio::fs::read_to_string(&path).await?);
+            }
+        }
+        Ok(files)
+    }
+
     /// Replaces `sites/<site>/` with `files`, commits and pushes. Returns the commit id; when
     /// nothing changed, the current head.
     pub async fn publish(
@@ -154,6 +181,12 @@ impl eos_domain::service::DesiredStateRepo for DeploymentsWriter {
         message: &str,
     ) -> Result<String, String> {
         DeploymentsWriter::publish(self, site, files, message)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn current(&self, site: &SiteId) -> Result<SiteFiles, String> {
+        DeploymentsWriter::current(self, site)
             .await
             .map_err(|e| e.to_string())
     }

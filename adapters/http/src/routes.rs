@@ -48,6 +48,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         App,
         Site,
         SiteEvent,
+        Usage,
         Device,
         CreateDeployment,
         Deployment,
@@ -291,6 +292,19 @@ async fn list_site_events(
     ))
 }
 
+/// A device's resource use, as a heartbeat reported it.
+#[derive(Serialize, ToSchema)]
+pub struct Usage {
+    /// Linux load average over a minute.
+    pub cpu_load_1m: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    /// Components the device runs.
+    pub workloads: u64,
+    /// When the site received the heartbeat.
+    pub observed_at: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Device {
     /// `<site>/<host>`.
@@ -298,6 +312,8 @@ pub struct Device {
     pub site: String,
     pub online: bool,
     pub last_seen: Option<String>,
+    /// Resource use from the latest heartbeat that reached the CO.
+    pub usage: Option<Usage>,
     /// The device's Margo DeviceCapabilities (rc.3).
     #[schema(value_type = Object)]
     pub capabilities: Value,
@@ -310,6 +326,13 @@ impl From<DeviceRecord> for Device {
             site: r.id.site().to_string(),
             online: r.online,
             last_seen: r.last_seen,
+            usage: r.usage.map(|u| Usage {
+                cpu_load_1m: u.cpu_load_1m,
+                memory_used_bytes: u.memory_used_bytes,
+                memory_total_bytes: u.memory_total_bytes,
+                workloads: u.workloads,
+                observed_at: u.observed_at,
+            }),
             capabilities: serde_json::to_value(&r.capabilities).unwrap_or_default(),
         }
     }

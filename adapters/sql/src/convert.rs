@@ -69,6 +69,12 @@ pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
             .map_err(|e| corrupt("devices", &m.id, e))?,
         online: m.online,
         last_seen: m.last_seen,
+        usage: m
+            .usage
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("devices", &m.id, e))?,
     })
 }
 
@@ -79,6 +85,7 @@ pub fn device_to(r: &DeviceRecord) -> devices::ActiveModel {
         capabilities: Set(json(&r.capabilities)),
         online: Set(r.online),
         last_seen: Set(r.last_seen.clone()),
+        usage: Set(r.usage.as_ref().map(json)),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::convert::*;
 use crate::entity::*;
-use eos_domain::ids::{AppId, DeploymentId, SiteId};
+use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId};
 use eos_domain::service::ports::StoreResult;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
@@ -186,6 +186,19 @@ where
             .to_owned();
         devices::Entity::insert(device_to(device))
             .on_conflict(conflict)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_device_usage(&self, device: &DeviceId, usage: &DeviceUsage) -> StoreResult<()> {
+        devices::Entity::update_many()
+            .col_expr(
+                devices::Column::Usage,
+                sea_orm::sea_query::Expr::value(serde_json::to_string(usage).expect("serializes")),
+            )
+            .filter(devices::Column::Id.eq(device.to_string()))
             .exec(&self.db)
             .await
             .map_err(backend)?;
@@ -424,6 +437,48 @@ mod tests {
         tx.put_cursor(&cursor(7)).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(store.get_cursor(&site).await.unwrap(), Some(cursor(7)));
+    }
+
+    #[tokio::test]
+    async fn usage_is_kept_apart_from_what_reports_rewrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co.db")))
+            .await
+            .unwrap();
+        let id = DeviceId::parse("s1/n1").unwrap();
+        let caps = eos_domain::margo::DeviceCapabilities::from_json(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/fixtures/bench-capabilities.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let record = |online| DeviceRecord {
+            id: id.clone(),
+            capabilities: caps.clone(),
+            online,
+            last_seen: Some("t1".into()),
+            usage: None,
+        };
+        store.upsert_device(&record(true)).await.unwrap();
+        let usage = DeviceUsage {
+            cpu_load_1m: 0.5,
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 4 << 30,
+            workloads: 3,
+            observed_at: "t2".into(),
+        };
+        store.set_device_usage(&id, &usage).await.unwrap();
+        store
+            .set_device_usage(&DeviceId::parse("s1/unknown").unwrap(), &usage)
+            .await
+            .unwrap();
+        store.upsert_device(&record(false)).await.unwrap();
+        let devices = store.list_devices(None).await.unwrap();
+        assert_eq!(devices.len(), 1, "an unknown device is not created");
+        assert!(!devices[0].online);
+        assert_eq!(devices[0].usage.as_ref(), Some(&usage));
     }
 
     #[tokio::test]

@@ -26,6 +26,9 @@ impl Ambient for DaemonAmbient {
     fn new_uuid(&self) -> String {
         uuid::Uuid::new_v4().to_string()
     }
+    fn failpoint(&self, name: &str) {
+        eos_app_common::failpoint(name)
+    }
 }
 
 /// A running CO; dropping it does not stop it, `shutdown` does.

@@ -4,7 +4,7 @@
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::{DeploymentStatus, DeviceCapabilities};
-use eos_domain::service::{ControlPlane, NumberedReport, SiteNotifier, SiteReport};
+use eos_domain::service::{ControlPlane, DeviceUsage, NumberedReport, SiteNotifier, SiteReport};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -105,6 +105,7 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         let (control, sessions) = (self.control.clone(), self.sessions.clone());
         tokio::spawn(async move {
             let outbox_id = hello.outbox_id;
+            let mut usage_stored: Option<std::time::Instant> = None;
             while let Some(first) = reports.recv().await {
                 let mut batch = vec![first];
                 while batch.len() < BATCH {
@@ -119,6 +120,20 @@ impl eos_adapter_grpc::Uplink for UplinkService {
                     && let Err(e) = control.site_seen(&site, true).await
                 {
                     tracing::warn!(site_id = %site, error = %e, "cannot record contact with lo");
+                }
+                // Resource use is telemetry: the newest is stored, at most every USAGE_EVERY.
+                let newest = beats.iter().rev().find_map(|m| match &m.body {
+                    Some(lo_message::Body::Heartbeat(beat)) => Some(beat),
+                    _ => None,
+                });
+                if let Some(beat) = newest
+                    && usage_stored.is_none_or(|t| t.elapsed() >= USAGE_EVERY)
+                {
+                    usage_stored = Some(std::time::Instant::now());
+                    let usage = node_usage(&site, &beat.usage);
+                    if let Err(e) = control.usage_reported(&site, usage).await {
+                        tracing::warn!(site_id = %site, error = %e, "cannot store resource use");
+                    }
                 }
                 if reports.is_empty() {
                     continue;
@@ -136,6 +151,7 @@ impl eos_adapter_grpc::Uplink for UplinkService {
                         for (seq, error) in refused {
                             tracing::warn!(site_id = %site, seq, %error, "report from lo refused");
                         }
+                        eos_app_common::failpoint("co.reports.before_ack");
                         if tx.send(Ok(ack(upto))).await.is_err() {
                             break;
                         }
@@ -164,6 +180,33 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// How often the resource use of a site's ENs is stored, at most.
+const USAGE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The resource use in an LO heartbeat; entries that do not read are left out (logged).
+fn node_usage(site: &SiteId, usage: &[pb::NodeUsage]) -> Vec<(DeviceId, DeviceUsage)> {
+    usage
+        .iter()
+        .filter_map(|u| match DeviceId::parse(&u.device_id) {
+            Ok(device) => Some((
+                device,
+                DeviceUsage {
+                    cpu_load_1m: u.cpu_load_1m,
+                    memory_used_bytes: u.memory_used_bytes,
+                    memory_total_bytes: u.memory_total_bytes,
+                    workloads: u.workloads,
+                    // Empty when unreadable: the CO's time stands in.
+                    observed_at: observed_at(site, &u.observed_at).unwrap_or_default(),
+                },
+            )),
+            Err(e) => {
+                tracing::warn!(site_id = %site, device_id = %u.device_id, error = %e, "unreadable resource use from lo");
+                None
+            }
+        })
+        .collect()
 }
 
 /// Reports applied per cursor write.

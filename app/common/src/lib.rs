@@ -1,8 +1,10 @@
 //! What every EOS binary shares: logging, configuration files and termination signals.
 
 mod clock;
+mod failpoint;
 
 pub use clock::{Clock, SimClock, SystemClock, rfc3339, system_clock};
+pub use failpoint::{FAILPOINT_VAR, FAILPOINTS, failpoint};
 
 use anyhow::Context;
 

@@ -37,7 +37,7 @@ enum Command {
     App(AppCommand),
     /// Sites and their LOs.
     #[command(subcommand)]
-    Site(ListOnly),
+    Site(SiteCommand),
     /// Edge nodes.
     #[command(subcommand)]
     Device(ListOnly),
@@ -72,6 +72,18 @@ enum AppCommand {
 #[derive(Subcommand)]
 enum ListOnly {
     List,
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    List,
+    /// What happened at a site: refused or skipped desired states, crashed workloads.
+    Events {
+        site: String,
+        /// How many of the newest events.
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
 }
 
 #[tokio::main]
@@ -109,16 +121,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &api.get("/apps").await?,
             &["app_id", "version", "name", "created_at"],
         ),
-        Command::Site(ListOnly::List) => print(
+        Command::Site(SiteCommand::Events { site, limit }) => print(
+            out,
+            &api.get(&format!("/sites/{site}/events?limit={limit}"))
+                .await?,
+            &["observed_at", "kind", "device_id", "component", "message"],
+        ),
+        Command::Site(SiteCommand::List) => print(
             out,
             &api.get("/sites").await?,
             &["id", "lo_connected", "manifest_version", "last_seen"],
         ),
-        Command::Device(ListOnly::List) => print(
-            out,
-            &api.get("/devices").await?,
-            &["id", "online", "last_seen"],
-        ),
+        Command::Device(ListOnly::List) => {
+            let devices = api.get("/devices").await?;
+            let shown = match out {
+                Output::Json => devices,
+                _ => with_usage_columns(devices),
+            };
+            print(
+                out,
+                &shown,
+                &["id", "online", "last_seen", "load", "memory", "workloads"],
+            )
+        }
         Command::Deploy { app, site, device } => {
             let (app_id, version) = app
                 .split_once('@')
@@ -261,6 +286,30 @@ impl Api {
         }
         Ok(body)
     }
+}
+
+/// Adds the table columns `load`, `memory` and `workloads` from each device's `usage` (JSON
+/// output keeps `usage` as it is; the added keys only show in tables).
+fn with_usage_columns(mut devices: Value) -> Value {
+    const GIB: f64 = (1u64 << 30) as f64;
+    for d in devices.as_array_mut().into_iter().flatten() {
+        let usage = d["usage"].clone();
+        if usage.is_null() {
+            continue;
+        }
+        let gib = |key: &str| usage[key].as_f64().unwrap_or(0.0) / GIB;
+        d["load"] = json!(format!(
+            "{:.2}",
+            usage["cpu_load_1m"].as_f64().unwrap_or(0.0)
+        ));
+        d["memory"] = json!(format!(
+            "{:.1}/{:.1} GiB",
+            gib("memory_used_bytes"),
+            gib("memory_total_bytes")
+        ));
+        d["workloads"] = usage["workloads"].clone();
+    }
+    devices
 }
 
 fn print(out: Output, value: &Value, columns: &[&str]) -> anyhow::Result<()> {

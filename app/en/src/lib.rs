@@ -8,6 +8,7 @@ mod config;
 mod link;
 mod record;
 mod supervise;
+mod usage;
 
 pub use config::EnConfig;
 

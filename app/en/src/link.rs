@@ -195,6 +195,7 @@ impl Agent {
             .apply(&key, spec)
             .await
             .map_err(|e: DriverError| e.to_string())?;
+        eos_app_common::failpoint("en.apply.before_record");
         self.records
             .put(RunEntry {
                 deployment_id: deployment_id.to_owned(),
@@ -336,7 +337,13 @@ async fn session(
                 Err(status) => break Err(status.into()),
             },
             _ = heartbeat.tick() => {
-                let beat = pb::EnMessage { body: Some(en_message::Body::Heartbeat(pb::Heartbeat { running: agent.records.entries().len() as u64 })) };
+                let usage = crate::usage::sample();
+                let beat = pb::EnMessage { body: Some(en_message::Body::Heartbeat(pb::Heartbeat {
+                    running: agent.records.entries().len() as u64,
+                    cpu_load_1m: usage.cpu_load_1m,
+                    memory_used_bytes: usage.memory_used_bytes,
+                    memory_total_bytes: usage.memory_total_bytes,
+                })) };
                 if tx.send(beat).await.is_err() { break Err(anyhow::anyhow!("outbound stream closed")); }
             }
             _ = eos_app_common::stopped(&mut stop) => break Ok(()),

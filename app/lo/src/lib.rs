@@ -56,10 +56,10 @@ impl Lo {
         let outbox = Arc::new(outbox::Outbox::open(
             &config.data_dir.join("outbox"),
             || uuid::Uuid::new_v4().to_string(),
-            clock,
+            clock.clone(),
         )?);
         let grace = std::time::Duration::from_secs(config.en_grace_secs.max(1));
-        let site = Arc::new(Site::open(site_id, records, outbox, grace)?);
+        let site = Arc::new(Site::open(site_id, records, outbox, grace, clock)?);
         let settled = site.clone();
         let listener = tokio::net::TcpListener::bind(&config.listen).await?;
         let listen_addr = listener.local_addr()?;

@@ -78,6 +78,7 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                     Ok(Ok(Some(message))) => match message.body {
                         Some(en_message::Body::Result(result)) => site.result(&device, result),
                         Some(en_message::Body::Observed(seen)) => site.observed(&device, seen),
+                        Some(en_message::Body::Heartbeat(beat)) => site.heartbeat(&device, &beat),
                         _ => {}
                     },
                     Ok(Ok(None)) => break "stream closed".to_owned(),

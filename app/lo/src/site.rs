@@ -29,6 +29,8 @@ pub struct Node {
     pub capabilities: DeviceCapabilities,
     pub online: bool,
     pub commands: Option<mpsc::Sender<Result<pb::LoCommand, tonic::Status>>>,
+    /// From the latest heartbeat, stamped with when it came.
+    pub usage: Option<pb::NodeUsage>,
 }
 
 struct Failure {
@@ -65,6 +67,7 @@ struct State {
 
 pub struct Site {
     pub id: SiteId,
+    clock: Arc<dyn eos_app_common::Clock>,
     records: RecordDir,
     state: Mutex<State>,
     pub outbox: Arc<Outbox>,
@@ -102,6 +105,7 @@ impl Site {
         records: RecordDir,
         outbox: Arc<Outbox>,
         settle: Duration,
+        clock: Arc<dyn eos_app_common::Clock>,
     ) -> anyhow::Result<Self> {
         let mut state = State {
             actual: records.load(ACTUAL)?.unwrap_or_default(),
@@ -116,6 +120,7 @@ impl Site {
         }
         Ok(Self {
             id,
+            clock,
             records,
             state: Mutex::new(state),
             outbox,
@@ -192,6 +197,31 @@ impl Site {
             .collect()
     }
 
+    /// An EN's heartbeat: its resource use, kept for the LO's heartbeats to the CO.
+    pub fn heartbeat(&self, device: &DeviceId, beat: &pb::Heartbeat) {
+        let observed_at = self.clock.now_rfc3339();
+        if let Some(node) = self.lock().nodes.get_mut(device) {
+            node.usage = Some(pb::NodeUsage {
+                device_id: device.to_string(),
+                cpu_load_1m: beat.cpu_load_1m,
+                memory_used_bytes: beat.memory_used_bytes,
+                memory_total_bytes: beat.memory_total_bytes,
+                workloads: beat.running,
+                observed_at,
+            });
+        }
+    }
+
+    /// The latest resource use of every online EN.
+    pub fn usage(&self) -> Vec<pb::NodeUsage> {
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.online)
+            .filter_map(|n| n.usage.clone())
+            .collect()
+    }
+
     /// How many ENs are online now.
     pub fn online_nodes(&self) -> usize {
         self.lock().nodes.values().filter(|n| n.online).count()
@@ -241,6 +271,7 @@ impl Site {
                 capabilities,
                 online: true,
                 commands: Some(commands),
+                usage: None,
             },
         );
         let _ = self.records.store(ACTUAL, &s.actual);

@@ -74,11 +74,13 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
                 let beat = pb::LoHeartbeat {
                     pending: outbox.len() as u64,
                     ens_online: site.online_nodes() as u32,
+                    usage: site.usage(),
                 };
                 tx.send(pb::LoMessage { seq: 0, body: Some(lo_message::Body::Heartbeat(beat)), observed_at: String::new() }).await?;
             }
             incoming = inbound.message() => match incoming? {
                 Some(pb::CoMessage { body: Some(co_message::Body::Ack(seq)) }) => {
+                    eos_app_common::failpoint("lo.uplink.before_ack");
                     outbox.ack(seq);
                     sent = sent.max(seq);
                 }

@@ -71,6 +71,7 @@ async fn check(
                 manifest_version: desired.manifest_version,
                 skipped: skipped.clone(),
             };
+            eos_app_common::failpoint("lo.desired.before_store");
             if let Err(e) = site.accept_desired(fetched.commit.clone(), fetched.files, desired) {
                 tracing::error!(site_id = %site.id, error = %e, "cannot store desired state");
                 return;

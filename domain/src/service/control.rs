@@ -5,7 +5,7 @@ use super::ports::{Ambient, ControlStore, DesiredStateRepo, PackageSource, SiteN
 use super::records::*;
 use super::{ServiceError, not_found};
 use crate::ids::{AppId, DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
-use crate::layout::{SiteDesiredState, SiteFile};
+use crate::layout::{SiteDesiredState, SiteFile, SiteFiles};
 use crate::margo::manifest::digest_of;
 use crate::margo::status::DeploymentState;
 use crate::margo::{
@@ -272,17 +272,12 @@ impl ControlPlane {
         })
     }
 
-    async fn publish_site(&self, site: &SiteId, message: &str) -> Result<String, ServiceError> {
-        let _guard = self.publish_lock.lock().await;
-        let mut site_record = self
-            .store
-            .get_site(site)
-            .await?
-            .ok_or_else(|| not_found("site", site))?;
+    /// The files of a site's desired state as the store has it, at the site's stored version.
+    async fn site_files(&self, site: &SiteRecord) -> Result<SiteFiles, ServiceError> {
         let mut deployments = BTreeMap::new();
         for d in self
             .store
-            .list_deployments(Some(site))
+            .list_deployments(Some(&site.id))
             .await?
             .into_iter()
             .filter(|d| d.phase == DeploymentPhase::Active)
@@ -292,19 +287,30 @@ impl ControlPlane {
             })?;
             deployments.insert(d.id, doc);
         }
+        let state = SiteDesiredState {
+            site: site.id.clone(),
+            manifest_version: site.manifest_version,
+            deployments,
+        };
+        Ok(state.to_files(&SiteFile {
+            id: site.id.clone(),
+            labels: site.labels.clone(),
+        }))
+    }
+
+    async fn publish_site(&self, site: &SiteId, message: &str) -> Result<String, ServiceError> {
+        let _guard = self.publish_lock.lock().await;
+        let mut site_record = self
+            .store
+            .get_site(site)
+            .await?
+            .ok_or_else(|| not_found("site", site))?;
         // The new manifestVersion is stored before the commit is made: a crash in between
         // leaves a gap, never a repeated version, which LOs would refuse.
         site_record.manifest_version += 1;
         self.store.upsert_site(&site_record).await?;
-        let state = SiteDesiredState {
-            site: site.clone(),
-            manifest_version: site_record.manifest_version,
-            deployments,
-        };
-        let files = state.to_files(&SiteFile {
-            id: site.clone(),
-            labels: site_record.labels.clone(),
-        });
+        self.clock.failpoint("co.deploy.before_commit");
+        let files = self.site_files(&site_record).await?;
         let commit = self
             .git
             .publish(site, files, message)
@@ -314,12 +320,17 @@ impl ControlPlane {
         Ok(commit)
     }
 
-    /// Publishes every site's desired state again from the store: after a restart, this makes
-    /// good a change the store has but the deployments repository missed (a crash between the
-    /// two). Returns the sites that could not be published, with the reason.
+    /// Publishes again every site whose desired state in the deployments repository is not what
+    /// the store has: after a restart, this makes good a change the store has but the
+    /// repository missed (a crash between the two). Sites already in step are left alone.
+    /// Returns the sites that could not be published, with the reason.
     pub async fn resync_sites(&self) -> Result<Vec<(SiteId, String)>, ServiceError> {
         let mut failed = Vec::new();
         for site in self.store.list_sites().await? {
+            let wanted = self.site_files(&site).await?;
+            if self.git.current(&site.id).await.is_ok_and(|c| c == wanted) {
+                continue;
+            }
             if let Err(e) = self.publish_site(&site.id, "resync after start").await {
                 failed.push((site.id, e.to_string()));
             }
@@ -411,8 +422,32 @@ impl ControlPlane {
             settle_removals(&*tx, site, version).await?;
         }
         tx.put_cursor(&cursor).await?;
+        self.clock.failpoint("co.reports.before_commit");
         tx.commit().await?;
         Ok((cursor.applied_seq, refused))
+    }
+
+    /// An LO's heartbeat carried the resource use of its online ENs. Telemetry, not a report:
+    /// it bypasses the outbox, and a device of another site is refused.
+    pub async fn usage_reported(
+        &self,
+        site: &SiteId,
+        usage: Vec<(DeviceId, DeviceUsage)>,
+    ) -> Result<(), ServiceError> {
+        if let Some((device, _)) = usage.iter().find(|(d, _)| d.site() != site) {
+            return Err(ServiceError::Conflict(format!(
+                "device {device} is not of site {site}"
+            )));
+        }
+        let tx = self.store.begin().await?;
+        for (device, mut u) in usage {
+            if u.observed_at.is_empty() {
+                u.observed_at = self.clock.now();
+            }
+            tx.set_device_usage(&device, &u).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The newest `limit` events of a site, oldest first.
@@ -466,6 +501,7 @@ async fn record_device(
             capabilities,
             online,
             last_seen: Some(at),
+            usage: None,
         })
         .await?;
     Ok(())

@@ -1,7 +1,7 @@
 //! Ports of the control plane: what the CO needs from storage, Git, the LO link and the clock.
 
 use super::records::*;
-use crate::ids::{AppId, DeploymentId, SiteId};
+use crate::ids::{AppId, DeploymentId, DeviceId, SiteId};
 use crate::layout::SiteFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,9 @@ pub trait ControlStore: Send + Sync {
 
     async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()>;
     async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>>;
+    /// Sets a known device's resource use, leaving every other column alone (an unknown device
+    /// is left out).
+    async fn set_device_usage(&self, device: &DeviceId, usage: &DeviceUsage) -> StoreResult<()>;
 
     async fn insert_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
     async fn update_deployment_phase(
@@ -82,6 +85,9 @@ pub trait DesiredStateRepo: Send + Sync {
         files: SiteFiles,
         message: &str,
     ) -> Result<String, String>;
+
+    /// The files under `sites/<site>/` at the head of the repository (none for a new site).
+    async fn current(&self, site: &SiteId) -> Result<SiteFiles, String>;
 }
 
 /// Tells a site's LO that a new commit exists (a hint: the LO also polls).
@@ -96,6 +102,9 @@ pub trait Ambient: Send + Sync {
     fn now(&self) -> String;
     /// A fresh random (version 4) UUID.
     fn new_uuid(&self) -> String;
+    /// A named point between two steps that must both happen, where tests make the daemon die
+    /// (see `eos_app_common::failpoint`); nothing otherwise.
+    fn failpoint(&self, _name: &str) {}
 }
 
 /// An application package as fetched: its description text and the local folder holding its files.

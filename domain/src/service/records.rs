@@ -39,6 +39,21 @@ pub struct DeviceRecord {
     pub capabilities: DeviceCapabilities,
     pub online: bool,
     pub last_seen: Option<String>,
+    /// Resource use from the latest heartbeat that reached the CO.
+    pub usage: Option<DeviceUsage>,
+}
+
+/// A device's resource use, as a heartbeat reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceUsage {
+    /// Run-queue length averaged over a minute (Linux load average).
+    pub cpu_load_1m: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    /// Components the EN runs.
+    pub workloads: u64,
+    /// When the LO received the heartbeat (RFC 3339).
+    pub observed_at: String,
 }
 
 /// The lifecycle of a deployment as the CO sees it.

@@ -55,6 +55,7 @@ pub mod devices {
         pub capabilities: String,
         pub online: bool,
         pub last_seen: Option<String>,
+        pub usage: Option<String>,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}
