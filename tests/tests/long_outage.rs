@@ -356,7 +356,17 @@ async fn a_week_cut_off_with_the_lo_and_an_en_rebooted_reaches_the_co_exactly_on
                 fleet.stop_lo().await;
                 fleet.stop_en(0).await;
                 fleet.start_en(0).await.unwrap();
-                // The EN resumes its workload on its own, before any LO is back.
+                // The EN resumes its workload on its own, before any LO is back, and restarts
+                // it when it crashes; the crash is told to the LO when it is back.
+                keeps_greeting(&fleet, "node-1", &crashy, "crashy", 3).await;
+                let flag = fleet
+                    .workload_data("node-1", &crashy, "crashy")
+                    .join("crash");
+                std::fs::write(&flag, b"now").unwrap();
+                eventually("the workload to crash", LIMIT, || async {
+                    (!flag.exists()).then_some(())
+                })
+                .await;
                 keeps_greeting(&fleet, "node-1", &crashy, "crashy", 3).await;
                 fleet.start_lo().await.unwrap();
                 eventually("the LO to resume from its own state", LIMIT, || async {
@@ -416,8 +426,20 @@ async fn a_week_cut_off_with_the_lo_and_an_en_rebooted_reaches_the_co_exactly_on
     heal_and_converge(&fleet, &ids, "7 simulated days").await;
 
     let crashes = events(&fleet, "component-crashed").await;
-    assert_eq!(crashes.len(), 1, "one crash, reported once: {crashes:?}");
-    within_hour(at(&crashes[0]["observed_at"]), t0, 48);
+    assert_eq!(
+        crashes.len(),
+        2,
+        "two crashes, each reported once: {crashes:?}"
+    );
+    // The one while no LO ran is told when the LO is back, on day 1.
+    let unseen = crashes[0]["message"].as_str().unwrap();
+    assert!(
+        unseen.contains("crashed 1 time(s) while its EN could not reach the LO")
+            && unseen.contains("exited with status 3"),
+        "{unseen}"
+    );
+    within_hour(at(&crashes[0]["observed_at"]), t0, 24);
+    within_hour(at(&crashes[1]["observed_at"]), t0, 48);
     assert!(kept.exists());
     keeps_greeting(&fleet, "node-1", &crashy, "crashy", 2).await;
     keeps_greeting(&fleet, "node-2", &pinned, "hello", 2).await;

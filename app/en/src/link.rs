@@ -74,7 +74,14 @@ impl Agent {
 
     /// Sends what the supervisor saw to the LO, when a session is open (otherwise the next
     /// hello carries the component's state).
-    pub(crate) fn observe(&self, key: &InstanceKey, state: &str, error: String, restarts: u32) {
+    /// Says whether a session took it.
+    pub(crate) fn observe(
+        &self,
+        key: &InstanceKey,
+        state: &str,
+        error: String,
+        restarts: u32,
+    ) -> bool {
         let message = pb::EnMessage {
             body: Some(en_message::Body::Observed(pb::ComponentObserved {
                 deployment_id: key.deployment_id.clone(),
@@ -84,14 +91,11 @@ impl Agent {
                 restarts,
             })),
         };
-        if let Some(tx) = self
-            .upstream
+        self.upstream
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-        {
-            let _ = tx.try_send(message);
-        }
+            .is_some_and(|tx| tx.try_send(message).is_ok())
     }
 
     pub(crate) fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
@@ -143,8 +147,10 @@ impl Agent {
         }
     }
 
+    /// The hello that opens a session. It hands over the crashes no LO has heard of yet: if
+    /// this session fails before the LO reads it, they are not told again.
     pub(crate) fn hello(&self) -> pb::EnMessage {
-        let watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         let running = self
             .records
             .entries()
@@ -154,15 +160,26 @@ impl Agent {
                     deployment_id: e.deployment_id.clone(),
                     component: e.spec.name.clone(),
                 };
-                let (state, error) = match watches.get(&key).and_then(|w| w.down_reason()) {
+                let watch = watches.get_mut(&key);
+                let (state, error) = match watch.as_ref().and_then(|w| w.down_reason()) {
                     Some(reason) => ("failed", reason.to_owned()),
                     None => ("installed", String::new()),
                 };
+                let (unreported_crashes, last_crash) = watch
+                    .map(|w| {
+                        (
+                            std::mem::take(&mut w.unreported),
+                            std::mem::take(&mut w.last_crash),
+                        )
+                    })
+                    .unwrap_or_default();
                 pb::RunningComponent {
                     deployment_id: e.deployment_id,
                     spec_json: spec_to_json(&e.spec),
                     state: state.into(),
                     error,
+                    unreported_crashes,
+                    last_crash,
                 }
             })
             .collect();

@@ -32,6 +32,10 @@ pub struct Watch {
     last_restart: Option<Instant>,
     /// Set while the component is down: why, and when the next restart is due.
     down: Option<(String, Instant)>,
+    /// Crashes no LO heard of (no session was open), and the reason of the last; the next
+    /// hello carries them.
+    pub unreported: u32,
+    pub last_crash: String,
 }
 
 impl Watch {
@@ -120,7 +124,12 @@ impl Agent {
             Step::Nothing => {}
             Step::Down(reason) => {
                 tracing::warn!(instance = %key, %reason, "component down");
-                self.observe(&key, "failed", reason, 0);
+                if !self.observe(&key, "failed", reason.clone(), 0) {
+                    let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+                    let watch = watches.entry(key.clone()).or_default();
+                    watch.unreported += 1;
+                    watch.last_crash = reason;
+                }
             }
             Step::Restart(restarts) => {
                 let outcome = driver.apply(&key, &entry.spec).await;

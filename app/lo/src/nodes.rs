@@ -2,6 +2,7 @@
 //! update actual state; the end of the stream, or silence longer than the grace period, marks
 //! the node offline.
 
+use crate::outbox::Report;
 use crate::site::{Crashed, Site};
 use eos_adapter_grpc::pb::{self, en_message};
 use eos_domain::ids::{DeploymentId, DeviceId};
@@ -61,6 +62,21 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         self.site
             .node_joined(device.clone(), caps, running, crashed, tx.clone());
         tracing::info!(device_id = %device, "en joined");
+        for r in hello.running.iter().filter(|r| r.unreported_crashes > 0) {
+            let component = eos_adapter_grpc::spec_from_json(&r.spec_json)
+                .map(|s| s.name)
+                .unwrap_or_default();
+            self.site.send_up(Report::Component {
+                kind: eos_domain::service::event_kind::COMPONENT_CRASHED.into(),
+                device_id: device.to_string(),
+                deployment_id: r.deployment_id.clone(),
+                component,
+                message: format!(
+                    "crashed {} time(s) while its EN could not reach the LO; the last: {}",
+                    r.unreported_crashes, r.last_crash
+                ),
+            });
+        }
         let (site, grace, mut stop) = (self.site.clone(), self.grace, self.stop.clone());
         tokio::spawn(async move {
             let why = loop {
