@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs every EOS test: formatting, lints, the whole workspace's test suite (unit, property, Margo
 # conformance, process and end-to-end tests), then the README's quick start in smoke mode.
-# Needs only what a fresh machine of the project's kind has (Rust toolchain); it installs git when
-# missing. No test needs an outside service so far.
+# Needs only what a fresh machine of the project's kind has (Rust toolchain, root for apt-get): it
+# installs git when missing, and config/services.sh installs and starts the real services the
+# tests use (a Docker engine, an OCI registry on loopback, the test image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v git >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y git; }
+bash config/services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

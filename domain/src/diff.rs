@@ -216,6 +216,7 @@ mod tests {
             revision: rev.into(),
             app_version: "1.0.0".into(),
             parameters: Default::default(),
+            settings: Default::default(),
         }
     }
 

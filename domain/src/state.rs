@@ -17,6 +17,10 @@ pub struct ComponentSpec {
     /// Parameter values that target this component, by pointer (environment variable or value path).
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
+    /// The component's `x-eos-extensions` as the description gave them (for `oci`, the
+    /// container settings: see [`crate::container`]); null when there are none.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub settings: serde_json::Value,
 }
 
 /// One deployment's components on one device, in install order.
@@ -62,6 +66,11 @@ pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
             revision: c.properties.revision.clone().unwrap_or_default(),
             app_version: app_version.clone(),
             parameters: parameters_for(deployment, &c.name),
+            settings: c
+                .extensions
+                .get(crate::margo::application::EOS_EXTENSIONS)
+                .cloned()
+                .unwrap_or_default(),
         })
         .collect();
     AppInstance {

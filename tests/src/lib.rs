@@ -113,6 +113,12 @@ impl Fleet {
                 data_dir: dir.join("en").join(host),
                 heartbeat_secs: 1,
                 health_check_secs: 1,
+                // Fleets of parallel tests share one engine: each keeps to its own containers.
+                container_scope: Some(format!(
+                    "{site}-{host}-{}",
+                    dir.file_name().unwrap_or_default().to_string_lossy()
+                )),
+                ..EnConfig::default()
             })
             .collect();
         let mut ens = Vec::new();
@@ -184,6 +190,17 @@ impl Fleet {
         anyhow::ensure!(self.lo.is_none(), "the LO is running already");
         self.lo = Some(Lo::start_with_clock(self.lo_config.clone(), self.clock.clone()).await?);
         Ok(())
+    }
+
+    /// Restarts EN `index` with its configuration changed by `change`.
+    pub async fn reconfigure_en(
+        &mut self,
+        index: usize,
+        change: impl FnOnce(&mut EnConfig),
+    ) -> anyhow::Result<()> {
+        self.stop_en(index).await;
+        change(&mut self.en_configs[index]);
+        self.start_en(index).await
     }
 
     pub async fn stop_en(&mut self, index: usize) {
@@ -327,6 +344,9 @@ impl Fleet {
 pub const SAMPLE_APP: (&str, &str) = ("config/apps/hello-wasm", "com-eos-hello-wasm");
 /// A WASM app whose module exits with status 3 when a file named `crash` appears in its `/data`.
 pub const CRASHY_APP: (&str, &str) = ("tests/fixtures/apps/crashy-wasm", "com-eos-test-crashy");
+
+/// A container app: busybox httpd from the test registry, published on port 18765.
+pub const WEB_OCI_APP: (&str, &str) = ("tests/fixtures/apps/web-oci", "com-eos-test-web-oci");
 
 /// How long helpers wait for the fleet to converge before failing.
 pub const LIMIT: Duration = Duration::from_secs(60);

@@ -20,6 +20,7 @@ fn spec(repository: String) -> ComponentSpec {
         revision: "1.0.0".into(),
         app_version: "1.0.0".into(),
         parameters: Default::default(),
+        settings: Default::default(),
     }
 }
 

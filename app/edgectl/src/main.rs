@@ -40,7 +40,7 @@ enum Command {
     Site(SiteCommand),
     /// Edge nodes.
     #[command(subcommand)]
-    Device(ListOnly),
+    Device(DeviceCommand),
     /// Deploy APP[@VERSION] to a site.
     Deploy {
         app: String,
@@ -72,6 +72,16 @@ enum AppCommand {
 #[derive(Subcommand)]
 enum ListOnly {
     List,
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    List,
+    /// One device: liveness, resource use, and its runtime drivers with their source
+    /// (built-in, native or wasm plugin).
+    Show {
+        device: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,7 +142,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &api.get("/sites").await?,
             &["id", "lo_connected", "manifest_version", "last_seen"],
         ),
-        Command::Device(ListOnly::List) => {
+        Command::Device(DeviceCommand::Show { device }) => {
+            let devices = api.get("/devices").await?;
+            let Some(found) = devices
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["id"] == device.as_str())
+            else {
+                bail!("no device {device} (edgectl device list shows them)");
+            };
+            if out == Output::Json {
+                return print(out, found, &[]);
+            }
+            let shown = with_usage_columns(json!([found]));
+            print(
+                out,
+                &shown,
+                &["id", "online", "last_seen", "load", "memory", "workloads"],
+            )?;
+            let drivers: Vec<Value> =
+                found["capabilities"]["properties"]["labels"]["eos.dev/drivers"]
+                    .as_array()
+                    .or_else(|| found["capabilities"]["labels"]["eos.dev/drivers"].as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str())
+                    .map(|d| {
+                        let (runtime, source) = d.split_once(':').unwrap_or((d, "-"));
+                        json!({"runtime": runtime, "source": source})
+                    })
+                    .collect();
+            println!();
+            print(out, &Value::Array(drivers), &["runtime", "source"])
+        }
+        Command::Device(DeviceCommand::List) => {
             let devices = api.get("/devices").await?;
             let shown = match out {
                 Output::Json => devices,

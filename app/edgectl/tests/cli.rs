@@ -1,5 +1,6 @@
-//! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a site's
-//! event log lists what happened there, and an unknown site is a readable error.
+//! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a device
+//! shows its drivers, a site's event log lists what happened there, and unknown names are
+//! readable errors.
 
 use eos_tests::{CRASHY_APP, Fleet, LIMIT, eventually};
 use std::process::Command;
@@ -54,6 +55,29 @@ async fn devices_show_resource_use_and_sites_their_events() {
         devices[0].get("memory").is_none(),
         "table columns stay out of JSON"
     );
+    // One device with its drivers: the built-in wasm and, with the engine the test services
+    // start, the built-in oci driver.
+    let (ok, shown, err) = edgectl(&fleet, &["device", "show", "site-1/node-1"]);
+    assert!(ok, "{err}");
+    let drivers: Vec<&str> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("RUNTIME"))
+        .skip(1)
+        .collect();
+    assert!(
+        drivers
+            .iter()
+            .any(|l| l.split_whitespace().eq(["wasm", "built-in"])),
+        "{shown}"
+    );
+    assert!(
+        drivers
+            .iter()
+            .any(|l| l.split_whitespace().eq(["oci", "built-in"])),
+        "{shown}"
+    );
+    let (ok, _, err) = edgectl(&fleet, &["device", "show", "site-1/nowhere"]);
+    assert!(!ok && err.contains("no device site-1/nowhere"), "{err}");
 
     // A crash shows in the site's events.
     let id = fleet

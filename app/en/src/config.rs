@@ -1,6 +1,8 @@
 //! EN configuration: a TOML file, then `EOS_EN_*` environment variables, then flags.
 
+use eos_adapter_oci::RegistryLogin;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +17,15 @@ pub struct EnConfig {
     pub heartbeat_secs: u64,
     /// How often the supervisor looks at every component (and restarts crashed ones).
     pub health_check_secs: u64,
+    /// The container engine's Unix socket (Docker, or Podman's compatible one). When nothing
+    /// answers there at start, the EN runs without the `oci` runtime and says so.
+    pub container_socket: String,
+    /// Labels this EN's containers; defaults to the device id. Only needed when several ENs
+    /// share one engine under the same device id (tests).
+    pub container_scope: Option<String>,
+    /// Registry logins by host, for pulling images: `[registries."HOST"]` with `username` and
+    /// `password`.
+    pub registries: BTreeMap<String, RegistryLogin>,
 }
 
 impl Default for EnConfig {
@@ -25,6 +36,9 @@ impl Default for EnConfig {
             data_dir: PathBuf::from(".eos/en"),
             heartbeat_secs: 5,
             health_check_secs: 2,
+            container_socket: "/var/run/docker.sock".into(),
+            container_scope: None,
+            registries: BTreeMap::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod usage;
 
 pub use config::EnConfig;
 
+use eos_adapter_oci::OciDriver;
 use eos_adapter_wasm::WasmDriver;
 use eos_driver::RuntimeDriver;
 use std::sync::Arc;
@@ -30,7 +31,19 @@ impl En {
         let records = record::RunRecord::open(config.data_dir.join("state"))?;
         let wasm: Arc<dyn RuntimeDriver> =
             Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
-        let drivers = vec![wasm];
+        let mut drivers = vec![wasm];
+        let scope = config
+            .container_scope
+            .clone()
+            .unwrap_or_else(|| config.device_id.clone());
+        match OciDriver::connect(&config.container_socket, &scope, config.registries.clone()).await
+        {
+            Ok(oci) => {
+                tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci runtime on");
+                drivers.push(Arc::new(oci));
+            }
+            Err(e) => tracing::info!(error = %e, "oci runtime off"),
+        }
         let caps = capabilities::detect(&device, &drivers);
         let agent = Arc::new(link::Agent::new(device, caps, drivers, records));
         agent.recover().await;

@@ -27,6 +27,10 @@ struct Args {
     /// Seconds between heartbeats to the LO (default 5).
     #[arg(long, env = "EOS_EN_HEARTBEAT_SECS")]
     heartbeat_secs: Option<u64>,
+    /// The container engine's Unix socket (default /var/run/docker.sock); without an engine
+    /// there, the EN runs without the oci runtime.
+    #[arg(long, env = "EOS_EN_CONTAINER_SOCKET")]
+    container_socket: Option<String>,
     /// Seconds between looks at every component; crashed ones are restarted (default 2).
     #[arg(long, env = "EOS_EN_HEALTH_CHECK_SECS")]
     health_check_secs: Option<u64>,

@@ -220,6 +220,7 @@ mod tests {
             revision: "1".into(),
             app_version: "1".into(),
             parameters: Default::default(),
+            settings: Default::default(),
         };
         agent.apply("d1", &spec).await.unwrap();
         let applies = || {

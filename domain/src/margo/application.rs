@@ -460,11 +460,18 @@ fn walk_profiles(w: &mut Walk<'_>, profiles: &Value, component_names: &mut Vec<S
             );
         }
         if let Some(components) = w.required(m, "components", &path) {
+            let ext: BTreeMap<String, Value> =
+                m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let runtime = match profile_type {
+                Some(ProfileType::Custom) => custom_runtime(&ext),
+                _ => None,
+            };
             walk_components(
                 w,
                 components,
                 &join(&path, "components"),
                 profile_type,
+                runtime.as_deref(),
                 component_names,
             );
         }
@@ -476,6 +483,7 @@ pub(crate) fn walk_components(
     components: &Value,
     path: &str,
     profile_type: Option<ProfileType>,
+    runtime: Option<&str>,
     names: &mut Vec<String>,
 ) {
     let Some(list) = w.list(components, path) else {
@@ -488,7 +496,10 @@ pub(crate) fn walk_components(
     for (i, c) in list.iter().enumerate() {
         let cp = index(path, i);
         let Some(m) = w.object(c, &cp) else { continue };
-        w.no_unknown_fields(m, &["name", "properties"], &cp);
+        w.no_unknown_fields(m, &["name", "properties", EOS_EXTENSIONS], &cp);
+        if let Some(ext) = m.get(EOS_EXTENSIONS) {
+            walk_component_extensions(w, ext, &join(&cp, EOS_EXTENSIONS), runtime);
+        }
         if let Some(name) = w.required_str(m, "name", &cp) {
             if let Err(reason) = check_label_name(&name) {
                 w.problem(
@@ -507,6 +518,35 @@ pub(crate) fn walk_components(
         }
         if let Some(props) = w.required(m, "properties", &cp) {
             walk_properties(w, props, &join(&cp, "properties"), profile_type);
+        }
+    }
+}
+
+/// A component's `x-eos-extensions`: today `container`, the settings of an `oci` component.
+fn walk_component_extensions(w: &mut Walk<'_>, ext: &Value, path: &str, runtime: Option<&str>) {
+    let Some(m) = w.object(ext, path) else {
+        return;
+    };
+    w.no_unknown_fields(m, &["container"], path);
+    let Some(container) = m.get("container") else {
+        return;
+    };
+    let cpath = join(path, "container");
+    if runtime != Some("oci") {
+        w.problem(
+            cpath,
+            "container settings are for components of the oci runtime",
+        );
+        return;
+    }
+    if let Err(problems) = crate::container::ContainerSettings::from_value(container) {
+        for (field, message) in problems {
+            let at = if field.is_empty() {
+                cpath.clone()
+            } else {
+                join(&cpath, &field)
+            };
+            w.problem(at, message);
         }
     }
 }
@@ -717,6 +757,37 @@ deploymentProfiles:
         let problems = ApplicationDescription::from_yaml(&bad).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems}");
         assert!(problems.mentions("foo"));
+    }
+
+    #[test]
+    fn container_settings_of_oci_components_are_checked_where_they_are() {
+        let oci = MINIMAL
+            .replace("{runtime: wasm}", "{runtime: oci}")
+            .replace(
+                "properties: {repository: ./hello.wat, revision: 1.0.0}",
+                "properties: {repository: oci://127.0.0.1:5000/web, revision: 1.0.0}\n        \
+                 x-eos-extensions:\n          container: {ports: [\"8080:80\"], memory: 64Mi}",
+            );
+        let ad = ApplicationDescription::from_yaml(&oci).unwrap_or_else(|p| panic!("{p}"));
+        let ext = &ad.deployment_profiles[0].components[0].extensions[EOS_EXTENSIONS];
+        assert_eq!(ext["container"]["ports"][0], "8080:80");
+
+        let bad = oci.replace("64Mi", "lots");
+        let problems = ApplicationDescription::from_yaml(&bad).unwrap_err();
+        assert!(
+            problems
+                .to_string()
+                .contains("deploymentProfiles[0].components[0].x-eos-extensions.container.memory"),
+            "{problems}"
+        );
+        let on_wasm = oci.replace("{runtime: oci}", "{runtime: wasm}");
+        let problems = ApplicationDescription::from_yaml(&on_wasm).unwrap_err();
+        assert!(
+            problems
+                .to_string()
+                .contains("for components of the oci runtime"),
+            "{problems}"
+        );
     }
 
     #[test]

@@ -228,6 +228,14 @@ fn walk_profile(w: &mut Walk<'_>, profile: &Value, names: &mut Vec<String>) {
             components,
             &join(path, "components"),
             profile_type,
+            profile_type
+                .filter(|t| *t == ProfileType::Custom)
+                .and_then(|_| {
+                    let ext: std::collections::BTreeMap<String, serde_json::Value> =
+                        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    crate::margo::application::custom_runtime(&ext)
+                })
+                .as_deref(),
             names,
         );
     }

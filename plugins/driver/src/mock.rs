@@ -169,6 +169,7 @@ mod tests {
             revision: "1".into(),
             app_version: "1".into(),
             parameters: Default::default(),
+            settings: Default::default(),
         }
     }
 

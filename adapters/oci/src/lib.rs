@@ -1,0 +1,563 @@
+//! The built-in `oci` runtime driver: each component is one container, run through the Docker
+//! Engine API (bollard; Podman's Docker-compatible socket works the same). The image comes from
+//! the component's `repository` (`oci://HOST/NAME`) and `revision` (the tag), pulled with the
+//! registry's credentials when the engine lacks it. Margo parameters become environment
+//! variables; ports, volumes, limits and a health check come from the component's
+//! `x-eos-extensions.container` ([`eos_domain::container`]).
+//!
+//! Containers carry labels naming the EN (`eos.scope`), the deployment, the component and a
+//! digest of the spec they were made from. Applying the same spec again, or recovering after an
+//! EN restart, adopts the running container instead of recreating it; a different spec
+//! replaces it. Containers outlive the EN, so the restart policy is the EN's supervisor's, not
+//! the engine's (`restart: no`): one place restarts, counts and reports crashes.
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::errors::Error as EngineError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, HealthConfig, HealthStatusEnum, HostConfig,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use eos_domain::container::{ContainerSettings, VolumeMount};
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// How long `apply` watches a new container before calling it started.
+pub const START_WINDOW: Duration = Duration::from_millis(500);
+/// How long a container gets to stop on SIGTERM before it is killed.
+pub const STOP_GRACE_SECS: i32 = 10;
+
+const LABEL_SCOPE: &str = "eos.scope";
+const LABEL_DEPLOYMENT: &str = "eos.deployment";
+const LABEL_COMPONENT: &str = "eos.component";
+const LABEL_SPEC: &str = "eos.spec";
+
+/// A login for one registry host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryLogin {
+    pub username: String,
+    pub password: String,
+}
+
+pub struct OciDriver {
+    docker: Docker,
+    /// Names this EN's containers: several ENs may share one engine.
+    scope: String,
+    /// Logins by registry host (`127.0.0.1:5000`, `registry.example.com`).
+    logins: BTreeMap<String, RegistryLogin>,
+    engine: String,
+}
+
+impl OciDriver {
+    /// Connects to the engine at `socket` (a Unix socket path), agreeing on an API version both
+    /// sides speak. Fails when no engine answers there: the EN then runs without this driver.
+    pub async fn connect(
+        socket: &str,
+        scope: &str,
+        logins: BTreeMap<String, RegistryLogin>,
+    ) -> Result<Self, DriverError> {
+        let unreachable = |e: EngineError| {
+            DriverError::Other(format!("no container engine answers at {socket}: {e}"))
+        };
+        let docker = Docker::connect_with_unix(socket, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(unreachable)?
+            .negotiate_version()
+            .await
+            .map_err(unreachable)?;
+        let version = docker.version().await.map_err(unreachable)?;
+        let engine = format!(
+            "{} {} (API {})",
+            version
+                .platform
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| "engine".into()),
+            version.version.unwrap_or_default(),
+            version.api_version.unwrap_or_default()
+        );
+        Ok(Self {
+            docker,
+            scope: scope.to_owned(),
+            logins,
+            engine,
+        })
+    }
+
+    /// The container a component runs in.
+    pub fn container_name(&self, key: &InstanceKey) -> String {
+        format!(
+            "eos-{}-{}-{}",
+            sanitize(&self.scope),
+            sanitize(&key.deployment_id),
+            sanitize(&key.component)
+        )
+    }
+
+    fn volume_name(&self, key: &InstanceKey, volume: &str) -> String {
+        format!("{}-{}", self.container_name(key), sanitize(volume))
+    }
+
+    /// The last `lines` lines the component wrote (stdout and stderr).
+    pub async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(&self.container_name(key), Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| DriverError::Other(e.to_string()))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text.lines().map(str::to_owned).collect())
+    }
+
+    async fn ensure_image(&self, spec: &ComponentSpec, image: &str) -> Result<(), DriverError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let host = image.split('/').next().unwrap_or_default();
+        let credentials = self.logins.get(host).map(|l| DockerCredentials {
+            username: Some(l.username.clone()),
+            password: Some(l.password.clone()),
+            serveraddress: Some(host.to_owned()),
+            ..Default::default()
+        });
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut pull = self.docker.create_image(Some(options), None, credentials);
+        while let Some(progress) = pull.next().await {
+            progress.map_err(|e| DriverError::Fetch {
+                repository: spec.repository.clone(),
+                reason: engine_message(&e),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn container_body(
+        &self,
+        key: &InstanceKey,
+        spec: &ComponentSpec,
+        image: String,
+        settings: &ContainerSettings,
+        digest: &str,
+    ) -> ContainerCreateBody {
+        let env: Vec<String> = spec
+            .parameters
+            .iter()
+            .chain(&settings.env)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let labels = HashMap::from([
+            (LABEL_SCOPE.to_owned(), self.scope.clone()),
+            (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),
+            (LABEL_COMPONENT.to_owned(), key.component.clone()),
+            (LABEL_SPEC.to_owned(), digest.to_owned()),
+        ]);
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for p in settings.port_mappings() {
+            let port = format!("{}/{}", p.container, if p.udp { "udp" } else { "tcp" });
+            bindings
+                .entry(port)
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: None,
+                    host_port: Some(p.host.to_string()),
+                });
+        }
+        let binds: Vec<String> = settings
+            .volume_mounts()
+            .into_iter()
+            .map(|v| match v {
+                VolumeMount::Named { name, target } => {
+                    format!("{}:{target}", self.volume_name(key, &name))
+                }
+                VolumeMount::Host {
+                    source,
+                    target,
+                    read_only,
+                } => format!("{source}:{target}{}", if read_only { ":ro" } else { "" }),
+            })
+            .collect();
+        let healthcheck = settings.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_owned())
+                    .chain(h.command.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(i64::from(h.interval_seconds) * 1_000_000_000),
+            retries: Some(i64::from(h.retries)),
+            ..Default::default()
+        });
+        ContainerCreateBody {
+            image: Some(image),
+            cmd: (!settings.command.is_empty()).then(|| settings.command.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            exposed_ports: Some(bindings.keys().cloned().collect()),
+            healthcheck,
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                binds: Some(binds),
+                memory: settings
+                    .memory_bytes()
+                    .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+                nano_cpus: settings.cpus.map(|c| (c * 1e9) as i64),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                // The engine's init as PID 1: SIGTERM stops any workload, zombies are reaped.
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
+        let stop = StopContainerOptionsBuilder::default()
+            .t(STOP_GRACE_SECS)
+            .build();
+        let _ = self.docker.stop_container(name, Some(stop)).await;
+        let remove = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self.docker.remove_container(name, Some(remove)).await {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            Err(e) => Err(DriverError::Other(format!(
+                "cannot remove container {name}: {}",
+                engine_message(&e)
+            ))),
+        }
+    }
+
+    /// Why a container that ended did so: its status and its last lines of output.
+    async fn why_ended(&self, key: &InstanceKey, code: i64) -> String {
+        let tail = self.logs(key, 5).await.unwrap_or_default();
+        if tail.is_empty() {
+            format!("exited with status {code}")
+        } else {
+            format!(
+                "exited with status {code}; last output: {}",
+                tail.join(" | ")
+            )
+        }
+    }
+}
+
+/// The image reference of a component: `oci://HOST/NAME` + `revision` as the tag.
+pub fn image_of(spec: &ComponentSpec) -> Result<String, DriverError> {
+    let repo = spec
+        .repository
+        .strip_prefix("oci://")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| DriverError::Fetch {
+            repository: spec.repository.clone(),
+            reason: "an oci component's repository is oci://HOST/NAME".into(),
+        })?;
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    if last.contains(':') || last.contains('@') || spec.revision.is_empty() {
+        Ok(repo.to_owned())
+    } else {
+        Ok(format!("{repo}:{}", spec.revision))
+    }
+}
+
+/// A digest of everything that makes a container what it is.
+fn spec_digest(spec: &ComponentSpec) -> String {
+    let json = serde_json::to_vec(spec).expect("a spec serializes");
+    hex::encode(&Sha256::digest(&json)[..12])
+}
+
+fn settings_of(spec: &ComponentSpec) -> Result<ContainerSettings, DriverError> {
+    match spec.settings.get("container") {
+        None => Ok(ContainerSettings::default()),
+        Some(value) => ContainerSettings::from_value(value).map_err(|problems| {
+            let text: Vec<String> = problems
+                .into_iter()
+                .map(|(field, message)| format!("container.{field}: {message}"))
+                .collect();
+            DriverError::Start(format!("invalid container settings: {}", text.join("; ")))
+        }),
+    }
+}
+
+/// Characters Docker accepts in names; anything else becomes `-`.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn status_of(e: &EngineError) -> Option<u16> {
+    match e {
+        EngineError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+fn engine_message(e: &EngineError) -> String {
+    match e {
+        EngineError::DockerResponseServerError { message, .. } => message.clone(),
+        EngineError::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn handle_of(name: &str, id: &str) -> Handle {
+    Handle {
+        driver: "oci".into(),
+        data: serde_json::json!({"container": name, "id": id}),
+    }
+}
+
+#[async_trait::async_trait]
+impl RuntimeDriver for OciDriver {
+    fn info(&self) -> DriverInfo {
+        DriverInfo {
+            runtime: "oci".into(),
+            source: "built-in".into(),
+            version: self.engine.clone(),
+            deployment_types: vec!["custom".into()],
+        }
+    }
+
+    async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError> {
+        let settings = settings_of(spec)?;
+        let image = image_of(spec)?;
+        let name = self.container_name(key);
+        let digest = spec_digest(spec);
+        match self.docker.inspect_container(&name, None).await {
+            Ok(existing) => {
+                let same = existing
+                    .config
+                    .as_ref()
+                    .and_then(|c| c.labels.as_ref())
+                    .and_then(|l| l.get(LABEL_SPEC))
+                    == Some(&digest);
+                let running = existing
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.running)
+                    .unwrap_or(false);
+                let id = existing.id.unwrap_or_default();
+                if same && running {
+                    return Ok(handle_of(&name, &id));
+                }
+                // Made from another spec, or ended: it goes, and a fresh one comes.
+                self.remove_container(&name).await?;
+            }
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(DriverError::Other(engine_message(&e))),
+        }
+        self.ensure_image(spec, &image).await?;
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let body = self.container_body(key, spec, image, &settings, &digest);
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| {
+                DriverError::Start(format!("cannot create {name}: {}", engine_message(&e)))
+            })?;
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(|e| {
+                DriverError::Start(format!("cannot start {name}: {}", engine_message(&e)))
+            })?;
+        tokio::time::sleep(START_WINDOW).await;
+        match self.inspect(key).await {
+            Health::Running => Ok(handle_of(&name, &created.id)),
+            Health::Exited { code } => Err(DriverError::Start(
+                self.why_ended(key, i64::from(code)).await,
+            )),
+            Health::Failed { reason } => Err(DriverError::Start(reason)),
+            Health::Unknown => Err(DriverError::Start(format!("{name} vanished after start"))),
+        }
+    }
+
+    async fn inspect(&self, key: &InstanceKey) -> Health {
+        let Ok(container) = self
+            .docker
+            .inspect_container(&self.container_name(key), None)
+            .await
+        else {
+            return Health::Unknown;
+        };
+        let Some(state) = container.state else {
+            return Health::Unknown;
+        };
+        let unhealthy = state
+            .health
+            .as_ref()
+            .is_some_and(|h| h.status == Some(HealthStatusEnum::UNHEALTHY));
+        match state.status {
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)
+                if unhealthy =>
+            {
+                let last = state
+                    .health
+                    .and_then(|h| h.log)
+                    .and_then(|l| l.last().cloned())
+                    .and_then(|r| r.output)
+                    .unwrap_or_default();
+                Health::Failed {
+                    reason: format!("unhealthy: {}", last.trim()),
+                }
+            }
+            Some(
+                ContainerStateStatusEnum::RUNNING
+                | ContainerStateStatusEnum::RESTARTING
+                | ContainerStateStatusEnum::PAUSED,
+            ) => Health::Running,
+            Some(ContainerStateStatusEnum::CREATED) => Health::Failed {
+                reason: "created but never started".into(),
+            },
+            _ => Health::Exited {
+                code: i32::try_from(state.exit_code.unwrap_or(-1)).unwrap_or(-1),
+            },
+        }
+    }
+
+    async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError> {
+        let name = self.container_name(key);
+        // The named volumes it mounted go with it: their names are in its binds.
+        let volumes: Vec<String> = match self.docker.inspect_container(&name, None).await {
+            Ok(c) => c
+                .host_config
+                .and_then(|h| h.binds)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|b| b.split(':').next().map(str::to_owned))
+                .filter(|source| source.starts_with(&format!("{name}-")))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.remove_container(&name).await?;
+        for volume in volumes {
+            if let Err(e) = self
+                .docker
+                .remove_volume(
+                    &volume,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+                && status_of(&e) != Some(404)
+            {
+                return Err(DriverError::Other(format!(
+                    "cannot remove volume {volume}: {}",
+                    engine_message(&e)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover(
+        &self,
+        key: &InstanceKey,
+        spec: &ComponentSpec,
+        _handle: &Handle,
+    ) -> Result<Handle, DriverError> {
+        // A running container made from this spec is adopted as it is; anything else is made
+        // good by applying.
+        self.apply(key, spec).await
+    }
+
+    async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_SCOPE}={}", self.scope)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| DriverError::Other(engine_message(&e)))?;
+        let mut removed = Vec::new();
+        for c in containers {
+            let labels = c.labels.unwrap_or_default();
+            let key = InstanceKey {
+                deployment_id: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
+                component: labels.get(LABEL_COMPONENT).cloned().unwrap_or_default(),
+            };
+            if !keep.contains(&key) {
+                self.remove(&key).await?;
+                removed.push(key);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(repository: &str, revision: &str) -> ComponentSpec {
+        ComponentSpec {
+            name: "web".into(),
+            runtime: "oci".into(),
+            repository: repository.into(),
+            revision: revision.into(),
+            app_version: "1.0.0".into(),
+            parameters: Default::default(),
+            settings: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_revision_is_the_tag_unless_the_repository_has_one() {
+        let image = |r, v| image_of(&spec(r, v)).unwrap();
+        assert_eq!(
+            image("oci://127.0.0.1:5000/eos/web", "1.0.0"),
+            "127.0.0.1:5000/eos/web:1.0.0"
+        );
+        assert_eq!(image("oci://registry/web:2", "1.0.0"), "registry/web:2");
+        assert_eq!(
+            image("oci://registry/web@sha256:ab", "1.0.0"),
+            "registry/web@sha256:ab"
+        );
+        assert!(matches!(
+            image_of(&spec("file:///x", "1")),
+            Err(DriverError::Fetch { .. })
+        ));
+    }
+
+    #[test]
+    fn names_keep_to_what_docker_accepts_and_specs_differ_by_digest() {
+        assert_eq!(sanitize("site-1/node 1"), "site-1-node-1");
+        let a = spec("oci://r/web", "1.0.0");
+        let mut b = a.clone();
+        b.parameters.insert("MODE".into(), "x".into());
+        assert_ne!(spec_digest(&a), spec_digest(&b));
+        assert_eq!(spec_digest(&a), spec_digest(&a.clone()));
+    }
+}

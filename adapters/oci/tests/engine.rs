@@ -1,0 +1,243 @@
+//! The oci driver against a real Docker engine and a real registry on loopback (both started by
+//! `config/services.sh`, which the test command runs): the conformance suite, adoption without
+//! restart, container settings, and the reasons a container that cannot run gives.
+
+use eos_adapter_oci::OciDriver;
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, Health, InstanceKey, RuntimeDriver};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const SOCKET: &str = "/var/run/docker.sock";
+
+fn registry() -> String {
+    std::env::var("EOS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// A scope of its own per driver, so tests running side by side never prune each other.
+fn scope() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+async fn driver(scope: &str) -> OciDriver {
+    OciDriver::connect(SOCKET, scope, Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"))
+}
+
+fn spec(name: &str, settings: serde_json::Value) -> ComponentSpec {
+    ComponentSpec {
+        name: name.into(),
+        runtime: "oci".into(),
+        repository: format!("oci://{}/eos-test/busybox", registry()),
+        revision: "1.0.0".into(),
+        app_version: "1.0.0".into(),
+        parameters: Default::default(),
+        settings: json!({ "container": settings }),
+    }
+}
+
+fn key(deployment: &str, component: &str) -> InstanceKey {
+    InstanceKey {
+        deployment_id: deployment.into(),
+        component: component.into(),
+    }
+}
+
+/// Runs until stopped, and stops at once on SIGTERM (a bare `sleep` as PID 1 ignores it, and
+/// every stop would wait out the grace period).
+fn sleeper() -> ComponentSpec {
+    spec(
+        "sleeper",
+        json!({"command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_oci_driver_passes_the_driver_conformance_suite() {
+    // Each `make` over the same folder stands for the same EN: the folder names the scope.
+    let make = |dir: &std::path::Path| -> Arc<dyn RuntimeDriver> {
+        let scope = format!(
+            "conformance-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        let driver = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(OciDriver::connect(SOCKET, &scope, Default::default()))
+        })
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+        Arc::new(driver)
+    };
+    let mut missing = sleeper();
+    missing.repository = format!("oci://{}/eos-test/missing", registry());
+    eos_driver::conformance::run(eos_driver::conformance::Fixture {
+        make: &make,
+        runs: sleeper(),
+        cannot_start: missing,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_container_is_adopted_after_a_restart_not_recreated() {
+    let scope = scope();
+    let first = driver(&scope).await;
+    let k = key("adopt", "sleeper");
+    let handle = first.apply(&k, &sleeper()).await.unwrap();
+    let started = started_at(&first, &k).await;
+    drop(first);
+    let again = driver(&scope).await;
+    let adopted = again.recover(&k, &sleeper(), &handle).await.unwrap();
+    assert_eq!(adopted, handle, "the same container");
+    assert_eq!(started_at(&again, &k).await, started, "not restarted");
+    // A different spec for the same component replaces it.
+    let mut changed = sleeper();
+    changed.parameters.insert("MODE".into(), "new".into());
+    let replaced = again.apply(&k, &changed).await.unwrap();
+    assert_ne!(replaced, handle);
+    again.remove(&k).await.unwrap();
+}
+
+async fn started_at(driver: &OciDriver, k: &InstanceKey) -> String {
+    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    docker
+        .inspect_container(&driver.container_name(k), None)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .started_at
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_parameters_ports_volumes_and_limits_reach_the_container() {
+    let d = driver(&scope()).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut web = spec(
+        "web",
+        json!({
+            "command": ["sh", "-c", "echo greeting=$GREETING mode=$MODE; echo kept > /state/file; exec httpd -f -p 80 -h /www"],
+            "env": {"MODE": "test"},
+            "ports": [format!("{port}:80")],
+            "volumes": ["state:/state"],
+            "memory": "64Mi",
+            "cpus": 0.5
+        }),
+    );
+    web.parameters.insert("GREETING".into(), "hi".into());
+    let k = key("settings", "web");
+    d.apply(&k, &web).await.unwrap();
+    assert_eq!(d.inspect(&k).await, Health::Running);
+
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/index.html"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.trim(), "hello from eos");
+    let logs = d.logs(&k, 10).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l == "greeting=hi mode=test"),
+        "parameters and env become the environment: {logs:?}"
+    );
+    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let host = docker
+        .inspect_container(&d.container_name(&k), None)
+        .await
+        .unwrap()
+        .host_config
+        .unwrap();
+    assert_eq!(host.memory, Some(64 << 20));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    let volume = format!("{}-state", d.container_name(&k));
+    assert!(docker.inspect_volume(&volume).await.is_ok());
+
+    d.remove(&k).await.unwrap();
+    assert_eq!(d.inspect(&k).await, Health::Unknown);
+    assert!(
+        docker.inspect_volume(&volume).await.is_err(),
+        "the component's named volume goes with it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_that_cannot_run_says_why() {
+    let d = driver(&scope()).await;
+    let crash = spec(
+        "crash",
+        json!({"command": ["sh", "-c", "echo boom >&2; exit 3"]}),
+    );
+    let k = key("why", "crash");
+    match d.apply(&k, &crash).await {
+        Err(DriverError::Start(reason)) => {
+            assert!(reason.contains("exited with status 3"), "{reason}");
+            assert!(reason.contains("boom"), "its last output: {reason}");
+        }
+        other => panic!("a crash at start fails apply: {other:?}"),
+    }
+    assert_eq!(d.inspect(&k).await, Health::Exited { code: 3 });
+    d.remove(&k).await.unwrap();
+
+    let mut missing = sleeper();
+    missing.repository = format!("oci://{}/eos-test/nothing-here", registry());
+    match d.apply(&key("why", "missing"), &missing).await {
+        Err(DriverError::Fetch { repository, reason }) => {
+            assert!(repository.ends_with("nothing-here"));
+            assert!(!reason.is_empty());
+        }
+        other => panic!("a missing image is a fetch error: {other:?}"),
+    }
+    let mut bad = sleeper();
+    bad.settings = json!({"container": {"ports": ["eighty"]}});
+    match d.apply(&key("why", "bad"), &bad).await {
+        Err(DriverError::Start(reason)) => {
+            assert!(reason.contains("container.ports[0]"), "{reason}")
+        }
+        other => panic!("bad settings are refused: {other:?}"),
+    }
+
+    // A failing health check makes a running container unhealthy: the supervisor's cue.
+    let sick = spec(
+        "sick",
+        json!({"command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"], "healthcheck": {"command": ["false"], "intervalSeconds": 1, "retries": 1}}),
+    );
+    let k = key("why", "sick");
+    d.apply(&k, &sick).await.unwrap();
+    let mut health = Health::Running;
+    for _ in 0..40 {
+        health = d.inspect(&k).await;
+        if matches!(health, Health::Failed { .. }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        matches!(&health, Health::Failed { reason } if reason.starts_with("unhealthy")),
+        "{health:?}"
+    );
+    d.remove(&k).await.unwrap();
+}

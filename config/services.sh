@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starts the real services EOS's tests use, installing them first when missing (Debian, as root):
+#   - a Docker engine (Debian docker.io), socket /var/run/docker.sock;
+#   - an OCI registry (Debian docker-registry) on 127.0.0.1:5000, without auth or TLS;
+#   - the test image eos-test/busybox:1, a busybox-static root made locally (no registry can be
+#     pulled from), imported into Docker and pushed to the registry.
+# Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
+# /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000).
+set -euo pipefail
+
+dir="${EOS_SERVICES_DIR:-/tmp/eos-services}"
+registry="${EOS_TEST_REGISTRY:-127.0.0.1:5000}"
+mkdir -p "$dir"
+# The Debian client matches the Debian engine (API 1.41); a newer one elsewhere on the PATH may not.
+docker_cli=/usr/bin/docker
+
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+command -v curl >/dev/null || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "services: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >"$dir/apt.log"
+fi
+
+wait_for() { # what, seconds, command...
+  local what="$1" limit="$2"
+  shift 2
+  for _ in $(seq 1 "$limit"); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "services: $what did not come up within ${limit}s; see $dir" >&2
+  return 1
+}
+
+if ! "$docker_cli" version >/dev/null 2>&1; then
+  echo "services: starting dockerd"
+  nohup dockerd >"$dir/dockerd.log" 2>&1 &
+  wait_for "the Docker engine" 60 "$docker_cli" version
+fi
+
+if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
+  echo "services: starting the registry on $registry"
+  cat >"$dir/registry.yml" <<EOF
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $dir/registry
+  delete:
+    enabled: true
+http:
+  addr: $registry
+EOF
+  nohup docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
+  wait_for "the registry" 30 curl -fsS "http://$registry/v2/"
+fi
+
+if ! "$docker_cli" image inspect eos-test/busybox:1 >/dev/null 2>&1; then
+  echo "services: building the test image eos-test/busybox:1"
+  root="$(mktemp -d)"
+  mkdir -p "$root/bin" "$root/tmp" "$root/www"
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for tool in sh echo sleep cat ls httpd wget env kill true false test; do
+    ln -s busybox "$root/bin/$tool"
+  done
+  echo "hello from eos" >"$root/www/index.html"
+  tar -C "$root" -c . | "$docker_cli" import -c 'CMD ["/bin/sh"]' - eos-test/busybox:1 >/dev/null
+  rm -rf "$root"
+fi
+# In the registry as 1 and 1.0.0 (Margo revisions are SemVer; an oci component's revision is its tag).
+for tag in 1 1.0.0; do
+  "$docker_cli" tag eos-test/busybox:1 "$registry/eos-test/busybox:$tag"
+  "$docker_cli" push -q "$registry/eos-test/busybox:$tag" >/dev/null
+done
+echo "services: docker and the registry on $registry are up"

@@ -1,0 +1,101 @@
+//! Containers through the whole system, on the real Docker engine and registry that
+//! `config/services.sh` starts: the EN without an engine does not advertise the oci runtime, so
+//! the LO places the container app on the EN that has one; the page is served, parameters
+//! reach the container, an EN restart adopts the running container, and undeploying removes it.
+
+use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, eventually};
+
+async fn container_started_at(name_part: &str) -> Option<(String, String)> {
+    let docker = bollard::Docker::connect_with_unix(
+        "/var/run/docker.sock",
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )
+    .ok()?
+    .negotiate_version()
+    .await
+    .ok()?;
+    let all = docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .build(),
+        ))
+        .await
+        .ok()?;
+    let id = all.into_iter().find_map(|c| {
+        c.names?
+            .iter()
+            .any(|n| n.contains(name_part))
+            .then_some(c.id?)
+    })?;
+    let state = docker.inspect_container(&id, None).await.ok()?.state?;
+    Some((id, state.started_at?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
+        .await
+        .unwrap();
+    // node-2 has no container engine.
+    fleet
+        .reconfigure_en(1, |c| {
+            c.container_socket = "/nonexistent/docker.sock".into()
+        })
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let devices = fleet.get("/api/v1/devices").await.unwrap();
+    let runtimes = |i: usize| {
+        devices[i]["capabilities"]["properties"]["labels"].to_string()
+            + &devices[i]["capabilities"].to_string()
+    };
+    assert!(runtimes(0).contains("oci"), "{}", devices[0]);
+    assert!(!runtimes(1).contains("\"oci"), "{}", devices[1]);
+
+    let id = fleet.create_deployment(WEB_OCI_APP, None).await.unwrap();
+    let view = eventually("the container app to be installed", LIMIT, || async {
+        let v = fleet.deployment(&id).await;
+        (v["state"] == "installed").then_some(v)
+    })
+    .await;
+    assert_eq!(view["devices"][0]["device_id"], "site-1/node-1", "{view}");
+    let page = eventually("the page", LIMIT, || async {
+        reqwest::get("http://127.0.0.1:18765/index.html")
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(page.trim(), "hello from eos");
+
+    // The EN restarts; the container runs on untouched.
+    let short = &id[..8];
+    let (container, started) = container_started_at(short).await.expect("the container");
+    fleet.stop_en(0).await;
+    fleet.start_en(0).await.unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        container_started_at(short).await,
+        Some((container, started)),
+        "adopted, not restarted"
+    );
+    assert_eq!(fleet.deployment(&id).await["state"], "installed");
+
+    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
+    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
+    eventually("the container to go", LIMIT, || async {
+        container_started_at(short).await.is_none().then_some(())
+    })
+    .await;
+    eventually("the deployment to be removed", LIMIT, || async {
+        (fleet.deployment(&id).await["phase"] == "removed").then_some(())
+    })
+    .await;
+    fleet.shutdown().await;
+}
