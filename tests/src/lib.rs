@@ -3,6 +3,7 @@
 
 pub mod processes;
 pub mod proxy;
+pub mod registry;
 
 pub use proxy::{Fault, FaultProxy};
 

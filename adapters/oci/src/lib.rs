@@ -263,20 +263,10 @@ impl OciDriver {
 
 /// The image reference of a component: `oci://HOST/NAME` + `revision` as the tag.
 pub fn image_of(spec: &ComponentSpec) -> Result<String, DriverError> {
-    let repo = spec
-        .repository
-        .strip_prefix("oci://")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| DriverError::Fetch {
-            repository: spec.repository.clone(),
-            reason: "an oci component's repository is oci://HOST/NAME".into(),
-        })?;
-    let last = repo.rsplit('/').next().unwrap_or(repo);
-    if last.contains(':') || last.contains('@') || spec.revision.is_empty() {
-        Ok(repo.to_owned())
-    } else {
-        Ok(format!("{repo}:{}", spec.revision))
-    }
+    spec.oci_reference().ok_or_else(|| DriverError::Fetch {
+        repository: spec.repository.clone(),
+        reason: "an oci component's repository is oci://HOST/NAME".into(),
+    })
 }
 
 /// A digest of everything that makes a container what it is.

@@ -3,8 +3,9 @@
 //! stderr go to files in the component's work folder; `/data` is a preopened private folder.
 //!
 //! Modules run inside the EN process, so after an EN restart they are started again from their
-//! persisted spec (there is nothing left to adopt). Modules are read from `file://` paths;
-//! pulls from OCI registries arrive with the drivers issue.
+//! persisted spec (there is nothing left to adopt). Modules are read from `file://` paths; the
+//! EN pulls `oci://` modules from registries into its artifact cache before this driver runs
+//! them (`eos-adapter-registry`).
 
 mod instance;
 
@@ -96,7 +97,8 @@ pub fn module_path(repository: &str) -> Result<PathBuf, DriverError> {
     if repository.starts_with("oci://") {
         return Err(DriverError::Fetch {
             repository: repository.into(),
-            reason: "OCI registry pulls are not supported by this EN yet; use a file:// module"
+            reason: "the driver runs local modules: the EN pulls oci:// modules into its \
+                     artifact cache first"
                 .into(),
         });
     }

@@ -26,6 +26,8 @@ pub struct EnConfig {
     /// Registry logins by host, for pulling images: `[registries."HOST"]` with `username` and
     /// `password`.
     pub registries: BTreeMap<String, RegistryLogin>,
+    /// Registry hosts spoken to over plain HTTP for WASM modules (loopback hosts always are).
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for EnConfig {
@@ -39,6 +41,7 @@ impl Default for EnConfig {
             container_socket: "/var/run/docker.sock".into(),
             container_scope: None,
             registries: BTreeMap::new(),
+            insecure_registries: Vec::new(),
         }
     }
 }

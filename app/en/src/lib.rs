@@ -45,7 +45,23 @@ impl En {
             Err(e) => tracing::info!(error = %e, "oci runtime off"),
         }
         let caps = capabilities::detect(&device, &drivers);
-        let agent = Arc::new(link::Agent::new(device, caps, drivers, records));
+        let logins = config
+            .registries
+            .iter()
+            .map(|(host, l)| {
+                let login = eos_adapter_registry::Login {
+                    username: l.username.clone(),
+                    password: l.password.clone(),
+                };
+                (host.clone(), login)
+            })
+            .collect();
+        let artifacts = eos_adapter_registry::ArtifactCache::new(
+            config.data_dir.join("artifacts"),
+            logins,
+            config.insecure_registries.clone(),
+        );
+        let agent = Arc::new(link::Agent::new(device, caps, drivers, records, artifacts));
         agent.recover().await;
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");

@@ -5,6 +5,7 @@ use crate::record::{RunEntry, RunRecord};
 use crate::supervise::Watch;
 use eos_adapter_grpc::pb::{self, en_message, lo_command};
 use eos_adapter_grpc::{NodeLinkClient, spec_from_json, spec_to_json};
+use eos_adapter_registry::{ArtifactCache, WASM_LAYER};
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
@@ -44,6 +45,8 @@ pub struct Agent {
     pub(crate) watches: Mutex<HashMap<InstanceKey, Watch>>,
     /// The current session's outbound stream, for what the supervisor observes unasked.
     pub(crate) upstream: Mutex<Option<mpsc::Sender<pb::EnMessage>>>,
+    /// Modules pulled from registries.
+    artifacts: ArtifactCache,
 }
 
 impl Agent {
@@ -52,6 +55,7 @@ impl Agent {
         capabilities: DeviceCapabilities,
         drivers: Vec<Arc<dyn RuntimeDriver>>,
         records: RunRecord,
+        artifacts: ArtifactCache,
     ) -> Self {
         Self {
             device,
@@ -61,7 +65,32 @@ impl Agent {
             locks: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
             upstream: Mutex::new(None),
+            artifacts,
         }
+    }
+
+    /// The spec a driver runs: a `wasm` component from a registry (`oci://`) is pulled into
+    /// the artifact cache first and run from there (from the cache alone when the registry is
+    /// out of reach and it was pulled before). The run record keeps the spec as the LO sent it.
+    pub(crate) async fn runnable(
+        &self,
+        spec: &ComponentSpec,
+    ) -> Result<ComponentSpec, DriverError> {
+        let Some(reference) = spec.oci_reference().filter(|_| spec.runtime == "wasm") else {
+            return Ok(spec.clone());
+        };
+        let path = self
+            .artifacts
+            .fetch(&reference, WASM_LAYER)
+            .await
+            .map_err(|e| DriverError::Fetch {
+                repository: spec.repository.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(ComponentSpec {
+            repository: format!("file://{}", path.display()),
+            ..spec.clone()
+        })
     }
 
     /// The lock of one component (see `locks`).
@@ -115,7 +144,11 @@ impl Agent {
                 tracing::warn!(instance = %key, runtime = %entry.spec.runtime, "no driver to recover component");
                 return;
             };
-            match driver.recover(&key, &entry.spec, &entry.handle).await {
+            let recovered = match self.runnable(&entry.spec).await {
+                Ok(runnable) => driver.recover(&key, &runnable, &entry.handle).await,
+                Err(e) => Err(e),
+            };
+            match recovered {
                 Ok(_) => tracing::info!(instance = %key, "recovered component"),
                 Err(e) => tracing::warn!(instance = %key, error = %e, "cannot recover component"),
             }
@@ -208,8 +241,9 @@ impl Agent {
             .ok_or_else(|| format!("no driver for runtime {:?} on this device", spec.runtime))?;
         let lock = self.component_lock(&key);
         let _guard = lock.lock().await;
+        let runnable = self.runnable(spec).await.map_err(|e| e.to_string())?;
         let handle = driver
-            .apply(&key, spec)
+            .apply(&key, &runnable)
             .await
             .map_err(|e: DriverError| e.to_string())?;
         eos_app_common::failpoint("en.apply.before_record");

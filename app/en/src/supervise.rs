@@ -132,7 +132,10 @@ impl Agent {
                 }
             }
             Step::Restart(restarts) => {
-                let outcome = driver.apply(&key, &entry.spec).await;
+                let outcome = match self.runnable(&entry.spec).await {
+                    Ok(runnable) => driver.apply(&key, &runnable).await,
+                    Err(e) => Err(e),
+                };
                 let now = Instant::now();
                 let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
                 let watch = watches.entry(key.clone()).or_default();
@@ -210,6 +213,11 @@ mod tests {
             caps,
             drivers,
             RunRecord::open(tmp.path().to_owned()).unwrap(),
+            eos_adapter_registry::ArtifactCache::new(
+                tmp.path().join("artifacts"),
+                Default::default(),
+                Vec::new(),
+            ),
         );
         let (tx, mut rx) = mpsc::channel(16);
         *agent.upstream.lock().unwrap() = Some(tx);

@@ -1,0 +1,223 @@
+//! Artifacts from OCI registries for the EN: the layer of a given media type (a WASM module is
+//! `application/vnd.module.wasm.content.layer.v1+wasm`, as `oras push` makes it) pulled into a
+//! local cache named by the layer's digest. An index remembers which digest each reference
+//! resolved to, so an EN that restarts while its registry is out of reach still finds what it
+//! ran. Loopback registries are spoken to over plain HTTP, as Docker does; others need TLS
+//! unless listed as insecure.
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The media type of a WebAssembly module layer.
+pub const WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{reference:?} is not a registry reference: {reason}")]
+    Reference { reference: String, reason: String },
+    #[error("cannot reach {reference}: {reason}")]
+    Registry { reference: String, reason: String },
+    #[error("{reference} has no layer of type {media_type} (it has: {found})")]
+    NoLayer {
+        reference: String,
+        media_type: String,
+        found: String,
+    },
+    #[error("{reference}: the layer's content does not match its digest {digest}")]
+    Digest { reference: String, digest: String },
+    #[error("artifact cache {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A login for one registry host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+pub struct ArtifactCache {
+    dir: PathBuf,
+    logins: BTreeMap<String, Login>,
+    insecure: Vec<String>,
+}
+
+const INDEX: &str = "index.json";
+
+impl ArtifactCache {
+    /// A cache in `dir`; `logins` by registry host; `insecure` hosts spoken to without TLS
+    /// (loopback hosts always are).
+    pub fn new(dir: PathBuf, logins: BTreeMap<String, Login>, insecure: Vec<String>) -> Self {
+        Self {
+            dir,
+            logins,
+            insecure,
+        }
+    }
+
+    /// The local file holding the `media_type` layer of `reference` (`HOST/NAME:TAG` or
+    /// `HOST/NAME@sha256:…`). Asks the registry which digest the reference names and downloads
+    /// the layer unless the cache has it; when the registry cannot be reached, falls back to
+    /// the digest this reference resolved to last time.
+    pub async fn fetch(&self, reference: &str, media_type: &str) -> Result<PathBuf, FetchError> {
+        match self.pull(reference, media_type).await {
+            Ok(path) => {
+                self.remember(reference, &path)?;
+                Ok(path)
+            }
+            Err(e @ FetchError::Registry { .. }) => match self.remembered(reference) {
+                Some(path) => {
+                    tracing::warn!(%reference, error = %e, path = %path.display(), "registry out of reach; using the cached artifact");
+                    Ok(path)
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn client_for(&self, host: &str) -> Client {
+        let loopback =
+            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+        let mut plain: Vec<String> = self.insecure.clone();
+        if loopback {
+            plain.push(host.to_owned());
+        }
+        Client::new(ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(plain),
+            ..Default::default()
+        })
+    }
+
+    async fn pull(&self, reference: &str, media_type: &str) -> Result<PathBuf, FetchError> {
+        let parsed: Reference =
+            reference
+                .parse()
+                .map_err(|e: oci_client::ParseError| FetchError::Reference {
+                    reference: reference.into(),
+                    reason: e.to_string(),
+                })?;
+        let host = parsed.resolve_registry().to_owned();
+        let auth = match self.logins.get(&host) {
+            Some(l) => RegistryAuth::Basic(l.username.clone(), l.password.clone()),
+            None => RegistryAuth::Anonymous,
+        };
+        let client = self.client_for(&host);
+        let unreachable = |e: oci_client::errors::OciDistributionError| FetchError::Registry {
+            reference: reference.into(),
+            reason: e.to_string(),
+        };
+        let (manifest, _) = client
+            .pull_image_manifest(&parsed, &auth)
+            .await
+            .map_err(unreachable)?;
+        let layer = manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type == media_type)
+            .ok_or_else(|| FetchError::NoLayer {
+                reference: reference.into(),
+                media_type: media_type.into(),
+                found: manifest
+                    .layers
+                    .iter()
+                    .map(|l| l.media_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        let hex = layer
+            .digest
+            .strip_prefix("sha256:")
+            .filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+            .ok_or_else(|| FetchError::Digest {
+                reference: reference.into(),
+                digest: layer.digest.clone(),
+            })?
+            .to_owned();
+        let path = self.dir.join(format!("sha256-{hex}"));
+        if path.exists() {
+            return Ok(path);
+        }
+        let mut data = Vec::new();
+        client
+            .pull_blob(&parsed, layer, &mut data)
+            .await
+            .map_err(unreachable)?;
+        if hex::encode(Sha256::digest(&data)) != hex {
+            return Err(FetchError::Digest {
+                reference: reference.into(),
+                digest: layer.digest.clone(),
+            });
+        }
+        self.write_atomically(&path, &data)?;
+        tracing::info!(%reference, digest = %layer.digest, bytes = data.len(), "pulled artifact");
+        Ok(path)
+    }
+
+    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> FetchError {
+        let path = path.to_owned();
+        move |source| FetchError::Io { path, source }
+    }
+
+    fn write_atomically(&self, path: &Path, data: &[u8]) -> Result<(), FetchError> {
+        std::fs::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
+        let tmp = path.with_extension("partial");
+        std::fs::write(&tmp, data).map_err(self.io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(self.io(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(self.io(path))
+    }
+
+    fn index(&self) -> BTreeMap<String, PathBuf> {
+        std::fs::read(self.dir.join(INDEX))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, reference: &str, path: &Path) -> Result<(), FetchError> {
+        let mut index = self.index();
+        if index.get(reference).map(PathBuf::as_path) == Some(path) {
+            return Ok(());
+        }
+        index.insert(reference.to_owned(), path.to_owned());
+        let bytes = serde_json::to_vec_pretty(&index).expect("the index serializes");
+        self.write_atomically(&self.dir.join(INDEX), &bytes)
+    }
+
+    fn remembered(&self, reference: &str) -> Option<PathBuf> {
+        self.index().remove(reference).filter(|p| p.exists())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_registry_falls_back_to_what_the_reference_was_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(tmp.path().to_owned(), BTreeMap::new(), Vec::new());
+        // Nothing listens on port 9 of loopback.
+        let reference = "127.0.0.1:9/eos/module:1.0.0";
+        let err = cache.fetch(reference, WASM_LAYER).await.unwrap_err();
+        assert!(matches!(err, FetchError::Registry { .. }), "{err}");
+        let cached = tmp.path().join("sha256-00");
+        std::fs::write(&cached, b"module").unwrap();
+        cache.remember(reference, &cached).unwrap();
+        assert_eq!(cache.fetch(reference, WASM_LAYER).await.unwrap(), cached);
+        let err = cache
+            .fetch("not a reference!", WASM_LAYER)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Reference { .. }), "{err}");
+    }
+}

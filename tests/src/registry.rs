@@ -1,0 +1,47 @@
+//! Puts test artifacts into the test registry the way `oras push` does: a WASM module as the one
+//! layer of an OCI artifact, with an empty config.
+
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+/// The registry `config/services.sh` starts (`EOS_TEST_REGISTRY` overrides).
+pub fn test_registry() -> String {
+    std::env::var("EOS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// Compiles `wat` (WebAssembly text) and pushes the module to `reference`
+/// (`HOST/NAME:TAG`) with the media type of a WASM module layer; returns the manifest URL.
+pub async fn push_wasm(reference: &str, wat: &str) -> anyhow::Result<String> {
+    let module = wat::parse_str(wat)?;
+    let parsed: Reference = reference.parse()?;
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let layer = ImageLayer::new(
+        module,
+        eos_adapter_registry_media_type().into(),
+        Some(
+            [(
+                "org.opencontainers.image.title".to_owned(),
+                "module.wasm".to_owned(),
+            )]
+            .into(),
+        ),
+    );
+    let config = Config::new(
+        b"{}".to_vec(),
+        "application/vnd.oci.empty.v1+json".into(),
+        None,
+    );
+    let pushed = client
+        .push(&parsed, &[layer], config, &RegistryAuth::Anonymous, None)
+        .await?;
+    Ok(pushed.manifest_url)
+}
+
+/// The layer media type a WASM module travels with (as `oras push` and the EN expect).
+fn eos_adapter_registry_media_type() -> &'static str {
+    "application/vnd.module.wasm.content.layer.v1+wasm"
+}

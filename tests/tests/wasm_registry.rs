@@ -1,0 +1,120 @@
+//! WASM modules from an OCI registry, through the whole system: the sample module is pushed to
+//! the test registry as an OCI artifact (as `oras push` makes one), an application names it as
+//! `oci://…`, the EN pulls it into its artifact cache and runs it. With the registry cut off
+//! (a fault proxy in front of it), a restarted EN runs it from the cache and a new deployment
+//! of it still installs; a module the registry does not have fails with the reason.
+
+use eos_tests::registry::{push_wasm, test_registry};
+use eos_tests::{Fault, FaultProxy, Fleet, LIMIT, eventually, repo_root};
+use serde_json::json;
+
+/// An application whose one component is `repository` (an `oci://` reference).
+fn app_package(dir: &std::path::Path, id: &str, repository: &str) -> String {
+    let folder = dir.join(id);
+    std::fs::create_dir_all(&folder).unwrap();
+    let yaml = std::fs::read_to_string(repo_root().join("config/apps/hello-wasm/margo.yaml"))
+        .unwrap()
+        .replace("id: com-eos-hello-wasm", &format!("id: {id}"))
+        .replace(
+            "repository: ./hello.wat",
+            &format!("repository: {repository}"),
+        );
+    std::fs::write(folder.join("margo.yaml"), yaml).unwrap();
+    folder.display().to_string()
+}
+
+async fn add(fleet: &Fleet, dir: &std::path::Path, id: &str, repository: &str) {
+    let source = app_package(dir, id, repository);
+    let (code, body) = fleet
+        .post("/api/v1/apps", json!({ "source": source }))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+}
+
+async fn deploy(fleet: &Fleet, app: &str) -> String {
+    let (code, body) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": app, "site": "site-1", "host": "node-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_module_from_a_registry_runs_and_keeps_running_without_the_registry() {
+    let registry = test_registry();
+    let wat =
+        std::fs::read_to_string(repo_root().join("config/apps/hello-wasm/hello.wat")).unwrap();
+    push_wasm(&format!("{registry}/eos-test/hello-wasm:1.0.0"), &wat)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    // The EN reaches the registry through a proxy the test can cut.
+    let proxy = FaultProxy::start(registry.parse().unwrap()).await.unwrap();
+    let via = proxy.addr;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    add(
+        &fleet,
+        tmp.path(),
+        "com-eos-test-registry-wasm",
+        &format!("oci://{via}/eos-test/hello-wasm"),
+    )
+    .await;
+    add(
+        &fleet,
+        tmp.path(),
+        "com-eos-test-absent-wasm",
+        &format!("oci://{via}/eos-test/absent"),
+    )
+    .await;
+    let first = deploy(&fleet, "com-eos-test-registry-wasm").await;
+    eventually("the pulled module to greet", LIMIT, || async {
+        (fleet.greetings("node-1", &first) >= 2).then_some(())
+    })
+    .await;
+    let cached = std::fs::read_dir(tmp.path().join("en/node-1/artifacts"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("sha256-"))
+        .count();
+    assert_eq!(cached, 1, "one module in the artifact cache");
+
+    // The registry goes out of reach: a restarted EN runs the module from its cache, and a new
+    // deployment of the same module installs too.
+    proxy.set(Fault::Cut);
+    fleet.stop_en(0).await;
+    fleet.start_en(0).await.unwrap();
+    let before = fleet.greetings("node-1", &first);
+    eventually(
+        "the module to greet again after the restart",
+        LIMIT,
+        || async { (fleet.greetings("node-1", &first) >= before + 2).then_some(()) },
+    )
+    .await;
+    let second = deploy(&fleet, "com-eos-test-registry-wasm").await;
+    eventually("a second deployment from the cache", LIMIT, || async {
+        (fleet.deployment(&second).await["state"] == "installed").then_some(())
+    })
+    .await;
+
+    // A module the registry does not have fails, and says why.
+    proxy.set(Fault::Pass);
+    let absent = deploy(&fleet, "com-eos-test-absent-wasm").await;
+    let view = eventually("the absent module to fail", LIMIT, || async {
+        let v = fleet.deployment(&absent).await;
+        (v["state"] == "failed").then_some(v)
+    })
+    .await;
+    let why =
+        view["devices"][0]["error"].to_string() + &view["devices"][0]["components"].to_string();
+    assert!(why.contains("eos-test/absent"), "{view}");
+    fleet.shutdown().await;
+}
