@@ -47,13 +47,19 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
         .await
         .unwrap();
     fleet.await_online(&["node-1", "node-2"]).await;
-    let devices = fleet.get("/api/v1/devices").await.unwrap();
-    let runtimes = |i: usize| {
-        devices[i]["capabilities"]["properties"]["labels"].to_string()
-            + &devices[i]["capabilities"].to_string()
-    };
-    assert!(runtimes(0).contains("oci"), "{}", devices[0]);
-    assert!(!runtimes(1).contains("\"oci"), "{}", devices[1]);
+    // Its new hello replaces what it advertised before the restart.
+    let runtimes = |d: &serde_json::Value| d["capabilities"]["labels"]["eos.dev/runtimes"].clone();
+    eventually("node-2 to advertise no oci runtime", LIMIT, || async {
+        let devices = fleet.get("/api/v1/devices").await.ok()?;
+        let advertised: Vec<serde_json::Value> = devices.as_array()?.iter().map(runtimes).collect();
+        (advertised
+            == [
+                serde_json::json!(["wasm", "oci"]),
+                serde_json::json!(["wasm"]),
+            ])
+        .then_some(())
+    })
+    .await;
 
     let id = fleet.create_deployment(WEB_OCI_APP, None).await.unwrap();
     let view = eventually("the container app to be installed", LIMIT, || async {
