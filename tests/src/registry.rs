@@ -41,6 +41,50 @@ pub async fn push_wasm(reference: &str, wat: &str) -> anyhow::Result<String> {
     Ok(pushed.manifest_url)
 }
 
+/// Pushes `data` as the one layer of an OCI artifact of `artifact_type`, with `annotations` on
+/// the layer (a Margo compose archive, say); returns the manifest URL.
+pub async fn push_artifact(
+    reference: &str,
+    data: Vec<u8>,
+    media_type: &str,
+    artifact_type: &str,
+    annotations: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let parsed: Reference = reference.parse()?;
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let layer = ImageLayer::new(
+        data,
+        media_type.into(),
+        Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    );
+    let config = Config::new(
+        b"{}".to_vec(),
+        "application/vnd.oci.empty.v1+json".into(),
+        None,
+    );
+    let mut manifest =
+        oci_client::manifest::OciImageManifest::build(std::slice::from_ref(&layer), &config, None);
+    manifest.artifact_type = Some(artifact_type.into());
+    let pushed = client
+        .push(
+            &parsed,
+            &[layer],
+            config,
+            &RegistryAuth::Anonymous,
+            Some(manifest),
+        )
+        .await?;
+    Ok(pushed.manifest_url)
+}
+
 /// The layer media type a WASM module travels with (as `oras push` and the EN expect).
 fn eos_adapter_registry_media_type() -> &'static str {
     "application/vnd.module.wasm.content.layer.v1+wasm"

@@ -54,7 +54,7 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
         let advertised: Vec<serde_json::Value> = devices.as_array()?.iter().map(runtimes).collect();
         (advertised
             == [
-                serde_json::json!(["wasm", "oci"]),
+                serde_json::json!(["wasm", "compose", "oci"]),
                 serde_json::json!(["wasm"]),
             ])
         .then_some(())

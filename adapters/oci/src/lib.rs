@@ -11,6 +11,8 @@
 //! replaces it. Containers outlive the EN, so the restart policy is the EN's supervisor's, not
 //! the engine's (`restart: no`): one place restarts, counts and reports crashes.
 
+pub mod compose;
+
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as EngineError;
@@ -35,10 +37,10 @@ pub const START_WINDOW: Duration = Duration::from_millis(500);
 /// How long a container gets to stop on SIGTERM before it is killed.
 pub const STOP_GRACE_SECS: i32 = 10;
 
-const LABEL_SCOPE: &str = "eos.scope";
-const LABEL_DEPLOYMENT: &str = "eos.deployment";
-const LABEL_COMPONENT: &str = "eos.component";
-const LABEL_SPEC: &str = "eos.spec";
+pub(crate) const LABEL_SCOPE: &str = "eos.scope";
+pub(crate) const LABEL_DEPLOYMENT: &str = "eos.deployment";
+pub(crate) const LABEL_COMPONENT: &str = "eos.component";
+pub(crate) const LABEL_SPEC: &str = "eos.spec";
 
 /// A login for one registry host.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -92,6 +94,11 @@ impl OciDriver {
         })
     }
 
+    /// The `compose` driver on the same engine, unpacking archives under `root`.
+    pub fn compose_driver(&self, root: std::path::PathBuf) -> compose::ComposeDriver {
+        compose::ComposeDriver::new(self.docker.clone(), &self.scope, root, self.logins.clone())
+    }
+
     /// The container a component runs in.
     pub fn container_name(&self, key: &InstanceKey) -> String {
         format!(
@@ -123,27 +130,12 @@ impl OciDriver {
     }
 
     async fn ensure_image(&self, spec: &ComponentSpec, image: &str) -> Result<(), DriverError> {
-        if self.docker.inspect_image(image).await.is_ok() {
-            return Ok(());
-        }
-        let host = image.split('/').next().unwrap_or_default();
-        let credentials = self.logins.get(host).map(|l| DockerCredentials {
-            username: Some(l.username.clone()),
-            password: Some(l.password.clone()),
-            serveraddress: Some(host.to_owned()),
-            ..Default::default()
-        });
-        let options = CreateImageOptionsBuilder::default()
-            .from_image(image)
-            .build();
-        let mut pull = self.docker.create_image(Some(options), None, credentials);
-        while let Some(progress) = pull.next().await {
-            progress.map_err(|e| DriverError::Fetch {
+        pull_if_missing(&self.docker, image, &self.logins)
+            .await
+            .map_err(|reason| DriverError::Fetch {
                 repository: spec.repository.clone(),
-                reason: engine_message(&e),
-            })?;
-        }
-        Ok(())
+                reason,
+            })
     }
 
     fn container_body(
@@ -261,6 +253,32 @@ impl OciDriver {
     }
 }
 
+/// Pulls `image` unless the engine has it, with the login for its registry host.
+pub(crate) async fn pull_if_missing(
+    docker: &Docker,
+    image: &str,
+    logins: &BTreeMap<String, RegistryLogin>,
+) -> Result<(), String> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    let host = image.split('/').next().unwrap_or_default();
+    let credentials = logins.get(host).map(|l| DockerCredentials {
+        username: Some(l.username.clone()),
+        password: Some(l.password.clone()),
+        serveraddress: Some(host.to_owned()),
+        ..Default::default()
+    });
+    let options = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut pull = docker.create_image(Some(options), None, credentials);
+    while let Some(progress) = pull.next().await {
+        progress.map_err(|e| engine_message(&e))?;
+    }
+    Ok(())
+}
+
 /// The image reference of a component: `oci://HOST/NAME` + `revision` as the tag.
 pub fn image_of(spec: &ComponentSpec) -> Result<String, DriverError> {
     spec.oci_reference().ok_or_else(|| DriverError::Fetch {
@@ -270,7 +288,7 @@ pub fn image_of(spec: &ComponentSpec) -> Result<String, DriverError> {
 }
 
 /// A digest of everything that makes a container what it is.
-fn spec_digest(spec: &ComponentSpec) -> String {
+pub(crate) fn spec_digest(spec: &ComponentSpec) -> String {
     let json = serde_json::to_vec(spec).expect("a spec serializes");
     hex::encode(&Sha256::digest(&json)[..12])
 }
@@ -289,7 +307,7 @@ fn settings_of(spec: &ComponentSpec) -> Result<ContainerSettings, DriverError> {
 }
 
 /// Characters Docker accepts in names; anything else becomes `-`.
-fn sanitize(text: &str) -> String {
+pub(crate) fn sanitize(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "_.-".contains(c) {
@@ -301,14 +319,14 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
-fn status_of(e: &EngineError) -> Option<u16> {
+pub(crate) fn status_of(e: &EngineError) -> Option<u16> {
     match e {
         EngineError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
 }
 
-fn engine_message(e: &EngineError) -> String {
+pub(crate) fn engine_message(e: &EngineError) -> String {
     match e {
         EngineError::DockerResponseServerError { message, .. } => message.clone(),
         EngineError::DockerStreamError { error } => error.clone(),

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// The media type of a WebAssembly module layer.
 pub const WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
+/// The media type of a Margo compose archive layer.
+pub const COMPOSE_LAYER: &str = "application/vnd.org.margo.component.compose.tar+gzip";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -39,7 +39,10 @@ impl En {
         match OciDriver::connect(&config.container_socket, &scope, config.registries.clone()).await
         {
             Ok(oci) => {
-                tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci runtime on");
+                tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci and compose runtimes on");
+                drivers.push(Arc::new(
+                    oci.compose_driver(config.data_dir.join("compose")),
+                ));
                 drivers.push(Arc::new(oci));
             }
             Err(e) => tracing::info!(error = %e, "oci runtime off"),

@@ -5,7 +5,7 @@ use crate::record::{RunEntry, RunRecord};
 use crate::supervise::Watch;
 use eos_adapter_grpc::pb::{self, en_message, lo_command};
 use eos_adapter_grpc::{NodeLinkClient, spec_from_json, spec_to_json};
-use eos_adapter_registry::{ArtifactCache, WASM_LAYER};
+use eos_adapter_registry::{ArtifactCache, COMPOSE_LAYER, WASM_LAYER};
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
@@ -69,24 +69,30 @@ impl Agent {
         }
     }
 
-    /// The spec a driver runs: a `wasm` component from a registry (`oci://`) is pulled into
+    /// The spec a driver runs: a `wasm` or `compose` component from a registry (`oci://`) is
+    /// pulled (the module, or the compose archive) into
     /// the artifact cache first and run from there (from the cache alone when the registry is
     /// out of reach and it was pulled before). The run record keeps the spec as the LO sent it.
     pub(crate) async fn runnable(
         &self,
         spec: &ComponentSpec,
     ) -> Result<ComponentSpec, DriverError> {
-        let Some(reference) = spec.oci_reference().filter(|_| spec.runtime == "wasm") else {
+        let layer = match spec.runtime.as_str() {
+            "wasm" => WASM_LAYER,
+            "compose" => COMPOSE_LAYER,
+            _ => return Ok(spec.clone()),
+        };
+        let Some(reference) = spec.oci_reference() else {
             return Ok(spec.clone());
         };
-        let path = self
-            .artifacts
-            .fetch(&reference, WASM_LAYER)
-            .await
-            .map_err(|e| DriverError::Fetch {
-                repository: spec.repository.clone(),
-                reason: e.to_string(),
-            })?;
+        let path =
+            self.artifacts
+                .fetch(&reference, layer)
+                .await
+                .map_err(|e| DriverError::Fetch {
+                    repository: spec.repository.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(ComponentSpec {
             repository: format!("file://{}", path.display()),
             ..spec.clone()

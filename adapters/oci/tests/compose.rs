@@ -1,0 +1,247 @@
+//! The compose driver against a real Docker engine: Margo compose archives built here (tar.gz
+//! with one folder holding `compose.yaml`) pass the driver conformance suite, services reach
+//! each other by name in dependency order, parameters fill the file, and archives the spec
+//! forbids are refused with the reason before anything runs.
+
+use eos_adapter_oci::OciDriver;
+use eos_adapter_oci::compose::ComposeDriver;
+use eos_domain::state::ComponentSpec;
+use eos_driver::{DriverError, Health, InstanceKey, RuntimeDriver};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SOCKET: &str = "/var/run/docker.sock";
+
+fn registry() -> String {
+    std::env::var("EOS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
+}
+
+/// Writes a tar.gz of `files` (path inside the archive → content).
+fn archive(dir: &Path, name: &str, files: &[(&str, String)]) -> PathBuf {
+    let path = dir.join(format!("{name}.tar.gz"));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    for (inside, content) in files {
+        let mut header = tar::Header::new_old();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        // Written byte for byte: the tar crate refuses to write `..`, and a hostile archive
+        // is what some cases need.
+        header.as_old_mut().name[..inside.len()].copy_from_slice(inside.as_bytes());
+        header.set_cksum();
+        tar.append(&header, content.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    path
+}
+
+/// A web service and a probe that fetches its page by the service's name.
+fn web_and_probe() -> String {
+    format!(
+        r#"services:
+  web:
+    image: {registry}/eos-test/busybox:1.0.0
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    healthcheck:
+      test: ["CMD", "wget", "-qO-", "http://127.0.0.1/index.html"]
+      interval: 1s
+      retries: 3
+  probe:
+    image: {registry}/eos-test/busybox:1.0.0
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"${{GREETING:-none}} $$(wget -qO- http://web/index.html)\"; sleep 1; done"]
+    environment:
+      ROLE: probe
+    volumes: ["state:/state"]
+    depends_on:
+      web: {{condition: service_healthy}}
+volumes:
+  state: {{}}
+"#,
+        registry = registry()
+    )
+}
+
+fn spec(archive: &Path) -> ComponentSpec {
+    ComponentSpec {
+        name: "stack".into(),
+        runtime: "compose".into(),
+        repository: format!("file://{}", archive.display()),
+        revision: "1.0.0".into(),
+        app_version: "1.0.0".into(),
+        parameters: [("GREETING".to_owned(), "hi".to_owned())].into(),
+        settings: Default::default(),
+    }
+}
+
+async fn driver(scope: &str, root: &Path) -> ComposeDriver {
+    OciDriver::connect(SOCKET, scope, Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"))
+        .compose_driver(root.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compose_driver_passes_the_driver_conformance_suite() {
+    let files = tempfile::tempdir().unwrap();
+    let runs = archive(
+        files.path(),
+        "runs",
+        &[("stack/compose.yaml", web_and_probe())],
+    );
+    let crashes = archive(
+        files.path(),
+        "crashes",
+        &[(
+            "stack/compose.yaml",
+            format!(
+                "services:\n  bad:\n    image: {}/eos-test/busybox:1.0.0\n    command: [sh, -c, 'echo broken; exit 3']\n",
+                registry()
+            ),
+        )],
+    );
+    let make = |dir: &Path| -> Arc<dyn RuntimeDriver> {
+        let scope = format!(
+            "compose-conformance-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        let root = dir.join("compose");
+        let d = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(async move { driver(&scope, &root).await })
+        })
+        .join()
+        .unwrap();
+        Arc::new(d)
+    };
+    eos_driver::conformance::run(eos_driver::conformance::Fixture {
+        make: &make,
+        runs: spec(&runs),
+        cannot_start: spec(&crashes),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_reach_each_other_by_name_with_parameters_filled_in() {
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = driver(&format!("compose-{}", std::process::id()), root.path()).await;
+    let stack = archive(
+        files.path(),
+        "stack",
+        &[("stack/compose.yaml", web_and_probe())],
+    );
+    let key = InstanceKey {
+        deployment_id: "d1".into(),
+        component: "stack".into(),
+    };
+    d.apply(&key, &spec(&stack)).await.unwrap();
+    assert_eq!(d.inspect(&key).await, Health::Running);
+    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let probe = format!("{}-probe", d.project(&key));
+    let mut seen = String::new();
+    for _ in 0..30 {
+        let mut logs = docker.logs(
+            &probe,
+            Some(
+                bollard::query_parameters::LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .build(),
+            ),
+        );
+        seen.clear();
+        while let Some(Ok(chunk)) = futures::StreamExt::next(&mut logs).await {
+            seen.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        if seen.contains("hi hello from eos") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        seen.contains("hi hello from eos"),
+        "the probe reaches web by name, with GREETING from the parameters: {seen:?}"
+    );
+    let volume = format!("{}-state", d.project(&key));
+    assert!(docker.inspect_volume(&volume).await.is_ok());
+    d.remove(&key).await.unwrap();
+    assert_eq!(d.inspect(&key).await, Health::Unknown);
+    assert!(
+        docker.inspect_volume(&volume).await.is_err(),
+        "the volume goes too"
+    );
+    assert!(
+        docker
+            .inspect_network(
+                &d.project(&key),
+                None::<bollard::query_parameters::InspectNetworkOptions>
+            )
+            .await
+            .is_err(),
+        "and the network"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archives_the_spec_forbids_are_refused_with_the_reason() {
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = driver(&format!("compose-bad-{}", std::process::id()), root.path()).await;
+    let compose = "services:\n  a: {image: x}\n".to_owned();
+    let cases = [
+        (
+            "two-tops",
+            vec![("a/compose.yaml", compose.clone()), ("b/x", "x".into())],
+            "exactly one top-level folder",
+        ),
+        (
+            "escape",
+            vec![
+                ("a/compose.yaml", compose.clone()),
+                ("a/../../etc/x", "x".into()),
+            ],
+            "not allowed",
+        ),
+        (
+            "wrong-name",
+            vec![("a/compose.yml", compose.clone())],
+            "no compose.yaml",
+        ),
+        (
+            "unknown-key",
+            vec![(
+                "a/compose.yaml",
+                "services:\n  a: {image: x, privileged: true}\n".into(),
+            )],
+            "privileged",
+        ),
+    ];
+    for (name, entries, why) in cases {
+        let path = archive(files.path(), name, &entries);
+        let key = InstanceKey {
+            deployment_id: name.into(),
+            component: "stack".into(),
+        };
+        match d.apply(&key, &spec(&path)).await {
+            Err(DriverError::Start(reason)) => {
+                assert!(reason.contains(why), "{name}: {reason}")
+            }
+            other => panic!("{name}: refused, not {other:?}"),
+        }
+        assert_eq!(
+            d.inspect(&key).await,
+            Health::Unknown,
+            "{name}: nothing ran"
+        );
+    }
+}
