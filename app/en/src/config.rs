@@ -28,6 +28,8 @@ pub struct EnConfig {
     pub registries: BTreeMap<String, RegistryLogin>,
     /// Registry hosts spoken to over plain HTTP for WASM modules (loopback hosts always are).
     pub insecure_registries: Vec<String>,
+    /// Native driver plugins (`*.so`) loaded at start; default `<data_dir>/plugins`.
+    pub plugin_dir: Option<PathBuf>,
 }
 
 impl Default for EnConfig {
@@ -42,6 +44,7 @@ impl Default for EnConfig {
             container_scope: None,
             registries: BTreeMap::new(),
             insecure_registries: Vec::new(),
+            plugin_dir: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod usage;
 
 pub use config::EnConfig;
 
+use eos_adapter_native::NativeDriver;
 use eos_adapter_oci::OciDriver;
 use eos_adapter_wasm::WasmDriver;
 use eos_driver::RuntimeDriver;
@@ -46,6 +47,24 @@ impl En {
                 drivers.push(Arc::new(oci));
             }
             Err(e) => tracing::info!(error = %e, "oci runtime off"),
+        }
+        let plugin_dir = config
+            .plugin_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("plugins"));
+        for loaded in NativeDriver::load_dir(&plugin_dir, &config.data_dir.join("plugin-data")) {
+            match loaded {
+                Ok(plugin) => {
+                    let info = plugin.info();
+                    if drivers.iter().any(|d| d.info().runtime == info.runtime) {
+                        tracing::error!(plugin = %plugin.path().display(), runtime = %info.runtime, "plugin refused: another driver runs that runtime already");
+                        continue;
+                    }
+                    tracing::info!(plugin = %plugin.path().display(), runtime = %info.runtime, version = %info.version, "native plugin loaded");
+                    drivers.push(Arc::new(plugin));
+                }
+                Err(e) => tracing::error!(error = %e, "plugin refused"),
+            }
         }
         let caps = capabilities::detect(&device, &drivers);
         let logins = config

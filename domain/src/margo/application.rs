@@ -522,12 +522,13 @@ pub(crate) fn walk_components(
     }
 }
 
-/// A component's `x-eos-extensions`: today `container`, the settings of an `oci` component.
+/// A component's `x-eos-extensions`: settings for its runtime. `container` (the `oci` runtime)
+/// is checked here; other keys belong to runtimes the CO does not know (plugins), which check
+/// them themselves.
 fn walk_component_extensions(w: &mut Walk<'_>, ext: &Value, path: &str, runtime: Option<&str>) {
     let Some(m) = w.object(ext, path) else {
         return;
     };
-    w.no_unknown_fields(m, &["container"], path);
     let Some(container) = m.get("container") else {
         return;
     };
