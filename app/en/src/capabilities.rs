@@ -2,7 +2,7 @@
 
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
-use eos_domain::margo::capabilities::{Cpu, DeviceProperties, canonical_architecture};
+use eos_domain::margo::capabilities::{Cpu, DeviceProperties, Peripheral, canonical_architecture};
 use eos_domain::margo::quantity::format_bytes;
 use eos_domain::placement::RUNTIMES_LABEL;
 use eos_driver::RuntimeDriver;
@@ -35,7 +35,7 @@ pub fn detect(device: &DeviceId, drivers: &[Arc<dyn RuntimeDriver>]) -> DeviceCa
         }],
         memory: mem_total_bytes().map(format_bytes),
         storage: None,
-        peripherals: Vec::new(),
+        peripherals: gpus(std::path::Path::new("/")),
         interfaces: Vec::new(),
         otel_collector: Some(false),
         supported_runtimes: if runtimes.iter().any(|r| r == "oci") {
@@ -55,6 +55,76 @@ pub fn detect(device: &DeviceId, drivers: &[Arc<dyn RuntimeDriver>]) -> DeviceCa
     caps
 }
 
+/// The GPUs of the machine whose root folder is `root`: PCI display and 3D controllers from
+/// sysfs (the model from the NVIDIA driver's `/proc` entry when it is loaded), and the
+/// integrated GPU of an NVIDIA Jetson (Tegra) board, which is not on PCI.
+pub fn gpus(root: &std::path::Path) -> Vec<Peripheral> {
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).map(|s| s.trim().to_owned());
+    let mut found = Vec::new();
+    let mut devices: Vec<_> = std::fs::read_dir(root.join("sys/bus/pci/devices"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    devices.sort();
+    for dev in devices {
+        let Ok(class) = read(dev.join("class")) else {
+            continue;
+        };
+        // 0x0300xx VGA, 0x0302xx 3D controller (datacenter GPUs).
+        if !(class.starts_with("0x0300") || class.starts_with("0x0302")) {
+            continue;
+        }
+        let vendor = read(dev.join("vendor")).unwrap_or_default();
+        let device = read(dev.join("device")).unwrap_or_default();
+        let manufacturer = match vendor.as_str() {
+            "0x10de" => "NVIDIA",
+            "0x1002" => "AMD",
+            "0x8086" => "Intel",
+            "0x1af4" | "0x1234" | "0x15ad" => continue, // virtual display adapters
+            _ => "unknown",
+        };
+        let bus = dev
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let model = read(
+            root.join("proc/driver/nvidia/gpus")
+                .join(&bus)
+                .join("information"),
+        )
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("Model:"))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "PCI {}:{}",
+                vendor.trim_start_matches("0x"),
+                device.trim_start_matches("0x")
+            )
+        });
+        found.push(Peripheral {
+            peripheral_type: "gpu".into(),
+            manufacturer: Some(manufacturer.into()),
+            model: Some(model),
+        });
+    }
+    let tegra = std::fs::read(root.join("proc/device-tree/compatible"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("nvidia,tegra"));
+    if tegra && found.is_empty() {
+        found.push(Peripheral {
+            peripheral_type: "gpu".into(),
+            manufacturer: Some("NVIDIA".into()),
+            model: Some("Tegra (integrated)".into()),
+        });
+    }
+    found
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_owned())
@@ -72,4 +142,57 @@ fn mem_total_bytes() -> Option<u64> {
         .parse()
         .ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pci(root: &std::path::Path, bus: &str, class: &str, vendor: &str, device: &str) {
+        let dir = root.join("sys/bus/pci/devices").join(bus);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("class"), format!("{class}\n")).unwrap();
+        std::fs::write(dir.join("vendor"), format!("{vendor}\n")).unwrap();
+        std::fs::write(dir.join("device"), format!("{device}\n")).unwrap();
+    }
+
+    #[test]
+    fn gpus_are_found_on_pci_with_the_driver_s_model_name() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        pci(r, "0000:00:02.0", "0x030000", "0x1234", "0x1111"); // a virtual VGA adapter
+        pci(r, "0000:3b:00.0", "0x030200", "0x10de", "0x2330"); // an H100
+        pci(r, "0000:5e:00.0", "0x020000", "0x8086", "0x1572"); // a network card
+        let info = r.join("proc/driver/nvidia/gpus/0000:3b:00.0");
+        std::fs::create_dir_all(&info).unwrap();
+        std::fs::write(
+            info.join("information"),
+            "Model: \t\t NVIDIA H100 80GB HBM3\nIRQ: 10\n",
+        )
+        .unwrap();
+        pci(r, "0000:af:00.0", "0x030000", "0x1002", "0x73bf"); // AMD, no driver entry
+        let found = gpus(r);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].manufacturer.as_deref(), Some("NVIDIA"));
+        assert_eq!(found[0].model.as_deref(), Some("NVIDIA H100 80GB HBM3"));
+        assert_eq!(found[1].manufacturer.as_deref(), Some("AMD"));
+        assert_eq!(found[1].model.as_deref(), Some("PCI 1002:73bf"));
+        assert!(found.iter().all(|p| p.peripheral_type == "gpu"));
+    }
+
+    #[test]
+    fn a_jetson_has_its_integrated_gpu_and_a_plain_machine_none() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(gpus(root.path()).is_empty());
+        let dt = root.path().join("proc/device-tree");
+        std::fs::create_dir_all(&dt).unwrap();
+        std::fs::write(
+            dt.join("compatible"),
+            b"nvidia,p3768-0000+p3767-0005\0nvidia,tegra234\0",
+        )
+        .unwrap();
+        let found = gpus(root.path());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].model.as_deref(), Some("Tegra (integrated)"));
+    }
 }
