@@ -196,8 +196,50 @@ pub fn parse_volume(text: &str) -> Result<VolumeMount, String> {
     }
 }
 
-/// `134217728`, `128Mi`, `1Gi`, `512k`, `2G`.
+/// `134217728`, `128Mi`, `1Gi`, `512k`, `2G`, at least the container engine's minimum (6Mi).
 pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = parse_bytes(text)?;
+    if bytes < 6 << 20 {
+        return Err(format!("{text:?} is below the engine's minimum of 6Mi"));
+    }
+    Ok(bytes)
+}
+
+/// The limits of a `wasm` component, from its `x-eos-extensions.wasm`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WasmSettings {
+    /// The most linear memory the module may grow to: bytes, or with `Ki`, `Mi`, `Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl WasmSettings {
+    /// Reads and checks the settings; every problem comes back as `(field, message)`.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, Vec<(String, String)>> {
+        let settings: Self = serde_json::from_value(value.clone())
+            .map_err(|e| vec![(String::new(), e.to_string())])?;
+        if let Some(m) = &settings.memory
+            && let Err(e) = parse_bytes(m).and_then(|b| {
+                if b < 64 << 10 {
+                    Err(format!("{m:?} is less than one WebAssembly page (64Ki)"))
+                } else {
+                    Ok(b)
+                }
+            })
+        {
+            return Err(vec![("memory".into(), e)]);
+        }
+        Ok(settings)
+    }
+
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory.as_deref().and_then(|m| parse_bytes(m).ok())
+    }
+}
+
+/// An amount of bytes: `134217728`, `128Mi`, `1Gi`, `512k`, `2G`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -219,11 +261,7 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{text:?} is not an amount of memory"))?;
-    let bytes = n.saturating_mul(factor);
-    if bytes < 6 << 20 {
-        return Err(format!("{text:?} is below the engine's minimum of 6Mi"));
-    }
-    Ok(bytes)
+    Ok(n.saturating_mul(factor))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-use wasmtime::{Engine, Linker, Module, Store, UpdateDeadline};
+use wasmtime::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -50,6 +50,24 @@ impl Instance {
             .preopened_dir(dir.join("data"), "/data", FsPerms::ReadWrite)
             .map_err(|e| DriverError::Other(e.to_string()))?;
         let ctx = builder.build_p1();
+        let settings = match spec.settings.get("wasm") {
+            None => eos_domain::container::WasmSettings::default(),
+            Some(v) => eos_domain::container::WasmSettings::from_value(v).map_err(|p| {
+                let text: Vec<String> = p
+                    .into_iter()
+                    .map(|(f, m)| format!("wasm.{f}: {m}"))
+                    .collect();
+                DriverError::Start(format!("invalid wasm settings: {}", text.join("; ")))
+            })?,
+        };
+        let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
+        if let Some(bytes) = settings.memory_bytes() {
+            limits = limits.memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        let host = Host {
+            wasi: ctx,
+            limits: limits.build(),
+        };
 
         let stop = Arc::new(AtomicBool::new(false));
         let health = Arc::new((Mutex::new(Health::Running), Condvar::new()));
@@ -57,7 +75,7 @@ impl Instance {
         let thread = std::thread::Builder::new()
             .name(format!("wasm-{}", spec.name))
             .spawn(move || {
-                let end = run(&engine, &module, ctx, thread_stop);
+                let end = run(&engine, &module, host, thread_stop);
                 let (lock, cvar) = &*thread_health;
                 *lock.lock().unwrap_or_else(|e| e.into_inner()) = end;
                 cvar.notify_all();
@@ -105,9 +123,17 @@ impl Drop for Instance {
     }
 }
 
+/// What a module's store holds: its WASI context and its limits.
+struct Host {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
+}
+
 /// Instantiates and runs `_start`, returning how the module ended.
-fn run(engine: &Engine, module: &Module, ctx: WasiP1Ctx, stop: Arc<AtomicBool>) -> Health {
-    let mut store = Store::new(engine, ctx);
+fn run(engine: &Engine, module: &Module, host: Host, stop: Arc<AtomicBool>) -> Health {
+    let mut store = Store::new(engine, host);
+    // Growing memory past `x-eos-extensions.wasm.memory` traps: the module fails with the reason.
+    store.limiter(|h| &mut h.limits);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if stop.load(Ordering::SeqCst) {
@@ -116,8 +142,8 @@ fn run(engine: &Engine, module: &Module, ctx: WasiP1Ctx, stop: Arc<AtomicBool>) 
             Ok(UpdateDeadline::Continue(1))
         }
     });
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
-    if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |cx| cx) {
+    let mut linker: Linker<Host> = Linker::new(engine);
+    if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi) {
         return Health::Failed {
             reason: format!("cannot link WASI: {e:#}"),
         };

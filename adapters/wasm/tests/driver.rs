@@ -148,3 +148,56 @@ async fn a_dropped_driver_leaves_no_module_running() {
         "the module stopped with its driver"
     );
 }
+
+/// Grows its memory by 1 MiB every 100 ms, forever.
+const HUNGRY: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 100000000))
+    (loop $more
+      (drop (memory.grow (i32.const 16)))
+      (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+      (br $more))))"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_growing_past_its_memory_limit_fails_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("hungry.wat");
+    std::fs::write(&module, HUNGRY).unwrap();
+    let driver = WasmDriver::new(tmp.path().join("root")).unwrap();
+    let mut limited = spec(format!("file://{}", module.display()));
+    limited.settings = serde_json::json!({"wasm": {"memory": "8Mi"}});
+    driver.apply(&key(), &limited).await.unwrap();
+    let mut health = Health::Running;
+    for _ in 0..50 {
+        health = driver.inspect(&key()).await;
+        if health != Health::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match &health {
+        Health::Failed { reason } => assert!(reason.contains("memory"), "{reason}"),
+        other => panic!("the limit stops the module: {other:?}"),
+    }
+    driver.remove(&key()).await.unwrap();
+
+    // Without a limit it keeps growing (past the limit above) and running.
+    driver
+        .apply(&key(), &spec(format!("file://{}", module.display())))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(driver.inspect(&key()).await, Health::Running);
+    driver.remove(&key()).await.unwrap();
+
+    let mut bad = spec(format!("file://{}", module.display()));
+    bad.settings = serde_json::json!({"wasm": {"memory": "lots"}});
+    match driver.apply(&key(), &bad).await {
+        Err(DriverError::Start(reason)) => assert!(reason.contains("wasm.memory"), "{reason}"),
+        other => panic!("bad settings are refused: {other:?}"),
+    }
+}

@@ -529,6 +529,24 @@ fn walk_component_extensions(w: &mut Walk<'_>, ext: &Value, path: &str, runtime:
     let Some(m) = w.object(ext, path) else {
         return;
     };
+    if let Some(wasm) = m.get("wasm") {
+        let wpath = join(path, "wasm");
+        if runtime != Some("wasm") {
+            w.problem(
+                &wpath,
+                "wasm settings are for components of the wasm runtime",
+            );
+        } else if let Err(problems) = crate::container::WasmSettings::from_value(wasm) {
+            for (field, message) in problems {
+                let at = if field.is_empty() {
+                    wpath.clone()
+                } else {
+                    join(&wpath, &field)
+                };
+                w.problem(at, message);
+            }
+        }
+    }
     let Some(container) = m.get("container") else {
         return;
     };
