@@ -30,7 +30,42 @@ pub struct AppInstance {
     pub components: Vec<ComponentSpec>,
 }
 
+/// When the EN restarts a component that stopped: `x-eos-extensions.restart` of the component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Whenever it stops (the default: EOS workloads are services).
+    #[default]
+    Always,
+    /// When it stops with an error; one that exits with status 0 has finished.
+    OnFailure,
+    /// Never: a component that stops stays stopped, and failed if it failed.
+    Never,
+}
+
+impl RestartPolicy {
+    pub const NAMES: [&'static str; 3] = ["always", "on-failure", "never"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "always" => Some(Self::Always),
+            "on-failure" => Some(Self::OnFailure),
+            "never" => Some(Self::Never),
+            _ => None,
+        }
+    }
+}
+
 impl ComponentSpec {
+    /// The component's restart policy (`always` unless its `x-eos-extensions.restart` says
+    /// otherwise; descriptions are checked when added, so an unknown value cannot get here).
+    pub fn restart_policy(&self) -> RestartPolicy {
+        self.settings
+            .get("restart")
+            .and_then(|v| v.as_str())
+            .and_then(RestartPolicy::parse)
+            .unwrap_or_default()
+    }
+
     /// The registry reference of an `oci://HOST/NAME` repository, with `revision` as the tag
     /// unless the repository has a tag or digest already; `None` for other repositories.
     pub fn oci_reference(&self) -> Option<String> {

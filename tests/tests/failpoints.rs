@@ -163,8 +163,9 @@ async fn every_failpoint_is_made_good_after_a_restart() {
     assert_eq!(all.len(), 4, "one crashy and three from the failpoints");
 
     // A lost acknowledgement costs nothing: the CO answers the LO's next hello with what it
-    // has applied, so nothing is even sent twice. Every report number was applied once: as
-    // many applications as numbers, none skipped as a duplicate.
+    // has applied, so nothing is even sent twice. (Numbers of statuses superseded in the
+    // outbox before they were sent never reach the CO, so `applied` may stay below the last
+    // number; the crash count above is what shows each report applied once.)
     let store = SqlStore::connect(&SqlStore::sqlite_url(&tmp.path().join("co/co.db")))
         .await
         .unwrap();
@@ -174,7 +175,7 @@ async fn every_failpoint_is_made_good_after_a_restart() {
         .unwrap()
         .expect("a cursor for site-1");
     assert_eq!(cursor.duplicates, 0, "{cursor:?}");
-    assert_eq!(cursor.applied, cursor.applied_seq, "{cursor:?}");
+    assert!(cursor.applied <= cursor.applied_seq, "{cursor:?}");
     eprintln!("failpoints: {cursor:?}");
     fleet.kill_all();
 }

@@ -1,9 +1,11 @@
-//! The EN's supervisor: restarts components that stopped running (restart policy `always`, with
-//! exponential backoff) whether the LO is reachable or not, and tells the LO what it saw: the
+//! The EN's supervisor: restarts components that stopped running, by their restart policy
+//! (`always` by default, `on-failure`, `never`; from `x-eos-extensions.restart`), with
+//! exponential backoff, whether the LO is reachable or not, and tells the LO what it saw: the
 //! crash with its reason, then the component running again.
 
 use crate::link::Agent;
 use crate::record::RunEntry;
+use eos_domain::state::RestartPolicy;
 use eos_driver::{Health, InstanceKey};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,8 +32,9 @@ pub fn backoff(restarts: u32) -> Duration {
 pub struct Watch {
     restarts: u32,
     last_restart: Option<Instant>,
-    /// Set while the component is down: why, and when the next restart is due.
-    down: Option<(String, Instant)>,
+    /// Set while the component is down: why, and when the next restart is due (`None`: never,
+    /// by its restart policy).
+    down: Option<(String, Option<Instant>)>,
     /// Crashes no LO heard of (no session was open), and the reason of the last; the next
     /// hello carries them.
     pub unreported: u32,
@@ -95,11 +98,15 @@ impl Agent {
             return;
         };
         let health = driver.inspect(&key).await;
+        let policy = entry.spec.restart_policy();
+        let finished =
+            matches!(health, Health::Exited { code: 0 }) && policy != RestartPolicy::Always;
         let now = Instant::now();
         let step = {
             let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
             let watch = watches.entry(key.clone()).or_default();
             match (describe(&health), &watch.down) {
+                _ if finished => Step::Nothing,
                 (None, _) => {
                     if watch
                         .last_restart
@@ -110,13 +117,18 @@ impl Agent {
                     }
                     Step::Nothing
                 }
+                (Some(why), None) if policy == RestartPolicy::Never => {
+                    let reason = format!("{why}; not restarted (restart: never)");
+                    watch.down = Some((reason.clone(), None));
+                    Step::Down(reason)
+                }
                 (Some(why), None) => {
                     let delay = backoff(watch.restarts);
                     let reason = format!("{why}; restarting in {}", seconds(delay));
-                    watch.down = Some((reason.clone(), now + delay));
+                    watch.down = Some((reason.clone(), Some(now + delay)));
                     Step::Down(reason)
                 }
-                (Some(_), Some((_, due))) if *due <= now => Step::Restart(watch.restarts + 1),
+                (Some(_), Some((_, Some(due)))) if *due <= now => Step::Restart(watch.restarts + 1),
                 (Some(_), Some(_)) => Step::Nothing,
             }
         };
@@ -152,7 +164,7 @@ impl Agent {
                     Err(e) => {
                         let delay = backoff(restarts);
                         let reason = format!("cannot restart: {e}; next try in {}", seconds(delay));
-                        watch.down = Some((reason.clone(), now + delay));
+                        watch.down = Some((reason.clone(), Some(now + delay)));
                         drop(watches);
                         tracing::warn!(instance = %key, %reason, restarts, "component restart failed");
                         self.observe(&key, "failed", reason, restarts);
@@ -267,6 +279,70 @@ mod tests {
         };
         assert_eq!(hello.running[0].state, "failed");
         assert_eq!(hello.running[0].error, again.error);
+    }
+
+    #[tokio::test]
+    async fn restart_policies_decide_what_happens_after_a_component_stops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mock = Arc::new(MockDriver::new());
+        let device = DeviceId::parse("s/n1").unwrap();
+        let drivers: Vec<Arc<dyn eos_driver::RuntimeDriver>> = vec![mock.clone()];
+        let caps = crate::capabilities::detect(&device, &drivers);
+        let agent = Agent::new(
+            device,
+            caps,
+            drivers,
+            RunRecord::open(tmp.path().to_owned()).unwrap(),
+            eos_adapter_registry::ArtifactCache::new(
+                tmp.path().join("artifacts"),
+                Default::default(),
+                Vec::new(),
+            ),
+        );
+        let (tx, mut rx) = mpsc::channel(16);
+        *agent.upstream.lock().unwrap() = Some(tx);
+        let component = |name: &str, exits: i32, restart: &str| ComponentSpec {
+            name: name.into(),
+            runtime: "mock".into(),
+            repository: format!("mock://exits/{exits}"),
+            revision: "1".into(),
+            app_version: "1".into(),
+            parameters: Default::default(),
+            settings: serde_json::json!({ "restart": restart }),
+        };
+        // A job that finished (status 0) under on-failure: nothing to report, nothing to restart.
+        agent
+            .apply("d", &component("job", 0, "on-failure"))
+            .await
+            .unwrap();
+        // A crash under never: reported once, never restarted.
+        agent
+            .apply("d", &component("once", 3, "never"))
+            .await
+            .unwrap();
+        agent.supervise_once().await;
+        let seen = observed(rx.try_recv().expect("the crash under never"));
+        assert_eq!(seen.component, "once");
+        assert_eq!(
+            seen.error,
+            "exited with status 3; not restarted (restart: never)"
+        );
+        assert!(rx.try_recv().is_err(), "the finished job says nothing");
+        tokio::time::sleep(BACKOFF_START + Duration::from_millis(100)).await;
+        agent.supervise_once().await;
+        assert!(rx.try_recv().is_err());
+        let applies = mock
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("apply"))
+            .count();
+        assert_eq!(applies, 2, "neither was started again");
+        // The default policy restarts even a clean exit.
+        let spec = ComponentSpec {
+            settings: Default::default(),
+            ..component("service", 0, "always")
+        };
+        assert_eq!(spec.restart_policy(), RestartPolicy::Always);
     }
 
     #[test]

@@ -529,6 +529,20 @@ fn walk_component_extensions(w: &mut Walk<'_>, ext: &Value, path: &str, runtime:
     let Some(m) = w.object(ext, path) else {
         return;
     };
+    if let Some(restart) = m.get("restart") {
+        let known = restart
+            .as_str()
+            .is_some_and(|r| crate::state::RestartPolicy::parse(r).is_some());
+        if !known {
+            w.problem(
+                join(path, "restart"),
+                format!(
+                    "{restart} is not a restart policy ({})",
+                    crate::state::RestartPolicy::NAMES.join(", ")
+                ),
+            );
+        }
+    }
     if let Some(wasm) = m.get("wasm") {
         let wpath = join(path, "wasm");
         if runtime != Some("wasm") {
@@ -805,6 +819,27 @@ deploymentProfiles:
             problems
                 .to_string()
                 .contains("for components of the oci runtime"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn a_component_restart_policy_is_one_eos_knows() {
+        let with = |policy: &str| {
+            MINIMAL.replace(
+                "properties: {repository: ./hello.wat, revision: 1.0.0}",
+                &format!(
+                    "properties: {{repository: ./hello.wat, revision: 1.0.0}}\n        x-eos-extensions: {{restart: {policy}}}"
+                ),
+            )
+        };
+        ApplicationDescription::from_yaml(&with("on-failure")).unwrap_or_else(|p| panic!("{p}"));
+        let problems = ApplicationDescription::from_yaml(&with("sometimes")).unwrap_err();
+        assert!(
+            problems
+                .to_string()
+                .contains("deploymentProfiles[0].components[0].x-eos-extensions.restart")
+                && problems.to_string().contains("always, on-failure, never"),
             "{problems}"
         );
     }
