@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Starts the real services EOS's tests use, installing them first when missing (Debian, as root):
 #   - a Docker engine (Debian docker.io), socket /var/run/docker.sock;
-#   - an OCI registry (Debian docker-registry) on 127.0.0.1:5000, without auth or TLS;
+#   - an OCI registry (Debian docker-registry) on 127.0.0.1:5000, without auth or TLS, and a
+#     private one on 127.0.0.1:5001 that wants a login (user eos, password eos-secret);
 #   - the test image eos-test/busybox:1, a busybox-static root made locally (no registry can be
-#     pulled from), imported into Docker and pushed to the registry.
+#     pulled from), imported into Docker and pushed to both registries.
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
-# /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000).
+# /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000) and
+# EOS_TEST_PRIVATE_REGISTRY (default 127.0.0.1:5001).
 set -euo pipefail
 
 dir="${EOS_SERVICES_DIR:-/tmp/eos-services}"
 registry="${EOS_TEST_REGISTRY:-127.0.0.1:5000}"
+private="${EOS_TEST_PRIVATE_REGISTRY:-127.0.0.1:5001}"
 mkdir -p "$dir"
 # The Debian client matches the Debian engine (API 1.41); a newer one elsewhere on the PATH may not.
 docker_cli=/usr/bin/docker
@@ -19,6 +22,7 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   apt-get update -qq
@@ -36,26 +40,50 @@ wait_for() { # what, seconds, command...
   return 1
 }
 
+status_of() { # URL → HTTP status code, 000 when nothing answers
+  curl -s -o /dev/null -w '%{http_code}' "$1" || true
+}
+
+private_up() {
+  [ "$(status_of "http://$private/v2/")" = 401 ]
+}
+
 if ! "$docker_cli" version >/dev/null 2>&1; then
   echo "services: starting dockerd"
   nohup dockerd >"$dir/dockerd.log" 2>&1 &
   wait_for "the Docker engine" 60 "$docker_cli" version
 fi
 
-if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
-  echo "services: starting the registry on $registry"
-  cat >"$dir/registry.yml" <<EOF
+registry_config() { # address, storage folder, extra YAML
+  cat <<EOF
 version: 0.1
 storage:
   filesystem:
-    rootdirectory: $dir/registry
+    rootdirectory: $2
   delete:
     enabled: true
 http:
-  addr: $registry
+  addr: $1
+$3
 EOF
+}
+
+if ! curl -fsS "http://$registry/v2/" >/dev/null 2>&1; then
+  echo "services: starting the registry on $registry"
+  registry_config "$registry" "$dir/registry" "" >"$dir/registry.yml"
   nohup docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
   wait_for "the registry" 30 curl -fsS "http://$registry/v2/"
+fi
+
+if ! private_up; then
+  echo "services: starting the private registry on $private"
+  htpasswd -Bbn eos eos-secret >"$dir/htpasswd"
+  registry_config "$private" "$dir/private" "auth:
+  htpasswd:
+    realm: eos-test
+    path: $dir/htpasswd" >"$dir/private.yml"
+  nohup docker-registry serve "$dir/private.yml" >"$dir/private.log" 2>&1 &
+  wait_for "the private registry" 30 private_up
 fi
 
 if ! "$docker_cli" image inspect eos-test/busybox:1 >/dev/null 2>&1; then
@@ -75,4 +103,12 @@ for tag in 1 1.0.0; do
   "$docker_cli" tag eos-test/busybox:1 "$registry/eos-test/busybox:$tag"
   "$docker_cli" push -q "$registry/eos-test/busybox:$tag" >/dev/null
 done
-echo "services: docker and the registry on $registry are up"
+# In the private registry under a login the tests know; the engine keeps no copy by that name,
+# so a test's pull really goes to the registry.
+export DOCKER_CONFIG="$dir/docker-config"
+echo eos-secret | "$docker_cli" login -u eos --password-stdin "$private" >"$dir/login.log" 2>&1
+"$docker_cli" tag eos-test/busybox:1 "$private/eos-test/busybox:1.0.0"
+"$docker_cli" push -q "$private/eos-test/busybox:1.0.0" >/dev/null
+"$docker_cli" logout "$private" >/dev/null
+"$docker_cli" rmi "$private/eos-test/busybox:1.0.0" >/dev/null
+echo "services: docker, the registry on $registry and the private one on $private are up"

@@ -241,3 +241,51 @@ async fn a_container_that_cannot_run_says_why() {
     );
     d.remove(&k).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_registry_is_pulled_from_with_its_login_only() {
+    let private =
+        std::env::var("EOS_TEST_PRIVATE_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5001".into());
+    let image = format!("{private}/eos-test/busybox:1.0.0");
+    // The engine must not have it already, or no pull would happen.
+    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let _ = docker
+        .remove_image(
+            &image,
+            Some(
+                bollard::query_parameters::RemoveImageOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+            None,
+        )
+        .await;
+    let mut private_sleeper = sleeper();
+    private_sleeper.repository = format!("oci://{private}/eos-test/busybox");
+    let k = key("private", "sleeper");
+
+    let anonymous = driver(&scope()).await;
+    match anonymous.apply(&k, &private_sleeper).await {
+        Err(DriverError::Fetch { reason, .. }) => assert!(
+            reason.to_lowercase().contains("auth") || reason.contains("401"),
+            "{reason}"
+        ),
+        other => panic!("no login, no pull: {other:?}"),
+    }
+    let logins = [(
+        private.clone(),
+        eos_adapter_oci::RegistryLogin {
+            username: "eos".into(),
+            password: "eos-secret".into(),
+        },
+    )]
+    .into();
+    let with_login = OciDriver::connect(SOCKET, &scope(), logins).await.unwrap();
+    with_login.apply(&k, &private_sleeper).await.unwrap();
+    assert_eq!(with_login.inspect(&k).await, Health::Running);
+    with_login.remove(&k).await.unwrap();
+}
