@@ -70,22 +70,17 @@ enum AppCommand {
 }
 
 #[derive(Subcommand)]
-enum ListOnly {
-    List,
-}
-
-#[derive(Subcommand)]
 enum DeviceCommand {
+    /// Every device: online or not, last contact, load, memory and workloads.
     List,
     /// One device: liveness, resource use, and its runtime drivers with their source
     /// (built-in, native or wasm plugin).
-    Show {
-        device: String,
-    },
+    Show { device: String },
 }
 
 #[derive(Subcommand)]
 enum SiteCommand {
+    /// Every site: whether its LO is connected, its manifest version, last contact.
     List,
     /// What happened at a site: refused or skipped desired states, crashed workloads.
     Events {
