@@ -22,7 +22,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
 use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -939,6 +939,38 @@ impl RuntimeDriver for ComposeDriver {
         _handle: &Handle,
     ) -> Result<Handle, DriverError> {
         self.apply(key, spec).await
+    }
+
+    async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        let containers = self.containers(key).await?;
+        let samples = futures::future::join_all(
+            containers
+                .iter()
+                .map(|c| crate::container_stats(&self.docker, &c.name)),
+        )
+        .await;
+        let mut total = Stats::default();
+        for s in samples {
+            let s = s?;
+            if let Some(cpu) = s.cpu_percent {
+                *total.cpu_percent.get_or_insert(0.0) += cpu;
+            }
+            if let Some(m) = s.memory_bytes {
+                *total.memory_bytes.get_or_insert(0) += m;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Every service's last lines, each line led by its service's name.
+    async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let mut out = Vec::new();
+        for c in self.containers(key).await? {
+            for line in crate::container_logs(&self.docker, &c.name, lines).await? {
+                out.push(format!("{} | {line}", c.service));
+            }
+        }
+        Ok(out)
     }
 
     async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {

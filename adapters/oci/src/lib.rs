@@ -22,11 +22,12 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use eos_domain::container::{ContainerSettings, VolumeMount};
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -111,22 +112,6 @@ impl OciDriver {
 
     fn volume_name(&self, key: &InstanceKey, volume: &str) -> String {
         format!("{}-{}", self.container_name(key), sanitize(volume))
-    }
-
-    /// The last `lines` lines the component wrote (stdout and stderr).
-    pub async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
-        let mut stream = self.docker.logs(&self.container_name(key), Some(options));
-        let mut text = String::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| DriverError::Other(e.to_string()))?;
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        Ok(text.lines().map(str::to_owned).collect())
     }
 
     async fn ensure_image(&self, spec: &ComponentSpec, image: &str) -> Result<(), DriverError> {
@@ -241,7 +226,9 @@ impl OciDriver {
 
     /// Why a container that ended did so: its status and its last lines of output.
     async fn why_ended(&self, key: &InstanceKey, code: i64) -> String {
-        let tail = self.logs(key, 5).await.unwrap_or_default();
+        let tail = container_logs(&self.docker, &self.container_name(key), 5)
+            .await
+            .unwrap_or_default();
         if tail.is_empty() {
             format!("exited with status {code}")
         } else {
@@ -251,6 +238,51 @@ impl OciDriver {
             )
         }
     }
+}
+
+/// One container's resource use: memory now, and CPU over the engine's last sampling second.
+pub(crate) async fn container_stats(docker: &Docker, name: &str) -> Result<Stats, DriverError> {
+    let options = StatsOptionsBuilder::default().stream(false).build();
+    let mut samples = docker.stats(name, Some(options));
+    let Some(sample) = samples.next().await else {
+        return Ok(Stats::default());
+    };
+    let r = sample.map_err(|e| DriverError::Other(engine_message(&e)))?;
+    let cpu = (|| {
+        let (now, before) = (r.cpu_stats.as_ref()?, r.precpu_stats.as_ref()?);
+        let used = now.cpu_usage.as_ref()?.total_usage? as f64
+            - before.cpu_usage.as_ref()?.total_usage? as f64;
+        let system = now.system_cpu_usage? as f64 - before.system_cpu_usage? as f64;
+        let cpus = f64::from(now.online_cpus.unwrap_or(1));
+        (system > 0.0).then(|| used / system * cpus * 100.0)
+    })();
+    Ok(Stats {
+        cpu_percent: cpu,
+        memory_bytes: r.memory_stats.as_ref().and_then(|m| m.usage),
+    })
+}
+
+/// The last `lines` lines a container wrote (stdout and stderr).
+pub(crate) async fn container_logs(
+    docker: &Docker,
+    name: &str,
+    lines: usize,
+) -> Result<Vec<String>, DriverError> {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail(&lines.to_string())
+        .build();
+    let mut stream = docker.logs(name, Some(options));
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk.into_bytes())),
+            Err(e) if status_of(&e) == Some(404) => return Ok(Vec::new()),
+            Err(e) => return Err(DriverError::Other(engine_message(&e))),
+        }
+    }
+    Ok(text.lines().map(str::to_owned).collect())
 }
 
 /// Pulls `image` unless the engine has it, with the login for its registry host.
@@ -493,6 +525,14 @@ impl RuntimeDriver for OciDriver {
         // A running container made from this spec is adopted as it is; anything else is made
         // good by applying.
         self.apply(key, spec).await
+    }
+
+    async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        container_stats(&self.docker, &self.container_name(key)).await
+    }
+
+    async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        container_logs(&self.docker, &self.container_name(key), lines).await
     }
 
     async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {

@@ -172,6 +172,13 @@ async fn services_reach_each_other_by_name_with_parameters_filled_in() {
         seen.contains("hi hello from eos"),
         "the probe reaches web by name, with GREETING from the parameters: {seen:?}"
     );
+    let logs = d.logs(&key, 50).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.starts_with("probe | hi hello from eos")),
+        "each line led by its service: {logs:?}"
+    );
+    let stats = d.stats(&key).await.unwrap();
+    assert!(stats.memory_bytes.is_some_and(|m| m > 0), "{stats:?}");
     let volume = format!("{}-state", d.project(&key));
     assert!(docker.inspect_volume(&volume).await.is_ok());
     d.remove(&key).await.unwrap();

@@ -172,6 +172,10 @@ async fn settings_parameters_ports_volumes_and_limits_reach_the_container() {
         .host_config
         .unwrap();
     assert_eq!(host.memory, Some(64 << 20));
+    let stats = d.stats(&k).await.unwrap();
+    let used = stats.memory_bytes.expect("the engine reports memory");
+    assert!(used > 0 && used < 64 << 20, "{stats:?}");
+    assert!(stats.cpu_percent.is_some_and(|c| c >= 0.0), "{stats:?}");
     assert_eq!(host.nano_cpus, Some(500_000_000));
     let volume = format!("{}-state", d.container_name(&k));
     assert!(docker.inspect_volume(&volume).await.is_ok());

@@ -3,16 +3,20 @@
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, Health};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-use wasmtime::{Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{
+    Engine, Linker, Module, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 pub(crate) struct Instance {
     pub spec: ComponentSpec,
+    /// The module's linear memory now, in bytes.
+    memory: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     health: Arc<(Mutex<Health>, Condvar)>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -64,9 +68,13 @@ impl Instance {
         if let Some(bytes) = settings.memory_bytes() {
             limits = limits.memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
+        let memory = Arc::new(AtomicU64::new(0));
         let host = Host {
             wasi: ctx,
-            limits: limits.build(),
+            limits: Limits {
+                inner: limits.build(),
+                memory: memory.clone(),
+            },
         };
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -83,10 +91,16 @@ impl Instance {
             .map_err(|e| DriverError::Other(e.to_string()))?;
         Ok(Self {
             spec,
+            memory,
             stop,
             health,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// The module's linear memory now, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
     }
 
     pub fn health(&self) -> Health {
@@ -126,7 +140,38 @@ impl Drop for Instance {
 /// What a module's store holds: its WASI context and its limits.
 struct Host {
     wasi: WasiP1Ctx,
-    limits: StoreLimits,
+    limits: Limits,
+}
+
+/// The store's limits, which also keep count of the memory the module has.
+struct Limits {
+    inner: StoreLimits,
+    memory: Arc<AtomicU64>,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory
+                .store(u64::try_from(desired).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
 }
 
 /// Instantiates and runs `_start`, returning how the module ended.

@@ -10,7 +10,7 @@
 mod instance;
 
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
 use instance::Instance;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -199,6 +199,25 @@ impl RuntimeDriver for WasmDriver {
         _handle: &Handle,
     ) -> Result<Handle, DriverError> {
         self.apply(key, spec).await
+    }
+
+    async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        Ok(Stats {
+            cpu_percent: None,
+            memory_bytes: self.running(key).map(|i| i.memory_bytes()),
+        })
+    }
+
+    async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let dir = self.component_dir(key);
+        let mut out = Vec::new();
+        for (file, prefix) in [("stdout.log", ""), ("stderr.log", "stderr: ")] {
+            let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            out.extend(tail.iter().map(|l| format!("{prefix}{l}")));
+        }
+        Ok(out)
     }
 
     async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {

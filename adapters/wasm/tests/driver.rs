@@ -53,6 +53,10 @@ async fn the_sample_module_runs_until_removed() {
         "the module keeps writing, and applying twice did not start it twice: {text:?}"
     );
     assert_eq!(text.lines().count(), text.matches("hello from eos").count());
+    let tail = driver.logs(&key(), 1).await.unwrap();
+    assert_eq!(tail, ["hello from eos"], "the last line of its output");
+    let stats = driver.stats(&key()).await.unwrap();
+    assert_eq!(stats.memory_bytes, Some(65536), "one page of linear memory");
     driver.remove(&key()).await.unwrap();
     assert!(!driver.component_dir(&key()).exists());
     assert_eq!(driver.inspect(&key()).await, Health::Unknown);

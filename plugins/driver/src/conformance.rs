@@ -54,6 +54,14 @@ pub async fn run(fixture: Fixture<'_>) {
         "apply: the same spec twice MUST change nothing (same handle)"
     );
     assert_eq!(driver.inspect(&a).await, Health::Running);
+    driver
+        .stats(&a)
+        .await
+        .unwrap_or_else(|e| panic!("stats: MUST answer for a running component: {e}"));
+    driver
+        .logs(&a, 10)
+        .await
+        .unwrap_or_else(|e| panic!("logs: MUST answer for a running component: {e}"));
 
     // A component that cannot start MUST fail apply with the reason, and not count as running.
     let b = key("conformance-b", &fixture.cannot_start);

@@ -40,6 +40,14 @@ pub enum Health {
     Unknown,
 }
 
+/// A component's resource use now; `None` where the driver cannot tell.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Percent of one core (200 is two cores busy).
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
     #[error("cannot fetch {repository}: {reason}")]
@@ -89,6 +97,19 @@ pub trait RuntimeDriver: Send + Sync {
     /// Returns what it removed.
     async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
         let _ = keep;
+        Ok(Vec::new())
+    }
+
+    /// The resource use of a running component (all `None` from a driver that cannot tell).
+    async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        let _ = key;
+        Ok(Stats::default())
+    }
+
+    /// The last `lines` lines a component wrote (stdout and stderr), oldest first; none from a
+    /// driver that keeps no output.
+    async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let _ = (key, lines);
         Ok(Vec::new())
     }
 }
