@@ -174,7 +174,8 @@ async fn services_reach_each_other_by_name_with_parameters_filled_in() {
     );
     let logs = d.logs(&key, 50).await.unwrap();
     assert!(
-        logs.iter().any(|l| l.starts_with("probe | hi hello from eos")),
+        logs.iter()
+            .any(|l| l.starts_with("probe | hi hello from eos")),
         "each line led by its service: {logs:?}"
     );
     let stats = d.stats(&key).await.unwrap();

@@ -158,8 +158,10 @@ impl ResourceLimiter for Limits {
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum)?;
         if allowed {
-            self.memory
-                .store(u64::try_from(desired).unwrap_or(u64::MAX), Ordering::Relaxed);
+            self.memory.store(
+                u64::try_from(desired).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
         Ok(allowed)
     }
