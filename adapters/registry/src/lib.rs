@@ -178,25 +178,57 @@ impl ArtifactCache {
         std::fs::rename(&tmp, path).map_err(self.io(path))
     }
 
-    fn index(&self) -> BTreeMap<String, PathBuf> {
+    /// What each reference resolved to, oldest first.
+    fn index(&self) -> BTreeMap<String, Vec<PathBuf>> {
         std::fs::read(self.dir.join(INDEX))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
-    fn remember(&self, reference: &str, path: &Path) -> Result<(), FetchError> {
-        let mut index = self.index();
-        if index.get(reference).map(PathBuf::as_path) == Some(path) {
-            return Ok(());
-        }
-        index.insert(reference.to_owned(), path.to_owned());
-        let bytes = serde_json::to_vec_pretty(&index).expect("the index serializes");
+    fn store_index(&self, index: &BTreeMap<String, Vec<PathBuf>>) -> Result<(), FetchError> {
+        let bytes = serde_json::to_vec_pretty(index).expect("the index serializes");
         self.write_atomically(&self.dir.join(INDEX), &bytes)
     }
 
+    fn remember(&self, reference: &str, path: &Path) -> Result<(), FetchError> {
+        let mut index = self.index();
+        let history = index.entry(reference.to_owned()).or_default();
+        if history.last().map(PathBuf::as_path) == Some(path) {
+            return Ok(());
+        }
+        history.retain(|p| p != path);
+        history.push(path.to_owned());
+        self.store_index(&index)
+    }
+
     fn remembered(&self, reference: &str) -> Option<PathBuf> {
-        self.index().remove(reference).filter(|p| p.exists())
+        self.index().remove(reference)?.pop().filter(|p| p.exists())
+    }
+
+    /// Keeps the newest `keep` artifacts each reference resolved to (at least the newest one)
+    /// and deletes every other artifact file; returns what it deleted.
+    pub fn collect_garbage(&self, keep: usize) -> Result<Vec<PathBuf>, FetchError> {
+        let mut index = self.index();
+        for history in index.values_mut() {
+            let excess = history.len().saturating_sub(keep.max(1));
+            history.drain(..excess);
+        }
+        let kept: std::collections::BTreeSet<PathBuf> = index.values().flatten().cloned().collect();
+        let mut deleted = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(deleted);
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let artifact = entry.file_name().to_string_lossy().starts_with("sha256-");
+            if artifact && !kept.contains(&path) {
+                std::fs::remove_file(&path).map_err(self.io(&path))?;
+                deleted.push(path);
+            }
+        }
+        self.store_index(&index)?;
+        Ok(deleted)
     }
 }
 
@@ -221,5 +253,30 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::Reference { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_collection_keeps_the_newest_artifacts_of_each_reference() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(tmp.path().to_owned(), BTreeMap::new(), Vec::new());
+        let file = |n: u8| {
+            let p = tmp.path().join(format!("sha256-{n:02}"));
+            std::fs::write(&p, [n]).unwrap();
+            p
+        };
+        // The tag moved three times; another reference has one version; one file is orphaned.
+        let (v1, v2, v3, other, orphan) = (file(1), file(2), file(3), file(4), file(5));
+        for p in [&v1, &v2, &v3] {
+            cache.remember("r/module:1.0.0", p).unwrap();
+        }
+        cache.remember("r/other:1.0.0", &other).unwrap();
+        let mut deleted = cache.collect_garbage(2).unwrap();
+        deleted.sort();
+        assert_eq!(deleted, [v1.clone(), orphan]);
+        assert!(v2.exists() && v3.exists() && other.exists());
+        assert_eq!(cache.remembered("r/module:1.0.0"), Some(v3.clone()));
+        // Keeping none still keeps the newest: a restart while offline needs it.
+        assert_eq!(cache.collect_garbage(0).unwrap(), [v2]);
+        assert!(v3.exists());
     }
 }

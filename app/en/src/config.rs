@@ -30,6 +30,9 @@ pub struct EnConfig {
     pub insecure_registries: Vec<String>,
     /// Native driver plugins (`*.so`) loaded at start; default `<data_dir>/plugins`.
     pub plugin_dir: Option<PathBuf>,
+    /// How many pulled modules and compose archives to keep per registry reference (the
+    /// newest; at least one, so a restart while offline finds it).
+    pub keep_artifacts: usize,
 }
 
 impl Default for EnConfig {
@@ -45,6 +48,7 @@ impl Default for EnConfig {
             registries: BTreeMap::new(),
             insecure_registries: Vec::new(),
             plugin_dir: None,
+            keep_artifacts: 2,
         }
     }
 }

@@ -83,8 +83,12 @@ impl En {
             logins,
             config.insecure_registries.clone(),
         );
-        let agent = Arc::new(link::Agent::new(device, caps, drivers, records, artifacts));
+        let agent = Arc::new(
+            link::Agent::new(device, caps, drivers, records, artifacts)
+                .keep_artifacts(config.keep_artifacts),
+        );
         agent.recover().await;
+        agent.collect_artifacts();
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
         let every = std::time::Duration::from_secs(config.health_check_secs.max(1));

@@ -47,6 +47,8 @@ pub struct Agent {
     pub(crate) upstream: Mutex<Option<mpsc::Sender<pb::EnMessage>>>,
     /// Modules pulled from registries.
     artifacts: ArtifactCache,
+    /// How many artifacts to keep per registry reference.
+    keep_artifacts: usize,
 }
 
 impl Agent {
@@ -66,6 +68,25 @@ impl Agent {
             watches: Mutex::new(HashMap::new()),
             upstream: Mutex::new(None),
             artifacts,
+            keep_artifacts: 2,
+        }
+    }
+
+    /// Keeps `n` pulled artifacts per registry reference (the newest; at least one).
+    pub fn keep_artifacts(mut self, n: usize) -> Self {
+        self.keep_artifacts = n;
+        self
+    }
+
+    /// Deletes pulled artifacts beyond the newest few per reference.
+    pub(crate) fn collect_artifacts(&self) {
+        match self.artifacts.collect_garbage(self.keep_artifacts) {
+            Ok(deleted) => {
+                for path in deleted {
+                    tracing::info!(path = %path.display(), "deleted an artifact no longer kept");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot collect old artifacts"),
         }
     }
 
@@ -260,6 +281,9 @@ impl Agent {
                 handle,
             })
             .map_err(|e| e.to_string())?;
+        if spec.oci_reference().is_some() && matches!(spec.runtime.as_str(), "wasm" | "compose") {
+            self.collect_artifacts();
+        }
         // Applied afresh: crashes before count no more.
         self.watches
             .lock()
