@@ -46,7 +46,7 @@ pub struct ComposeFile {
     pub services: BTreeMap<String, Service>,
     #[serde(default)]
     pub volumes: BTreeMap<String, Option<serde_yaml::Value>>,
-    /// Accepted; every service of a component shares one network.
+    /// Networks of the component besides `default`; services on none of them join `default`.
     #[serde(default)]
     pub networks: BTreeMap<String, Option<serde_yaml::Value>>,
 }
@@ -208,7 +208,36 @@ pub fn parse(text: &str, vars: &BTreeMap<String, String>) -> Result<ComposeFile,
         return Err("compose.yaml: no services".into());
     }
     start_order(&file)?;
+    for name in file.services.keys() {
+        service_networks(&file, name)?;
+    }
     Ok(file)
+}
+
+/// The networks a service joins: those it lists, or `default`.
+pub fn service_networks(file: &ComposeFile, name: &str) -> Result<Vec<String>, String> {
+    let listed: Vec<String> = match &file.services[name].networks {
+        None => vec!["default".into()],
+        Some(serde_yaml::Value::Sequence(s)) => s
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("service {name}: networks are names"))?,
+        Some(serde_yaml::Value::Mapping(m)) => m
+            .keys()
+            .map(|k| k.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("service {name}: networks are names"))?,
+        Some(other) => return Err(format!("service {name}: networks {other:?} is not a list")),
+    };
+    for n in &listed {
+        if n != "default" && !file.networks.contains_key(n) {
+            return Err(format!(
+                "service {name} joins network {n}, which compose.yaml does not declare"
+            ));
+        }
+    }
+    Ok(listed)
 }
 
 /// Services in an order where each comes after what it depends on.
@@ -407,6 +436,15 @@ impl ComposeDriver {
         )
     }
 
+    /// The engine's name of the component's network `network` (`default` is the project).
+    fn network_name(&self, key: &InstanceKey, network: &str) -> String {
+        if network == "default" {
+            self.project(key)
+        } else {
+            format!("{}-net-{}", self.project(key), sanitize(network))
+        }
+    }
+
     /// The component's containers: `(service, name, running, labels' spec digest)`.
     async fn containers(&self, key: &InstanceKey) -> Result<Vec<ContainerInfo>, DriverError> {
         let filters = HashMap::from([(
@@ -460,14 +498,31 @@ impl ComposeDriver {
                 Err(e) => return Err(DriverError::Other(engine_message(&e))),
             }
         }
-        let project = self.project(key);
-        if let Err(e) = self.docker.remove_network(&project).await
-            && status_of(&e) != Some(404)
-        {
-            return Err(DriverError::Other(format!(
-                "cannot remove network {project}: {}",
-                engine_message(&e)
-            )));
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![
+                format!("{LABEL_SCOPE}={}", self.scope),
+                format!("{LABEL_DEPLOYMENT}={}", key.deployment_id),
+                format!("{LABEL_COMPONENT}={}", key.component),
+            ],
+        )]);
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let networks = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| DriverError::Other(engine_message(&e)))?;
+        for n in networks.into_iter().filter_map(|n| n.name) {
+            if let Err(e) = self.docker.remove_network(&n).await
+                && status_of(&e) != Some(404)
+            {
+                return Err(DriverError::Other(format!(
+                    "cannot remove network {n}: {}",
+                    engine_message(&e)
+                )));
+            }
         }
         Ok(())
     }
@@ -528,10 +583,14 @@ impl ComposeDriver {
         key: &InstanceKey,
         spec: &ComponentSpec,
         folder: &Path,
-        service_name: &str,
-        service: &Service,
         digest: &str,
+        plan: ServicePlan<'_>,
     ) -> Result<ContainerCreateBody, String> {
+        let ServicePlan {
+            name: service_name,
+            service,
+            network,
+        } = plan;
         let project = self.project(key);
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         let files = match &service.env_file {
@@ -693,7 +752,7 @@ impl ComposeDriver {
                 memory,
                 nano_cpus,
                 init: Some(true),
-                network_mode: Some(project.clone()),
+                network_mode: Some(network.to_owned()),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
@@ -702,7 +761,7 @@ impl ComposeDriver {
             }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
-                    project,
+                    network.to_owned(),
                     EndpointSettings {
                         aliases: Some(vec![service_name.to_owned()]),
                         ..Default::default()
@@ -712,6 +771,14 @@ impl ComposeDriver {
             ..Default::default()
         })
     }
+}
+
+/// One service as it is about to be created: its name, its part of `compose.yaml`, and the
+/// network it is created on (it joins any others after).
+struct ServicePlan<'a> {
+    name: &'a str,
+    service: &'a Service,
+    network: &'a str,
 }
 
 struct ContainerInfo {
@@ -797,18 +864,21 @@ impl RuntimeDriver for ComposeDriver {
             .map_err(|e| DriverError::Start(format!("compose.yaml: {e}")))?;
         let file = parse(&text, &spec.parameters).map_err(DriverError::Start)?;
         let order = start_order(&file).map_err(DriverError::Start)?;
-        let network = NetworkCreateRequest {
-            name: project.clone(),
-            labels: Some(HashMap::from([
-                (LABEL_SCOPE.to_owned(), self.scope.clone()),
-                (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),
-                (LABEL_COMPONENT.to_owned(), key.component.clone()),
-            ])),
-            ..Default::default()
-        };
-        self.docker.create_network(network).await.map_err(|e| {
-            DriverError::Start(format!("network {project}: {}", engine_message(&e)))
-        })?;
+        for net in std::iter::once("default").chain(file.networks.keys().map(String::as_str)) {
+            let name = self.network_name(key, net);
+            let network = NetworkCreateRequest {
+                name: name.clone(),
+                labels: Some(HashMap::from([
+                    (LABEL_SCOPE.to_owned(), self.scope.clone()),
+                    (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),
+                    (LABEL_COMPONENT.to_owned(), key.component.clone()),
+                ])),
+                ..Default::default()
+            };
+            self.docker.create_network(network).await.map_err(|e| {
+                DriverError::Start(format!("network {net} ({name}): {}", engine_message(&e)))
+            })?;
+        }
         for name in &order {
             let service = &file.services[name];
             if let Some(DependsOn::Map(deps)) = &service.depends_on {
@@ -827,8 +897,23 @@ impl RuntimeDriver for ComposeDriver {
                     }
                 }
             }
+            let networks: Vec<String> = service_networks(&file, name)
+                .map_err(DriverError::Start)?
+                .iter()
+                .map(|n| self.network_name(key, n))
+                .collect();
             let body = self
-                .body(key, spec, &folder, name, service, &digest)
+                .body(
+                    key,
+                    spec,
+                    &folder,
+                    &digest,
+                    ServicePlan {
+                        name,
+                        service,
+                        network: &networks[0],
+                    },
+                )
                 .map_err(DriverError::Start)?;
             let container = format!("{project}-{}", sanitize(name));
             crate::pull_if_missing(&self.docker, &service.image, &self.logins)
@@ -846,6 +931,24 @@ impl RuntimeDriver for ComposeDriver {
                 .map_err(|e| {
                     DriverError::Start(format!("service {name}: {}", engine_message(&e)))
                 })?;
+            for network in &networks[1..] {
+                let join = bollard::models::NetworkConnectRequest {
+                    container: container.clone(),
+                    endpoint_config: Some(EndpointSettings {
+                        aliases: Some(vec![name.clone()]),
+                        ..Default::default()
+                    }),
+                };
+                self.docker
+                    .connect_network(network, join)
+                    .await
+                    .map_err(|e| {
+                        DriverError::Start(format!(
+                            "service {name} joining {network}: {}",
+                            engine_message(&e)
+                        ))
+                    })?;
+            }
             self.docker
                 .start_container(&container, None)
                 .await
@@ -1040,6 +1143,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(unknown.contains("privileged"), "{unknown}");
+    }
+
+    #[test]
+    fn services_join_the_networks_they_list_and_only_declared_ones() {
+        let file = parse(
+            "services:\n  web: {image: w, networks: [back]}\n  api: {image: a, networks: {back: {}, front: {}}}\n  probe: {image: p}\nnetworks:\n  back: {}\n  front: {}\n",
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(service_networks(&file, "web").unwrap(), ["back"]);
+        assert_eq!(service_networks(&file, "api").unwrap(), ["back", "front"]);
+        assert_eq!(service_networks(&file, "probe").unwrap(), ["default"]);
+        let undeclared = parse(
+            "services:\n  web: {image: w, networks: [nowhere]}\n",
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(undeclared.contains("network nowhere"), "{undeclared}");
     }
 
     #[test]

@@ -253,3 +253,69 @@ async fn archives_the_spec_forbids_are_refused_with_the_reason() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_reach_each_other_only_over_a_network_they_share() {
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = driver(&format!("compose-nets-{}", std::process::id()), root.path()).await;
+    let probe = |who: &str| {
+        format!(
+            "[\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do echo \\\"{who} $$(wget -qO- http://web/index.html || echo unreachable)\\\"; sleep 1; done\"]"
+        )
+    };
+    let compose = format!(
+        "services:\n  web:\n    image: {r}/eos-test/busybox:1.0.0\n    command: [httpd, -f, -p, '80', -h, /www]\n    networks: [back]\n  insider:\n    image: {r}/eos-test/busybox:1.0.0\n    command: {inside}\n    networks: [back, default]\n  outsider:\n    image: {r}/eos-test/busybox:1.0.0\n    command: {outside}\nnetworks:\n  back: {{}}\n",
+        r = registry(),
+        inside = probe("insider"),
+        outside = probe("outsider"),
+    );
+    let stack = archive(files.path(), "nets", &[("stack/compose.yaml", compose)]);
+    let key = InstanceKey {
+        deployment_id: "nets".into(),
+        component: "stack".into(),
+    };
+    d.apply(&key, &spec(&stack)).await.unwrap();
+    let mut logs = Vec::new();
+    for _ in 0..40 {
+        logs = d.logs(&key, 20).await.unwrap();
+        let inside = logs.iter().any(|l| l == "insider | insider hello from eos");
+        let outside = logs.iter().any(|l| l == "outsider | outsider unreachable");
+        if inside && outside {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        logs.iter().any(|l| l == "insider | insider hello from eos"),
+        "a service on the shared network reaches web: {logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l == "outsider | outsider unreachable"),
+        "one on the default network alone does not: {logs:?}"
+    );
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l == "outsider | outsider hello from eos"),
+        "{logs:?}"
+    );
+    d.remove(&key).await.unwrap();
+    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let left: Vec<String> = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.name)
+        .filter(|n| n.starts_with(&d.project(&key)))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "every network of the component goes: {left:?}"
+    );
+}
