@@ -205,25 +205,6 @@ impl OciDriver {
         }
     }
 
-    async fn remove_container(&self, name: &str) -> Result<(), DriverError> {
-        let stop = StopContainerOptionsBuilder::default()
-            .t(STOP_GRACE_SECS)
-            .build();
-        let _ = self.docker.stop_container(name, Some(stop)).await;
-        let remove = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match self.docker.remove_container(name, Some(remove)).await {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            Err(e) => Err(DriverError::Other(format!(
-                "cannot remove container {name}: {}",
-                engine_message(&e)
-            ))),
-        }
-    }
-
     /// Why a container that ended did so: its status and its last lines of output.
     async fn why_ended(&self, key: &InstanceKey, code: i64) -> String {
         let tail = container_logs(&self.docker, &self.container_name(key), 5)
@@ -237,6 +218,68 @@ impl OciDriver {
                 tail.join(" | ")
             )
         }
+    }
+}
+
+/// How a container stands: running (or restarting, or paused), failed (unhealthy, or never
+/// started), exited with its status, or unknown to the engine.
+pub(crate) async fn container_health(docker: &Docker, name: &str) -> Health {
+    let Ok(container) = docker.inspect_container(name, None).await else {
+        return Health::Unknown;
+    };
+    let Some(state) = container.state else {
+        return Health::Unknown;
+    };
+    let unhealthy = state
+        .health
+        .as_ref()
+        .is_some_and(|h| h.status == Some(HealthStatusEnum::UNHEALTHY));
+    match state.status {
+        Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)
+            if unhealthy =>
+        {
+            let last = state
+                .health
+                .and_then(|h| h.log)
+                .and_then(|l| l.last().cloned())
+                .and_then(|r| r.output)
+                .unwrap_or_default();
+            Health::Failed {
+                reason: format!("unhealthy: {}", last.trim()),
+            }
+        }
+        Some(
+            ContainerStateStatusEnum::RUNNING
+            | ContainerStateStatusEnum::RESTARTING
+            | ContainerStateStatusEnum::PAUSED,
+        ) => Health::Running,
+        Some(ContainerStateStatusEnum::CREATED) => Health::Failed {
+            reason: "created but never started".into(),
+        },
+        _ => Health::Exited {
+            code: i32::try_from(state.exit_code.unwrap_or(-1)).unwrap_or(-1),
+        },
+    }
+}
+
+/// Stops a container (SIGTERM, then SIGKILL after the grace) and removes it with its anonymous
+/// volumes; one that is not there is fine.
+pub(crate) async fn remove_container(docker: &Docker, name: &str) -> Result<(), DriverError> {
+    let stop = StopContainerOptionsBuilder::default()
+        .t(STOP_GRACE_SECS)
+        .build();
+    let _ = docker.stop_container(name, Some(stop)).await;
+    let remove = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(remove)).await {
+        Ok(()) => Ok(()),
+        Err(e) if status_of(&e) == Some(404) => Ok(()),
+        Err(e) => Err(DriverError::Other(format!(
+            "cannot remove container {name}: {}",
+            engine_message(&e)
+        ))),
     }
 }
 
@@ -407,7 +450,7 @@ impl RuntimeDriver for OciDriver {
                     return Ok(handle_of(&name, &id));
                 }
                 // Made from another spec, or ended: it goes, and a fresh one comes.
-                self.remove_container(&name).await?;
+                remove_container(&self.docker, &name).await?;
             }
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(DriverError::Other(engine_message(&e))),
@@ -440,46 +483,7 @@ impl RuntimeDriver for OciDriver {
     }
 
     async fn inspect(&self, key: &InstanceKey) -> Health {
-        let Ok(container) = self
-            .docker
-            .inspect_container(&self.container_name(key), None)
-            .await
-        else {
-            return Health::Unknown;
-        };
-        let Some(state) = container.state else {
-            return Health::Unknown;
-        };
-        let unhealthy = state
-            .health
-            .as_ref()
-            .is_some_and(|h| h.status == Some(HealthStatusEnum::UNHEALTHY));
-        match state.status {
-            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)
-                if unhealthy =>
-            {
-                let last = state
-                    .health
-                    .and_then(|h| h.log)
-                    .and_then(|l| l.last().cloned())
-                    .and_then(|r| r.output)
-                    .unwrap_or_default();
-                Health::Failed {
-                    reason: format!("unhealthy: {}", last.trim()),
-                }
-            }
-            Some(
-                ContainerStateStatusEnum::RUNNING
-                | ContainerStateStatusEnum::RESTARTING
-                | ContainerStateStatusEnum::PAUSED,
-            ) => Health::Running,
-            Some(ContainerStateStatusEnum::CREATED) => Health::Failed {
-                reason: "created but never started".into(),
-            },
-            _ => Health::Exited {
-                code: i32::try_from(state.exit_code.unwrap_or(-1)).unwrap_or(-1),
-            },
-        }
+        container_health(&self.docker, &self.container_name(key)).await
     }
 
     async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError> {
@@ -496,7 +500,7 @@ impl RuntimeDriver for OciDriver {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        self.remove_container(&name).await?;
+        remove_container(&self.docker, &name).await?;
         for volume in volumes {
             if let Err(e) = self
                 .docker

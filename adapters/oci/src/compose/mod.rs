@@ -3,404 +3,42 @@
 //! API, with no compose binary and no Python on the device. The archive is checked before it is
 //! unpacked (one top folder, no absolute paths, no `..`, no links leaving it, no setuid bits).
 //! `${NAME}` and `${NAME:-default}` in `compose.yaml` take Margo parameters, which also become
-//! every service's environment. Each component gets its own network, on which services reach
-//! each other by name. Services start in `depends_on` order, waiting for health where a
-//! dependency asks for `service_healthy`.
+//! every service's environment. Each network the file declares, and `default`, is the
+//! component's own; services reach each other by name on a network they share. Services start
+//! in `depends_on` order, waiting for health where a dependency asks for `service_healthy`.
+//! Reading the file is `file`, checking and unpacking the archive is `archive`.
 
 use crate::{
-    LABEL_COMPONENT, LABEL_DEPLOYMENT, LABEL_SCOPE, LABEL_SPEC, STOP_GRACE_SECS, engine_message,
-    sanitize, spec_digest, status_of,
+    LABEL_COMPONENT, LABEL_DEPLOYMENT, LABEL_SCOPE, LABEL_SPEC, engine_message, sanitize,
+    spec_digest, status_of,
 };
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
-use futures::StreamExt;
-use serde::Deserialize;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod archive;
+mod file;
+
+pub use archive::unpack;
+pub use file::*;
+
+use archive::inside;
+use file::{compose_memory, duration_ns};
 
 const LABEL_SERVICE: &str = "eos.service";
 /// How long `apply` watches the services before calling them started.
 pub const START_WINDOW: Duration = Duration::from_millis(700);
 /// How long a dependency may take to become healthy.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(60);
-
-/// `compose.yaml`, the part EOS runs.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComposeFile {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub version: Option<String>,
-    pub services: BTreeMap<String, Service>,
-    #[serde(default)]
-    pub volumes: BTreeMap<String, Option<serde_yaml::Value>>,
-    /// Networks of the component besides `default`; services on none of them join `default`.
-    #[serde(default)]
-    pub networks: BTreeMap<String, Option<serde_yaml::Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Service {
-    pub image: String,
-    #[serde(default)]
-    pub command: Option<Command>,
-    #[serde(default)]
-    pub entrypoint: Option<Command>,
-    #[serde(default)]
-    pub environment: Option<Environment>,
-    #[serde(default)]
-    pub env_file: Option<OneOrMany>,
-    #[serde(default)]
-    pub ports: Vec<serde_yaml::Value>,
-    #[serde(default)]
-    pub volumes: Vec<String>,
-    #[serde(default)]
-    pub depends_on: Option<DependsOn>,
-    #[serde(default)]
-    pub healthcheck: Option<Healthcheck>,
-    /// Accepted; the EN's supervisor restarts every component alike.
-    #[serde(default)]
-    pub restart: Option<String>,
-    #[serde(default)]
-    pub working_dir: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default)]
-    pub networks: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub deploy: Option<Deploy>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Command {
-    Shell(String),
-    Exec(Vec<String>),
-}
-
-impl Command {
-    fn words(&self) -> Vec<String> {
-        match self {
-            Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
-            Command::Exec(v) => v.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Environment {
-    Map(BTreeMap<String, Option<serde_yaml::Value>>),
-    List(Vec<String>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum DependsOn {
-    List(Vec<String>),
-    Map(BTreeMap<String, Dependency>),
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Dependency {
-    #[serde(default)]
-    pub condition: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Healthcheck {
-    pub test: Command,
-    #[serde(default)]
-    pub interval: Option<String>,
-    #[serde(default)]
-    pub timeout: Option<String>,
-    #[serde(default)]
-    pub retries: Option<i64>,
-    #[serde(default)]
-    pub start_period: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Deploy {
-    #[serde(default)]
-    pub resources: Option<Resources>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Resources {
-    #[serde(default)]
-    pub limits: Option<Limits>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Limits {
-    #[serde(default)]
-    pub cpus: Option<serde_yaml::Value>,
-    #[serde(default)]
-    pub memory: Option<String>,
-}
-
-/// Replaces `${NAME}` and `${NAME:-default}` with values from `vars` (unknown names without a
-/// default become empty, as compose does); `$$` is a literal `$`.
-pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed ${{ in {:?}", &rest[at..]))?;
-            let expr = &body[..end];
-            let (name, default) = match expr.split_once(":-") {
-                Some((n, d)) => (n, Some(d)),
-                None => (expr, None),
-            };
-            let value = vars
-                .get(name)
-                .filter(|v| !v.is_empty() || default.is_none())
-                .map(String::as_str)
-                .or(default)
-                .unwrap_or("");
-            out.push_str(value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Reads `compose.yaml` text with the parameters in; every problem names its service or key.
-pub fn parse(text: &str, vars: &BTreeMap<String, String>) -> Result<ComposeFile, String> {
-    let text = interpolate(text, vars)?;
-    let file: ComposeFile =
-        serde_yaml::from_str(&text).map_err(|e| format!("compose.yaml: {e}"))?;
-    if file.services.is_empty() {
-        return Err("compose.yaml: no services".into());
-    }
-    start_order(&file)?;
-    for name in file.services.keys() {
-        service_networks(&file, name)?;
-    }
-    Ok(file)
-}
-
-/// The networks a service joins: those it lists, or `default`.
-pub fn service_networks(file: &ComposeFile, name: &str) -> Result<Vec<String>, String> {
-    let listed: Vec<String> = match &file.services[name].networks {
-        None => vec!["default".into()],
-        Some(serde_yaml::Value::Sequence(s)) => s
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("service {name}: networks are names"))?,
-        Some(serde_yaml::Value::Mapping(m)) => m
-            .keys()
-            .map(|k| k.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("service {name}: networks are names"))?,
-        Some(other) => return Err(format!("service {name}: networks {other:?} is not a list")),
-    };
-    for n in &listed {
-        if n != "default" && !file.networks.contains_key(n) {
-            return Err(format!(
-                "service {name} joins network {n}, which compose.yaml does not declare"
-            ));
-        }
-    }
-    Ok(listed)
-}
-
-/// Services in an order where each comes after what it depends on.
-pub fn start_order(file: &ComposeFile) -> Result<Vec<String>, String> {
-    let deps = |s: &Service| -> Vec<String> {
-        match &s.depends_on {
-            None => Vec::new(),
-            Some(DependsOn::List(l)) => l.clone(),
-            Some(DependsOn::Map(m)) => m.keys().cloned().collect(),
-        }
-    };
-    for (name, s) in &file.services {
-        for d in deps(s) {
-            if !file.services.contains_key(&d) {
-                return Err(format!(
-                    "service {name} depends on {d}, which is not a service"
-                ));
-            }
-        }
-    }
-    let mut order: Vec<String> = Vec::new();
-    while order.len() < file.services.len() {
-        let next = file
-            .services
-            .iter()
-            .find(|(name, s)| !order.contains(name) && deps(s).iter().all(|d| order.contains(d)));
-        match next {
-            Some((name, _)) => order.push(name.clone()),
-            None => {
-                let stuck: Vec<&String> = file
-                    .services
-                    .keys()
-                    .filter(|n| !order.contains(n))
-                    .collect();
-                return Err(format!(
-                    "services depend on each other in a cycle: {stuck:?}"
-                ));
-            }
-        }
-    }
-    Ok(order)
-}
-
-/// Unpacks a Margo compose archive into `into` (emptied first) and returns the folder holding
-/// `compose.yaml`. Refuses what the spec forbids, before anything is written.
-pub fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, String> {
-    let open = || -> Result<tar::Archive<flate2::read::GzDecoder<std::fs::File>>, String> {
-        let file =
-            std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
-        Ok(tar::Archive::new(flate2::read::GzDecoder::new(file)))
-    };
-    // First pass: check every entry.
-    let mut top: Option<String> = None;
-    let mut has_compose = false;
-    let mut checker = open()?;
-    for entry in checker
-        .entries()
-        .map_err(|e| format!("not a tar.gz archive: {e}"))?
-    {
-        let entry = entry.map_err(|e| format!("unreadable archive: {e}"))?;
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let shown = path.display().to_string();
-        let mut parts = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
-                Component::CurDir => {}
-                _ => return Err(format!("{shown}: absolute paths and .. are not allowed")),
-            }
-        }
-        let Some(first) = parts.first().cloned() else {
-            continue;
-        };
-        match &top {
-            None => top = Some(first.clone()),
-            Some(t) if *t != first => {
-                return Err(format!(
-                    "the archive must hold exactly one top-level folder (found {t} and {first})"
-                ));
-            }
-            _ => {}
-        }
-        if parts.len() == 1 && !entry.header().entry_type().is_dir() {
-            return Err(format!("{shown}: a file outside the top-level folder"));
-        }
-        if parts.len() == 2 && parts[1] == "compose.yaml" {
-            has_compose = true;
-        }
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(|e| e.to_string())?
-                .map(|t| t.into_owned())
-                .unwrap_or_default();
-            let mut depth = parts.len() as i64 - 1;
-            for c in target.components() {
-                match c {
-                    Component::Normal(_) => depth += 1,
-                    Component::ParentDir => depth -= 1,
-                    Component::CurDir => {}
-                    _ => depth = -1,
-                }
-                if depth < 1 {
-                    return Err(format!("{shown}: a link leaving the folder"));
-                }
-            }
-        }
-    }
-    let top = top.ok_or("the archive is empty")?;
-    if !has_compose {
-        return Err(format!(
-            "the archive's folder {top} has no compose.yaml (compose.yml and docker-compose.yaml do not count)"
-        ));
-    }
-    // Second pass: unpack, without setuid, setgid or sticky bits.
-    if into.exists() {
-        std::fs::remove_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
-    }
-    std::fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
-    let mut archive = open()?;
-    archive.set_preserve_permissions(false);
-    archive.set_unpack_xattrs(false);
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        entry
-            .unpack_in(into)
-            .map_err(|e| format!("cannot unpack: {e}"))?;
-    }
-    Ok(into.join(top))
-}
-
-/// `1m30s`, `10s`, `500ms` in nanoseconds.
-fn duration_ns(text: &str) -> Option<i64> {
-    let mut total: f64 = 0.0;
-    let mut number = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms".to_owned()
-        } else {
-            c.to_string()
-        };
-        let n: f64 = number.parse().ok()?;
-        number.clear();
-        total += n * match unit.as_str() {
-            "h" => 3.6e12,
-            "m" => 6e10,
-            "s" => 1e9,
-            "ms" => 1e6,
-            _ => return None,
-        };
-    }
-    if !number.is_empty() {
-        total += number.parse::<f64>().ok()? * 1e9;
-    }
-    Some(total as i64)
-}
 
 pub struct ComposeDriver {
     docker: Docker,
@@ -445,16 +83,21 @@ impl ComposeDriver {
         }
     }
 
-    /// The component's containers: `(service, name, running, labels' spec digest)`.
-    async fn containers(&self, key: &InstanceKey) -> Result<Vec<ContainerInfo>, DriverError> {
-        let filters = HashMap::from([(
+    /// The engine filter for what carries this component's labels.
+    fn component_filter(&self, key: &InstanceKey) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
             "label".to_owned(),
             vec![
                 format!("{LABEL_SCOPE}={}", self.scope),
                 format!("{LABEL_DEPLOYMENT}={}", key.deployment_id),
                 format!("{LABEL_COMPONENT}={}", key.component),
             ],
-        )]);
+        )])
+    }
+
+    /// The component's containers: their service, name and spec digest.
+    async fn containers(&self, key: &InstanceKey) -> Result<Vec<ContainerInfo>, DriverError> {
+        let filters = self.component_filter(key);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
@@ -484,28 +127,9 @@ impl ComposeDriver {
 
     async fn remove_all(&self, key: &InstanceKey) -> Result<(), DriverError> {
         for c in self.containers(key).await? {
-            let stop = StopContainerOptionsBuilder::default()
-                .t(STOP_GRACE_SECS)
-                .build();
-            let _ = self.docker.stop_container(&c.name, Some(stop)).await;
-            let remove = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            match self.docker.remove_container(&c.name, Some(remove)).await {
-                Ok(()) => {}
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(DriverError::Other(engine_message(&e))),
-            }
+            crate::remove_container(&self.docker, &c.name).await?;
         }
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![
-                format!("{LABEL_SCOPE}={}", self.scope),
-                format!("{LABEL_DEPLOYMENT}={}", key.deployment_id),
-                format!("{LABEL_COMPONENT}={}", key.component),
-            ],
-        )]);
+        let filters = self.component_filter(key);
         let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
             .filters(&filters)
             .build();
@@ -527,33 +151,6 @@ impl ComposeDriver {
         Ok(())
     }
 
-    async fn service_health(&self, name: &str) -> Health {
-        let Ok(c) = self.docker.inspect_container(name, None).await else {
-            return Health::Unknown;
-        };
-        let Some(state) = c.state else {
-            return Health::Unknown;
-        };
-        let unhealthy = state
-            .health
-            .as_ref()
-            .is_some_and(|h| h.status == Some(HealthStatusEnum::UNHEALTHY));
-        match state.status {
-            Some(ContainerStateStatusEnum::RUNNING) if unhealthy => Health::Failed {
-                reason: "unhealthy".into(),
-            },
-            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING) => {
-                Health::Running
-            }
-            Some(ContainerStateStatusEnum::CREATED) => Health::Failed {
-                reason: "created but never started".into(),
-            },
-            _ => Health::Exited {
-                code: i32::try_from(state.exit_code.unwrap_or(-1)).unwrap_or(-1),
-            },
-        }
-    }
-
     async fn healthy(&self, name: &str) -> bool {
         self.docker
             .inspect_container(name, None)
@@ -564,18 +161,12 @@ impl ComposeDriver {
             .is_some_and(|h| h.status == Some(HealthStatusEnum::HEALTHY))
     }
 
+    /// A service's last lines of output, on one line.
     async fn last_lines(&self, name: &str) -> String {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail("5")
-            .build();
-        let mut stream = self.docker.logs(name, Some(options));
-        let mut text = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        text.lines().collect::<Vec<_>>().join(" | ")
+        crate::container_logs(&self.docker, name, 5)
+            .await
+            .unwrap_or_default()
+            .join(" | ")
     }
 
     fn body(
@@ -787,34 +378,6 @@ struct ContainerInfo {
     digest: String,
 }
 
-/// `relative` inside `folder`, unless it leaves it.
-fn inside(folder: &Path, relative: &str) -> Option<PathBuf> {
-    let mut out = folder.to_owned();
-    for c in Path::new(relative).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-/// Compose memory: `512m`, `1g`, `128M`, bytes.
-fn compose_memory(text: &str) -> Option<i64> {
-    let lower = text.to_ascii_lowercase();
-    let (digits, factor) = match lower.trim_end_matches('b').chars().last()? {
-        'k' => (&lower[..lower.trim_end_matches('b').len() - 1], 1i64 << 10),
-        'm' => (&lower[..lower.trim_end_matches('b').len() - 1], 1 << 20),
-        'g' => (&lower[..lower.trim_end_matches('b').len() - 1], 1 << 30),
-        _ => (lower.as_str(), 1),
-    };
-    digits
-        .parse::<f64>()
-        .ok()
-        .map(|n| (n * factor as f64) as i64)
-}
-
 /// The archive of a runnable spec (`file://`; the EN pulls `oci://` ones first).
 fn archive_of(spec: &ComponentSpec) -> Result<PathBuf, DriverError> {
     spec.repository
@@ -850,7 +413,8 @@ impl RuntimeDriver for ComposeDriver {
         if !existing.is_empty() && existing.iter().all(|c| c.digest == digest) {
             let mut all_running = true;
             for c in &existing {
-                all_running &= self.service_health(&c.name).await == Health::Running;
+                all_running &=
+                    crate::container_health(&self.docker, &c.name).await == Health::Running;
             }
             if all_running {
                 return Ok(handle);
@@ -959,7 +523,7 @@ impl RuntimeDriver for ComposeDriver {
         tokio::time::sleep(START_WINDOW).await;
         for name in &order {
             let container = format!("{project}-{}", sanitize(name));
-            match self.service_health(&container).await {
+            match crate::container_health(&self.docker, &container).await {
                 Health::Running => {}
                 Health::Exited { code } => {
                     return Err(DriverError::Start(format!(
@@ -986,7 +550,7 @@ impl RuntimeDriver for ComposeDriver {
             return Health::Unknown;
         }
         for c in &containers {
-            match self.service_health(&c.name).await {
+            match crate::container_health(&self.docker, &c.name).await {
                 Health::Running => {}
                 Health::Exited { code } if code != 0 => {
                     return Health::Failed {
@@ -1106,70 +670,5 @@ impl RuntimeDriver for ComposeDriver {
             }
         }
         Ok(removed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameters_fill_the_compose_file() {
-        let vars = BTreeMap::from([("PORT".to_owned(), "8080".to_owned())]);
-        assert_eq!(
-            interpolate("${PORT}:80 ${MISSING:-x} ${EMPTY} $$HOME", &vars).unwrap(),
-            "8080:80 x  $HOME"
-        );
-        assert!(interpolate("${OPEN", &vars).is_err());
-    }
-
-    #[test]
-    fn services_start_after_what_they_depend_on_and_cycles_are_refused() {
-        let file = parse(
-            "services:\n  web: {image: w, depends_on: [db]}\n  db: {image: d}\n  probe: {image: p, depends_on: {web: {condition: service_started}}}\n",
-            &BTreeMap::new(),
-        )
-        .unwrap();
-        assert_eq!(start_order(&file).unwrap(), ["db", "web", "probe"]);
-        let cycle = parse(
-            "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n",
-            &BTreeMap::new(),
-        )
-        .unwrap_err();
-        assert!(cycle.contains("cycle"), "{cycle}");
-        let unknown = parse(
-            "services:\n  a: {image: x, privileged: true}\n",
-            &BTreeMap::new(),
-        )
-        .unwrap_err();
-        assert!(unknown.contains("privileged"), "{unknown}");
-    }
-
-    #[test]
-    fn services_join_the_networks_they_list_and_only_declared_ones() {
-        let file = parse(
-            "services:\n  web: {image: w, networks: [back]}\n  api: {image: a, networks: {back: {}, front: {}}}\n  probe: {image: p}\nnetworks:\n  back: {}\n  front: {}\n",
-            &BTreeMap::new(),
-        )
-        .unwrap();
-        assert_eq!(service_networks(&file, "web").unwrap(), ["back"]);
-        assert_eq!(service_networks(&file, "api").unwrap(), ["back", "front"]);
-        assert_eq!(service_networks(&file, "probe").unwrap(), ["default"]);
-        let undeclared = parse(
-            "services:\n  web: {image: w, networks: [nowhere]}\n",
-            &BTreeMap::new(),
-        )
-        .unwrap_err();
-        assert!(undeclared.contains("network nowhere"), "{undeclared}");
-    }
-
-    #[test]
-    fn durations_and_memory_read_as_compose_writes_them() {
-        assert_eq!(duration_ns("1m30s"), Some(90_000_000_000));
-        assert_eq!(duration_ns("500ms"), Some(500_000_000));
-        assert_eq!(duration_ns("10"), Some(10_000_000_000));
-        assert_eq!(compose_memory("512m"), Some(512 << 20));
-        assert_eq!(compose_memory("1g"), Some(1 << 30));
-        assert_eq!(compose_memory("2048"), Some(2048));
     }
 }
