@@ -212,6 +212,10 @@ pub struct WasmSettings {
     /// The most linear memory the module may grow to: bytes, or with `Ki`, `Mi`, `Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// The share of one core the module may use, above 0 and at most 1 (a module runs on one
+    /// thread). Past it the module is paused until its average falls back under the share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
 }
 
 impl WasmSettings {
@@ -229,6 +233,16 @@ impl WasmSettings {
             })
         {
             return Err(vec![("memory".into(), e)]);
+        }
+        if let Some(cpus) = settings.cpus
+            && !(cpus > 0.0 && cpus <= 1.0)
+        {
+            return Err(vec![(
+                "cpus".into(),
+                format!(
+                    "{cpus} is not a share of one core: above 0 and at most 1 (a module runs on one thread)"
+                ),
+            )]);
         }
         Ok(settings)
     }
@@ -337,5 +351,23 @@ mod tests {
             unknown[0].1.contains("unknown field `privileged`"),
             "{unknown:?}"
         );
+    }
+
+    #[test]
+    fn wasm_limits_are_checked_by_name() {
+        let ok = WasmSettings::from_value(&json!({"memory": "8Mi", "cpus": 0.25})).unwrap();
+        assert_eq!(ok.memory_bytes(), Some(8 << 20));
+        assert_eq!(ok.cpus, Some(0.25));
+        for (value, field) in [
+            (json!({"cpus": 0}), "cpus"),
+            (json!({"cpus": 1.5}), "cpus"),
+            (json!({"cpus": -1}), "cpus"),
+            (json!({"memory": "1Ki"}), "memory"),
+        ] {
+            let problems = WasmSettings::from_value(&value).unwrap_err();
+            assert_eq!(problems[0].0, field, "{value}: {problems:?}");
+        }
+        let unknown = WasmSettings::from_value(&json!({"fuel": 1})).unwrap_err();
+        assert!(unknown[0].1.contains("unknown field `fuel`"), "{unknown:?}");
     }
 }

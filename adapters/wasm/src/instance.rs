@@ -5,7 +5,7 @@ use eos_driver::{DriverError, Health};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::{
     Engine, Linker, Module, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
@@ -17,6 +17,10 @@ pub(crate) struct Instance {
     pub spec: ComponentSpec,
     /// The module's linear memory now, in bytes.
     memory: Arc<AtomicU64>,
+    /// CPU time the module's thread has used, in nanoseconds, as of its last epoch tick.
+    cpu_ns: Arc<AtomicU64>,
+    /// The wall time and CPU time of the previous `cpu_percent` reading.
+    last_reading: Mutex<(Instant, u64)>,
     stop: Arc<AtomicBool>,
     health: Arc<(Mutex<Health>, Condvar)>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -69,6 +73,11 @@ impl Instance {
             limits = limits.memory_size(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
         let memory = Arc::new(AtomicU64::new(0));
+        let cpu_ns = Arc::new(AtomicU64::new(0));
+        let cpu = Cpu {
+            used_ns: cpu_ns.clone(),
+            share: settings.cpus,
+        };
         let host = Host {
             wasi: ctx,
             limits: Limits {
@@ -83,7 +92,7 @@ impl Instance {
         let thread = std::thread::Builder::new()
             .name(format!("wasm-{}", spec.name))
             .spawn(move || {
-                let end = run(&engine, &module, host, thread_stop);
+                let end = run(&engine, &module, host, cpu, thread_stop);
                 let (lock, cvar) = &*thread_health;
                 *lock.lock().unwrap_or_else(|e| e.into_inner()) = end;
                 cvar.notify_all();
@@ -92,6 +101,8 @@ impl Instance {
         Ok(Self {
             spec,
             memory,
+            cpu_ns,
+            last_reading: Mutex::new((Instant::now(), 0)),
             stop,
             health,
             thread: Mutex::new(Some(thread)),
@@ -101,6 +112,17 @@ impl Instance {
     /// The module's linear memory now, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         self.memory.load(Ordering::Relaxed)
+    }
+
+    /// Percent of one core the module used since the previous reading (or since it started).
+    pub fn cpu_percent(&self) -> f64 {
+        let now = Instant::now();
+        let cpu = self.cpu_ns.load(Ordering::Relaxed);
+        let mut last = self.last_reading.lock().unwrap_or_else(|e| e.into_inner());
+        let wall = now.duration_since(last.0).as_nanos().max(1) as f64;
+        let used = cpu.saturating_sub(last.1) as f64;
+        *last = (now, cpu);
+        100.0 * used / wall
     }
 
     pub fn health(&self) -> Health {
@@ -176,18 +198,71 @@ impl ResourceLimiter for Limits {
     }
 }
 
+/// The module thread's CPU account and its share of one core (`x-eos-extensions.wasm.cpus`).
+struct Cpu {
+    used_ns: Arc<AtomicU64>,
+    share: Option<f64>,
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The longest single sleep while the module is paused; the stop flag is checked after each.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+/// How long the CPU share is averaged over before the account starts afresh.
+const CPU_WINDOW: Duration = Duration::from_secs(1);
+
+/// Runs at every epoch tick (50 ms) while the module executes: ends a module told to stop,
+/// keeps its CPU account, and pauses it while it has used more than its share of one core
+/// since the window began.
+fn on_tick(cpu: &Cpu, window: &mut (Instant, Duration), stop: &AtomicBool) -> wasmtime::Result<()> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(wasmtime::Error::msg("stopped by the EN"));
+    }
+    let used = thread_cpu();
+    cpu.used_ns.store(
+        u64::try_from(used.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    let Some(share) = cpu.share else {
+        return Ok(());
+    };
+    let (start, cpu_at_start) = *window;
+    let wall = start.elapsed();
+    let earned = wall.mul_f64(share);
+    let spent = used.saturating_sub(cpu_at_start);
+    if spent > earned {
+        // Paused until the spent time is the share of the wall time since the window began,
+        // in steps short enough that a stop is heard.
+        let until = start + spent.div_f64(share);
+        while let Some(owed) = until.checked_duration_since(Instant::now()) {
+            if stop.load(Ordering::SeqCst) {
+                return Err(wasmtime::Error::msg("stopped by the EN"));
+            }
+            std::thread::sleep(owed.min(MAX_PAUSE));
+        }
+    }
+    if start.elapsed() >= CPU_WINDOW && spent <= start.elapsed().mul_f64(share) {
+        *window = (Instant::now(), thread_cpu());
+    }
+    Ok(())
+}
+
 /// Instantiates and runs `_start`, returning how the module ended.
-fn run(engine: &Engine, module: &Module, host: Host, stop: Arc<AtomicBool>) -> Health {
+fn run(engine: &Engine, module: &Module, host: Host, cpu: Cpu, stop: Arc<AtomicBool>) -> Health {
     let mut store = Store::new(engine, host);
     // Growing memory past `x-eos-extensions.wasm.memory` traps: the module fails with the reason.
     store.limiter(|h| &mut h.limits);
     store.set_epoch_deadline(1);
+    let mut window = (Instant::now(), thread_cpu());
     store.epoch_deadline_callback(move |_| {
-        if stop.load(Ordering::SeqCst) {
-            Err(wasmtime::Error::msg("stopped by the EN"))
-        } else {
-            Ok(UpdateDeadline::Continue(1))
-        }
+        on_tick(&cpu, &mut window, &stop).map(|()| UpdateDeadline::Continue(1))
     });
     let mut linker: Linker<Host> = Linker::new(engine);
     if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi) {

@@ -1,5 +1,6 @@
 //! The built-in `wasm` runtime driver: WebAssembly modules (binary or WAT text) run by wasmtime
-//! with WASI preview 1. Each component runs on its own thread with its own store; stdout and
+//! with WASI preview 1. Each component runs on its own thread with its own store, held to its
+//! memory and CPU limits (`x-eos-extensions.wasm`); stdout and
 //! stderr go to files in the component's work folder; `/data` is a preopened private folder.
 //!
 //! Modules run inside the EN process, so after an EN restart they are started again from their
@@ -202,9 +203,10 @@ impl RuntimeDriver for WasmDriver {
     }
 
     async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        let running = self.running(key);
         Ok(Stats {
-            cpu_percent: None,
-            memory_bytes: self.running(key).map(|i| i.memory_bytes()),
+            cpu_percent: running.as_ref().map(|i| i.cpu_percent()),
+            memory_bytes: running.map(|i| i.memory_bytes()),
         })
     }
 

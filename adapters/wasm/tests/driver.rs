@@ -205,3 +205,42 @@ async fn a_module_growing_past_its_memory_limit_fails_with_the_reason() {
         other => panic!("bad settings are refused: {other:?}"),
     }
 }
+
+/// Spins forever without calling the host.
+const SPINNER: &str = r#"(module (func (export "_start") (loop $spin (br $spin))))"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_module_is_held_to_its_share_of_a_core() {
+    let tmp = tempfile::tempdir().unwrap();
+    let module = tmp.path().join("spinner.wat");
+    std::fs::write(&module, SPINNER).unwrap();
+    let driver = WasmDriver::new(tmp.path().join("root")).unwrap();
+    let mut limited = spec(format!("file://{}", module.display()));
+    limited.settings = serde_json::json!({"wasm": {"cpus": 0.2}});
+    driver.apply(&key(), &limited).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    driver.stats(&key()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = driver.stats(&key()).await.unwrap().cpu_percent.unwrap();
+    assert_eq!(
+        driver.inspect(&key()).await,
+        Health::Running,
+        "paused, not stopped"
+    );
+    // A busy machine can only lower what the module gets; the cap must hold whatever the load.
+    assert!(
+        used <= 27.0,
+        "a spinning module held to 20% of a core used {used:.1}%"
+    );
+    assert!(used > 0.0, "and it still runs: {used:.1}%");
+    // Removing a paused module stops it at once.
+    driver.remove(&key()).await.unwrap();
+    assert_eq!(driver.inspect(&key()).await, Health::Unknown);
+
+    let mut bad = spec(format!("file://{}", module.display()));
+    bad.settings = serde_json::json!({"wasm": {"cpus": 2}});
+    match driver.apply(&key(), &bad).await {
+        Err(DriverError::Start(reason)) => assert!(reason.contains("wasm.cpus"), "{reason}"),
+        other => panic!("a share above one core is refused: {other:?}"),
+    }
+}
