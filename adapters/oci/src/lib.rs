@@ -12,6 +12,7 @@
 //! the engine's (`restart: no`): one place restarts, counts and reports crashes.
 
 pub mod compose;
+pub mod images;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -58,6 +59,8 @@ pub struct OciDriver {
     /// Logins by registry host (`127.0.0.1:5000`, `registry.example.com`).
     logins: BTreeMap<String, RegistryLogin>,
     engine: String,
+    /// The images components were applied with, shared with the compose driver.
+    images: std::sync::Arc<images::ImageHistory>,
 }
 
 impl OciDriver {
@@ -92,12 +95,21 @@ impl OciDriver {
             scope: scope.to_owned(),
             logins,
             engine,
+            images: Default::default(),
         })
+    }
+
+    /// Keeps the history of images used (for garbage collection) in the file at `path`, so that
+    /// it outlives the EN process.
+    pub fn with_image_history(mut self, path: std::path::PathBuf) -> Self {
+        self.images = std::sync::Arc::new(images::ImageHistory::load(path));
+        self
     }
 
     /// The `compose` driver on the same engine, unpacking archives under `root`.
     pub fn compose_driver(&self, root: std::path::PathBuf) -> compose::ComposeDriver {
         compose::ComposeDriver::new(self.docker.clone(), &self.scope, root, self.logins.clone())
+            .with_images(self.images.clone())
     }
 
     /// The container a component runs in.
@@ -120,7 +132,9 @@ impl OciDriver {
             .map_err(|reason| DriverError::Fetch {
                 repository: spec.repository.clone(),
                 reason,
-            })
+            })?;
+        self.images.used(image);
+        Ok(())
     }
 
     fn container_body(
@@ -533,6 +547,13 @@ impl RuntimeDriver for OciDriver {
 
     async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
         container_stats(&self.docker, &self.container_name(key)).await
+    }
+
+    async fn collect_garbage(&self, keep: usize) -> Result<Vec<String>, DriverError> {
+        self.images
+            .collect(&self.docker, keep)
+            .await
+            .map_err(DriverError::Other)
     }
 
     async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {

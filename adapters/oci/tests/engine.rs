@@ -293,3 +293,134 @@ async fn a_private_registry_is_pulled_from_with_its_login_only() {
     assert_eq!(with_login.inspect(&k).await, Health::Running);
     with_login.remove(&k).await.unwrap();
 }
+
+async fn engine() -> bollard::Docker {
+    bollard::Docker::connect_with_unix(SOCKET, 60, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
+/// Pushes `revisions` distinct images (the test busybox, each with its own label) as
+/// `REGISTRY/eos-test/gc-PID:N`, and removes them from the engine, so that applying pulls.
+async fn push_revisions(docker: &bollard::Docker, revisions: u32) -> String {
+    use bollard::query_parameters::{
+        CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, PushImageOptionsBuilder,
+        RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    };
+    use futures::StreamExt;
+    let repository = format!("{}/eos-test/gc-{}", registry(), std::process::id());
+    let base = docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().build()),
+            bollard::models::ContainerCreateBody {
+                image: Some(format!("{}/eos-test/busybox:1.0.0", registry())),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the test image exists: `bash config/services.sh` builds it");
+    for n in 1..=revisions {
+        let tag = n.to_string();
+        docker
+            .commit_container(
+                CommitContainerOptionsBuilder::default()
+                    .container(&base.id)
+                    .repo(&repository)
+                    .tag(&tag)
+                    .build(),
+                bollard::models::ContainerConfig {
+                    labels: Some([("eos.test.revision".to_owned(), tag.clone())].into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut push = docker.push_image(
+            &repository,
+            Some(PushImageOptionsBuilder::default().tag(&tag).build()),
+            None,
+        );
+        while let Some(step) = push.next().await {
+            step.unwrap();
+        }
+        docker
+            .remove_image(
+                &format!("{repository}:{tag}"),
+                Some(RemoveImageOptionsBuilder::default().build()),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    docker
+        .remove_container(
+            &base.id,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await
+        .unwrap();
+    repository
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_images_beyond_the_kept_few_are_deleted_but_never_one_in_use() {
+    let docker = engine().await;
+    let repository = push_revisions(&docker, 3).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("images.json");
+    let scope = scope();
+    let oci = driver(&scope).await.with_image_history(history.clone());
+    let at = |revision: &str| {
+        let mut s = sleeper();
+        s.repository = format!("oci://{repository}");
+        s.revision = revision.into();
+        s
+    };
+    let has = |revision: &'static str| {
+        let docker = docker.clone();
+        let image = format!("{repository}:{revision}");
+        async move { docker.inspect_image(&image).await.is_ok() }
+    };
+    // `a` stays on revision 1; `b` moves from 2 to 3.
+    oci.apply(&key("a", "sleeper"), &at("1")).await.unwrap();
+    oci.apply(&key("b", "sleeper"), &at("2")).await.unwrap();
+    assert!(
+        oci.collect_garbage(1).await.unwrap().is_empty(),
+        "all in use"
+    );
+    oci.apply(&key("b", "sleeper"), &at("3")).await.unwrap();
+
+    // A new driver over the same history file (an EN restart) knows what was used before.
+    let restarted = driver(&scope).await.with_image_history(history);
+    let deleted = restarted.collect_garbage(1).await.unwrap();
+    assert_eq!(
+        deleted,
+        [format!("{repository}:2")],
+        "only the unused older one"
+    );
+    assert!(
+        has("1").await,
+        "revision 1 is older but a container runs from it"
+    );
+    assert!(!has("2").await);
+    assert!(has("3").await);
+
+    // Once `a` is gone, revision 1 goes too; the newest stays even though nothing uses it.
+    restarted.remove(&key("a", "sleeper")).await.unwrap();
+    restarted.remove(&key("b", "sleeper")).await.unwrap();
+    let deleted = restarted.collect_garbage(1).await.unwrap();
+    assert_eq!(deleted, [format!("{repository}:1")]);
+    assert!(
+        has("3").await,
+        "the newest is kept for a quick rollback or restart"
+    );
+    let _ = docker
+        .remove_image(
+            &format!("{repository}:3"),
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}

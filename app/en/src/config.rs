@@ -30,8 +30,9 @@ pub struct EnConfig {
     pub insecure_registries: Vec<String>,
     /// Native driver plugins (`*.so`) loaded at start; default `<data_dir>/plugins`.
     pub plugin_dir: Option<PathBuf>,
-    /// How many pulled modules and compose archives to keep per registry reference (the
-    /// newest; at least one, so a restart while offline finds it).
+    /// How many pulled modules, compose archives and container images to keep per repository
+    /// (the newest; at least one, so a restart while offline finds it). Images a container
+    /// runs from are always kept.
     pub keep_artifacts: usize,
 }
 

@@ -40,6 +40,7 @@ impl En {
         match OciDriver::connect(&config.container_socket, &scope, config.registries.clone()).await
         {
             Ok(oci) => {
+                let oci = oci.with_image_history(config.data_dir.join("images.json"));
                 tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci and compose runtimes on");
                 drivers.push(Arc::new(
                     oci.compose_driver(config.data_dir.join("compose")),
@@ -88,7 +89,7 @@ impl En {
                 .keep_artifacts(config.keep_artifacts),
         );
         agent.recover().await;
-        agent.collect_artifacts();
+        agent.collect_garbage().await;
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
         let every = std::time::Duration::from_secs(config.health_check_secs.max(1));

@@ -78,8 +78,10 @@ impl Agent {
         self
     }
 
-    /// Deletes pulled artifacts beyond the newest few per reference.
-    pub(crate) fn collect_artifacts(&self) {
+    /// Deletes what was fetched beyond the newest `keep_artifacts` per reference: pulled
+    /// modules and archives in the artifact cache, and the images of container drivers (never
+    /// one a container runs from).
+    pub(crate) async fn collect_garbage(&self) {
         match self.artifacts.collect_garbage(self.keep_artifacts) {
             Ok(deleted) => {
                 for path in deleted {
@@ -87,6 +89,18 @@ impl Agent {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot collect old artifacts"),
+        }
+        for driver in &self.drivers {
+            match driver.collect_garbage(self.keep_artifacts).await {
+                Ok(deleted) => {
+                    for image in deleted {
+                        tracing::info!(runtime = %driver.info().runtime, image = %image, "deleted an image no longer kept");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(runtime = %driver.info().runtime, error = %e, "cannot collect old images")
+                }
+            }
         }
     }
 
@@ -281,8 +295,8 @@ impl Agent {
                 handle,
             })
             .map_err(|e| e.to_string())?;
-        if spec.oci_reference().is_some() && matches!(spec.runtime.as_str(), "wasm" | "compose") {
-            self.collect_artifacts();
+        if spec.oci_reference().is_some() {
+            self.collect_garbage().await;
         }
         // Applied afresh: crashes before count no more.
         self.watches

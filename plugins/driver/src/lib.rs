@@ -106,6 +106,14 @@ pub trait RuntimeDriver: Send + Sync {
         Ok(Stats::default())
     }
 
+    /// Deletes what the driver fetched (images) beyond the newest `keep` per repository,
+    /// never anything a component still runs from. The EN calls it at start and after each
+    /// apply. Returns what it deleted.
+    async fn collect_garbage(&self, keep: usize) -> Result<Vec<String>, DriverError> {
+        let _ = keep;
+        Ok(Vec::new())
+    }
+
     /// The last `lines` lines a component wrote (stdout and stderr), oldest first; none from a
     /// driver that keeps no output.
     async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {

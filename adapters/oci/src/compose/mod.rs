@@ -45,6 +45,8 @@ pub struct ComposeDriver {
     scope: String,
     root: PathBuf,
     logins: BTreeMap<String, crate::RegistryLogin>,
+    /// The images services were started from, shared with the oci driver of the same engine.
+    images: std::sync::Arc<crate::images::ImageHistory>,
 }
 
 impl ComposeDriver {
@@ -61,7 +63,14 @@ impl ComposeDriver {
             scope: scope.to_owned(),
             root,
             logins,
+            images: Default::default(),
         }
+    }
+
+    /// Records the images services start from in `images` (the oci driver's history).
+    pub fn with_images(mut self, images: std::sync::Arc<crate::images::ImageHistory>) -> Self {
+        self.images = images;
+        self
     }
 
     /// The prefix of every name this component's containers, network and volumes get.
@@ -486,6 +495,7 @@ impl RuntimeDriver for ComposeDriver {
                     repository: service.image.clone(),
                     reason,
                 })?;
+            self.images.used(&service.image);
             let options = CreateContainerOptionsBuilder::default()
                 .name(&container)
                 .build();
@@ -606,6 +616,13 @@ impl RuntimeDriver for ComposeDriver {
         _handle: &Handle,
     ) -> Result<Handle, DriverError> {
         self.apply(key, spec).await
+    }
+
+    async fn collect_garbage(&self, keep: usize) -> Result<Vec<String>, DriverError> {
+        self.images
+            .collect(&self.docker, keep)
+            .await
+            .map_err(DriverError::Other)
     }
 
     async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
