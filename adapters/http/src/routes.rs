@@ -11,6 +11,7 @@ use eos_domain::service::control::DeployRequest;
 use eos_domain::service::{
     AppVersionRecord, ControlPlane, DeploymentView, DeviceRecord, SiteRecord,
 };
+use eos_domain::service::{ComponentLive as LiveRecord, DeviceLive as DeviceLiveRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -38,7 +39,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         create_deployment,
         list_deployments,
         get_deployment,
-        delete_deployment
+        delete_deployment,
+        get_deployment_live
     ),
     components(schemas(
         ProblemDocument,
@@ -52,7 +54,9 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         Device,
         CreateDeployment,
         Deployment,
-        DeviceStatus
+        DeviceStatus,
+        DeviceLive,
+        ComponentLive
     ))
 )]
 pub struct ApiDoc;
@@ -75,6 +79,10 @@ pub fn router(control: Shared) -> Router {
         .route(
             "/api/v1/deployments/{deployment_id}",
             get(get_deployment).delete(delete_deployment),
+        )
+        .route(
+            "/api/v1/deployments/{deployment_id}/live",
+            get(get_deployment_live),
         )
         .route(
             "/api/v1/openapi.json",
@@ -493,4 +501,74 @@ async fn delete_deployment(
         StatusCode::ACCEPTED,
         Json(Deployment::from(c.deployment_view(&id).await?)),
     ))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LiveQuery {
+    /// Only this component (all of the deployment's when absent).
+    pub component: Option<String>,
+    /// The last log lines wanted per component, at most 1000 (default 50; 0 for none).
+    pub lines: Option<u32>,
+}
+
+/// One component as its runtime driver sees it now.
+#[derive(Serialize, ToSchema)]
+pub struct ComponentLive {
+    pub component: String,
+    pub runtime: String,
+    /// Percent of one core (200 is two cores busy); absent where the driver cannot tell.
+    pub cpu_percent: Option<f64>,
+    /// Absent where the driver cannot tell.
+    pub memory_bytes: Option<u64>,
+    /// The last lines the component wrote, oldest first.
+    pub log: Vec<String>,
+    /// What the driver could not tell, and why.
+    pub error: Option<String>,
+}
+
+/// What a device running the deployment said of it, or why it said nothing.
+#[derive(Serialize, ToSchema)]
+pub struct DeviceLive {
+    pub device_id: String,
+    pub components: Vec<ComponentLive>,
+    /// Why the device gave no answer (its site or the device is offline, or silent).
+    pub error: Option<String>,
+}
+
+impl From<DeviceLiveRecord> for DeviceLive {
+    fn from(r: DeviceLiveRecord) -> Self {
+        Self {
+            device_id: r.device_id,
+            components: r.components.into_iter().map(Into::into).collect(),
+            error: r.error,
+        }
+    }
+}
+
+impl From<LiveRecord> for ComponentLive {
+    fn from(c: LiveRecord) -> Self {
+        Self {
+            component: c.component,
+            runtime: c.runtime,
+            cpu_percent: c.cpu_percent,
+            memory_bytes: c.memory_bytes,
+            log: c.log,
+            error: c.error,
+        }
+    }
+}
+
+/// Asks the devices that run the deployment, live through their sites, for each component's
+/// resource use and last log lines. Nothing is stored; a device that cannot be reached says
+/// why in its entry.
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/live", params(("deployment_id" = String, Path), LiveQuery), responses((status = 200, body = Vec<DeviceLive>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn get_deployment_live(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    Query(query): Query<LiveQuery>,
+) -> Result<Json<Vec<DeviceLive>>, ApiError> {
+    let live = c
+        .live(&id, query.component.as_deref(), query.lines.unwrap_or(50))
+        .await?;
+    Ok(Json(live.into_iter().map(Into::into).collect()))
 }

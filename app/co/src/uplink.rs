@@ -1,10 +1,12 @@
-//! The CO end of the LO uplink: one gRPC stream per site, carrying hints down and fleet and
-//! status reports up.
+//! The CO end of the LO uplink: one gRPC stream per site, carrying hints and questions for ENs
+//! down, and fleet and status reports and the answers up.
 
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
 use eos_domain::ids::{DeviceId, SiteId};
 use eos_domain::margo::{DeploymentStatus, DeviceCapabilities};
-use eos_domain::service::{ControlPlane, DeviceUsage, NumberedReport, SiteNotifier, SiteReport};
+use eos_domain::service::{
+    ComponentLive, ControlPlane, DeviceUsage, LiveQuery, NumberedReport, SiteNotifier, SiteReport,
+};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,21 +14,51 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+/// How long the CO waits for an EN's answer to an inspection (the LO gives up sooner).
+const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The open streams, by site; a hint goes to the site's LO when it is connected.
 #[derive(Default)]
 pub struct SiteSessions {
     senders: Mutex<HashMap<SiteId, mpsc::Sender<Result<pb::CoMessage, Status>>>>,
+    /// Inspections sent down and not yet answered, by request id.
+    waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<pb::InspectAnswer>>>,
+    next_request: std::sync::atomic::AtomicU64,
+}
+
+impl SiteSessions {
+    fn sender(&self, site: &SiteId) -> Option<mpsc::Sender<Result<pb::CoMessage, Status>>> {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(site)
+            .cloned()
+    }
+
+    /// Hands an answer from an LO to the inspection waiting for it (dropped when none waits:
+    /// it came too late).
+    fn answered(&self, answer: pb::InspectAnswer) {
+        let waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&answer.request_id);
+        match waiting {
+            Some(tx) => {
+                let _ = tx.send(answer);
+            }
+            None => tracing::debug!(
+                request_id = answer.request_id,
+                "late inspection answer dropped"
+            ),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl SiteNotifier for SiteSessions {
     async fn notify(&self, site: &SiteId, commit: &str) {
-        let sender = self
-            .senders
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(site)
-            .cloned();
+        let sender = self.sender(site);
         let hint = pb::CoMessage {
             body: Some(co_message::Body::Hint(pb::Hint {
                 commit: commit.to_owned(),
@@ -39,6 +71,58 @@ impl SiteNotifier for SiteSessions {
             _ => {
                 tracing::info!(site_id = %site, "lo not connected; it will find the commit on its next poll")
             }
+        }
+    }
+
+    async fn inspect(&self, query: &LiveQuery) -> Result<Vec<ComponentLive>, String> {
+        let site = query.device.site();
+        let sender = self
+            .sender(site)
+            .ok_or_else(|| format!("the LO of site {site} is not connected"))?;
+        let request_id = self
+            .next_request
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(request_id, tx);
+        let question = pb::CoMessage {
+            body: Some(co_message::Body::Inspect(pb::Inspect {
+                request_id,
+                device_id: query.device.to_string(),
+                deployment_id: query.deployment.to_string(),
+                component: query.component.clone().unwrap_or_default(),
+                lines: query.lines,
+            })),
+        };
+        let forget = || {
+            self.waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&request_id)
+        };
+        if sender.send(Ok(question)).await.is_err() {
+            forget();
+            return Err(format!(
+                "the LO of site {site} went away before it was asked"
+            ));
+        }
+        let answer = tokio::time::timeout(INSPECT_TIMEOUT, rx).await;
+        forget();
+        match answer {
+            Ok(Ok(answer)) if answer.error.is_empty() => {
+                Ok(answer.components.into_iter().map(component_live).collect())
+            }
+            Ok(Ok(answer)) => Err(answer.error),
+            Ok(Err(_)) => Err(format!(
+                "the LO of site {site} went away before it answered"
+            )),
+            Err(_) => Err(format!(
+                "no answer from site {site} within {} s",
+                INSPECT_TIMEOUT.as_secs()
+            )),
         }
     }
 }
@@ -95,8 +179,14 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         // A reader task hands messages to the applier, which takes whatever has arrived (up to
         // BATCH) in one go: one cursor write and one acknowledgement per batch.
         let (reports_tx, mut reports) = mpsc::channel::<pb::LoMessage>(BATCH);
+        let answers = self.sessions.clone();
         tokio::spawn(async move {
             while let Ok(Some(message)) = inbound.message().await {
+                // Answers to inspections go straight to whoever asked.
+                if let Some(lo_message::Body::Answer(answer)) = message.body {
+                    answers.answered(answer);
+                    continue;
+                }
                 if reports_tx.send(message).await.is_err() {
                     break;
                 }
@@ -275,8 +365,20 @@ fn site_report(site: &SiteId, body: Option<lo_message::Body>) -> Option<SiteRepo
         }),
         lo_message::Body::Hello(_) => Err("a second hello".to_owned()),
         lo_message::Body::Heartbeat(_) => Err("a numbered heartbeat".to_owned()),
+        lo_message::Body::Answer(_) => Err("a numbered inspection answer".to_owned()),
     };
     report
         .map_err(|e| tracing::warn!(site_id = %site, error = %e, "unreadable report from lo"))
         .ok()
+}
+
+fn component_live(c: pb::ComponentLive) -> ComponentLive {
+    ComponentLive {
+        component: c.component,
+        runtime: c.runtime,
+        cpu_percent: c.cpu_percent,
+        memory_bytes: c.memory_bytes,
+        log: c.log,
+        error: (!c.error.is_empty()).then_some(c.error),
+    }
 }

@@ -54,6 +54,23 @@ enum Command {
     Status { deployment: Option<String> },
     /// Remove a deployment.
     Undeploy { deployment: String },
+    /// The last log lines of a deployment's components, asked live of the devices that run it.
+    Logs {
+        deployment: String,
+        /// Only this component.
+        #[arg(long)]
+        component: Option<String>,
+        /// Lines per component (at most 1000).
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: u32,
+    },
+    /// CPU and memory of a deployment's components now, asked live of the devices that run it.
+    Top {
+        deployment: String,
+        /// Only this component.
+        #[arg(long)]
+        component: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -227,6 +244,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Logs {
+            deployment,
+            component,
+            lines,
+        } => {
+            let live = live(&api, &deployment, component.as_deref(), lines).await?;
+            if out == Output::Json {
+                return print(out, &live, &[]);
+            }
+            print_logs(&live)
+        }
+        Command::Top {
+            deployment,
+            component,
+        } => {
+            let live = live(&api, &deployment, component.as_deref(), 0).await?;
+            if out == Output::Json {
+                return print(out, &live, &[]);
+            }
+            print(
+                out,
+                &usage_rows(&live),
+                &["device", "component", "runtime", "cpu", "memory", "error"],
+            )
+        }
         Command::Undeploy { deployment } => print(
             out,
             &api.send(
@@ -236,6 +278,94 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?,
             &["id", "phase", "state"],
         ),
+    }
+}
+
+/// Asks the CO to ask the devices running `deployment` how its components are doing now.
+async fn live(
+    api: &Api,
+    deployment: &str,
+    component: Option<&str>,
+    lines: u32,
+) -> anyhow::Result<Value> {
+    let mut url = reqwest::Url::parse(&api.url(&format!("/deployments/{deployment}/live")))
+        .context("the CO's address (--server) is not a URL")?;
+    url.query_pairs_mut()
+        .append_pair("lines", &lines.to_string());
+    if let Some(c) = component {
+        url.query_pairs_mut().append_pair("component", c);
+    }
+    api.send(api.http.get(url)).await
+}
+
+/// Prints each component's lines, led by `DEVICE COMPONENT | ` when there is more than one;
+/// what a device or driver could not tell goes to stderr. Fails when no device answered.
+fn print_logs(live: &Value) -> anyhow::Result<()> {
+    let devices = live.as_array().cloned().unwrap_or_default();
+    if devices.is_empty() {
+        bail!("the deployment runs on no device yet");
+    }
+    let streams: usize = devices
+        .iter()
+        .map(|d| d["components"].as_array().map_or(0, Vec::len))
+        .sum();
+    let mut answered = false;
+    for d in &devices {
+        let device = d["device_id"].as_str().unwrap_or("?");
+        if let Some(error) = d["error"].as_str() {
+            eprintln!("{device}: {error}");
+            continue;
+        }
+        answered = true;
+        for c in d["components"].as_array().into_iter().flatten() {
+            let component = c["component"].as_str().unwrap_or("?");
+            if let Some(error) = c["error"].as_str() {
+                eprintln!("{device} {component}: {error}");
+            }
+            for line in c["log"].as_array().into_iter().flatten() {
+                let line = line.as_str().unwrap_or_default();
+                if streams > 1 {
+                    println!("{device} {component} | {line}");
+                } else {
+                    println!("{line}");
+                }
+            }
+        }
+    }
+    if !answered {
+        bail!("no device running the deployment answered");
+    }
+    Ok(())
+}
+
+/// One row per device and component of a live answer, for `top`.
+fn usage_rows(live: &Value) -> Value {
+    let mut rows = Vec::new();
+    for d in live.as_array().into_iter().flatten() {
+        if !d["error"].is_null() {
+            rows.push(json!({"device": d["device_id"], "component": "-", "error": d["error"]}));
+            continue;
+        }
+        for c in d["components"].as_array().into_iter().flatten() {
+            let cpu = c["cpu_percent"].as_f64().map(|p| format!("{p:.1}%"));
+            let memory = c["memory_bytes"].as_u64().map(bytes);
+            rows.push(
+                json!({"device": d["device_id"], "component": c["component"],
+                "runtime": c["runtime"], "cpu": cpu, "memory": memory, "error": c["error"]}),
+            );
+        }
+    }
+    Value::Array(rows)
+}
+
+/// `512 B`, `64.0 KiB`, `12.5 MiB`, `1.2 GiB`.
+fn bytes(n: u64) -> String {
+    let n = n as f64;
+    match n {
+        n if n >= f64::from(1u32 << 30) => format!("{:.1} GiB", n / f64::from(1u32 << 30)),
+        n if n >= f64::from(1u32 << 20) => format!("{:.1} MiB", n / f64::from(1u32 << 20)),
+        n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
+        n => format!("{n} B"),
     }
 }
 

@@ -1,6 +1,6 @@
 //! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a device
-//! shows its drivers, a site's event log lists what happened there, and unknown names are
-//! readable errors.
+//! shows its drivers, a site's event log lists what happened there, logs and resource use of
+//! a deployment come live from its EN, and unknown names are readable errors.
 
 use eos_tests::{CRASHY_APP, Fleet, LIMIT, eventually};
 use std::process::Command;
@@ -101,5 +101,81 @@ async fn devices_show_resource_use_and_sites_their_events() {
     let (ok, _, err) = edgectl(&fleet, &["site", "events", "nowhere"]);
     assert!(!ok);
     assert!(err.contains("404") && err.contains("nowhere"), "{err}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_and_top_ask_the_device_running_a_deployment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let id = fleet.deploy_sample(Some("node-1")).await.unwrap();
+    eventually("two greetings", LIMIT, || async {
+        (fleet.greetings("node-1", &id) >= 2).then_some(())
+    })
+    .await;
+
+    // The module's own output, through CO -> LO -> EN and back: the last two lines exactly.
+    let (ok, out, err) = edgectl(&fleet, &["logs", &id, "-n", "2"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "hello from eos\nhello from eos\n");
+    let (ok, out, _) = edgectl(&fleet, &["logs", &id, "--component", "hello", "-n", "1"]);
+    assert!(ok);
+    assert_eq!(out, "hello from eos\n");
+
+    let (ok, top, err) = edgectl(&fleet, &["top", &id]);
+    assert!(ok, "{err}");
+    let mut rows = top.lines();
+    let header = rows.next().unwrap();
+    for column in ["DEVICE", "COMPONENT", "RUNTIME", "CPU", "MEMORY"] {
+        assert!(header.contains(column), "{top}");
+    }
+    let row: Vec<&str> = rows.next().unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["site-1/node-1", "hello", "wasm"], "{top}");
+    assert!(row[3].ends_with('%'), "cpu as a percentage: {top}");
+    assert_eq!(
+        row[4..6],
+        ["64.0", "KiB"],
+        "one page of linear memory: {top}"
+    );
+    let (ok, json, _) = edgectl(&fleet, &["-o", "json", "top", &id]);
+    assert!(ok);
+    let live: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(live[0]["components"][0]["memory_bytes"], 65536, "{live}");
+    assert_eq!(
+        live[0]["components"][0]["log"],
+        serde_json::json!([]),
+        "top asks for no lines"
+    );
+
+    // Bad questions are refused by the CO, naming what is wrong.
+    let (ok, _, err) = edgectl(&fleet, &["logs", &id, "--component", "nope"]);
+    assert!(!ok && err.contains("404") && err.contains("nope"), "{err}");
+    let (ok, _, err) = edgectl(&fleet, &["logs", &id, "-n", "5000"]);
+    assert!(
+        !ok && err.contains("422") && err.contains("lines: 5000"),
+        "{err}"
+    );
+    let (ok, _, err) = edgectl(&fleet, &["logs", "00000000-0000-4000-8000-000000000000"]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    // With the EN down, the answer says so instead of waiting for ever.
+    fleet.stop_en(0).await;
+    let err = eventually("the EN to be reported offline", LIMIT, || async {
+        let (ok, _, err) = edgectl(&fleet, &["logs", &id]);
+        (!ok && err.contains("offline")).then_some(err)
+    })
+    .await;
+    assert!(err.contains("site-1/node-1"), "{err}");
+    // And with the LO down too, the CO says the site is not connected.
+    fleet.stop_lo().await;
+    let err = eventually("the LO to be reported away", LIMIT, || async {
+        let (ok, _, err) = edgectl(&fleet, &["logs", &id]);
+        (!ok && err.contains("not connected")).then_some(err)
+    })
+    .await;
+    assert!(err.contains("site-1"), "{err}");
     fleet.shutdown().await;
 }

@@ -27,7 +27,7 @@ fn lane_of(command: &pb::LoCommand) -> String {
     let (deployment, spec) = match &command.body {
         Some(lo_command::Body::Apply(a)) => (&a.deployment_id, &a.spec_json),
         Some(lo_command::Body::Remove(r)) => (&r.deployment_id, &r.spec_json),
-        None => return String::new(),
+        Some(lo_command::Body::Inspect(_)) | None => return String::new(),
     };
     let component = spec_from_json(spec).map(|s| s.name).unwrap_or_default();
     format!("{deployment}/{component}")
@@ -321,12 +321,76 @@ impl Agent {
             .map_err(|e| e.to_string())
     }
 
+    /// How a deployment's components (or one of them) are doing now: what their drivers
+    /// measure, and their last `lines` log lines (at most 1,000).
+    pub(crate) async fn inspect(&self, question: &pb::Inspect) -> pb::InspectAnswer {
+        let entries: Vec<RunEntry> = self
+            .records
+            .entries()
+            .into_iter()
+            .filter(|e| e.deployment_id == question.deployment_id)
+            .filter(|e| question.component.is_empty() || e.spec.name == question.component)
+            .collect();
+        let mut answer = pb::InspectAnswer {
+            request_id: question.request_id,
+            error: String::new(),
+            components: Vec::new(),
+        };
+        if entries.is_empty() {
+            answer.error = match question.component.as_str() {
+                "" => format!(
+                    "{} runs nothing of deployment {}",
+                    self.device, question.deployment_id
+                ),
+                c => format!(
+                    "{} does not run {c} of deployment {}",
+                    self.device, question.deployment_id
+                ),
+            };
+            return answer;
+        }
+        let lines = question.lines.min(1000) as usize;
+        for entry in entries {
+            let key = InstanceKey {
+                deployment_id: entry.deployment_id.clone(),
+                component: entry.spec.name.clone(),
+            };
+            let mut live = pb::ComponentLive {
+                component: entry.spec.name.clone(),
+                runtime: entry.spec.runtime.clone(),
+                ..Default::default()
+            };
+            let Some(driver) = self.driver(&entry.spec.runtime) else {
+                live.error = format!("no {} driver on this EN", entry.spec.runtime);
+                answer.components.push(live);
+                continue;
+            };
+            let mut problems = Vec::new();
+            match driver.stats(&key).await {
+                Ok(stats) => {
+                    live.cpu_percent = stats.cpu_percent;
+                    live.memory_bytes = stats.memory_bytes;
+                }
+                Err(e) => problems.push(format!("stats: {e}")),
+            }
+            if lines > 0 {
+                match driver.logs(&key, lines).await {
+                    Ok(log) => live.log = log,
+                    Err(e) => problems.push(format!("logs: {e}")),
+                }
+            }
+            live.error = problems.join("; ");
+            answer.components.push(live);
+        }
+        answer
+    }
+
     /// Carries out one command, sending its results on `out`.
     async fn execute(&self, command: pb::LoCommand, out: &mpsc::Sender<pb::EnMessage>) {
         let (deployment_id, spec_json, removing) = match command.body {
             Some(lo_command::Body::Apply(a)) => (a.deployment_id, a.spec_json, false),
             Some(lo_command::Body::Remove(r)) => (r.deployment_id, r.spec_json, true),
-            None => return,
+            Some(lo_command::Body::Inspect(_)) | None => return,
         };
         let result = |state: &str, error: String, component: &str| pb::EnMessage {
             body: Some(en_message::Body::Result(pb::ComponentResult {
@@ -427,6 +491,15 @@ async fn session(
     let outcome = loop {
         tokio::select! {
             message = inbound.message() => match message {
+                Ok(Some(pb::LoCommand { op_id, body: Some(lo_command::Body::Inspect(mut question)) })) => {
+                    // Answered at once, beside any operation under way.
+                    question.request_id = op_id;
+                    let (agent, tx) = (agent.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let answer = agent.inspect(&question).await;
+                        let _ = tx.send(pb::EnMessage { body: Some(en_message::Body::Answer(answer)) }).await;
+                    });
+                }
                 Ok(Some(command)) => { let _ = commands.send(command); }
                 Ok(None) => break Err(anyhow::anyhow!("lo closed the stream")),
                 Err(status) => break Err(status.into()),

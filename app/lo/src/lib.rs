@@ -3,6 +3,7 @@
 //! against actual state, drives ENs over gRPC and reports status to the CO.
 
 mod config;
+mod inspect;
 mod nodes;
 mod outbox;
 mod site;

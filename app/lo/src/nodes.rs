@@ -95,6 +95,7 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                         Some(en_message::Body::Result(result)) => site.result(&device, result),
                         Some(en_message::Body::Observed(seen)) => site.observed(&device, seen),
                         Some(en_message::Body::Heartbeat(beat)) => site.heartbeat(&device, &beat),
+                        Some(en_message::Body::Answer(answer)) => site.inspections.answered(answer),
                         _ => {}
                     },
                     Ok(Ok(None)) => break "stream closed".to_owned(),

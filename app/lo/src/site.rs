@@ -72,6 +72,8 @@ pub struct Site {
     state: Mutex<State>,
     pub outbox: Arc<Outbox>,
     pub wake: Notify,
+    /// Questions from the CO passed on to ENs.
+    pub inspections: crate::inspect::Inspections,
 }
 
 const DESIRED: &str = "desired";
@@ -125,6 +127,7 @@ impl Site {
             state: Mutex::new(state),
             outbox,
             wake: Notify::new(),
+            inspections: Default::default(),
         })
     }
 
@@ -220,6 +223,25 @@ impl Site {
             .filter(|n| n.online)
             .filter_map(|n| n.usage.clone())
             .collect()
+    }
+
+    /// Where commands for an online EN go.
+    pub fn node_commands(
+        &self,
+        device: &DeviceId,
+    ) -> Option<mpsc::Sender<Result<pb::LoCommand, tonic::Status>>> {
+        self.lock()
+            .nodes
+            .get(device)
+            .filter(|n| n.online)
+            .and_then(|n| n.commands.clone())
+    }
+
+    /// A fresh op id for a command to an EN.
+    pub fn next_op(&self) -> u64 {
+        let mut s = self.lock();
+        s.next_op += 1;
+        s.next_op
     }
 
     /// How many ENs are online now.

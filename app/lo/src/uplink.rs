@@ -1,5 +1,5 @@
-//! The LO end of the CO uplink: hello, then the durable outbox's reports up and hints and
-//! acknowledgements down. Reports wait in the outbox while the CO is away and are released only
+//! The LO end of the CO uplink: hello, then the durable outbox's reports up and hints,
+//! acknowledgements and inspections (passed on to ENs, answered up) down. Reports wait in the outbox while the CO is away and are released only
 //! when the CO acknowledges them, so a cut link or a restart of either side loses none.
 
 use crate::outbox::Outbox;
@@ -87,6 +87,15 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
                 Some(pb::CoMessage { body: Some(co_message::Body::Hint(h)) }) => {
                     tracing::debug!(commit = %h.commit, "hint from co");
                     hints.notify_one();
+                }
+                Some(pb::CoMessage { body: Some(co_message::Body::Inspect(question)) }) => {
+                    // Answered beside the reports: a slow EN holds up nothing else.
+                    let (site, tx) = (site.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let answer = site.inspections.ask(&site, question).await;
+                        let message = pb::LoMessage { seq: 0, body: Some(lo_message::Body::Answer(answer)), observed_at: String::new() };
+                        let _ = tx.send(message).await;
+                    });
                 }
                 Some(_) => {}
                 None => anyhow::bail!("co closed the stream"),

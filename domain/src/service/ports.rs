@@ -90,10 +90,20 @@ pub trait DesiredStateRepo: Send + Sync {
     async fn current(&self, site: &SiteId) -> Result<SiteFiles, String>;
 }
 
-/// Tells a site's LO that a new commit exists (a hint: the LO also polls).
+/// The live links to the sites' LOs: hints of new commits, and questions for the ENs behind
+/// them.
 #[async_trait::async_trait]
 pub trait SiteNotifier: Send + Sync {
+    /// Tells a site's LO that a new commit exists (a hint: the LO also polls).
     async fn notify(&self, site: &SiteId, commit: &str);
+
+    /// Asks the EN of `query.device`, through its site's LO, how the deployment's components
+    /// are doing now. Fails (with the reason) when the LO or the EN cannot be reached or does
+    /// not answer in time; nothing is queued for later.
+    async fn inspect(&self, query: &super::LiveQuery) -> Result<Vec<super::ComponentLive>, String> {
+        let _ = query;
+        Err("no link to sites".into())
+    }
 }
 
 /// Time and fresh identifiers, which the pure domain cannot make itself.

@@ -192,3 +192,36 @@ pub mod event_kind {
     pub const DESIRED_STATE_SKIPPED: &str = "desired-state-skipped";
     pub const COMPONENT_CRASHED: &str = "component-crashed";
 }
+
+/// A question for the EN that runs a deployment: its components' resource use and log tail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveQuery {
+    pub device: DeviceId,
+    pub deployment: DeploymentId,
+    /// One component, or all of the deployment's on the device.
+    pub component: Option<String>,
+    /// Log lines wanted per component (0 for none).
+    pub lines: u32,
+}
+
+/// One component as its driver sees it now; `None` where the driver cannot tell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentLive {
+    pub component: String,
+    pub runtime: String,
+    /// Percent of one core (200 is two cores busy).
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    /// The last lines it wrote, oldest first.
+    pub log: Vec<String>,
+    /// What the driver could not tell, and why.
+    pub error: Option<String>,
+}
+
+/// What one device running a deployment said of it, or why it said nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceLive {
+    pub device_id: String,
+    pub components: Vec<ComponentLive>,
+    pub error: Option<String>,
+}
