@@ -6,7 +6,7 @@
 //! their own, and a panic inside it comes back as an error (the plugin kit catches it there).
 
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
 use eos_plugin_abi::abi_stable::library::{RootModule, lib_header_from_path};
 use eos_plugin_abi::abi_stable::std_types::{RResult, RStr, RString};
 use eos_plugin_abi::{DRIVER_ABI, DriverPluginRef, WireError};
@@ -114,6 +114,17 @@ fn error_of(text: RString) -> DriverError {
     }
 }
 
+fn read_json<T: serde::de::DeserializeOwned>(
+    out: RResult<RString, RString>,
+    what: &str,
+) -> Result<T, DriverError> {
+    match out {
+        RResult::ROk(text) => serde_json::from_str(text.as_str())
+            .map_err(|e| DriverError::Other(format!("the plugin returned unreadable {what}: {e}"))),
+        RResult::RErr(e) => Err(error_of(e)),
+    }
+}
+
 fn handle_of(out: RResult<RString, RString>) -> Result<Handle, DriverError> {
     match out {
         RResult::ROk(h) => serde_json::from_str(h.as_str()).map_err(|e| {
@@ -180,6 +191,30 @@ impl RuntimeDriver for NativeDriver {
             })
             .await?;
         handle_of(out)
+    }
+
+    async fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        let key = json(key);
+        // A plugin built before `stats` joined the ABI cannot tell.
+        let Some(out) = self
+            .call(move |m| m.stats().map(|f| f(RStr::from(key.as_str()))))
+            .await?
+        else {
+            return Ok(Stats::default());
+        };
+        read_json(out, "stats")
+    }
+
+    async fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let key = json(key);
+        let lines = u32::try_from(lines).unwrap_or(u32::MAX);
+        let Some(out) = self
+            .call(move |m| m.logs().map(|f| f(RStr::from(key.as_str()), lines)))
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        read_json(out, "log lines")
     }
 
     async fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {

@@ -1,5 +1,6 @@
 //! Native plugins for real: the example `exec` plugin (`plugins/examples/exec`) is built here as
-//! a `cdylib` with cargo and loaded from a folder. It passes the driver conformance suite; a
+//! a `cdylib` with cargo and loaded from a folder. It passes the driver conformance suite, its
+//! stats and logs cross the ABI; a
 //! panic inside it comes back as an error while this process runs on; a build for another
 //! driver ABI and a library that exports no plugin are refused with the reason.
 
@@ -149,4 +150,31 @@ async fn a_plugin_for_another_abi_or_a_library_without_one_is_refused() {
     assert_eq!(loaded.len(), 2);
     assert!(loaded[0].as_ref().is_ok_and(|d| d.info().runtime == "exec"));
     assert!(loaded[1].is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_and_logs_cross_the_plugin_abi() {
+    let library = build("");
+    let dir = tempfile::tempdir().unwrap();
+    let driver = NativeDriver::load(&copy_into(&library, dir.path()), &dir.path().join("data"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let key = InstanceKey {
+        deployment_id: "d".into(),
+        component: "proc".into(),
+    };
+    let talker = spec(
+        "/bin/sh",
+        json!({"args": ["-c", "echo one; echo two; echo oops >&2; exec sleep 3600"]}),
+    );
+    driver.apply(&key, &talker).await.unwrap();
+    assert_eq!(
+        driver.logs(&key, 1).await.unwrap(),
+        ["two", "stderr: oops"],
+        "the last line of each stream"
+    );
+    assert_eq!(driver.logs(&key, 5).await.unwrap().len(), 3);
+    let stats = driver.stats(&key).await.unwrap();
+    let resident = stats.memory_bytes.expect("the process's resident memory");
+    assert!(resident > 0, "{stats:?}");
+    driver.remove(&key).await.unwrap();
 }

@@ -9,12 +9,9 @@
 //! [`export_driver!`]; the generated functions catch every panic inside the plugin and return
 //! it as an error, so no unwinding ever crosses into the EN.
 
-use abi_stable::library::RootModule;
-use abi_stable::sabi_types::VersionStrings;
 use abi_stable::std_types::{RResult, RStr, RString};
-use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings};
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, Stats};
 use serde::{Deserialize, Serialize};
 
 pub use abi_stable;
@@ -22,36 +19,56 @@ pub use abi_stable;
 /// The driver ABI this EN speaks; a plugin built for another is refused.
 pub const DRIVER_ABI: u32 = 1;
 
-/// The root module of a driver plugin. Fields are only ever added at the end.
-#[repr(C)]
-#[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = DriverPluginRef)))]
-#[sabi(missing_field(panic))]
-pub struct DriverPlugin {
-    /// [`DRIVER_ABI`] as the plugin was built.
-    pub abi: u32,
-    /// `DriverInfo` as JSON.
-    pub info: extern "C" fn() -> RString,
-    /// Prepares the driver with a folder of its own (a path); must be called first.
-    pub init: extern "C" fn(RStr<'_>) -> RResult<(), RString>,
-    /// `(InstanceKey, ComponentSpec)` → `Handle`, errors as [`WireError`].
-    pub apply: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
-    /// `InstanceKey` → `Health`.
-    pub inspect: extern "C" fn(RStr<'_>) -> RString,
-    /// `InstanceKey` → ().
-    pub remove: extern "C" fn(RStr<'_>) -> RResult<(), RString>,
-    /// `(InstanceKey, ComponentSpec, Handle)` → `Handle`.
-    pub recover: extern "C" fn(RStr<'_>, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
-    /// `[InstanceKey]` to keep → the removed `[InstanceKey]`.
-    #[sabi(last_prefix_field)]
-    pub prune: extern "C" fn(RStr<'_>) -> RResult<RString, RString>,
-}
+pub use root::{DriverPlugin, DriverPluginRef};
 
-impl RootModule for DriverPluginRef {
-    declare_root_module_statics! {DriverPluginRef}
-    const BASE_NAME: &'static str = "eos_driver_plugin";
-    const NAME: &'static str = "eos driver plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+/// The root module, apart: abi_stable's generated accessors for the optional fields after
+/// `prune` read through raw pointers, the one place this crate allows `unsafe` code (none
+/// of it written by hand).
+#[allow(unsafe_code)]
+mod root {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{RResult, RStr, RString};
+    use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings};
+
+    /// The root module of a driver plugin. Fields are only ever added at the end.
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = DriverPluginRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct DriverPlugin {
+        /// [`DRIVER_ABI`](crate::DRIVER_ABI) as the plugin was built.
+        pub abi: u32,
+        /// `DriverInfo` as JSON.
+        pub info: extern "C" fn() -> RString,
+        /// Prepares the driver with a folder of its own (a path); must be called first.
+        pub init: extern "C" fn(RStr<'_>) -> RResult<(), RString>,
+        /// `(InstanceKey, ComponentSpec)` → `Handle`, errors as [`WireError`](crate::WireError).
+        pub apply: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
+        /// `InstanceKey` → `Health`.
+        pub inspect: extern "C" fn(RStr<'_>) -> RString,
+        /// `InstanceKey` → ().
+        pub remove: extern "C" fn(RStr<'_>) -> RResult<(), RString>,
+        /// `(InstanceKey, ComponentSpec, Handle)` → `Handle`.
+        pub recover: extern "C" fn(RStr<'_>, RStr<'_>, RStr<'_>) -> RResult<RString, RString>,
+        /// `[InstanceKey]` to keep → the removed `[InstanceKey]`.
+        #[sabi(last_prefix_field)]
+        pub prune: extern "C" fn(RStr<'_>) -> RResult<RString, RString>,
+        /// `InstanceKey` → `Stats`. Added in 0.1 after the first plugins: one built before has
+        /// none, and the EN reports its stats as unknown.
+        #[sabi(missing_field(option))]
+        pub stats: extern "C" fn(RStr<'_>) -> RResult<RString, RString>,
+        /// `(InstanceKey, lines)` → the last lines, oldest first (`[String]`). Optional like `stats`.
+        #[sabi(missing_field(option))]
+        pub logs: extern "C" fn(RStr<'_>, u32) -> RResult<RString, RString>,
+    }
+
+    impl RootModule for DriverPluginRef {
+        declare_root_module_statics! {DriverPluginRef}
+        const BASE_NAME: &'static str = "eos_driver_plugin";
+        const NAME: &'static str = "eos driver plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
 }
 
 /// A [`DriverError`] as it crosses the boundary.
@@ -99,6 +116,12 @@ pub trait BlockingDriver: Send + Sync + 'static {
         self.apply(key, spec)
     }
     fn prune(&self, _keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
+        Ok(Vec::new())
+    }
+    fn stats(&self, _key: &InstanceKey) -> Result<Stats, DriverError> {
+        Ok(Stats::default())
+    }
+    fn logs(&self, _key: &InstanceKey, _lines: usize) -> Result<Vec<String>, DriverError> {
         Ok(Vec::new())
     }
 }
@@ -209,6 +232,30 @@ pub mod kit {
         }
     }
 
+    /// `value` as JSON, or the error on the wire.
+    fn json_out<T: Serialize>(out: Result<T, DriverError>) -> RResult<RString, RString> {
+        match out {
+            Ok(v) => RResult::ROk(RString::from(
+                serde_json::to_string(&v).expect("contract types serialize"),
+            )),
+            Err(e) => RResult::RErr(wire(e)),
+        }
+    }
+
+    pub fn stats(d: &dyn BlockingDriver, key: RStr<'_>) -> RResult<RString, RString> {
+        json_out(guard("stats", || {
+            let key: InstanceKey = parse("key", key)?;
+            d.stats(&key)
+        }))
+    }
+
+    pub fn logs(d: &dyn BlockingDriver, key: RStr<'_>, lines: u32) -> RResult<RString, RString> {
+        json_out(guard("logs", || {
+            let key: InstanceKey = parse("key", key)?;
+            d.logs(&key, lines as usize)
+        }))
+    }
+
     pub fn prune(d: &dyn BlockingDriver, keep: RStr<'_>) -> RResult<RString, RString> {
         match guard("prune", || {
             let keep: Vec<InstanceKey> = parse("keep list", keep)?;
@@ -310,6 +357,25 @@ macro_rules! export_driver {
             $crate::kit::prune(driver(), keep)
         }
 
+        extern "C" fn eos_stats(
+            key: $crate::abi_stable::std_types::RStr<'_>,
+        ) -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RString,
+            $crate::abi_stable::std_types::RString,
+        > {
+            $crate::kit::stats(driver(), key)
+        }
+
+        extern "C" fn eos_logs(
+            key: $crate::abi_stable::std_types::RStr<'_>,
+            lines: u32,
+        ) -> $crate::abi_stable::std_types::RResult<
+            $crate::abi_stable::std_types::RString,
+            $crate::abi_stable::std_types::RString,
+        > {
+            $crate::kit::logs(driver(), key, lines)
+        }
+
         #[$crate::abi_stable::export_root_module]
         pub fn eos_driver_plugin_root() -> $crate::DriverPluginRef {
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
@@ -322,6 +388,8 @@ macro_rules! export_driver {
                 remove: eos_remove,
                 recover: eos_recover,
                 prune: eos_prune,
+                stats: eos_stats,
+                logs: eos_logs,
             }
             .leak_into_prefix()
         }

@@ -4,11 +4,13 @@
 //! parameters its environment. A pid file per component lets a restarted EN adopt a process
 //! that is still running, and lets `prune` find one it never recorded.
 //!
+//! Stats give the process's resident memory; logs the tail of its stdout and stderr files.
+//!
 //! `x-eos-extensions.exec.panic: true` makes `apply` panic, to show that a panic inside a
 //! plugin never reaches the EN.
 
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey};
+use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, Stats};
 use eos_plugin_abi::BlockingDriver;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -99,6 +101,24 @@ fn alive(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_owned()))
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+}
+
+/// The resident memory of `pid` (`VmRSS` in `/proc/PID/status`), in bytes.
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The last `lines` lines of a file, oldest first.
+fn tail(path: &Path, lines: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
 }
 
 fn handle(pid: u32) -> Handle {
@@ -234,6 +254,25 @@ impl BlockingDriver for ExecDriver {
             }
             None => self.apply(key, spec),
         }
+    }
+
+    fn stats(&self, key: &InstanceKey) -> Result<Stats, DriverError> {
+        let pid = self.lock().get(key).map(|r| r.pid);
+        Ok(Stats {
+            cpu_percent: None,
+            memory_bytes: pid.and_then(resident_bytes),
+        })
+    }
+
+    fn logs(&self, key: &InstanceKey, lines: usize) -> Result<Vec<String>, DriverError> {
+        let folder = self.folder(key);
+        let mut out = tail(&folder.join("stdout.log"), lines);
+        out.extend(
+            tail(&folder.join("stderr.log"), lines)
+                .into_iter()
+                .map(|l| format!("stderr: {l}")),
+        );
+        Ok(out)
     }
 
     fn prune(&self, keep: &[InstanceKey]) -> Result<Vec<InstanceKey>, DriverError> {
