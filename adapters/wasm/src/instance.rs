@@ -1,4 +1,5 @@
-//! One running module: its thread, its stop flag and its last known health.
+//! One running program (a WASI preview 1 module, or a preview 2 command component): its
+//! thread, its stop flag and its last known health.
 
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, Health};
@@ -6,12 +7,41 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{
     Engine, Linker, Module, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// What a component's `repository` holds, compiled.
+pub(crate) enum Program {
+    /// A core module speaking WASI preview 1, started at `_start`.
+    Module(Module),
+    /// A component of the `wasi:cli/command` world (WASI preview 2), started at `wasi:cli/run`.
+    Component(Component),
+}
+
+impl Program {
+    /// Compiles a binary module or component, or WAT text of a module.
+    pub fn compile(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        let raw = std::fs::read(path)?;
+        // Text (of a module or a component) becomes binary; binary passes through.
+        let bytes = wat::parse_bytes(&raw)?;
+        if wasmparser_is_component(&bytes) {
+            Ok(Self::Component(Component::new(engine, &bytes)?))
+        } else {
+            Ok(Self::Module(Module::new(engine, &bytes)?))
+        }
+    }
+}
+
+/// A binary component starts with the magic and the component layer's version
+/// (`\0asm 0d 00 01 00`); a core module has version 1 (`01 00 00 00`).
+fn wasmparser_is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [0x0d, 0x00, 0x01, 0x00]
+}
 
 pub(crate) struct Instance {
     pub spec: ComponentSpec,
@@ -29,7 +59,7 @@ pub(crate) struct Instance {
 impl Instance {
     pub fn start(
         engine: &Engine,
-        module: Module,
+        program: Program,
         spec: ComponentSpec,
         dir: &Path,
     ) -> Result<Self, DriverError> {
@@ -57,7 +87,6 @@ impl Instance {
         builder
             .preopened_dir(dir.join("data"), "/data", FsPerms::ReadWrite)
             .map_err(|e| DriverError::Other(e.to_string()))?;
-        let ctx = builder.build_p1();
         let settings = match spec.settings.get("wasm") {
             None => eos_domain::container::WasmSettings::default(),
             Some(v) => eos_domain::container::WasmSettings::from_value(v).map_err(|p| {
@@ -78,12 +107,20 @@ impl Instance {
             used_ns: cpu_ns.clone(),
             share: settings.cpus,
         };
-        let host = Host {
-            wasi: ctx,
-            limits: Limits {
-                inner: limits.build(),
-                memory: memory.clone(),
-            },
+        let limits = Limits {
+            inner: limits.build(),
+            memory: memory.clone(),
+        };
+        let host = match &program {
+            Program::Module(_) => Host::P1(P1Host {
+                wasi: builder.build_p1(),
+                limits,
+            }),
+            Program::Component(_) => Host::P2(P2Host {
+                wasi: builder.build(),
+                table: ResourceTable::new(),
+                limits,
+            }),
         };
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -92,7 +129,17 @@ impl Instance {
         let thread = std::thread::Builder::new()
             .name(format!("wasm-{}", spec.name))
             .spawn(move || {
-                let end = run(&engine, &module, host, cpu, thread_stop);
+                let end = match (program, host) {
+                    (Program::Module(module), Host::P1(host)) => {
+                        run_module(&engine, &module, host, cpu, thread_stop)
+                    }
+                    (Program::Component(component), Host::P2(host)) => {
+                        run_component(&engine, &component, host, cpu, thread_stop)
+                    }
+                    _ => Health::Failed {
+                        reason: "a module and a component host mixed up".into(),
+                    },
+                };
                 let (lock, cvar) = &*thread_health;
                 *lock.lock().unwrap_or_else(|e| e.into_inner()) = end;
                 cvar.notify_all();
@@ -159,10 +206,30 @@ impl Drop for Instance {
     }
 }
 
-/// What a module's store holds: its WASI context and its limits.
-struct Host {
+/// What a store holds: the program's WASI context and its limits.
+enum Host {
+    P1(P1Host),
+    P2(P2Host),
+}
+
+struct P1Host {
     wasi: WasiP1Ctx,
     limits: Limits,
+}
+
+struct P2Host {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+}
+
+impl WasiView for P2Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 /// The store's limits, which also keep count of the memory the module has.
@@ -254,18 +321,45 @@ fn on_tick(cpu: &Cpu, window: &mut (Instant, Duration), stop: &AtomicBool) -> wa
     Ok(())
 }
 
-/// Instantiates and runs `_start`, returning how the module ended.
-fn run(engine: &Engine, module: &Module, host: Host, cpu: Cpu, stop: Arc<AtomicBool>) -> Health {
-    let mut store = Store::new(engine, host);
-    // Growing memory past `x-eos-extensions.wasm.memory` traps: the module fails with the reason.
-    store.limiter(|h| &mut h.limits);
+/// Holds a store to its memory limit (growing past it traps, so the program fails with the
+/// reason), its CPU share and its stop flag.
+fn limit<T: 'static>(
+    store: &mut Store<T>,
+    limits: fn(&mut T) -> &mut Limits,
+    cpu: Cpu,
+    stop: Arc<AtomicBool>,
+) {
+    store.limiter(move |h| limits(h));
     store.set_epoch_deadline(1);
     let mut window = (Instant::now(), thread_cpu());
     store.epoch_deadline_callback(move |_| {
         on_tick(&cpu, &mut window, &stop).map(|()| UpdateDeadline::Continue(1))
     });
-    let mut linker: Linker<Host> = Linker::new(engine);
-    if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut Host| &mut h.wasi) {
+}
+
+/// How a program that returned an error ended: its `exit` code, or the trap.
+fn ended_by(e: wasmtime::Error) -> Health {
+    match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        Some(exit) => Health::Exited { code: exit.0 },
+        None => Health::Failed {
+            reason: format!("{e:#}").replace('\n', " "),
+        },
+    }
+}
+
+/// Instantiates a preview 1 module and runs `_start`, returning how it ended.
+fn run_module(
+    engine: &Engine,
+    module: &Module,
+    host: P1Host,
+    cpu: Cpu,
+    stop: Arc<AtomicBool>,
+) -> Health {
+    let mut store = Store::new(engine, host);
+    limit(&mut store, |h| &mut h.limits, cpu, stop);
+    let mut linker: Linker<P1Host> = Linker::new(engine);
+    if let Err(e) = wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |h: &mut P1Host| &mut h.wasi)
+    {
         return Health::Failed {
             reason: format!("cannot link WASI: {e:#}"),
         };
@@ -276,11 +370,40 @@ fn run(engine: &Engine, module: &Module, host: Host, cpu: Cpu, stop: Arc<AtomicB
         .and_then(|start| start.call(&mut store, ()));
     match result {
         Ok(()) => Health::Exited { code: 0 },
-        Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(exit) => Health::Exited { code: exit.0 },
-            None => Health::Failed {
-                reason: format!("{e:#}").replace('\n', " "),
-            },
-        },
+        Err(e) => ended_by(e),
+    }
+}
+
+/// Instantiates a `wasi:cli/command` component and calls `wasi:cli/run`, returning how it
+/// ended.
+fn run_component(
+    engine: &Engine,
+    component: &Component,
+    host: P2Host,
+    cpu: Cpu,
+    stop: Arc<AtomicBool>,
+) -> Health {
+    let mut store = Store::new(engine, host);
+    limit(&mut store, |h| &mut h.limits, cpu, stop);
+    let mut linker = wasmtime::component::Linker::<P2Host>::new(engine);
+    if let Err(e) = wasmtime_wasi::p2::add_to_linker_sync(&mut linker) {
+        return Health::Failed {
+            reason: format!("cannot link WASI preview 2: {e:#}"),
+        };
+    }
+    let command = match wasmtime_wasi::p2::bindings::sync::Command::instantiate(
+        &mut store, component, &linker,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            return Health::Failed {
+                reason: format!("not a wasi:cli/command component: {e:#}").replace('\n', " "),
+            };
+        }
+    };
+    match command.wasi_cli_run().call_run(&mut store) {
+        Ok(Ok(())) => Health::Exited { code: 0 },
+        Ok(Err(())) => Health::Exited { code: 1 },
+        Err(e) => ended_by(e),
     }
 }

@@ -1,5 +1,6 @@
-//! The built-in `wasm` runtime driver: WebAssembly modules (binary or WAT text) run by wasmtime
-//! with WASI preview 1. Each component runs on its own thread with its own store, held to its
+//! The built-in `wasm` runtime driver: WebAssembly run by wasmtime, either core modules with
+//! WASI preview 1 (`_start`) or components of the `wasi:cli/command` world (WASI preview 2),
+//! binary or WAT text. Each component runs on its own thread with its own store, held to its
 //! memory and CPU limits (`x-eos-extensions.wasm`); stdout and
 //! stderr go to files in the component's work folder; `/data` is a preopened private folder.
 //!
@@ -134,8 +135,8 @@ impl RuntimeDriver for WasmDriver {
         }
         let path = module_path(&spec.repository)?;
         let engine = self.engine.clone();
-        let module = tokio::task::spawn_blocking(move || {
-            wasmtime::Module::from_file(&engine, &path).map_err(|e| (path, e))
+        let program = tokio::task::spawn_blocking(move || {
+            instance::Program::compile(&engine, &path).map_err(|e| (path, e))
         })
         .await
         .map_err(|e| DriverError::Other(e.to_string()))?
@@ -143,7 +144,7 @@ impl RuntimeDriver for WasmDriver {
             repository: spec.repository.clone(),
             reason: format!("{}: {e:#}", path.display()),
         })?;
-        let instance = Arc::new(Instance::start(&self.engine, module, spec.clone(), &dir)?);
+        let instance = Arc::new(Instance::start(&self.engine, program, spec.clone(), &dir)?);
         self.instances
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -244,3 +244,64 @@ async fn a_module_is_held_to_its_share_of_a_core() {
         other => panic!("a share above one core is refused: {other:?}"),
     }
 }
+
+/// The sample module made a WASI preview 2 component the standard way: the core module, with
+/// the preview 1 command adapter wasmtime publishes, encoded by `wit-component`.
+fn sample_component(dir: &std::path::Path) -> PathBuf {
+    let core = wat::parse_file(sample()).unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .unwrap()
+        .adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    let path = dir.join("hello.component.wasm");
+    std::fs::write(&path, component).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_preview_2_component_runs_like_a_module() {
+    let tmp = tempfile::tempdir().unwrap();
+    let component = sample_component(tmp.path());
+    let driver = WasmDriver::new(tmp.path().join("root")).unwrap();
+    let mut s = spec(format!("file://{}", component.display()));
+    s.settings = serde_json::json!({"wasm": {"memory": "4Mi", "cpus": 0.5}});
+    driver.apply(&key(), &s).await.unwrap();
+    assert_eq!(driver.inspect(&key()).await, Health::Running);
+    let mut tail = Vec::new();
+    for _ in 0..50 {
+        tail = driver.logs(&key(), 2).await.unwrap();
+        if tail.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        tail,
+        ["hello from eos", "hello from eos"],
+        "its stdout, through wasi:cli"
+    );
+    let stats = driver.stats(&key()).await.unwrap();
+    assert!(stats.memory_bytes.unwrap() >= 65536, "{stats:?}");
+    driver.remove(&key()).await.unwrap();
+    assert_eq!(driver.inspect(&key()).await, Health::Unknown);
+
+    // A component of another world is refused with the reason.
+    let library = tmp.path().join("library.wat");
+    std::fs::write(&library, "(component)").unwrap();
+    match driver
+        .apply(&key(), &spec(format!("file://{}", library.display())))
+        .await
+    {
+        Err(DriverError::Start(reason)) => {
+            assert!(reason.contains("wasi:cli/command"), "{reason}")
+        }
+        other => panic!("a component without wasi:cli/run cannot start: {other:?}"),
+    }
+}
