@@ -4,7 +4,9 @@
 #   - an OCI registry (Debian docker-registry) on 127.0.0.1:5000, without auth or TLS, and a
 #     private one on 127.0.0.1:5001 that wants a login (user eos, password eos-secret);
 #   - the test image eos-test/busybox:1, a busybox-static root made locally (no registry can be
-#     pulled from), imported into Docker and pushed to both registries.
+#     pulled from), imported into Docker and pushed to both registries;
+#   - clang, lld, wasi-libc and the wasm32 compiler runtime, to build the example WebAssembly
+#     plugin (C for wasm32-wasi).
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
 # /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000) and
 # EOS_TEST_PRIVATE_REGISTRY (default 127.0.0.1:5001).
@@ -23,6 +25,11 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# The toolchain the WebAssembly plugin tests build their example plugin with (C for wasm32-wasi).
+command -v clang >/dev/null || missing+=(clang)
+command -v wasm-ld >/dev/null || missing+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   apt-get update -qq

@@ -1,44 +1,88 @@
-//! A native plugin through the whole system: the example `exec` plugin, built here, sits in an
-//! EN's plugin folder; the EN lists it among its drivers as `native`, the LO places an `exec`
-//! application only there, the process runs, and undeploying stops it.
+//! Plugins through the whole system. The example native plugin `exec` and the example
+//! WebAssembly component plugin `notes`, both built here, sit in node-2's plugin folder; the EN
+//! lists each among its drivers with its source (`native`, `wasm`), the LO places their
+//! applications only there, they run, their logs come back live through the CO, and
+//! undeploying stops them.
 
+use eos_adapter_wasm_plugin::testing::{build_notes_plugin, world_text};
 use eos_tests::plugins::build_exec_plugin;
 use eos_tests::{Fleet, LIMIT, eventually};
 use serde_json::json;
+use std::path::Path;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_exec_app_runs_on_the_en_that_has_the_plugin() {
-    let library = build_exec_plugin();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
+/// A fleet of node-1 and node-2, with `plugin` (a file) as `name` in node-2's plugin folder,
+/// once node-2 lists the driver `label` (`runtime:source`).
+async fn fleet_with_plugin(tmp: &Path, plugin: &Path, name: &str, label: &str) -> Fleet {
+    let mut fleet = Fleet::start(tmp, "site-1", &["node-1", "node-2"])
         .await
         .unwrap();
-    let plugins = tmp.path().join("plugins-node-2");
+    let plugins = tmp.join("plugins-node-2");
     std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(&library, plugins.join("exec.so")).unwrap();
+    std::fs::copy(plugin, plugins.join(name)).unwrap();
     fleet
         .reconfigure_en(1, |c| c.plugin_dir = Some(plugins.clone()))
         .await
         .unwrap();
-    eventually("node-2 to list the exec plugin", LIMIT, || async {
+    eventually(&format!("node-2 to list {label}"), LIMIT, || async {
         let devices = fleet.get("/api/v1/devices").await.ok()?;
         let drivers = devices
             .as_array()?
             .iter()
             .find(|d| d["id"] == "site-1/node-2")?["capabilities"]["labels"]["eos.dev/drivers"]
             .clone();
-        drivers
-            .as_array()?
-            .iter()
-            .any(|d| d == "exec:native")
-            .then_some(())
+        drivers.as_array()?.iter().any(|d| d == label).then_some(())
     })
     .await;
+    fleet
+}
 
-    let app = tmp.path().join("exec-app");
+/// Adds the application in `margo` (its description) and deploys it to the site; returns the
+/// deployment once installed, after checking it went to node-2.
+async fn deploy(fleet: &Fleet, tmp: &Path, app_id: &str, margo: &str) -> String {
+    let app = tmp.join(app_id);
     std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(
-        app.join("margo.yaml"),
+    std::fs::write(app.join("margo.yaml"), margo).unwrap();
+    let (code, body) = fleet
+        .post("/api/v1/apps", json!({"source": app.display().to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let (code, created) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": app_id, "site": "site-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let view = eventually("the app to be installed", LIMIT, || async {
+        let v = fleet.deployment(&id).await;
+        (v["state"] == "installed").then_some(v)
+    })
+    .await;
+    assert_eq!(view["devices"][0]["device_id"], "site-1/node-2", "{view}");
+    id
+}
+
+async fn undeploy(fleet: &Fleet, id: &str) {
+    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
+    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
+    eventually("the deployment to be removed", LIMIT, || async {
+        (fleet.deployment(id).await["phase"] == "removed").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_exec_app_runs_on_the_en_that_has_the_plugin() {
+    let library = build_exec_plugin();
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_plugin(tmp.path(), &library, "exec.so", "exec:native").await;
+    let id = deploy(
+        &fleet,
+        tmp.path(),
+        "com-eos-test-exec",
         r#"apiVersion: margo.org/v1-alpha1
 kind: ApplicationDescription
 id: com-eos-test-exec
@@ -57,27 +101,7 @@ deploymentProfiles:
         x-eos-extensions: {exec: {args: ["3600"]}}
 "#,
     )
-    .unwrap();
-    let (code, body) = fleet
-        .post("/api/v1/apps", json!({"source": app.display().to_string()}))
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{body}");
-    let (code, created) = fleet
-        .post(
-            "/api/v1/deployments",
-            json!({"app_id": "com-eos-test-exec", "site": "site-1"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let view = eventually("the exec app to be installed", LIMIT, || async {
-        let v = fleet.deployment(&id).await;
-        (v["state"] == "installed").then_some(v)
-    })
     .await;
-    assert_eq!(view["devices"][0]["device_id"], "site-1/node-2", "{view}");
     let pid_file = tmp
         .path()
         .join("en/node-2/plugin-data/exec")
@@ -86,12 +110,58 @@ deploymentProfiles:
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     assert!(std::path::Path::new(&format!("/proc/{}", pid.trim())).exists());
 
-    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
-    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
-    eventually("the deployment to be removed", LIMIT, || async {
-        (fleet.deployment(&id).await["phase"] == "removed").then_some(())
-    })
-    .await;
+    undeploy(&fleet, &id).await;
     assert!(!pid_file.exists(), "its folder is gone");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_notes_app_runs_on_the_en_that_has_the_wasm_plugin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = tmp.path().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let plugin = build_notes_plugin(&build, "notes", &world_text());
+    let fleet = fleet_with_plugin(tmp.path(), &plugin, "notes.wasm", "notes:wasm").await;
+    let id = deploy(
+        &fleet,
+        tmp.path(),
+        "com-eos-test-notes",
+        r#"apiVersion: margo.org/v1-alpha1
+kind: ApplicationDescription
+id: com-eos-test-notes
+metadata:
+  name: Notes
+  version: 1.0.0
+  catalog:
+    organization: [{name: EOS}]
+deploymentProfiles:
+  - type: custom
+    id: notes
+    x-eos-extensions: {runtime: notes}
+    components:
+      - name: memo
+        properties: {repository: "note://buy milk", revision: 1.0.0}
+"#,
+    )
+    .await;
+    let note = tmp
+        .path()
+        .join("en/node-2/plugin-data/notes")
+        .join(format!("{id}~memo"));
+    assert!(note.exists(), "the plugin kept its note in its own folder");
+    // The plugin's log, through CO -> LO -> EN -> plugin and back.
+    let live = fleet
+        .get(&format!("/api/v1/deployments/{id}/live?lines=5"))
+        .await
+        .unwrap();
+    assert_eq!(
+        live[0]["components"][0]["log"],
+        json!(["kept buy milk at revision 1.0.0", "running"]),
+        "{live}"
+    );
+    assert_eq!(live[0]["components"][0]["runtime"], "notes", "{live}");
+
+    undeploy(&fleet, &id).await;
+    assert!(!note.exists(), "removing the component removed the note");
     fleet.shutdown().await;
 }

@@ -28,7 +28,8 @@ pub struct EnConfig {
     pub registries: BTreeMap<String, RegistryLogin>,
     /// Registry hosts spoken to over plain HTTP for WASM modules (loopback hosts always are).
     pub insecure_registries: Vec<String>,
-    /// Native driver plugins (`*.so`) loaded at start; default `<data_dir>/plugins`.
+    /// Driver plugins loaded at start, native (`*.so`) and WebAssembly components (`*.wasm`);
+    /// default `<data_dir>/plugins`.
     pub plugin_dir: Option<PathBuf>,
     /// How many pulled modules, compose archives and container images to keep per repository
     /// (the newest; at least one, so a restart while offline finds it). Images a container

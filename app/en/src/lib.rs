@@ -15,6 +15,7 @@ pub use config::EnConfig;
 use eos_adapter_native::NativeDriver;
 use eos_adapter_oci::OciDriver;
 use eos_adapter_wasm::WasmDriver;
+use eos_adapter_wasm_plugin::WasmPluginDriver;
 use eos_driver::RuntimeDriver;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -53,16 +54,31 @@ impl En {
             .plugin_dir
             .clone()
             .unwrap_or_else(|| config.data_dir.join("plugins"));
-        for loaded in NativeDriver::load_dir(&plugin_dir, &config.data_dir.join("plugin-data")) {
+        let plugin_data = config.data_dir.join("plugin-data");
+        let native = NativeDriver::load_dir(&plugin_dir, &plugin_data)
+            .into_iter()
+            .map(|loaded| {
+                loaded
+                    .map(|p| (p.path().to_owned(), Arc::new(p) as Arc<dyn RuntimeDriver>))
+                    .map_err(|e| e.to_string())
+            });
+        let wasm_plugins = WasmPluginDriver::load_dir(&plugin_dir, &plugin_data)
+            .into_iter()
+            .map(|loaded| {
+                loaded
+                    .map(|p| (p.path().to_owned(), Arc::new(p) as Arc<dyn RuntimeDriver>))
+                    .map_err(|e| e.to_string())
+            });
+        for loaded in native.chain(wasm_plugins) {
             match loaded {
-                Ok(plugin) => {
+                Ok((path, plugin)) => {
                     let info = plugin.info();
                     if drivers.iter().any(|d| d.info().runtime == info.runtime) {
-                        tracing::error!(plugin = %plugin.path().display(), runtime = %info.runtime, "plugin refused: another driver runs that runtime already");
+                        tracing::error!(plugin = %path.display(), runtime = %info.runtime, "plugin refused: another driver runs that runtime already");
                         continue;
                     }
-                    tracing::info!(plugin = %plugin.path().display(), runtime = %info.runtime, version = %info.version, "native plugin loaded");
-                    drivers.push(Arc::new(plugin));
+                    tracing::info!(plugin = %path.display(), runtime = %info.runtime, source = %info.source, version = %info.version, "plugin loaded");
+                    drivers.push(plugin);
                 }
                 Err(e) => tracing::error!(error = %e, "plugin refused"),
             }

@@ -517,7 +517,7 @@ pub(crate) fn walk_components(
             names.push(name);
         }
         if let Some(props) = w.required(m, "properties", &cp) {
-            walk_properties(w, props, &join(&cp, "properties"), profile_type);
+            walk_properties(w, props, &join(&cp, "properties"), profile_type, runtime);
         }
     }
 }
@@ -584,7 +584,13 @@ fn walk_component_extensions(w: &mut Walk<'_>, ext: &Value, path: &str, runtime:
     }
 }
 
-fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Option<ProfileType>) {
+fn walk_properties(
+    w: &mut Walk<'_>,
+    props: &Value,
+    path: &str,
+    profile_type: Option<ProfileType>,
+    runtime: Option<&str>,
+) {
     let Some(m) = w.object(props, path) else {
         return;
     };
@@ -618,7 +624,7 @@ fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Op
         }
     } else {
         if let Some(repo) = w.required_str(m, "repository", path) {
-            check_repository(w, &repo, &join(path, "repository"), profile_type);
+            check_repository(w, &repo, &join(path, "repository"), profile_type, runtime);
         }
         if let Some(rev) = w.required_str(m, "revision", path)
             && !is_margo_revision(&rev)
@@ -642,13 +648,24 @@ fn walk_properties(w: &mut Walk<'_>, props: &Value, path: &str, profile_type: Op
     }
 }
 
-fn check_repository(w: &mut Walk<'_>, repo: &str, path: &str, profile_type: Option<ProfileType>) {
+fn check_repository(
+    w: &mut Walk<'_>,
+    repo: &str,
+    path: &str,
+    profile_type: Option<ProfileType>,
+    runtime: Option<&str>,
+) {
     let oci = repo.strip_prefix("oci://").is_some_and(|r| !r.is_empty());
     // EOS extension: a `custom` (WASM) component may name a local module file, for development
     // and for packages whose module travels inside the package (see ARCHITECTURE.md).
     let local = profile_type == Some(ProfileType::Custom)
         && (repo.starts_with("file://") || repo.starts_with("./"));
-    if !oci && !local {
+    // A runtime from a plugin reads its own kinds of repository: any `scheme://…` will do, and
+    // the plugin refuses what it cannot fetch.
+    let plugin = profile_type == Some(ProfileType::Custom)
+        && runtime.is_some_and(|r| !BUILT_IN_CUSTOM_RUNTIMES.contains(&r))
+        && is_uri_with_scheme(repo);
+    if !oci && !local && !plugin {
         let hint = if profile_type == Some(ProfileType::Custom) {
             " or a file:// / ./ path"
         } else {
@@ -656,6 +673,20 @@ fn check_repository(w: &mut Walk<'_>, repo: &str, path: &str, profile_type: Opti
         };
         w.problem(path, format!("not an oci:// reference{hint}: {repo:?}"));
     }
+}
+
+/// The `custom` runtimes EOS itself runs; any other comes from a plugin.
+pub const BUILT_IN_CUSTOM_RUNTIMES: [&str; 2] = ["wasm", "oci"];
+
+/// `scheme://rest`, with a scheme as RFC 3986 writes it and something after it.
+fn is_uri_with_scheme(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_lowercase())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c))
+    })
 }
 
 /// SemVer 2.0 core with optional pre-release; build metadata is written with `_` per Margo.
@@ -750,6 +781,21 @@ deploymentProfiles:
       - name: hello
         properties: {repository: ./hello.wat, revision: 1.0.0}
 "#;
+
+    #[test]
+    fn a_plugin_runtime_takes_any_uri_a_built_in_one_does_not() {
+        let notes = MINIMAL
+            .replace("{runtime: wasm}", "{runtime: notes}")
+            .replace("./hello.wat", "\"note://buy milk\"");
+        ApplicationDescription::from_yaml(&notes).unwrap();
+        let wasm = MINIMAL.replace("./hello.wat", "\"note://buy milk\"");
+        let problems = ApplicationDescription::from_yaml(&wasm)
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains("properties.repository"), "{problems}");
+        let no_scheme = notes.replace("note://buy milk", "buy milk");
+        assert!(ApplicationDescription::from_yaml(&no_scheme).is_err());
+    }
 
     #[test]
     fn a_minimal_wasm_description_is_accepted() {
