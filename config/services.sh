@@ -6,7 +6,9 @@
 #   - the test image eos-test/busybox:1, a busybox-static root made locally (no registry can be
 #     pulled from), imported into Docker and pushed to both registries;
 #   - clang, lld, wasi-libc and the wasm32 compiler runtime, to build the example WebAssembly
-#     plugin (C for wasm32-wasi).
+#     plugin (C for wasm32-wasi);
+#   - Podman (with catatonit, its init) serving its Docker-compatible API on
+#     $EOS_TEST_PODMAN_SOCKET (default /run/podman/podman.sock), for the oci driver's tests.
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
 # /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000) and
 # EOS_TEST_PRIVATE_REGISTRY (default 127.0.0.1:5001).
@@ -15,6 +17,7 @@ set -euo pipefail
 dir="${EOS_SERVICES_DIR:-/tmp/eos-services}"
 registry="${EOS_TEST_REGISTRY:-127.0.0.1:5000}"
 private="${EOS_TEST_PRIVATE_REGISTRY:-127.0.0.1:5001}"
+podman_socket="${EOS_TEST_PODMAN_SOCKET:-/run/podman/podman.sock}"
 mkdir -p "$dir"
 # The Debian client matches the Debian engine (API 1.41); a newer one elsewhere on the PATH may not.
 docker_cli=/usr/bin/docker
@@ -25,6 +28,8 @@ command -v docker-registry >/dev/null || missing+=(docker-registry)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
 command -v curl >/dev/null || missing+=(curl)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+command -v podman >/dev/null || missing+=(podman)
+[ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 # The toolchain the WebAssembly plugin tests build their example plugin with (C for wasm32-wasi).
 command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
@@ -118,4 +123,21 @@ echo eos-secret | "$docker_cli" login -u eos --password-stdin "$private" >"$dir/
 "$docker_cli" push -q "$private/eos-test/busybox:1.0.0" >/dev/null
 "$docker_cli" logout "$private" >/dev/null
 "$docker_cli" rmi "$private/eos-test/busybox:1.0.0" >/dev/null
-echo "services: docker, the registry on $registry and the private one on $private are up"
+# Podman pulls from the loopback registries over plain HTTP, as the Docker engine does. Its
+# default raises each container's open-files limit to the maximum, which sandboxed machines
+# (CI's among them) refuse; the tests' containers get ordinary limits.
+mkdir -p /etc/containers/registries.conf.d /etc/containers/containers.conf.d
+printf '[[registry]]\nlocation = "%s"\ninsecure = true\n\n[[registry]]\nlocation = "%s"\ninsecure = true\n' \
+  "$registry" "$private" >/etc/containers/registries.conf.d/eos-test.conf
+printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n' \
+  >/etc/containers/containers.conf.d/eos-test.conf
+podman_up() {
+  curl -sf --unix-socket "$podman_socket" http://podman/_ping
+}
+if ! podman_up; then
+  echo "services: starting podman's API on $podman_socket"
+  mkdir -p "$(dirname "$podman_socket")"
+  nohup podman system service --time=0 "unix://$podman_socket" >"$dir/podman.log" 2>&1 &
+  wait_for "podman's API" 30 podman_up
+fi
+echo "services: docker, podman, the registry on $registry and the private one on $private are up"

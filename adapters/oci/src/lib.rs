@@ -299,24 +299,52 @@ pub(crate) async fn remove_container(docker: &Docker, name: &str) -> Result<(), 
 
 /// One container's resource use: memory now, and CPU over the engine's last sampling second.
 pub(crate) async fn container_stats(docker: &Docker, name: &str) -> Result<Stats, DriverError> {
-    let options = StatsOptionsBuilder::default().stream(false).build();
-    let mut samples = docker.stats(name, Some(options));
-    let Some(sample) = samples.next().await else {
+    let first = stats_sample(docker, name).await?;
+    let Some(first) = first else {
         return Ok(Stats::default());
     };
-    let r = sample.map_err(|e| DriverError::Other(engine_message(&e)))?;
-    let cpu = (|| {
-        let (now, before) = (r.cpu_stats.as_ref()?, r.precpu_stats.as_ref()?);
-        let used = now.cpu_usage.as_ref()?.total_usage? as f64
-            - before.cpu_usage.as_ref()?.total_usage? as f64;
-        let system = now.system_cpu_usage? as f64 - before.system_cpu_usage? as f64;
-        let cpus = f64::from(now.online_cpus.unwrap_or(1));
-        (system > 0.0).then(|| used / system * cpus * 100.0)
-    })();
+    // Docker's one-shot sample carries the previous one (`precpu_stats`); Podman's does not,
+    // so a second sample a moment later gives the interval.
+    let cpu = match cpu_between(first.precpu_stats.as_ref(), first.cpu_stats.as_ref()) {
+        Some(cpu) => Some(cpu),
+        None => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stats_sample(docker, name)
+                .await?
+                .and_then(|second| cpu_between(first.cpu_stats.as_ref(), second.cpu_stats.as_ref()))
+        }
+    };
     Ok(Stats {
         cpu_percent: cpu,
-        memory_bytes: r.memory_stats.as_ref().and_then(|m| m.usage),
+        memory_bytes: first.memory_stats.as_ref().and_then(|m| m.usage),
     })
+}
+
+async fn stats_sample(
+    docker: &Docker,
+    name: &str,
+) -> Result<Option<bollard::models::ContainerStatsResponse>, DriverError> {
+    let options = StatsOptionsBuilder::default().stream(false).build();
+    let mut samples = docker.stats(name, Some(options));
+    samples
+        .next()
+        .await
+        .transpose()
+        .map_err(|e| DriverError::Other(engine_message(&e)))
+}
+
+/// Percent of one core used between two CPU readings; `None` when either is missing or no
+/// time passed between them.
+fn cpu_between(
+    before: Option<&bollard::models::ContainerCpuStats>,
+    now: Option<&bollard::models::ContainerCpuStats>,
+) -> Option<f64> {
+    let (before, now) = (before?, now?);
+    let used = now.cpu_usage.as_ref()?.total_usage? as f64
+        - before.cpu_usage.as_ref()?.total_usage? as f64;
+    let system = now.system_cpu_usage? as f64 - before.system_cpu_usage? as f64;
+    let cpus = f64::from(now.online_cpus.unwrap_or(1));
+    (system > 0.0 && before.system_cpu_usage? > 0).then(|| used.max(0.0) / system * cpus * 100.0)
 }
 
 /// The last `lines` lines a container wrote (stdout and stderr).

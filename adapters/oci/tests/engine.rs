@@ -1,6 +1,8 @@
 //! The oci driver against a real Docker engine and a real registry on loopback (both started by
 //! `config/services.sh`, which the test command runs): the conformance suite, adoption without
-//! restart, container settings, and the reasons a container that cannot run gives.
+//! restart, container settings, health checks, image collection, private registries, and the
+//! reasons a container that cannot run gives. `EOS_TEST_CONTAINER_SOCKET` points the same tests
+//! at another engine: `config/test.sh` runs them against Podman too.
 
 use eos_adapter_oci::OciDriver;
 use eos_domain::state::ComponentSpec;
@@ -10,7 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const SOCKET: &str = "/var/run/docker.sock";
+/// The engine under test: Docker by default, or `EOS_TEST_CONTAINER_SOCKET` (Podman's
+/// Docker-compatible socket, for one).
+fn socket() -> String {
+    std::env::var("EOS_TEST_CONTAINER_SOCKET").unwrap_or_else(|_| "/var/run/docker.sock".into())
+}
 
 fn registry() -> String {
     std::env::var("EOS_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into())
@@ -27,7 +33,7 @@ fn scope() -> String {
 }
 
 async fn driver(scope: &str) -> OciDriver {
-    OciDriver::connect(SOCKET, scope, Default::default())
+    OciDriver::connect(&socket(), scope, Default::default())
         .await
         .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"))
 }
@@ -72,7 +78,7 @@ async fn the_oci_driver_passes_the_driver_conformance_suite() {
         let driver = std::thread::spawn(move || {
             tokio::runtime::Runtime::new()
                 .unwrap()
-                .block_on(OciDriver::connect(SOCKET, &scope, Default::default()))
+                .block_on(OciDriver::connect(&socket(), &scope, Default::default()))
         })
         .join()
         .unwrap()
@@ -110,7 +116,7 @@ async fn a_running_container_is_adopted_after_a_restart_not_recreated() {
 }
 
 async fn started_at(driver: &OciDriver, k: &InstanceKey) -> String {
-    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
         .unwrap()
         .negotiate_version()
         .await
@@ -160,7 +166,7 @@ async fn settings_parameters_ports_volumes_and_limits_reach_the_container() {
         logs.iter().any(|l| l == "greeting=hi mode=test"),
         "parameters and env become the environment: {logs:?}"
     );
-    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
         .unwrap()
         .negotiate_version()
         .await
@@ -223,8 +229,14 @@ async fn a_container_that_cannot_run_says_why() {
         }
         other => panic!("bad settings are refused: {other:?}"),
     }
+}
 
-    // A failing health check makes a running container unhealthy: the supervisor's cue.
+/// A failing health check makes a running container unhealthy: the supervisor's cue. (Podman
+/// runs health checks from systemd timers, so on a machine without systemd they never run:
+/// `config/test.sh` leaves this one out of the Podman run.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_health_check_makes_the_container_unhealthy() {
+    let d = driver(&scope()).await;
     let sick = spec(
         "sick",
         json!({"command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"], "healthcheck": {"command": ["false"], "intervalSeconds": 1, "retries": 1}}),
@@ -252,7 +264,7 @@ async fn a_private_registry_is_pulled_from_with_its_login_only() {
         std::env::var("EOS_TEST_PRIVATE_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5001".into());
     let image = format!("{private}/eos-test/busybox:1.0.0");
     // The engine must not have it already, or no pull would happen.
-    let docker = bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION)
+    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
         .unwrap()
         .negotiate_version()
         .await
@@ -288,14 +300,16 @@ async fn a_private_registry_is_pulled_from_with_its_login_only() {
         },
     )]
     .into();
-    let with_login = OciDriver::connect(SOCKET, &scope(), logins).await.unwrap();
+    let with_login = OciDriver::connect(&socket(), &scope(), logins)
+        .await
+        .unwrap();
     with_login.apply(&k, &private_sleeper).await.unwrap();
     assert_eq!(with_login.inspect(&k).await, Health::Running);
     with_login.remove(&k).await.unwrap();
 }
 
 async fn engine() -> bollard::Docker {
-    bollard::Docker::connect_with_unix(SOCKET, 60, bollard::API_DEFAULT_VERSION)
+    bollard::Docker::connect_with_unix(&socket(), 60, bollard::API_DEFAULT_VERSION)
         .unwrap()
         .negotiate_version()
         .await
