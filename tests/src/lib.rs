@@ -349,6 +349,8 @@ pub const CRASHY_APP: (&str, &str) = ("tests/fixtures/apps/crashy-wasm", "com-eo
 
 /// A container app: busybox httpd from the test registry, published on port 18765.
 pub const WEB_OCI_APP: (&str, &str) = ("tests/fixtures/apps/web-oci", "com-eos-test-web-oci");
+/// A Helm chart app (Margo `helm` profile), which no EN without a cluster may run.
+pub const HELM_APP: (&str, &str) = ("tests/fixtures/apps/chart-helm", "com-eos-test-chart-helm");
 
 /// How long helpers wait for the fleet to converge before failing.
 pub const LIMIT: Duration = Duration::from_secs(60);
