@@ -352,6 +352,15 @@ pub const WEB_OCI_APP: (&str, &str) = ("tests/fixtures/apps/web-oci", "com-eos-t
 /// A Helm chart app (Margo `helm` profile), which no EN without a cluster may run.
 pub const HELM_APP: (&str, &str) = ("tests/fixtures/apps/chart-helm", "com-eos-test-chart-helm");
 
+/// The Docker engine the test services run, spoken to directly; `None` when none answers.
+pub async fn docker_engine() -> Option<bollard::Docker> {
+    bollard::Docker::connect_with_unix("/var/run/docker.sock", 30, bollard::API_DEFAULT_VERSION)
+        .ok()?
+        .negotiate_version()
+        .await
+        .ok()
+}
+
 /// How long helpers wait for the fleet to converge before failing.
 pub const LIMIT: Duration = Duration::from_secs(60);
 

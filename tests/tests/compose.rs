@@ -37,15 +37,7 @@ fn compose_archive() -> Vec<u8> {
 }
 
 async fn probe_output(project_part: &str) -> Option<String> {
-    let docker = bollard::Docker::connect_with_unix(
-        "/var/run/docker.sock",
-        30,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .ok()?
-    .negotiate_version()
-    .await
-    .ok()?;
+    let docker = eos_tests::docker_engine().await?;
     let all = docker
         .list_containers(Some(
             bollard::query_parameters::ListContainersOptionsBuilder::default()

@@ -6,15 +6,7 @@
 use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, eventually};
 
 async fn container_started_at(name_part: &str) -> Option<(String, String)> {
-    let docker = bollard::Docker::connect_with_unix(
-        "/var/run/docker.sock",
-        30,
-        bollard::API_DEFAULT_VERSION,
-    )
-    .ok()?
-    .negotiate_version()
-    .await
-    .ok()?;
+    let docker = eos_tests::docker_engine().await?;
     let all = docker
         .list_containers(Some(
             bollard::query_parameters::ListContainersOptionsBuilder::default()

@@ -32,6 +32,15 @@ fn scope() -> String {
     )
 }
 
+/// The engine under test, spoken to directly.
+async fn engine() -> bollard::Docker {
+    bollard::Docker::connect_with_unix(&socket(), 60, bollard::API_DEFAULT_VERSION)
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap()
+}
+
 async fn driver(scope: &str) -> OciDriver {
     OciDriver::connect(&socket(), scope, Default::default())
         .await
@@ -116,11 +125,7 @@ async fn a_running_container_is_adopted_after_a_restart_not_recreated() {
 }
 
 async fn started_at(driver: &OciDriver, k: &InstanceKey) -> String {
-    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = engine().await;
     docker
         .inspect_container(&driver.container_name(k), None)
         .await
@@ -166,11 +171,7 @@ async fn settings_parameters_ports_volumes_and_limits_reach_the_container() {
         logs.iter().any(|l| l == "greeting=hi mode=test"),
         "parameters and env become the environment: {logs:?}"
     );
-    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = engine().await;
     let host = docker
         .inspect_container(&d.container_name(&k), None)
         .await
@@ -264,11 +265,7 @@ async fn a_private_registry_is_pulled_from_with_its_login_only() {
         std::env::var("EOS_TEST_PRIVATE_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5001".into());
     let image = format!("{private}/eos-test/busybox:1.0.0");
     // The engine must not have it already, or no pull would happen.
-    let docker = bollard::Docker::connect_with_unix(&socket(), 30, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap();
+    let docker = engine().await;
     let _ = docker
         .remove_image(
             &image,
@@ -306,14 +303,6 @@ async fn a_private_registry_is_pulled_from_with_its_login_only() {
     with_login.apply(&k, &private_sleeper).await.unwrap();
     assert_eq!(with_login.inspect(&k).await, Health::Running);
     with_login.remove(&k).await.unwrap();
-}
-
-async fn engine() -> bollard::Docker {
-    bollard::Docker::connect_with_unix(&socket(), 60, bollard::API_DEFAULT_VERSION)
-        .unwrap()
-        .negotiate_version()
-        .await
-        .unwrap()
 }
 
 /// Pushes `revisions` distinct images (the test busybox, each with its own label) as
