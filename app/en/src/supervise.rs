@@ -213,9 +213,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_crashed_component_is_reported_then_restarted_after_its_backoff() {
-        let tmp = tempfile::tempdir().unwrap();
+    /// An agent over one mock driver, keeping its records under `dir`, with its upstream
+    /// messages coming out of the returned receiver.
+    fn mock_agent(
+        dir: &std::path::Path,
+    ) -> (Agent, Arc<MockDriver>, mpsc::Receiver<pb::EnMessage>) {
         let mock = Arc::new(MockDriver::new());
         let device = DeviceId::parse("s/n1").unwrap();
         let drivers: Vec<Arc<dyn eos_driver::RuntimeDriver>> = vec![mock.clone()];
@@ -224,15 +226,22 @@ mod tests {
             device,
             caps,
             drivers,
-            RunRecord::open(tmp.path().to_owned()).unwrap(),
+            RunRecord::open(dir.to_owned()).unwrap(),
             eos_adapter_registry::ArtifactCache::new(
-                tmp.path().join("artifacts"),
+                dir.join("artifacts"),
                 Default::default(),
                 Vec::new(),
             ),
         );
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(16);
         *agent.upstream.lock().unwrap() = Some(tx);
+        (agent, mock, rx)
+    }
+
+    #[tokio::test]
+    async fn a_crashed_component_is_reported_then_restarted_after_its_backoff() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (agent, mock, mut rx) = mock_agent(tmp.path());
         let spec = ComponentSpec {
             name: "c".into(),
             runtime: "mock".into(),
@@ -284,23 +293,7 @@ mod tests {
     #[tokio::test]
     async fn restart_policies_decide_what_happens_after_a_component_stops() {
         let tmp = tempfile::tempdir().unwrap();
-        let mock = Arc::new(MockDriver::new());
-        let device = DeviceId::parse("s/n1").unwrap();
-        let drivers: Vec<Arc<dyn eos_driver::RuntimeDriver>> = vec![mock.clone()];
-        let caps = crate::capabilities::detect(&device, &drivers);
-        let agent = Agent::new(
-            device,
-            caps,
-            drivers,
-            RunRecord::open(tmp.path().to_owned()).unwrap(),
-            eos_adapter_registry::ArtifactCache::new(
-                tmp.path().join("artifacts"),
-                Default::default(),
-                Vec::new(),
-            ),
-        );
-        let (tx, mut rx) = mpsc::channel(16);
-        *agent.upstream.lock().unwrap() = Some(tx);
+        let (agent, mock, mut rx) = mock_agent(tmp.path());
         let component = |name: &str, exits: i32, restart: &str| ComponentSpec {
             name: name.into(),
             runtime: "mock".into(),
