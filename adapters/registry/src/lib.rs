@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 pub const WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
 /// The media type of a Margo compose archive layer.
 pub const COMPOSE_LAYER: &str = "application/vnd.org.margo.component.compose.tar+gzip";
+/// The media type of a Helm chart layer (what `helm push` stores).
+pub const HELM_LAYER: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

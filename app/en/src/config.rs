@@ -35,6 +35,12 @@ pub struct EnConfig {
     /// (the newest; at least one, so a restart while offline finds it). Images a container
     /// runs from are always kept.
     pub keep_artifacts: usize,
+    /// The kubeconfig of the cluster the `helm` runtime applies charts to. Without one, or
+    /// when its cluster does not answer at start, the EN runs without the `helm` runtime.
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace Helm components go to unless their `x-eos-extensions.helm.namespace`
+    /// names another.
+    pub helm_namespace: String,
 }
 
 impl Default for EnConfig {
@@ -51,6 +57,8 @@ impl Default for EnConfig {
             insecure_registries: Vec::new(),
             plugin_dir: None,
             keep_artifacts: 2,
+            kubeconfig: None,
+            helm_namespace: "default".into(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod usage;
 
 pub use config::EnConfig;
 
+use eos_adapter_helm::HelmDriver;
 use eos_adapter_native::NativeDriver;
 use eos_adapter_oci::OciDriver;
 use eos_adapter_wasm::WasmDriver;
@@ -49,6 +50,21 @@ impl En {
                 drivers.push(Arc::new(oci));
             }
             Err(e) => tracing::info!(error = %e, "oci runtime off"),
+        }
+        if let Some(kubeconfig) = &config.kubeconfig {
+            match HelmDriver::connect(
+                kubeconfig,
+                &config.helm_namespace,
+                config.data_dir.join("helm"),
+            )
+            .await
+            {
+                Ok(helm) => {
+                    tracing::info!(cluster = %helm.info().version, "helm runtime on");
+                    drivers.push(Arc::new(helm));
+                }
+                Err(e) => tracing::info!(error = %e, "helm runtime off"),
+            }
         }
         let plugin_dir = config
             .plugin_dir

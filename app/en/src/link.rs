@@ -5,7 +5,7 @@ use crate::record::{RunEntry, RunRecord};
 use crate::supervise::Watch;
 use eos_adapter_grpc::pb::{self, en_message, lo_command};
 use eos_adapter_grpc::{NodeLinkClient, spec_from_json, spec_to_json};
-use eos_adapter_registry::{ArtifactCache, COMPOSE_LAYER, WASM_LAYER};
+use eos_adapter_registry::{ArtifactCache, COMPOSE_LAYER, HELM_LAYER, WASM_LAYER};
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
@@ -104,8 +104,8 @@ impl Agent {
         }
     }
 
-    /// The spec a driver runs: a `wasm` or `compose` component from a registry (`oci://`) is
-    /// pulled (the module, or the compose archive) into
+    /// The spec a driver runs: a `wasm`, `compose` or `helm` component from a registry
+    /// (`oci://`) is pulled (the module, the compose archive, or the chart) into
     /// the artifact cache first and run from there (from the cache alone when the registry is
     /// out of reach and it was pulled before). The run record keeps the spec as the LO sent it.
     pub(crate) async fn runnable(
@@ -115,6 +115,7 @@ impl Agent {
         let layer = match spec.runtime.as_str() {
             "wasm" => WASM_LAYER,
             "compose" => COMPOSE_LAYER,
+            "helm" => HELM_LAYER,
             _ => return Ok(spec.clone()),
         };
         let Some(reference) = spec.oci_reference() else {
