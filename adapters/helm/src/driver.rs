@@ -208,7 +208,9 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
-/// `eos-<deployment>-<component>`, cut to the 53 characters Helm allows a release name.
+/// `eos-<deployment>-<component>`, in the characters Kubernetes names allow. Longer than the 53
+/// characters Helm allows a release name (a UUID deployment id leaves little room), it is cut
+/// and ends with a digest of the whole, so two components never share a release.
 fn release_name(key: &InstanceKey) -> String {
     let raw = format!("eos-{}-{}", key.deployment_id, key.component).to_lowercase();
     let clean: String = raw
@@ -221,12 +223,11 @@ fn release_name(key: &InstanceKey) -> String {
             }
         })
         .collect();
-    clean
-        .chars()
-        .take(53)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_owned()
+    if clean.len() <= 53 {
+        return clean.trim_end_matches('-').to_owned();
+    }
+    let digest = hex::encode(&Sha256::digest(clean.as_bytes())[..4]);
+    format!("{}-{digest}", clean[..44].trim_end_matches('-'))
 }
 
 fn spec_digest(spec: &ComponentSpec) -> String {
@@ -421,5 +422,28 @@ impl RuntimeDriver for HelmDriver {
             }
         }
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(deployment: &str, component: &str) -> InstanceKey {
+        InstanceKey {
+            deployment_id: deployment.into(),
+            component: component.into(),
+        }
+    }
+
+    #[test]
+    fn release_names_fit_helm_and_never_collide() {
+        assert_eq!(release_name(&key("d1", "Web_UI")), "eos-d1-web-ui");
+        let id = "322df31a-aa6d-458f-81d4-c4d232227ab8";
+        let a = release_name(&key(id, "database-primary"));
+        let b = release_name(&key(id, "database-replica"));
+        assert!(a.len() <= 53 && b.len() <= 53, "{a} {b}");
+        assert_ne!(a, b, "cut to the same prefix, told apart by the digest");
+        assert!(a.starts_with("eos-322df31a"), "{a}");
     }
 }
