@@ -286,7 +286,7 @@ impl RuntimeDriver for HelmDriver {
             runtime: "helm".into(),
             source: "built-in".into(),
             version: self.version.clone(),
-            deployment_types: vec!["helm.v3".into()],
+            deployment_types: vec!["helm".into()],
         }
     }
 

@@ -9,6 +9,9 @@
 //! checked against a recording stand-in of the Kubernetes API, and the EN only lists the
 //! `helm` runtime where a cluster answers.
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 mod chart;
 mod driver;
 mod render;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/charts/web")
+    eos_adapter_helm::testing::test_chart()
 }
 
 fn release() -> Release {
@@ -101,21 +101,8 @@ fn a_value_switches_a_template_off_and_defaults_fill_in() {
     );
 }
 
-/// The chart folder packed as `helm package` does: one top folder named for the chart.
 fn packed(extra: Option<(&str, &str)>) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    tar.append_dir_all("web", chart_dir()).unwrap();
-    if let Some((path, text)) = extra {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, text.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap()
+    eos_adapter_helm::testing::pack(&chart_dir(), "web", extra.as_slice())
 }
 
 #[test]
