@@ -262,12 +262,23 @@ impl Fleet {
     /// Registers the sample WASM app and deploys it to `host` (or lets the LO choose); returns
     /// the deployment id once the CO reports it installed.
     pub async fn deploy_sample(&self, host: Option<&str>) -> anyhow::Result<String> {
-        let id = self.create_deployment(SAMPLE_APP, host).await?;
-        eventually("the deployment to be installed", LIMIT, || async {
-            (self.deployment(&id).await["state"] == "installed").then_some(())
+        Ok(self.deploy_installed(SAMPLE_APP, host).await?.0)
+    }
+
+    /// Registers `app`, deploys it to `host` (or where the LO chooses) and waits until the CO
+    /// reports it installed; returns the deployment id and the CO's view of it.
+    pub async fn deploy_installed(
+        &self,
+        app: (&str, &str),
+        host: Option<&str>,
+    ) -> anyhow::Result<(String, Value)> {
+        let id = self.create_deployment(app, host).await?;
+        let view = eventually("the deployment to be installed", LIMIT, || async {
+            let v = self.deployment(&id).await;
+            (v["state"] == "installed").then_some(v)
         })
         .await;
-        Ok(id)
+        Ok((id, view))
     }
 
     /// Registers the app in `app_dir` (relative to the repository root; once is enough) and

@@ -85,12 +85,7 @@ async fn a_helm_app_runs_on_the_en_whose_cluster_answers() {
     })
     .await;
 
-    let id = fleet.create_deployment(HELM_APP, None).await.unwrap();
-    let view = eventually("the Helm app to be installed", LIMIT, || async {
-        let v = fleet.deployment(&id).await;
-        (v["state"] == "installed").then_some(v)
-    })
-    .await;
+    let (id, view) = fleet.deploy_installed(HELM_APP, None).await.unwrap();
     assert_eq!(view["devices"][0]["device_id"], "site-1/node-2", "{view}");
     let objects = stand_in.objects.lock().unwrap().clone();
     let deployment = objects

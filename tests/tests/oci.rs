@@ -53,12 +53,7 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
     })
     .await;
 
-    let id = fleet.create_deployment(WEB_OCI_APP, None).await.unwrap();
-    let view = eventually("the container app to be installed", LIMIT, || async {
-        let v = fleet.deployment(&id).await;
-        (v["state"] == "installed").then_some(v)
-    })
-    .await;
+    let (id, view) = fleet.deploy_installed(WEB_OCI_APP, None).await.unwrap();
     assert_eq!(view["devices"][0]["device_id"], "site-1/node-1", "{view}");
     let page = eventually("the page", LIMIT, || async {
         reqwest::get("http://127.0.0.1:18765/index.html")
