@@ -1,7 +1,8 @@
 //! Containers through the whole system, on the real Docker engine and registry that
 //! `config/services.sh` starts: the EN without an engine does not advertise the oci runtime, so
 //! the LO places the container app on the EN that has one; the page is served, parameters
-//! reach the container, an EN restart adopts the running container, and undeploying removes it.
+//! reach the container, an EN restart adopts the running container, an update to the app's
+//! next version replaces the container, and undeploying removes it.
 
 use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, eventually};
 
@@ -75,12 +76,60 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert_eq!(
         container_started_at(short).await,
-        Some((container, started)),
+        Some((container.clone(), started)),
         "adopted, not restarted"
     );
     assert_eq!(fleet.deployment(&id).await["state"], "installed");
 
+    // Version 1.1.0 serves another page: the update replaces the container.
+    let (code, added) = fleet
+        .post(
+            "/api/v1/apps",
+            serde_json::json!({"source": eos_tests::repo_root()
+                .join("tests/fixtures/apps/web-oci-v2").display().to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{added}");
     let url = fleet.url(&format!("/api/v1/deployments/{id}"));
+    let updated = fleet
+        .http
+        .patch(&url)
+        .json(&serde_json::json!({"version": "1.1.0"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    let view: serde_json::Value = updated.json().await.unwrap();
+    assert_eq!(view["version"], "1.1.0", "{view}");
+    let page = eventually("the new page", LIMIT, || async {
+        let page = reqwest::get("http://127.0.0.1:18765/index.html")
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (page.trim() == "v2").then_some(page)
+    })
+    .await;
+    assert_eq!(page.trim(), "v2");
+    let (replaced, _) = container_started_at(short)
+        .await
+        .expect("the new container");
+    assert_ne!(replaced, container, "a new container for the new version");
+    eventually("the update to be installed", LIMIT, || async {
+        (fleet.deployment(&id).await["state"] == "installed").then_some(())
+    })
+    .await;
+    let unknown = fleet
+        .http
+        .patch(&url)
+        .json(&serde_json::json!({"version": "9.9.9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404, "a version the app store lacks");
+
     assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
     eventually("the container to go", LIMIT, || async {
         container_started_at(short).await.is_none().then_some(())

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use eos_domain::service::control::DeployRequest;
+use eos_domain::service::control::{DeployRequest, UpdateRequest};
 use eos_domain::service::{
     AppVersionRecord, ControlPlane, DeploymentView, DeviceRecord, SiteRecord,
 };
@@ -39,6 +39,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         create_deployment,
         list_deployments,
         get_deployment,
+        update_deployment,
         delete_deployment,
         get_deployment_live
     ),
@@ -53,6 +54,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         Usage,
         Device,
         CreateDeployment,
+        UpdateDeployment,
         Deployment,
         DeviceStatus,
         DeviceLive,
@@ -78,7 +80,9 @@ pub fn router(control: Shared) -> Router {
         )
         .route(
             "/api/v1/deployments/{deployment_id}",
-            get(get_deployment).delete(delete_deployment),
+            get(get_deployment)
+                .patch(update_deployment)
+                .delete(delete_deployment),
         )
         .route(
             "/api/v1/deployments/{deployment_id}/live",
@@ -395,6 +399,17 @@ pub struct CreateDeployment {
     pub parameters: BTreeMap<String, Value>,
 }
 
+/// A change to a deployment; what is absent stays as it is.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeployment {
+    /// Another version of the deployment's application (a rollout or a rollback).
+    pub version: Option<String>,
+    /// The deployment's parameters, replacing the current ones.
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<BTreeMap<String, Value>>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct DeviceStatus {
     pub device_id: String,
@@ -488,6 +503,26 @@ async fn get_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Json<Deployment>, ApiError> {
+    Ok(Json(c.deployment_view(&id).await?.into()))
+}
+
+/// Moves a deployment to another version of its application and/or new parameters. The site
+/// replaces the components whose spec changed and keeps the others running.
+#[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), request_body = UpdateDeployment, responses((status = 200, body = Deployment), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn update_deployment(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    payload: Result<Json<UpdateDeployment>, JsonRejection>,
+) -> Result<Json<Deployment>, ApiError> {
+    let req = body(payload)?;
+    c.update_deployment(
+        &id,
+        UpdateRequest {
+            version: req.version,
+            parameters: req.parameters,
+        },
+    )
+    .await?;
     Ok(Json(c.deployment_view(&id).await?.into()))
 }
 

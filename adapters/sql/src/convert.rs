@@ -11,7 +11,7 @@ fn corrupt(table: &str, key: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("{table} row {key:?} is unreadable: {e}"))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("records serialize")
 }
 

@@ -243,6 +243,37 @@ where
         Ok(())
     }
 
+    async fn replace_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()> {
+        let set = |col, value: sea_orm::Value| (col, sea_orm::sea_query::Expr::value(value));
+        let mut update = deployments::Entity::update_many();
+        for (col, expr) in [
+            set(
+                deployments::Column::Version,
+                deployment.version.clone().into(),
+            ),
+            set(
+                deployments::Column::ProfileId,
+                deployment.profile_id.clone().into(),
+            ),
+            set(
+                deployments::Column::Parameters,
+                crate::convert::json(&deployment.parameters).into(),
+            ),
+            set(
+                deployments::Column::Document,
+                deployment.document.clone().into(),
+            ),
+        ] {
+            update = update.col_expr(col, expr);
+        }
+        update
+            .filter(deployments::Column::Id.eq(deployment.id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>> {
         deployments::Entity::find()
             .filter(deployments::Column::Id.eq(id.as_str()))

@@ -52,6 +52,12 @@ enum Command {
     },
     /// Status of every deployment, or of one.
     Status { deployment: Option<String> },
+    /// Move a deployment to another version of its application (a rollout or a rollback).
+    Update {
+        deployment: String,
+        #[arg(long)]
+        version: String,
+    },
     /// Remove a deployment.
     Undeploy { deployment: String },
     /// The last log lines of a deployment's components, asked live of the devices that run it.
@@ -269,6 +275,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &["device", "component", "runtime", "cpu", "memory", "error"],
             )
         }
+        Command::Update {
+            deployment,
+            version,
+        } => print(
+            out,
+            &api.send(
+                api.http
+                    .patch(api.url(&format!("/deployments/{deployment}")))
+                    .json(&json!({ "version": version })),
+            )
+            .await?,
+            &["id", "app_id", "version", "phase", "state"],
+        ),
         Command::Undeploy { deployment } => print(
             out,
             &api.send(

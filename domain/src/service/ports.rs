@@ -47,6 +47,9 @@ pub trait ControlStore: Send + Sync {
         id: &DeploymentId,
         phase: DeploymentPhase,
     ) -> StoreResult<()>;
+    /// Replaces an active deployment's version, profile, parameters and rendered document (an
+    /// update); its id, site, target and creation time stay.
+    async fn replace_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
     async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>>;
     async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>>;
 
