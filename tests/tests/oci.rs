@@ -26,6 +26,27 @@ async fn container_started_at(name_part: &str) -> Option<(String, String)> {
     Some((id, state.started_at?))
 }
 
+/// The page the container app serves on the device, when it answers.
+async fn served_page() -> Option<String> {
+    reqwest::get("http://127.0.0.1:18765/index.html")
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
+/// Asks the CO to move the deployment at `url` to `version`.
+async fn update(fleet: &Fleet, url: &str, version: &str) -> reqwest::Response {
+    fleet
+        .http
+        .patch(url)
+        .json(&serde_json::json!({ "version": version }))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -56,15 +77,7 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
 
     let (id, view) = fleet.deploy_installed(WEB_OCI_APP, None).await.unwrap();
     assert_eq!(view["devices"][0]["device_id"], "site-1/node-1", "{view}");
-    let page = eventually("the page", LIMIT, || async {
-        reqwest::get("http://127.0.0.1:18765/index.html")
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()
-    })
-    .await;
+    let page = eventually("the page", LIMIT, served_page).await;
     assert_eq!(page.trim(), "hello from eos");
 
     // The EN restarts; the container runs on untouched.
@@ -92,24 +105,12 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
         .unwrap();
     assert_eq!(code, 201, "{added}");
     let url = fleet.url(&format!("/api/v1/deployments/{id}"));
-    let updated = fleet
-        .http
-        .patch(&url)
-        .json(&serde_json::json!({"version": "1.1.0"}))
-        .send()
-        .await
-        .unwrap();
+    let updated = update(&fleet, &url, "1.1.0").await;
     assert_eq!(updated.status(), 200);
     let view: serde_json::Value = updated.json().await.unwrap();
     assert_eq!(view["version"], "1.1.0", "{view}");
     let page = eventually("the new page", LIMIT, || async {
-        let page = reqwest::get("http://127.0.0.1:18765/index.html")
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        (page.trim() == "v2").then_some(page)
+        served_page().await.filter(|p| p.trim() == "v2")
     })
     .await;
     assert_eq!(page.trim(), "v2");
@@ -121,13 +122,7 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
         (fleet.deployment(&id).await["state"] == "installed").then_some(())
     })
     .await;
-    let unknown = fleet
-        .http
-        .patch(&url)
-        .json(&serde_json::json!({"version": "9.9.9"}))
-        .send()
-        .await
-        .unwrap();
+    let unknown = update(&fleet, &url, "9.9.9").await;
     assert_eq!(unknown.status(), 404, "a version the app store lacks");
 
     assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);

@@ -173,12 +173,7 @@ impl ControlPlane {
         let version = self
             .app_version(&req.app_id, req.version.as_deref())
             .await?;
-        let ad = ApplicationDescription::from_yaml(&version.document).map_err(|problems| {
-            ServiceError::Invalid {
-                what: "stored description".into(),
-                problems,
-            }
-        })?;
+        let ad = stored_description(&version)?;
         let target = match &req.host {
             Some(h) => DeviceTarget::Pinned(DeviceId::new(
                 site_id.clone(),
@@ -250,12 +245,7 @@ impl ControlPlane {
                 Some(req.version.as_deref().unwrap_or(&current.version)),
             )
             .await?;
-        let ad = ApplicationDescription::from_yaml(&version.document).map_err(|problems| {
-            ServiceError::Invalid {
-                what: "stored description".into(),
-                problems,
-            }
-        })?;
+        let ad = stored_description(&version)?;
         let profile_id = if ad.profile(&current.profile_id).is_some() {
             current.profile_id.clone()
         } else {
@@ -816,6 +806,14 @@ fn resolve_local_repositories(
         }
     }
     Ok(())
+}
+
+/// The description of a stored app version, read back (it was checked when it was added).
+fn stored_description(version: &AppVersionRecord) -> Result<ApplicationDescription, ServiceError> {
+    ApplicationDescription::from_yaml(&version.document).map_err(|problems| ServiceError::Invalid {
+        what: "stored description".into(),
+        problems,
+    })
 }
 
 fn invalid(path: &str, message: String) -> ServiceError {
