@@ -372,6 +372,20 @@ pub async fn docker_engine() -> Option<bollard::Docker> {
         .ok()
 }
 
+/// Every container the test engine has, running or not; `None` when it does not answer.
+pub async fn all_containers() -> Option<(bollard::Docker, Vec<bollard::models::ContainerSummary>)> {
+    let docker = docker_engine().await?;
+    let all = docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .build(),
+        ))
+        .await
+        .ok()?;
+    Some((docker, all))
+}
+
 /// How long helpers wait for the fleet to converge before failing.
 pub const LIMIT: Duration = Duration::from_secs(60);
 

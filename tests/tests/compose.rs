@@ -37,15 +37,7 @@ fn compose_archive() -> Vec<u8> {
 }
 
 async fn probe_output(project_part: &str) -> Option<String> {
-    let docker = eos_tests::docker_engine().await?;
-    let all = docker
-        .list_containers(Some(
-            bollard::query_parameters::ListContainersOptionsBuilder::default()
-                .all(true)
-                .build(),
-        ))
-        .await
-        .ok()?;
+    let (docker, all) = eos_tests::all_containers().await?;
     let name = all.into_iter().find_map(|c| {
         c.names?
             .into_iter()

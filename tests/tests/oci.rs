@@ -7,15 +7,7 @@
 use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, eventually};
 
 async fn container_started_at(name_part: &str) -> Option<(String, String)> {
-    let docker = eos_tests::docker_engine().await?;
-    let all = docker
-        .list_containers(Some(
-            bollard::query_parameters::ListContainersOptionsBuilder::default()
-                .all(true)
-                .build(),
-        ))
-        .await
-        .ok()?;
+    let (docker, all) = eos_tests::all_containers().await?;
     let id = all.into_iter().find_map(|c| {
         c.names?
             .iter()

@@ -114,12 +114,7 @@ impl OciDriver {
 
     /// The container a component runs in.
     pub fn container_name(&self, key: &InstanceKey) -> String {
-        format!(
-            "eos-{}-{}-{}",
-            sanitize(&self.scope),
-            sanitize(&key.deployment_id),
-            sanitize(&key.component)
-        )
+        instance_name(&self.scope, key)
     }
 
     fn volume_name(&self, key: &InstanceKey, volume: &str) -> String {
@@ -368,6 +363,17 @@ pub(crate) async fn container_logs(
         }
     }
     Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// `eos-<scope>-<deployment>-<component>`: what the engine's objects of one component (its
+/// container, or a compose component's containers, networks and volumes) are named after.
+pub(crate) fn instance_name(scope: &str, key: &InstanceKey) -> String {
+    format!(
+        "eos-{}-{}-{}",
+        sanitize(scope),
+        sanitize(&key.deployment_id),
+        sanitize(&key.component)
+    )
 }
 
 /// Pulls `image` unless the engine has it, with the login for its registry host.

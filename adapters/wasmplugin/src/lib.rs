@@ -167,16 +167,7 @@ impl WasmPluginDriver {
     /// Loads every `*.wasm` in `dir` (data folders under `data/<file stem>`), in name order. A
     /// plugin that cannot be loaded comes back as its error; the others load regardless.
     pub fn load_dir(dir: &Path, data: &Path) -> Vec<Result<Self, PluginError>> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        paths.sort();
-        paths
+        eos_driver::plugin_files(dir, "wasm")
             .into_iter()
             .map(|p| {
                 let stem = p.file_stem().unwrap_or_default().to_owned();

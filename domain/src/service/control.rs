@@ -16,6 +16,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod live;
+mod update;
+pub use live::MAX_LOG_LINES;
+pub use update::UpdateRequest;
+
 /// A request to deploy an application version to a site.
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
@@ -28,17 +33,6 @@ pub struct DeployRequest {
     /// A deployment profile id; otherwise the first one.
     pub profile: Option<String>,
     pub parameters: BTreeMap<String, Value>,
-}
-
-/// The most log lines one question to a device may ask for, per component.
-pub const MAX_LOG_LINES: u32 = 1000;
-
-/// A change to an active deployment: another version of its application, new parameters, or
-/// both. What is absent stays as it is.
-#[derive(Debug, Clone, Default)]
-pub struct UpdateRequest {
-    pub version: Option<String>,
-    pub parameters: Option<BTreeMap<String, Value>>,
 }
 
 pub struct ControlPlane {
@@ -223,67 +217,6 @@ impl ControlPlane {
     }
 
     /// Removes a deployment from the site's desired state; it is `removed` once the LO says so.
-    /// Moves an active deployment to another version of its application and/or new
-    /// parameters. The new desired state is rendered for the same deployment id and target
-    /// (an unchanged profile id when the new version still has it, else its first) and
-    /// published; the site replaces each component whose spec changed and keeps the others.
-    pub async fn update_deployment(
-        &self,
-        id: &str,
-        req: UpdateRequest,
-    ) -> Result<DeploymentRecord, ServiceError> {
-        let current = self.deployment(id).await?;
-        if current.phase != DeploymentPhase::Active {
-            return Err(ServiceError::Conflict(format!(
-                "deployment {id} is {} and cannot change",
-                current.phase.as_str()
-            )));
-        }
-        let version = self
-            .app_version(
-                &current.app_id,
-                Some(req.version.as_deref().unwrap_or(&current.version)),
-            )
-            .await?;
-        let ad = stored_description(&version)?;
-        let profile_id = if ad.profile(&current.profile_id).is_some() {
-            current.profile_id.clone()
-        } else {
-            ad.deployment_profiles[0].id.clone()
-        };
-        let target = DeviceTarget::parse(&current.target)
-            .map_err(|e| ServiceError::Backend(format!("stored target: {e}")))?;
-        let parameters = req.parameters.unwrap_or_else(|| current.parameters.clone());
-        let rendered = render(&RenderRequest {
-            id: &current.id,
-            description: &ad,
-            profile_id: &profile_id,
-            target: &target,
-            parameters: &parameters,
-        })
-        .map_err(|problems| ServiceError::Invalid {
-            what: "deployment update".into(),
-            problems,
-        })?;
-        let record = DeploymentRecord {
-            version: ad.metadata.version.clone(),
-            profile_id,
-            parameters,
-            document: rendered.to_yaml(),
-            ..current
-        };
-        self.store.replace_deployment(&record).await?;
-        self.publish_site(
-            &record.site,
-            &format!(
-                "update {} to {}@{} ({})",
-                record.id, record.app_id, record.version, record.target
-            ),
-        )
-        .await?;
-        Ok(record)
-    }
-
     pub async fn undeploy(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
         let mut record = self.deployment(id).await?;
         if record.phase == DeploymentPhase::Active {
@@ -515,64 +448,6 @@ impl ControlPlane {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// How a deployment's components are doing now, asked of every device that runs it
-    /// (through their sites' LOs): resource use and the last `lines` log lines of `component`,
-    /// or of all components. A device that cannot be asked says why in its entry.
-    pub async fn live(
-        &self,
-        id: &str,
-        component: Option<&str>,
-        lines: u32,
-    ) -> Result<Vec<DeviceLive>, ServiceError> {
-        if lines > MAX_LOG_LINES {
-            let mut problems = crate::Problems::default();
-            problems.push(
-                "lines",
-                format!("{lines} is more than the {MAX_LOG_LINES} lines a device sends"),
-            );
-            return Err(ServiceError::Invalid {
-                what: "question for the devices".into(),
-                problems,
-            });
-        }
-        let view = self.deployment_view(id).await?;
-        let running: Vec<&DeviceStatusRecord> = view
-            .devices
-            .iter()
-            .filter(|d| d.state != DeploymentState::Removed)
-            .collect();
-        if let Some(name) = component
-            && !running
-                .iter()
-                .any(|d| d.components.iter().any(|c| c.name == name))
-        {
-            return Err(not_found("component", format!("{id}/{name}")));
-        }
-        let mut out = Vec::new();
-        for status in running {
-            // A site-wide entry (`SITE/*`: no device could take it) has no device to ask.
-            let Ok(device) = DeviceId::parse(&status.device_id) else {
-                continue;
-            };
-            let query = LiveQuery {
-                device,
-                deployment: view.deployment.id.clone(),
-                component: component.map(str::to_owned),
-                lines,
-            };
-            let (components, error) = match self.notifier.inspect(&query).await {
-                Ok(components) => (components, None),
-                Err(why) => (Vec::new(), Some(why)),
-            };
-            out.push(DeviceLive {
-                device_id: status.device_id.clone(),
-                components,
-                error,
-            });
-        }
-        Ok(out)
     }
 
     /// The newest `limit` events of a site, oldest first.

@@ -121,3 +121,18 @@ pub trait RuntimeDriver: Send + Sync {
         Ok(Vec::new())
     }
 }
+
+/// The files in a plugin folder `dir` whose extension is `extension` (`so`, `wasm`), in name
+/// order; none when the folder cannot be read.
+pub fn plugin_files(dir: &std::path::Path, extension: &str) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    paths.sort();
+    paths
+}

@@ -75,12 +75,7 @@ impl ComposeDriver {
 
     /// The prefix of every name this component's containers, network and volumes get.
     pub fn project(&self, key: &InstanceKey) -> String {
-        format!(
-            "eos-{}-{}-{}",
-            sanitize(&self.scope),
-            sanitize(&key.deployment_id),
-            sanitize(&key.component)
-        )
+        crate::instance_name(&self.scope, key)
     }
 
     /// The engine's name of the component's network `network` (`default` is the project).
