@@ -184,6 +184,20 @@ impl ProcessFleet {
             .collect()
     }
 
+    /// The last `n` lines each running tier wrote, led by its name: what a failing test shows.
+    pub fn tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        for tier in &self.tiers {
+            let lines = tier.process.as_ref().map(|p| p.lines()).unwrap_or_default();
+            out.push_str(&format!("--- {} ({} lines)\n", tier.name, lines.len()));
+            for (_, line) in &lines[lines.len().saturating_sub(n)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     pub fn kill_all(&mut self) {
         for tier in &mut self.tiers {
             tier.kill();

@@ -97,7 +97,8 @@ async fn converged(fleet: &ProcessFleet, crashes: usize, after: &str) {
         }
         assert!(
             start.elapsed() < CONVERGE_LIMIT,
-            "after {after}: {logged:?} crashes logged, {crashes} happened; {wrong:#?}"
+            "after {after}: {logged:?} crashes logged, {crashes} happened; {wrong:#?}\n{}",
+            fleet.tails(40)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -151,6 +152,7 @@ async fn every_failpoint_is_made_good_after_a_restart() {
             }
         }
         let (status, output) = fleet.tier(tier).wait_for_exit(CONVERGE_LIMIT);
+        eprintln!("failpoint {name}: {tier} exited with {status}");
         assert!(!status.success(), "{name}: {status}");
         assert!(
             output.contains(&format!("failpoint {name}: aborting")),

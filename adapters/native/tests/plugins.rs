@@ -96,7 +96,8 @@ async fn a_panic_in_the_plugin_comes_back_as_an_error_and_the_host_runs_on() {
         .await
     {
         Err(DriverError::Other(reason)) => assert!(
-            reason.contains("the plugin panicked in apply: asked to panic"),
+            reason.contains("the plugin panicked in apply: asked to panic")
+                && reason.contains("(at plugins/examples/exec/src/lib.rs:"),
             "{reason}"
         ),
         other => panic!("a panic is an error: {other:?}"),

@@ -148,17 +148,43 @@ pub mod kit {
             .map_err(|e| DriverError::Other(format!("the EN sent an unreadable {what}: {e}")))
     }
 
-    /// Runs `f`, turning a panic into an error that names the plugin's call.
+    thread_local! {
+        /// Where the last panic on this thread happened, as the quiet hook saw it.
+        static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Replaces the plugin's panic hook (the plugin has a standard library of its own) with one
+    /// that prints nothing and keeps the panic's place for [`guard`]: a panic becomes the
+    /// call's error, not a backtrace in the EN's output.
+    fn quiet_panics() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            }))
+        });
+    }
+
+    /// Runs `f`, turning a panic into an error that names the plugin's call and where the panic
+    /// happened.
     pub fn guard<T>(
         call: &str,
         f: impl FnOnce() -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
+        quiet_panics();
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(r) => r,
-            Err(p) => Err(DriverError::Other(format!(
-                "the plugin panicked in {call}: {}",
-                panic_text(p)
-            ))),
+            Err(p) => {
+                let at = PANIC_AT
+                    .with(|p| p.borrow_mut().take())
+                    .map(|at| format!(" (at {at})"))
+                    .unwrap_or_default();
+                Err(DriverError::Other(format!(
+                    "the plugin panicked in {call}: {}{at}",
+                    panic_text(p)
+                )))
+            }
         }
     }
 

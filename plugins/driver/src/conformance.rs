@@ -25,6 +25,17 @@ fn key(deployment: &str, spec: &ComponentSpec) -> InstanceKey {
     }
 }
 
+/// `spec` with a new app version and one more parameter: what an update of the deployment
+/// brings the EN for the same key.
+fn changed(spec: &ComponentSpec) -> ComponentSpec {
+    let mut changed = spec.clone();
+    changed.app_version = format!("{}-changed", spec.app_version);
+    changed
+        .parameters
+        .insert("EOS_CONFORMANCE".into(), "changed".into());
+    changed
+}
+
 /// Runs every check; panics with the rule a driver broke.
 pub async fn run(fixture: Fixture<'_>) {
     let root = tempfile::tempdir().expect("a temporary folder");
@@ -53,6 +64,31 @@ pub async fn run(fixture: Fixture<'_>) {
         again, handle,
         "apply: the same spec twice MUST change nothing (same handle)"
     );
+    assert_eq!(driver.inspect(&a).await, Health::Running);
+
+    // A different spec for the same key MUST replace the running component: the new one runs
+    // and is itself applied idempotently; going back to the first spec replaces it again.
+    let changed = changed(&fixture.runs);
+    let replaced = driver.apply(&a, &changed).await.unwrap_or_else(|e| {
+        panic!("apply: MUST replace the component when its spec changes: {e}")
+    });
+    assert_eq!(
+        driver.inspect(&a).await,
+        Health::Running,
+        "inspect: MUST say Running after a spec change"
+    );
+    let again = driver
+        .apply(&a, &changed)
+        .await
+        .unwrap_or_else(|e| panic!("apply: MUST accept the changed spec twice: {e}"));
+    assert_eq!(
+        again, replaced,
+        "apply: the changed spec twice MUST change nothing (same handle)"
+    );
+    let handle = driver
+        .apply(&a, &fixture.runs)
+        .await
+        .unwrap_or_else(|e| panic!("apply: MUST replace the changed component back: {e}"));
     assert_eq!(driver.inspect(&a).await, Health::Running);
     driver
         .stats(&a)
