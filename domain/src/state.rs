@@ -155,3 +155,36 @@ fn parameters_for(deployment: &ApplicationDeployment, component: &str) -> BTreeM
 pub struct SitePlan {
     pub devices: BTreeMap<DeviceId, DeviceWorkloads>,
 }
+
+/// `HOST/NAME` of an OCI reference `HOST/NAME:TAG` or `HOST/NAME@sha256:…`: what the versions of
+/// one artifact share, so that the EN keeps the newest few of each.
+pub fn repository_of(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
+    match without_digest[last_slash..].find(':') {
+        Some(colon) => &without_digest[..last_slash + colon],
+        None => without_digest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_is_the_reference_without_tag_or_digest() {
+        assert_eq!(
+            repository_of("127.0.0.1:5000/eos/web:1.2"),
+            "127.0.0.1:5000/eos/web"
+        );
+        assert_eq!(
+            repository_of("127.0.0.1:5000/eos/web"),
+            "127.0.0.1:5000/eos/web"
+        );
+        assert_eq!(
+            repository_of("registry.example.com/web@sha256:abcd"),
+            "registry.example.com/web"
+        );
+        assert_eq!(repository_of("busybox:1"), "busybox");
+    }
+}

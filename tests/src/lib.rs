@@ -1,11 +1,13 @@
 //! Helpers for cross-crate tests: a whole EOS (CO, one LO, ENs) on loopback in one process,
 //! and a fault-injection proxy to put between its tiers.
 
+pub mod engine;
 pub mod plugins;
 pub mod processes;
 pub mod proxy;
 pub mod registry;
 
+pub use engine::{all_containers, docker_engine, engine_objects};
 pub use proxy::{Fault, FaultProxy};
 
 use eos_app_common::SimClock;
@@ -306,6 +308,52 @@ impl Fleet {
         Ok(created["id"].as_str().unwrap_or_default().to_owned())
     }
 
+    /// Registers the application whose description is in `folder`; fails unless the CO takes
+    /// it (201).
+    pub async fn add_app(&self, folder: &Path) -> anyhow::Result<Value> {
+        let (code, app) = self
+            .post(
+                "/api/v1/apps",
+                json!({"source": folder.display().to_string()}),
+            )
+            .await?;
+        anyhow::ensure!(code == 201, "add app {}: {code} {app}", folder.display());
+        Ok(app)
+    }
+
+    /// Asks the CO to move deployment `id` to the app's `version`: the status and the answer.
+    pub async fn update(&self, id: &str, version: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http
+            .patch(self.url(&format!("/api/v1/deployments/{id}")))
+            .json(&json!({ "version": version }))
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Moves deployment `id` to `version`; fails unless the CO takes it (200, the new
+    /// version in its answer). The devices' statuses say `installed` from the old version
+    /// until they report again, so a test waits for what the new version does.
+    pub async fn update_to(&self, id: &str, version: &str) -> anyhow::Result<Value> {
+        let (code, view) = self.update(id, version).await?;
+        anyhow::ensure!(code == 200, "update {id} to {version}: {code} {view}");
+        anyhow::ensure!(view["version"] == version, "update answered {view}");
+        Ok(view)
+    }
+
+    /// Undeploys `id` and waits until the CO reports it removed from every device.
+    pub async fn undeploy(&self, id: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("/api/v1/deployments/{id}"));
+        let code = self.http.delete(url).send().await?.status().as_u16();
+        anyhow::ensure!(code == 202, "undeploy {id}: {code}");
+        eventually("the deployment to be removed", LIMIT, || async {
+            (self.deployment(id).await["phase"] == "removed").then_some(())
+        })
+        .await;
+        Ok(())
+    }
+
     /// The site's event log at the CO (`Null` when the CO does not answer).
     pub async fn site_events(&self) -> Value {
         self.get(&format!("/api/v1/sites/{}/events", self.site))
@@ -363,27 +411,26 @@ pub const WEB_OCI_APP: (&str, &str) = ("tests/fixtures/apps/web-oci", "com-eos-t
 /// A Helm chart app (Margo `helm` profile), which no EN without a cluster may run.
 pub const HELM_APP: (&str, &str) = ("tests/fixtures/apps/chart-helm", "com-eos-test-chart-helm");
 
-/// The Docker engine the test services run, spoken to directly; `None` when none answers.
-pub async fn docker_engine() -> Option<bollard::Docker> {
-    bollard::Docker::connect_with_unix("/var/run/docker.sock", 30, bollard::API_DEFAULT_VERSION)
-        .ok()?
-        .negotiate_version()
-        .await
-        .ok()
-}
-
-/// Every container the test engine has, running or not; `None` when it does not answer.
-pub async fn all_containers() -> Option<(bollard::Docker, Vec<bollard::models::ContainerSummary>)> {
-    let docker = docker_engine().await?;
-    let all = docker
-        .list_containers(Some(
-            bollard::query_parameters::ListContainersOptionsBuilder::default()
-                .all(true)
-                .build(),
-        ))
-        .await
-        .ok()?;
-    Some((docker, all))
+/// A copy of the application folder `source` (relative to the repository root) in `dir`, its
+/// description's text changed by `edits` (`(from, to)` pairs, each of which must match): a
+/// new version of a fixture app, say. Returns the copy's folder.
+pub fn app_variant(dir: &Path, source: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let from = repo_root().join(source);
+    let name = from.file_name().expect("a folder name").to_owned();
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let description = to.join("margo.yaml");
+    let mut text = std::fs::read_to_string(&description).unwrap();
+    for (old, new) in edits {
+        assert!(text.contains(old), "{} has no {old:?}", from.display());
+        text = text.replace(old, new);
+    }
+    std::fs::write(description, text).unwrap();
+    to
 }
 
 /// How long helpers wait for the fleet to converge before failing.

@@ -2,17 +2,26 @@
 //! registry as the spec describes (artifact type `application/vnd.org.margo.component.compose+json`,
 //! one tar.gz layer with the Margo annotations), the LO places it on an EN with a container
 //! engine, the EN pulls and runs it, the services reach each other by name with the Margo
-//! parameter filled in, and undeploying removes every container and the network.
+//! parameter filled in; an update to the next version replaces the services and keeps their
+//! named volume, and undeploying removes every container, the network and the volume.
 
 use eos_tests::registry::{push_artifact, test_registry};
-use eos_tests::{Fleet, LIMIT, eventually};
+use eos_tests::{Fleet, LIMIT, app_variant, engine_objects, eventually};
 
 const STACK_APP: (&str, &str) = (
     "tests/fixtures/apps/stack-compose",
     "com-eos-test-stack-compose",
 );
 
-fn compose_archive() -> Vec<u8> {
+/// The stack's archive at `version`. Both versions keep state in the named volume `state`:
+/// 1.0.0 leaves a mark there, 1.1.0 prints its greeting led by `v2` and reads the mark back, so
+/// its output shows that the update replaced the services and kept the volume.
+fn compose_archive(version: &str) -> Vec<u8> {
+    let probe = if version == "1.0.0" {
+        r#"echo kept > /state/mark; trap 'exit 0' TERM; while true; do echo \"${GREETING} $$(wget -qO- http://web/index.html)\"; sleep 1; done"#
+    } else {
+        r#"trap 'exit 0' TERM; while true; do echo \"v2 ${GREETING} $$(wget -qO- http://web/index.html) $$(cat /state/mark)\"; sleep 1; done"#
+    };
     let compose = format!(
         r#"services:
   web:
@@ -20,8 +29,11 @@ fn compose_archive() -> Vec<u8> {
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
   probe:
     image: {registry}/eos-test/busybox:1.0.0
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo \"${{GREETING}} $$(wget -qO- http://web/index.html)\"; sleep 1; done"]
+    command: ["sh", "-c", "{probe}"]
+    volumes: ["state:/state"]
     depends_on: [web]
+volumes:
+  state: {{}}
 "#,
         registry = test_registry()
     );
@@ -34,6 +46,23 @@ fn compose_archive() -> Vec<u8> {
     tar.append_data(&mut header, "stack/compose.yaml", compose.as_bytes())
         .unwrap();
     tar.into_inner().unwrap().finish().unwrap()
+}
+
+/// Pushes the stack's archive at `version` to the test registry, as Margo describes it.
+async fn push_stack(version: &str) {
+    push_artifact(
+        &format!("{}/eos-test/stack-compose:{version}", test_registry()),
+        compose_archive(version),
+        "application/vnd.org.margo.component.compose.tar+gzip",
+        "application/vnd.org.margo.component.compose+json",
+        &[
+            ("org.margo.component.type", "compose"),
+            ("org.margo.component.version", version),
+            ("org.opencontainers.image.title", "stack.tar.gz"),
+        ],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
 }
 
 async fn probe_output(project_part: &str) -> Option<String> {
@@ -60,30 +89,14 @@ async fn probe_output(project_part: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_compose_app_from_a_registry_runs_its_services_together() {
-    push_artifact(
-        &format!("{}/eos-test/stack-compose:1.0.0", test_registry()),
-        compose_archive(),
-        "application/vnd.org.margo.component.compose.tar+gzip",
-        "application/vnd.org.margo.component.compose+json",
-        &[
-            ("org.margo.component.type", "compose"),
-            ("org.margo.component.version", "1.0.0"),
-            ("org.opencontainers.image.title", "stack.tar.gz"),
-        ],
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    push_stack("1.0.0").await;
+    push_stack("1.1.0").await;
     let tmp = tempfile::tempdir().unwrap();
     let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
         .await
         .unwrap();
     fleet.await_online(&["node-1"]).await;
-    let id = fleet.create_deployment(STACK_APP, None).await.unwrap();
-    let view = eventually("the compose app to be installed", LIMIT, || async {
-        let v = fleet.deployment(&id).await;
-        (v["state"] == "installed").then_some(v)
-    })
-    .await;
+    let (id, view) = fleet.deploy_installed(STACK_APP, None).await.unwrap();
     assert_eq!(view["devices"][0]["device_id"], "site-1/node-1");
     let part = &id[..8];
     let seen = eventually("the probe to read the web page by name", LIMIT, || async {
@@ -93,16 +106,53 @@ async fn a_compose_app_from_a_registry_runs_its_services_together() {
     })
     .await;
     assert!(seen.contains("hello-param"), "{seen}");
+    let objects = engine_objects(part).await;
+    assert_eq!(
+        objects
+            .iter()
+            .map(|o| o.split(' ').next().unwrap())
+            .collect::<Vec<_>>(),
+        ["container", "container", "network", "volume"],
+        "two services, their network and their volume: {objects:?}"
+    );
 
-    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
-    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
-    eventually("the services to go", LIMIT, || async {
-        probe_output(part).await.is_none().then_some(())
+    // Version 1.1.0: new services read what the old ones left in the volume.
+    let next = app_variant(
+        tmp.path(),
+        STACK_APP.0,
+        &[
+            ("version: 1.0.0", "version: 1.1.0"),
+            ("revision: 1.0.0", "revision: 1.1.0"),
+        ],
+    );
+    fleet.add_app(&next).await.unwrap();
+    fleet.update_to(&id, "1.1.0").await.unwrap();
+    let seen = eventually(
+        "the new probe to read the page and the volume",
+        LIMIT,
+        || async {
+            probe_output(part)
+                .await
+                .filter(|o| o.contains("v2 hello-param hello from eos kept"))
+        },
+    )
+    .await;
+    assert!(
+        !seen.contains("\nhello-param"),
+        "only the new probe's output: {seen}"
+    );
+    assert_eq!(
+        engine_objects(part).await,
+        objects,
+        "the same objects, replaced"
+    );
+    eventually("the update to be installed", LIMIT, || async {
+        (fleet.deployment(&id).await["state"] == "installed").then_some(())
     })
     .await;
-    eventually("the deployment to be removed", LIMIT, || async {
-        (fleet.deployment(&id).await["phase"] == "removed").then_some(())
-    })
-    .await;
+
+    fleet.undeploy(&id).await.unwrap();
+    let left = engine_objects(part).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
     fleet.shutdown().await;
 }

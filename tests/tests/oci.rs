@@ -4,7 +4,7 @@
 //! reach the container, an EN restart adopts the running container, an update to the app's
 //! next version replaces the container, and undeploying removes it.
 
-use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, eventually};
+use eos_tests::{Fleet, LIMIT, WEB_OCI_APP, engine_objects, eventually};
 
 async fn container_started_at(name_part: &str) -> Option<(String, String)> {
     let (docker, all) = eos_tests::all_containers().await?;
@@ -26,17 +26,6 @@ async fn served_page() -> Option<String> {
         .text()
         .await
         .ok()
-}
-
-/// Asks the CO to move the deployment at `url` to `version`.
-async fn update(fleet: &Fleet, url: &str, version: &str) -> reqwest::Response {
-    fleet
-        .http
-        .patch(url)
-        .json(&serde_json::json!({ "version": version }))
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -87,20 +76,11 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
     assert_eq!(fleet.deployment(&id).await["state"], "installed");
 
     // Version 1.1.0 serves another page: the update replaces the container.
-    let (code, added) = fleet
-        .post(
-            "/api/v1/apps",
-            serde_json::json!({"source": eos_tests::repo_root()
-                .join("tests/fixtures/apps/web-oci-v2").display().to_string()}),
-        )
+    fleet
+        .add_app(&eos_tests::repo_root().join("tests/fixtures/apps/web-oci-v2"))
         .await
         .unwrap();
-    assert_eq!(code, 201, "{added}");
-    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
-    let updated = update(&fleet, &url, "1.1.0").await;
-    assert_eq!(updated.status(), 200);
-    let view: serde_json::Value = updated.json().await.unwrap();
-    assert_eq!(view["version"], "1.1.0", "{view}");
+    fleet.update_to(&id, "1.1.0").await.unwrap();
     let page = eventually("the new page", LIMIT, || async {
         served_page().await.filter(|p| p.trim() == "v2")
     })
@@ -110,21 +90,20 @@ async fn a_container_app_runs_where_an_engine_is_and_survives_an_en_restart() {
         .await
         .expect("the new container");
     assert_ne!(replaced, container, "a new container for the new version");
+    assert_eq!(
+        engine_objects(short).await.len(),
+        1,
+        "the old container is gone"
+    );
     eventually("the update to be installed", LIMIT, || async {
         (fleet.deployment(&id).await["state"] == "installed").then_some(())
     })
     .await;
-    let unknown = update(&fleet, &url, "9.9.9").await;
-    assert_eq!(unknown.status(), 404, "a version the app store lacks");
+    let (code, _) = fleet.update(&id, "9.9.9").await.unwrap();
+    assert_eq!(code, 404, "a version the app store lacks");
 
-    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
-    eventually("the container to go", LIMIT, || async {
-        container_started_at(short).await.is_none().then_some(())
-    })
-    .await;
-    eventually("the deployment to be removed", LIMIT, || async {
-        (fleet.deployment(&id).await["phase"] == "removed").then_some(())
-    })
-    .await;
+    fleet.undeploy(&id).await.unwrap();
+    let left = engine_objects(short).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
     fleet.shutdown().await;
 }

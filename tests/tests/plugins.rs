@@ -1,8 +1,8 @@
 //! Plugins through the whole system. The example native plugin `exec` and the example
 //! WebAssembly component plugin `notes`, both built here, sit in node-2's plugin folder; the EN
 //! lists each among its drivers with its source (`native`, `wasm`), the LO places their
-//! applications only there, they run, their logs come back live through the CO, and
-//! undeploying stops them.
+//! applications only there, they run, their logs come back live through the CO, an update to
+//! the next version replaces what they run, and undeploying stops them.
 
 use eos_adapter_wasm_plugin::testing::{build_notes_plugin, world_text};
 use eos_tests::plugins::build_exec_plugin;
@@ -36,17 +36,18 @@ async fn fleet_with_plugin(tmp: &Path, plugin: &Path, name: &str, label: &str) -
     fleet
 }
 
+/// Adds the application in `margo` (its description) under `folder` in `tmp`.
+async fn add(fleet: &Fleet, tmp: &Path, folder: &str, margo: &str) {
+    let app = tmp.join(folder);
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("margo.yaml"), margo).unwrap();
+    fleet.add_app(&app).await.unwrap();
+}
+
 /// Adds the application in `margo` (its description) and deploys it to the site; returns the
 /// deployment once installed, after checking it went to node-2.
 async fn deploy(fleet: &Fleet, tmp: &Path, app_id: &str, margo: &str) -> String {
-    let app = tmp.join(app_id);
-    std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(app.join("margo.yaml"), margo).unwrap();
-    let (code, body) = fleet
-        .post("/api/v1/apps", json!({"source": app.display().to_string()}))
-        .await
-        .unwrap();
-    assert_eq!(code, 201, "{body}");
+    add(fleet, tmp, app_id, margo).await;
     let (code, created) = fleet
         .post(
             "/api/v1/deployments",
@@ -65,13 +66,35 @@ async fn deploy(fleet: &Fleet, tmp: &Path, app_id: &str, margo: &str) -> String 
     id
 }
 
-async fn undeploy(fleet: &Fleet, id: &str) {
-    let url = fleet.url(&format!("/api/v1/deployments/{id}"));
-    assert_eq!(fleet.http.delete(url).send().await.unwrap().status(), 202);
-    eventually("the deployment to be removed", LIMIT, || async {
-        (fleet.deployment(id).await["phase"] == "removed").then_some(())
-    })
-    .await;
+/// Version 1.1.0 of the application in `margo` (1.0.0), with `edits` made to its text.
+fn next_version(margo: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = margo
+        .replace("version: 1.0.0", "version: 1.1.0")
+        .replace("revision: 1.0.0", "revision: 1.1.0");
+    for (old, new) in edits {
+        assert!(text.contains(old), "no {old:?} in {text}");
+        text = text.replace(old, new);
+    }
+    text
+}
+
+/// Whether process `pid` is gone, or dead and not yet waited for (a zombie).
+fn ended(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+        .ok()
+        .is_none_or(|s| s.split_whitespace().nth(2) == Some("Z"))
+}
+
+/// The command line of process `pid`, its arguments joined by spaces; `None` once it is gone.
+fn command_line(pid: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -79,11 +102,7 @@ async fn an_exec_app_runs_on_the_en_that_has_the_plugin() {
     let library = build_exec_plugin();
     let tmp = tempfile::tempdir().unwrap();
     let fleet = fleet_with_plugin(tmp.path(), &library, "exec.so", "exec:native").await;
-    let id = deploy(
-        &fleet,
-        tmp.path(),
-        "com-eos-test-exec",
-        r#"apiVersion: margo.org/v1-alpha1
+    let margo = r#"apiVersion: margo.org/v1-alpha1
 kind: ApplicationDescription
 id: com-eos-test-exec
 metadata:
@@ -99,19 +118,37 @@ deploymentProfiles:
       - name: sleeper
         properties: {repository: "file:///bin/sleep", revision: 1.0.0}
         x-eos-extensions: {exec: {args: ["3600"]}}
-"#,
-    )
-    .await;
+"#;
+    let id = deploy(&fleet, tmp.path(), "com-eos-test-exec", margo).await;
     let pid_file = tmp
         .path()
         .join("en/node-2/plugin-data/exec")
         .join(&id)
         .join("sleeper/pid");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
-    assert!(std::path::Path::new(&format!("/proc/{}", pid.trim())).exists());
+    assert_eq!(command_line(&pid).as_deref(), Some("/bin/sleep 3600"));
 
-    undeploy(&fleet, &id).await;
+    // Version 1.1.0 sleeps for another time: a new process replaces the old one.
+    let next = next_version(margo, &[(r#"args: ["3600"]"#, r#"args: ["3601"]"#)]);
+    add(&fleet, tmp.path(), "exec-1.1.0", &next).await;
+    fleet.update_to(&id, "1.1.0").await.unwrap();
+    let new_pid = eventually("the new process", LIMIT, || async {
+        let p = std::fs::read_to_string(&pid_file).ok()?;
+        (command_line(&p)? == "/bin/sleep 3601").then_some(p)
+    })
+    .await;
+    assert_ne!(new_pid, pid);
+    eventually("the old process to end", LIMIT, || async {
+        ended(&pid).then_some(())
+    })
+    .await;
+
+    fleet.undeploy(&id).await.unwrap();
     assert!(!pid_file.exists(), "its folder is gone");
+    eventually("the new process to end", LIMIT, || async {
+        ended(&new_pid).then_some(())
+    })
+    .await;
     fleet.shutdown().await;
 }
 
@@ -122,11 +159,7 @@ async fn a_notes_app_runs_on_the_en_that_has_the_wasm_plugin() {
     std::fs::create_dir_all(&build).unwrap();
     let plugin = build_notes_plugin(&build, "notes", &world_text());
     let fleet = fleet_with_plugin(tmp.path(), &plugin, "notes.wasm", "notes:wasm").await;
-    let id = deploy(
-        &fleet,
-        tmp.path(),
-        "com-eos-test-notes",
-        r#"apiVersion: margo.org/v1-alpha1
+    let margo = r#"apiVersion: margo.org/v1-alpha1
 kind: ApplicationDescription
 id: com-eos-test-notes
 metadata:
@@ -141,9 +174,8 @@ deploymentProfiles:
     components:
       - name: memo
         properties: {repository: "note://buy milk", revision: 1.0.0}
-"#,
-    )
-    .await;
+"#;
+    let id = deploy(&fleet, tmp.path(), "com-eos-test-notes", margo).await;
     let note = tmp
         .path()
         .join("en/node-2/plugin-data/notes")
@@ -161,7 +193,17 @@ deploymentProfiles:
     );
     assert_eq!(live[0]["components"][0]["runtime"], "notes", "{live}");
 
-    undeploy(&fleet, &id).await;
+    // Version 1.1.0 keeps another note: the plugin replaces it.
+    let next = next_version(margo, &[("note://buy milk", "note://buy bread")]);
+    add(&fleet, tmp.path(), "notes-1.1.0", &next).await;
+    fleet.update_to(&id, "1.1.0").await.unwrap();
+    eventually("the new note", LIMIT, || async {
+        let text = std::fs::read_to_string(&note).ok()?;
+        (text == "kept buy bread at revision 1.1.0\nrunning\n").then_some(())
+    })
+    .await;
+
+    fleet.undeploy(&id).await.unwrap();
     assert!(!note.exists(), "removing the component removed the note");
     fleet.shutdown().await;
 }

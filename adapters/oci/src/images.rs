@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+pub use eos_domain::state::repository_of;
+
 /// The images used per repository, oldest first, shared by the `oci` and `compose` drivers of
 /// one engine.
 #[derive(Default)]
@@ -15,16 +17,6 @@ pub struct ImageHistory {
     /// Where the history is kept; `None` keeps it in memory only.
     path: Option<PathBuf>,
     used: Mutex<BTreeMap<String, Vec<String>>>,
-}
-
-/// `HOST/NAME` of `HOST/NAME:TAG` or `HOST/NAME@sha256:…`.
-pub fn repository_of(reference: &str) -> &str {
-    let without_digest = reference.split('@').next().unwrap_or(reference);
-    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    match without_digest[last_slash..].find(':') {
-        Some(colon) => &without_digest[..last_slash + colon],
-        None => without_digest,
-    }
 }
 
 impl ImageHistory {
@@ -130,23 +122,6 @@ impl ImageHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_repository_is_the_reference_without_tag_or_digest() {
-        assert_eq!(
-            repository_of("127.0.0.1:5000/eos/web:1.2"),
-            "127.0.0.1:5000/eos/web"
-        );
-        assert_eq!(
-            repository_of("127.0.0.1:5000/eos/web"),
-            "127.0.0.1:5000/eos/web"
-        );
-        assert_eq!(
-            repository_of("registry.example.com/web@sha256:abcd"),
-            "registry.example.com/web"
-        );
-        assert_eq!(repository_of("busybox:1"), "busybox");
-    }
 
     #[test]
     fn the_history_keeps_the_newest_last_and_survives_a_restart() {

@@ -5,11 +5,12 @@
 //! ran. Loopback registries are spoken to over plain HTTP, as Docker does; others need TLS
 //! unless listed as insecure.
 
+use eos_domain::state::repository_of;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The media type of a WebAssembly module layer.
@@ -54,6 +55,9 @@ pub struct ArtifactCache {
 }
 
 const INDEX: &str = "index.json";
+/// Every artifact in the order references last resolved to it, oldest first: which versions of
+/// a repository are the newest, whatever their tags.
+const ORDER: &str = "order.json";
 
 impl ArtifactCache {
     /// A cache in `dir`; `logins` by registry host; `insecure` hosts spoken to without TLS
@@ -193,7 +197,26 @@ impl ArtifactCache {
         self.write_atomically(&self.dir.join(INDEX), &bytes)
     }
 
+    /// The artifacts in the order they were last resolved to, oldest first.
+    fn order(&self) -> Vec<PathBuf> {
+        std::fs::read(self.dir.join(ORDER))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn store_order(&self, order: &[PathBuf]) -> Result<(), FetchError> {
+        let bytes = serde_json::to_vec_pretty(order).expect("the order serializes");
+        self.write_atomically(&self.dir.join(ORDER), &bytes)
+    }
+
     fn remember(&self, reference: &str, path: &Path) -> Result<(), FetchError> {
+        let mut order = self.order();
+        if order.last().map(PathBuf::as_path) != Some(path) {
+            order.retain(|p| p != path);
+            order.push(path.to_owned());
+            self.store_order(&order)?;
+        }
         let mut index = self.index();
         let history = index.entry(reference.to_owned()).or_default();
         if history.last().map(PathBuf::as_path) == Some(path) {
@@ -208,28 +231,55 @@ impl ArtifactCache {
         self.index().remove(reference)?.pop().filter(|p| p.exists())
     }
 
-    /// Keeps the newest `keep` artifacts each reference resolved to (at least the newest one)
-    /// and deletes every other artifact file; returns what it deleted.
-    pub fn collect_garbage(&self, keep: usize) -> Result<Vec<PathBuf>, FetchError> {
+    /// Keeps, per repository (`HOST/NAME`, whatever the tag), the `keep` artifacts its
+    /// references resolved to most recently (at least one), and what each reference in `in_use`
+    /// resolves to now (components run from those, and need them again after a restart while
+    /// the registry is out of reach). Deletes every other artifact file; returns what it deleted.
+    pub fn collect_garbage(
+        &self,
+        keep: usize,
+        in_use: &[String],
+    ) -> Result<Vec<PathBuf>, FetchError> {
         let mut index = self.index();
-        for history in index.values_mut() {
-            let excess = history.len().saturating_sub(keep.max(1));
-            history.drain(..excess);
+        let mut order = self.order();
+        let rank = |p: &PathBuf| order.iter().position(|q| q == p);
+        let mut by_repository: BTreeMap<&str, Vec<PathBuf>> = BTreeMap::new();
+        for (reference, history) in &index {
+            by_repository
+                .entry(repository_of(reference))
+                .or_default()
+                .extend(history.iter().cloned());
         }
-        let kept: std::collections::BTreeSet<PathBuf> = index.values().flatten().cloned().collect();
+        let mut kept = BTreeSet::new();
+        for paths in by_repository.values_mut() {
+            // Newest first; a path never ranked (an index older than the order) counts oldest.
+            paths.sort_by_key(|p| std::cmp::Reverse(rank(p)));
+            paths.dedup();
+            kept.extend(paths.iter().take(keep.max(1)).cloned());
+        }
+        for reference in in_use {
+            if let Some(path) = index.get(reference).and_then(|h| h.last()) {
+                kept.insert(path.clone());
+            }
+        }
+        for history in index.values_mut() {
+            history.retain(|p| kept.contains(p));
+        }
+        index.retain(|_, history| !history.is_empty());
+        order.retain(|p| kept.contains(p));
         let mut deleted = Vec::new();
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Ok(deleted);
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let artifact = entry.file_name().to_string_lossy().starts_with("sha256-");
-            if artifact && !kept.contains(&path) {
-                std::fs::remove_file(&path).map_err(self.io(&path))?;
-                deleted.push(path);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let artifact = entry.file_name().to_string_lossy().starts_with("sha256-");
+                if artifact && !kept.contains(&path) {
+                    std::fs::remove_file(&path).map_err(self.io(&path))?;
+                    deleted.push(path);
+                }
             }
         }
         self.store_index(&index)?;
+        self.store_order(&order)?;
         Ok(deleted)
     }
 }
@@ -258,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_collection_keeps_the_newest_artifacts_of_each_reference() {
+    fn garbage_collection_keeps_the_newest_artifacts_a_moving_tag_named() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = ArtifactCache::new(tmp.path().to_owned(), BTreeMap::new(), Vec::new());
         let file = |n: u8| {
@@ -272,13 +322,54 @@ mod tests {
             cache.remember("r/module:1.0.0", p).unwrap();
         }
         cache.remember("r/other:1.0.0", &other).unwrap();
-        let mut deleted = cache.collect_garbage(2).unwrap();
+        let mut deleted = cache.collect_garbage(2, &[]).unwrap();
         deleted.sort();
         assert_eq!(deleted, [v1.clone(), orphan]);
         assert!(v2.exists() && v3.exists() && other.exists());
         assert_eq!(cache.remembered("r/module:1.0.0"), Some(v3.clone()));
         // Keeping none still keeps the newest: a restart while offline needs it.
-        assert_eq!(cache.collect_garbage(0).unwrap(), [v2]);
+        assert_eq!(cache.collect_garbage(0, &[]).unwrap(), [v2]);
         assert!(v3.exists());
+    }
+
+    #[test]
+    fn the_newest_versions_of_a_repository_are_kept_and_those_in_use() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = ArtifactCache::new(tmp.path().to_owned(), BTreeMap::new(), Vec::new());
+        let file = |n: u8| {
+            let p = tmp.path().join(format!("sha256-{n:02}"));
+            std::fs::write(&p, [n]).unwrap();
+            p
+        };
+        // Four versions, each under its own tag, resolved in this order.
+        let versions: Vec<PathBuf> = (1..=4).map(file).collect();
+        for (n, p) in versions.iter().enumerate() {
+            cache.remember(&format!("r/module:1.{n}.0"), p).unwrap();
+        }
+        // 1.0.0 still runs somewhere: kept with the newest two; 1.1.0 goes.
+        let deleted = cache
+            .collect_garbage(2, &["r/module:1.0.0".into()])
+            .unwrap();
+        assert_eq!(deleted, [versions[1].clone()]);
+        assert!(versions[0].exists() && versions[2].exists() && versions[3].exists());
+        assert_eq!(cache.remembered("r/module:1.1.0"), None);
+        assert_eq!(
+            cache.remembered("r/module:1.0.0"),
+            Some(versions[0].clone())
+        );
+        // Nothing in use any more: the newest two stay, and survive a new cache on the folder.
+        assert_eq!(
+            cache.collect_garbage(2, &[]).unwrap(),
+            [versions[0].clone()]
+        );
+        let again = ArtifactCache::new(tmp.path().to_owned(), BTreeMap::new(), Vec::new());
+        assert_eq!(
+            again.collect_garbage(2, &[]).unwrap(),
+            Vec::<PathBuf>::new()
+        );
+        assert_eq!(
+            again.remembered("r/module:1.3.0"),
+            Some(versions[3].clone())
+        );
     }
 }

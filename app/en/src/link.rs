@@ -78,11 +78,17 @@ impl Agent {
         self
     }
 
-    /// Deletes what was fetched beyond the newest `keep_artifacts` per reference: pulled
-    /// modules and archives in the artifact cache, and the images of container drivers (never
-    /// one a container runs from).
+    /// Deletes what was fetched beyond the newest `keep_artifacts` per repository: pulled
+    /// modules, archives and charts in the artifact cache (never one a recorded component runs
+    /// from), and the images of container drivers (never one a container runs from).
     pub(crate) async fn collect_garbage(&self) {
-        match self.artifacts.collect_garbage(self.keep_artifacts) {
+        let in_use: Vec<String> = self
+            .records
+            .entries()
+            .iter()
+            .filter_map(|e| e.spec.oci_reference())
+            .collect();
+        match self.artifacts.collect_garbage(self.keep_artifacts, &in_use) {
             Ok(deleted) => {
                 for path in deleted {
                     tracing::info!(path = %path.display(), "deleted an artifact no longer kept");
@@ -319,7 +325,11 @@ impl Agent {
         }
         self.records
             .remove(deployment_id, &spec.name)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if spec.oci_reference().is_some() {
+            self.collect_garbage().await;
+        }
+        Ok(())
     }
 
     /// How a deployment's components (or one of them) are doing now: what their drivers

@@ -69,9 +69,10 @@ pub async fn run(fixture: Fixture<'_>) {
     // A different spec for the same key MUST replace the running component: the new one runs
     // and is itself applied idempotently; going back to the first spec replaces it again.
     let changed = changed(&fixture.runs);
-    let replaced = driver.apply(&a, &changed).await.unwrap_or_else(|e| {
-        panic!("apply: MUST replace the component when its spec changes: {e}")
-    });
+    let replaced = driver
+        .apply(&a, &changed)
+        .await
+        .unwrap_or_else(|e| panic!("apply: MUST replace the component when its spec changes: {e}"));
     assert_eq!(
         driver.inspect(&a).await,
         Health::Running,
