@@ -9,6 +9,9 @@
 #     plugin (C for wasm32-wasi);
 #   - Podman (with catatonit, its init) serving its Docker-compatible API on
 #     $EOS_TEST_PODMAN_SOCKET (default /run/podman/podman.sock), for the oci driver's tests.
+#   - PostgreSQL on 127.0.0.1:$EOS_TEST_PG_PORT (default 55432), superuser postgres trusted on
+#     loopback, for the repository suite and the CO on PostgreSQL (EOS_TEST_POSTGRES, default
+#     postgres://postgres@127.0.0.1:55432/postgres).
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
 # /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000) and
 # EOS_TEST_PRIVATE_REGISTRY (default 127.0.0.1:5001).
@@ -35,6 +38,13 @@ command -v clang >/dev/null || missing+=(clang)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
+# PostgreSQL: the binaries on the PATH, or Debian's under /usr/lib/postgresql.
+pg_bin_dir() {
+  local initdb
+  initdb="$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -n 1)"
+  [ -n "$initdb" ] && dirname "$(readlink -f "$initdb")"
+}
+pg_bin_dir >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   apt-get update -qq
@@ -140,4 +150,26 @@ if ! podman_up; then
   nohup podman system service --time=0 "unix://$podman_socket" >"$dir/podman.log" 2>&1 &
   wait_for "podman's API" 30 podman_up
 fi
-echo "services: docker, podman, the registry on $registry and the private one on $private are up"
+# PostgreSQL for tests: initdb refuses root, so the cluster belongs to the postgres user
+# (created when missing). Tests make and drop a database each; fsync is off, as nothing here
+# needs to survive a power loss of the test machine.
+pg_port="${EOS_TEST_PG_PORT:-55432}"
+pg_bin="$(pg_bin_dir)"
+pg_data="$dir/postgres"
+pg_up() {
+  "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"
+}
+if ! pg_up; then
+  echo "services: starting PostgreSQL on 127.0.0.1:$pg_port"
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+  if [ ! -f "$pg_data/PG_VERSION" ]; then
+    rm -rf "$pg_data"
+    install -d -o postgres -m 700 "$pg_data"
+    su -s /bin/sh postgres -c "'$pg_bin/initdb' -D '$pg_data' -U postgres --auth=trust" >"$dir/initdb.log" 2>&1
+  fi
+  su -s /bin/sh postgres -c "'$pg_bin/pg_ctl' -D '$pg_data' -l '$pg_data/server.log' -o \
+    \"-p $pg_port -k '$pg_data' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off\" start" \
+    >"$dir/pg_ctl.log" 2>&1
+  wait_for "PostgreSQL" 30 pg_up
+fi
+echo "services: docker, podman, PostgreSQL on 127.0.0.1:$pg_port, the registry on $registry and the private one on $private are up"

@@ -68,6 +68,34 @@ impl Fleet {
         hosts: &[&str],
         links: Links,
     ) -> anyhow::Result<Self> {
+        Self::start_full(dir, site, hosts, links, None).await
+    }
+
+    /// Like `start`, with the CO's database at `database_url` (`DATABASE_URL`: PostgreSQL,
+    /// say) instead of the SQLite file in its data folder.
+    pub async fn start_on_database(
+        dir: &Path,
+        site: &str,
+        hosts: &[&str],
+        database_url: &str,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(
+            dir,
+            site,
+            hosts,
+            Links::Direct,
+            Some(database_url.to_owned()),
+        )
+        .await
+    }
+
+    async fn start_full(
+        dir: &Path,
+        site: &str,
+        hosts: &[&str],
+        links: Links,
+        database_url: Option<String>,
+    ) -> anyhow::Result<Self> {
         let uplink_proxy = links == Links::ProxiedUplink;
         let clock = SimClock::new();
         let mut co_config = CoConfig {
@@ -75,7 +103,7 @@ impl Fleet {
             http_listen: "127.0.0.1:0".into(),
             grpc_listen: "127.0.0.1:0".into(),
             deployments_repo: None,
-            database_url: None,
+            database_url,
         };
         let co = Co::start_with_clock(co_config.clone(), clock.clone()).await?;
         // Later starts reuse the ports the first one got, so the LO finds the CO again.

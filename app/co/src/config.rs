@@ -14,7 +14,7 @@ pub struct CoConfig {
     pub grpc_listen: String,
     /// The deployments Git repository; a bare repository in the data directory by default.
     pub deployments_repo: Option<String>,
-    /// `sqlite://…` (default: `co.db` in the data directory).
+    /// `sqlite://…` or `postgres://…` (default: `co.db` in the data directory).
     pub database_url: Option<String>,
 }
 

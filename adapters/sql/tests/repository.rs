@@ -1,0 +1,241 @@
+//! The repository suite: every check of the `ControlStore` implementation runs on SQLite and on
+//! the real PostgreSQL server `config/services.sh` starts, each on a database of its own.
+
+use eos_adapter_sql::SqlStore;
+use eos_adapter_sql::testing::TestDatabase;
+use eos_domain::ids::{AppId, DeviceId, SiteId};
+use eos_domain::service::ports::ControlStore;
+use eos_domain::service::*;
+use std::time::Duration;
+
+fn version(app: &str, v: &str) -> AppVersionRecord {
+    AppVersionRecord {
+        app_id: app.into(),
+        version: v.into(),
+        name: "n".into(),
+        description: None,
+        digest: format!("sha256:{v}"),
+        document: "doc".into(),
+        source: "dir".into(),
+        created_at: "t".into(),
+    }
+}
+
+/// A store on a fresh database of each backend, with the database (kept alive by the caller).
+async fn stores() -> Vec<(TestDatabase, SqlStore)> {
+    let mut all = Vec::new();
+    for db in TestDatabase::each().await {
+        let store = SqlStore::connect(&db.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", db.backend));
+        all.push((db, store));
+    }
+    all
+}
+
+#[tokio::test]
+async fn app_versions_are_unique_and_listed_newest_first_per_app() {
+    for (db, store) in stores().await {
+        let on = db.backend;
+        for (app, v) in [("a", "1.0.0"), ("a", "1.1.0"), ("b", "0.1.0")] {
+            store.insert_app_version(&version(app, v)).await.unwrap();
+        }
+        assert!(
+            matches!(
+                store.insert_app_version(&version("a", "1.0.0")).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{on}: a version is stored once"
+        );
+        let newest: Vec<String> = store
+            .list_apps()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{}@{}", r.app_id, r.version))
+            .collect();
+        assert_eq!(newest, ["a@1.1.0", "b@0.1.0"], "{on}");
+        drop(store);
+        let reopened = SqlStore::connect(&db.url).await.unwrap();
+        assert_eq!(
+            reopened
+                .app_versions(&AppId::parse("a").unwrap())
+                .await
+                .unwrap()
+                .len(),
+            2,
+            "{on}: data survives a restart and migrations rerun cleanly"
+        );
+    }
+}
+
+fn cursor(site: &SiteId, seq: u64) -> UplinkCursor {
+    UplinkCursor {
+        site: site.clone(),
+        outbox_id: "o1".into(),
+        applied_seq: seq,
+        applied: seq,
+        duplicates: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_commits_all_its_writes_or_none() {
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let site = SiteId::parse("s1").unwrap();
+        let tx = store.begin().await.unwrap();
+        tx.put_cursor(&cursor(&site, 5)).await.unwrap();
+        assert_eq!(tx.get_cursor(&site).await.unwrap(), Some(cursor(&site, 5)));
+        drop(tx);
+        assert_eq!(
+            store.get_cursor(&site).await.unwrap(),
+            None,
+            "{on}: dropped, nothing"
+        );
+        let tx = store.begin().await.unwrap();
+        tx.put_cursor(&cursor(&site, 7)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            store.get_cursor(&site).await.unwrap(),
+            Some(cursor(&site, 7)),
+            "{on}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_second_transaction_on_a_sites_cursor_waits_for_the_first() {
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let site = SiteId::parse("s1").unwrap();
+        store.put_cursor(&cursor(&site, 1)).await.unwrap();
+        let store = std::sync::Arc::new(store);
+        let first = store.begin().await.unwrap();
+        assert_eq!(
+            first.get_cursor(&site).await.unwrap(),
+            Some(cursor(&site, 1))
+        );
+        // A second writer reads the cursor while the first holds it...
+        let second = tokio::spawn({
+            let (store, site) = (store.clone(), site.clone());
+            async move {
+                let tx = store.begin().await.unwrap();
+                let seen = tx.get_cursor(&site).await.unwrap();
+                tx.commit().await.unwrap();
+                seen
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // ...and sees what the first applied, not what was there before.
+        first.put_cursor(&cursor(&site, 2)).await.unwrap();
+        first.commit().await.unwrap();
+        assert_eq!(
+            second.await.unwrap(),
+            Some(cursor(&site, 2)),
+            "{on}: the second read waited for the first commit"
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_is_kept_apart_from_what_reports_rewrite() {
+    let caps = eos_domain::margo::DeviceCapabilities::from_json(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/bench-capabilities.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let id = DeviceId::parse("s1/n1").unwrap();
+        let record = |online| DeviceRecord {
+            id: id.clone(),
+            capabilities: caps.clone(),
+            online,
+            last_seen: Some("t1".into()),
+            usage: None,
+        };
+        store.upsert_device(&record(true)).await.unwrap();
+        let usage = DeviceUsage {
+            cpu_load_1m: 0.5,
+            memory_used_bytes: 1 << 30,
+            memory_total_bytes: 4 << 30,
+            workloads: 3,
+            observed_at: "t2".into(),
+        };
+        store.set_device_usage(&id, &usage).await.unwrap();
+        store
+            .set_device_usage(&DeviceId::parse("s1/unknown").unwrap(), &usage)
+            .await
+            .unwrap();
+        store.upsert_device(&record(false)).await.unwrap();
+        let devices = store.list_devices(None).await.unwrap();
+        assert_eq!(devices.len(), 1, "{on}: an unknown device is not created");
+        assert!(!devices[0].online, "{on}");
+        assert_eq!(devices[0].usage.as_ref(), Some(&usage), "{on}");
+    }
+}
+
+#[tokio::test]
+async fn a_site_lists_its_own_newest_events_oldest_first() {
+    let event = |site: &str, n: u32| SiteEvent {
+        site: SiteId::parse(site).unwrap(),
+        kind: event_kind::COMPONENT_CRASHED.into(),
+        device_id: Some(format!("{site}/n1")),
+        deployment_id: None,
+        component: Some("c".into()),
+        message: format!("crash {n}"),
+        observed_at: format!("2026-01-01T00:00:0{n}.000Z"),
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        for n in 1..=3 {
+            store.append_site_event(&event("s1", n)).await.unwrap();
+            store.append_site_event(&event("s2", n)).await.unwrap();
+        }
+        let s1 = SiteId::parse("s1").unwrap();
+        let newest = store.site_events(&s1, 2).await.unwrap();
+        assert_eq!(newest, vec![event("s1", 2), event("s1", 3)], "{on}");
+        assert_eq!(store.site_events(&s1, 100).await.unwrap().len(), 3, "{on}");
+    }
+}
+
+#[tokio::test]
+async fn contact_and_manifest_version_are_written_without_clobbering_each_other() {
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let id = SiteId::parse("s1").unwrap();
+        store.set_site_contact(&id, true, Some("t1")).await.unwrap();
+        let mut site = store.get_site(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (site.manifest_version, site.lo_connected),
+            (0, true),
+            "{on}"
+        );
+        // A publisher read the record, then the link dropped, then the publisher wrote.
+        site.manifest_version = 7;
+        store.set_site_contact(&id, false, None).await.unwrap();
+        store.upsert_site(&site).await.unwrap();
+        let now = store.get_site(&id).await.unwrap().unwrap();
+        assert_eq!(now.manifest_version, 7, "{on}");
+        assert!(
+            !now.lo_connected,
+            "{on}: the publisher's stale copy did not reconnect the site"
+        );
+        assert_eq!(
+            now.last_seen.as_deref(),
+            Some("t1"),
+            "{on}: losing the link is not contact"
+        );
+        // And contact never moves the version back.
+        store.set_site_contact(&id, true, Some("t2")).await.unwrap();
+        assert_eq!(
+            store.get_site(&id).await.unwrap().unwrap().manifest_version,
+            7,
+            "{on}"
+        );
+    }
+}
