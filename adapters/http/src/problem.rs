@@ -54,6 +54,12 @@ impl From<ServiceError> for ApiError {
                 e.to_string(),
             ),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
+            ServiceError::PreconditionFailed(m) => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition Failed",
+                m,
+            ),
             ServiceError::NotPlaceable(m) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "not-placeable",

@@ -484,7 +484,7 @@ async fn create_deployment(
         })
         .await?;
     let view = c.deployment_view(record.id.as_str()).await?;
-    Ok((StatusCode::CREATED, Json(Deployment::from(view))))
+    Ok(with_etag(StatusCode::CREATED, view))
 }
 
 #[utoipa::path(get, path = "/api/v1/deployments", responses((status = 200, body = Vec<Deployment>)))]
@@ -498,32 +498,69 @@ async fn list_deployments(State(c): State<Shared>) -> Result<Json<Vec<Deployment
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment), (status = 404, body = ProblemDocument)))]
+/// A deployment with its `ETag` header: what `If-Match` on an update names.
+fn with_etag(status: StatusCode, view: DeploymentView) -> impl IntoResponse {
+    let etag = view.deployment.etag();
+    (
+        status,
+        [(axum::http::header::ETAG, etag)],
+        Json(Deployment::from(view)),
+    )
+}
+
+/// The entity tags of an `If-Match` header (`*`, or quoted tags separated by commas); a weak
+/// tag never matches, as `If-Match` compares strongly.
+fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-header",
+            "Bad Header",
+            "If-Match is not text",
+        )
+    })?;
+    Ok(Some(
+        text.split(',')
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .collect(),
+    ))
+}
+
+/// A deployment, with its entity tag in `ETag`.
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The entity tag an update's If-Match names"))), (status = 404, body = ProblemDocument)))]
 async fn get_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Deployment>, ApiError> {
-    Ok(Json(c.deployment_view(&id).await?.into()))
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(with_etag(StatusCode::OK, c.deployment_view(&id).await?))
 }
 
 /// Moves a deployment to another version of its application and/or new parameters. The site
-/// replaces the components whose spec changed and keeps the others running.
-#[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), request_body = UpdateDeployment, responses((status = 200, body = Deployment), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+/// replaces the components whose spec changed and keeps the others running. With `If-Match`
+/// (the `ETag` a read gave), the update is made only if nothing changed the deployment since.
+#[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag the deployment had when read; 412 if it changed since")), request_body = UpdateDeployment, responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The updated deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     payload: Result<Json<UpdateDeployment>, JsonRejection>,
-) -> Result<Json<Deployment>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
+    let if_match = if_match(&headers)?;
     let req = body(payload)?;
     c.update_deployment(
         &id,
         UpdateRequest {
             version: req.version,
             parameters: req.parameters,
+            if_match,
         },
     )
     .await?;
-    Ok(Json(c.deployment_view(&id).await?.into()))
+    Ok(with_etag(StatusCode::OK, c.deployment_view(&id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 202, body = Deployment, description = "Removal started; the phase becomes removed once the site confirms"), (status = 404, body = ProblemDocument)))]

@@ -43,6 +43,9 @@ pub struct ControlPlane {
     clock: Arc<dyn Ambient>,
     /// Serializes publishing so manifest versions of a site strictly increase.
     publish_lock: async_lock::Mutex<()>,
+    /// Serializes changes to existing deployments (update, undeploy), so a conditional change
+    /// checks and writes with nothing in between. The CO is the only writer of deployments.
+    change_lock: async_lock::Mutex<()>,
 }
 
 impl ControlPlane {
@@ -60,6 +63,7 @@ impl ControlPlane {
             packages,
             clock,
             publish_lock: Default::default(),
+            change_lock: Default::default(),
         }
     }
 
@@ -218,6 +222,7 @@ impl ControlPlane {
 
     /// Removes a deployment from the site's desired state; it is `removed` once the LO says so.
     pub async fn undeploy(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
+        let _change = self.change_lock.lock().await;
         let mut record = self.deployment(id).await?;
         if record.phase == DeploymentPhase::Active {
             self.store

@@ -23,6 +23,9 @@ pub enum ServiceError {
         what: String,
         problems: crate::Problems,
     },
+    /// A conditional change whose condition (`If-Match`) no longer holds.
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
     #[error("not placeable: {0}")]
     NotPlaceable(String),
     #[error("backend failure: {0}")]

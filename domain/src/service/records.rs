@@ -96,6 +96,24 @@ pub struct DeploymentRecord {
     pub created_at: String,
 }
 
+impl DeploymentRecord {
+    /// The entity tag of what an update may change (version, profile, parameters, phase and
+    /// the rendered document), quoted as HTTP writes it. Status reports do not change it, so a
+    /// client's `If-Match` fails only when another change came first.
+    pub fn etag(&self) -> String {
+        use sha2::Digest;
+        let what = serde_json::json!([
+            self.version,
+            self.profile_id,
+            self.parameters,
+            self.phase.as_str(),
+            self.document
+        ]);
+        let digest = sha2::Sha256::digest(what.to_string().as_bytes());
+        format!("\"{}\"", &hex::encode(digest)[..24])
+    }
+}
+
 /// The latest status of a deployment on one device, as an LO reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatusRecord {

@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 pub struct UpdateRequest {
     pub version: Option<String>,
     pub parameters: Option<BTreeMap<String, Value>>,
+    /// `If-Match`: the entity tags the client read (`*` for any); the update is made only when
+    /// the deployment's [`DeploymentRecord::etag`] is one of them.
+    pub if_match: Option<Vec<String>>,
 }
 
 impl ControlPlane {
@@ -27,7 +30,17 @@ impl ControlPlane {
         id: &str,
         req: UpdateRequest,
     ) -> Result<DeploymentRecord, ServiceError> {
+        let _change = self.change_lock.lock().await;
         let current = self.deployment(id).await?;
+        if let Some(tags) = &req.if_match {
+            let etag = current.etag();
+            if !tags.iter().any(|t| t == "*" || *t == etag) {
+                return Err(ServiceError::PreconditionFailed(format!(
+                    "deployment {id} is at {etag}, not {}: it changed since it was read",
+                    tags.join(", ")
+                )));
+            }
+        }
         if current.phase != DeploymentPhase::Active {
             return Err(ServiceError::Conflict(format!(
                 "deployment {id} is {} and cannot change",
