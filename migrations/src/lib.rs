@@ -1,4 +1,4 @@
-//! Schema migrations of the CO database, run at start (SQLite by default, PostgreSQL later).
+//! Schema migrations of the CO database, run at start (SQLite by default, or PostgreSQL).
 
 use sea_orm_migration::prelude::*;
 
@@ -6,6 +6,7 @@ mod m0001_initial;
 mod m0002_uplink_cursors;
 mod m0003_site_events;
 mod m0004_device_usage;
+mod m0005_idempotency_keys;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_uplink_cursors::Migration),
             Box::new(m0003_site_events::Migration),
             Box::new(m0004_device_usage::Migration),
+            Box::new(m0005_idempotency_keys::Migration),
         ]
     }
 }

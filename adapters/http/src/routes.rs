@@ -467,11 +467,30 @@ impl From<DeploymentView> for Deployment {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/deployments", request_body = CreateDeployment, responses((status = 201, body = Deployment), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+/// Deploys an application version to a site. With `Idempotency-Key`, a retry of the same
+/// request gets the deployment the first one made (201 again), and another request under the
+/// same key is refused (422).
+#[utoipa::path(post, path = "/api/v1/deployments", params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 ASCII characters naming this request; a retry with the same key and body gets the same deployment")), request_body = CreateDeployment, responses((status = 201, body = Deployment, headers(("ETag" = String, description = "The deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_deployment(
     State(c): State<Shared>,
+    headers: axum::http::HeaderMap,
     payload: Result<Json<CreateDeployment>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let idempotency_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-header",
+                        "Bad Header",
+                        "Idempotency-Key is not text",
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
     let req = body(payload)?;
     let record = c
         .deploy(DeployRequest {
@@ -481,6 +500,7 @@ async fn create_deployment(
             host: req.host,
             profile: req.profile,
             parameters: req.parameters,
+            idempotency_key,
         })
         .await?;
     let view = c.deployment_view(record.id.as_str()).await?;

@@ -352,6 +352,36 @@ where
         newest.into_iter().map(event_from).collect()
     }
 
+    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
+        let Some(row) = idempotency_keys::Entity::find_by_id(key.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(IdempotencyRecord {
+            key: row.key,
+            request_digest: row.request_digest,
+            deployment_id: DeploymentId::parse(&row.deployment_id)
+                .map_err(|e| StoreError::Backend(format!("stored deployment id: {e}")))?,
+            created_at: row.created_at,
+        }))
+    }
+
+    async fn insert_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<()> {
+        idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+            key: Set(record.key.clone()),
+            request_digest: Set(record.request_digest.clone()),
+            deployment_id: Set(record.deployment_id.to_string()),
+            created_at: Set(record.created_at.clone()),
+        })
+        .exec(&self.db)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>> {
         let mut query = uplink_cursors::Entity::find_by_id(site.to_string());
         // Read for update: a transaction applying a site's reports holds its cursor until it

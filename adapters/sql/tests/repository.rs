@@ -3,9 +3,12 @@
 
 use eos_adapter_sql::SqlStore;
 use eos_adapter_sql::testing::TestDatabase;
-use eos_domain::ids::{AppId, DeviceId, SiteId};
+use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId};
 use eos_domain::service::ports::ControlStore;
 use eos_domain::service::*;
+use eos_migrations::Migrator;
+use sea_orm::{ConnectionTrait, Database};
+use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
 fn version(app: &str, v: &str) -> AppVersionRecord {
@@ -237,5 +240,101 @@ async fn contact_and_manifest_version_are_written_without_clobbering_each_other(
             7,
             "{on}"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_recorded_once() {
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let record = |deployment: &str| IdempotencyRecord {
+            key: "k1".into(),
+            request_digest: "d1".into(),
+            deployment_id: DeploymentId::parse(deployment).unwrap(),
+            created_at: "t".into(),
+        };
+        assert_eq!(store.get_idempotency("k1").await.unwrap(), None, "{on}");
+        store
+            .insert_idempotency(&record("00000000-0000-4000-8000-000000000001"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                store
+                    .insert_idempotency(&record("00000000-0000-4000-8000-000000000002"))
+                    .await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{on}: the first stays"
+        );
+        assert_eq!(
+            store.get_idempotency("k1").await.unwrap(),
+            Some(record("00000000-0000-4000-8000-000000000001")),
+            "{on}"
+        );
+    }
+}
+
+/// The schema of the previous release (its migrations; raise this with each release): the
+/// idempotency keys came after it.
+const PREVIOUS_RELEASE: u32 = 4;
+
+#[tokio::test]
+async fn a_database_of_the_previous_release_is_migrated_with_its_data() {
+    for db in TestDatabase::each().await {
+        let on = db.backend;
+        let old = Database::connect(&db.url).await.unwrap();
+        Migrator::up(&old, Some(PREVIOUS_RELEASE)).await.unwrap();
+        // Rows as that release wrote them.
+        for sql in [
+            "INSERT INTO sites (id, labels, manifest_version, lo_connected, last_seen) \
+             VALUES ('s1', '{}', 3, false, 't1')",
+            "INSERT INTO app_versions (app_id, version, name, description, digest, document, \
+             source, created_at) VALUES ('a', '1.0.0', 'A', NULL, 'sha256:x', 'doc', 'dir', 't')",
+        ] {
+            old.execute_unprepared(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{on}: {sql}: {e}"));
+        }
+        assert_eq!(
+            Migrator::get_pending_migrations(&old).await.unwrap().len(),
+            Migrator::migrations().len() - PREVIOUS_RELEASE as usize,
+            "{on}"
+        );
+        old.close().await.unwrap();
+
+        // This release opens it: the newest migrations run, the rows are kept.
+        let store = SqlStore::connect(&db.url).await.unwrap();
+        let site = store
+            .get_site(&SiteId::parse("s1").unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{on}: the site survives"));
+        assert_eq!(site.manifest_version, 3, "{on}");
+        assert_eq!(store.list_apps().await.unwrap().len(), 1, "{on}");
+        assert_eq!(store.get_idempotency("k").await.unwrap(), None, "{on}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_database_is_migrated_up_and_back_down() {
+    for db in TestDatabase::each().await {
+        let on = db.backend;
+        let conn = Database::connect(&db.url).await.unwrap();
+        Migrator::up(&conn, None).await.unwrap();
+        assert!(
+            Migrator::get_pending_migrations(&conn)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{on}"
+        );
+        Migrator::down(&conn, None).await.unwrap();
+        assert_eq!(
+            Migrator::get_pending_migrations(&conn).await.unwrap().len(),
+            Migrator::migrations().len(),
+            "{on}: every migration undone"
+        );
+        Migrator::up(&conn, None).await.unwrap();
     }
 }

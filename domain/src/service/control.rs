@@ -4,36 +4,22 @@
 use super::ports::{Ambient, ControlStore, DesiredStateRepo, PackageSource, SiteNotifier};
 use super::records::*;
 use super::{ServiceError, not_found};
-use crate::ids::{AppId, DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
+use crate::ids::{AppId, DeploymentId, DeviceId, SiteId};
 use crate::layout::{SiteDesiredState, SiteFile, SiteFiles};
 use crate::margo::manifest::digest_of;
 use crate::margo::status::DeploymentState;
 use crate::margo::{
     ApplicationDeployment, ApplicationDescription, DeploymentStatus, DeviceCapabilities,
 };
-use crate::render::{RenderRequest, render};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod deploy;
 mod live;
 mod update;
+pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use live::MAX_LOG_LINES;
 pub use update::UpdateRequest;
-
-/// A request to deploy an application version to a site.
-#[derive(Debug, Clone, Default)]
-pub struct DeployRequest {
-    pub app_id: String,
-    /// The newest version when absent.
-    pub version: Option<String>,
-    pub site: String,
-    /// A host of the site to pin to; otherwise the LO chooses.
-    pub host: Option<String>,
-    /// A deployment profile id; otherwise the first one.
-    pub profile: Option<String>,
-    pub parameters: BTreeMap<String, Value>,
-}
 
 pub struct ControlPlane {
     store: Arc<dyn ControlStore>,
@@ -159,65 +145,6 @@ impl ControlPlane {
                 .last()
                 .ok_or_else(|| not_found("application", app_id)),
         }
-    }
-
-    /// Renders the deployment, stores it, commits the site's new desired state and hints its LO.
-    pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, ServiceError> {
-        let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
-        self.store
-            .get_site(&site_id)
-            .await?
-            .ok_or_else(|| not_found("site", &req.site))?;
-        let version = self
-            .app_version(&req.app_id, req.version.as_deref())
-            .await?;
-        let ad = stored_description(&version)?;
-        let target = match &req.host {
-            Some(h) => DeviceTarget::Pinned(DeviceId::new(
-                site_id.clone(),
-                HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?,
-            )),
-            None => DeviceTarget::AnyIn(site_id.clone()),
-        };
-        let profile_id = req
-            .profile
-            .clone()
-            .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
-        let id = DeploymentId::parse(self.clock.new_uuid())
-            .map_err(|e| ServiceError::Backend(e.to_string()))?;
-        let rendered = render(&RenderRequest {
-            id: &id,
-            description: &ad,
-            profile_id: &profile_id,
-            target: &target,
-            parameters: &req.parameters,
-        })
-        .map_err(|problems| ServiceError::Invalid {
-            what: "deployment request".into(),
-            problems,
-        })?;
-        let record = DeploymentRecord {
-            id: id.clone(),
-            app_id: ad.id.clone(),
-            version: ad.metadata.version.clone(),
-            site: site_id.clone(),
-            target: target.to_string(),
-            profile_id,
-            parameters: req.parameters,
-            phase: DeploymentPhase::Active,
-            document: rendered.to_yaml(),
-            created_at: self.clock.now(),
-        };
-        self.store.insert_deployment(&record).await?;
-        self.publish_site(
-            &site_id,
-            &format!(
-                "deploy {}@{} to {} ({})",
-                record.app_id, record.version, record.target, id
-            ),
-        )
-        .await?;
-        Ok(record)
     }
 
     /// Removes a deployment from the site's desired state; it is `removed` once the LO says so.

@@ -64,6 +64,11 @@ pub trait ControlStore: Send + Sync {
     /// The newest `limit` events of a site, oldest first.
     async fn site_events(&self, site: &SiteId, limit: u64) -> StoreResult<Vec<SiteEvent>>;
 
+    /// What a deployment request's idempotency key made, if it was seen.
+    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Records a key; `Conflict` when the key is recorded already.
+    async fn insert_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<()>;
+
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>>;
     async fn put_cursor(&self, cursor: &UplinkCursor) -> StoreResult<()>;
 

@@ -114,6 +114,16 @@ impl DeploymentRecord {
     }
 }
 
+/// What an `Idempotency-Key` of a deployment request made: the digest of the request it came
+/// with and the deployment created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub request_digest: String,
+    pub deployment_id: DeploymentId,
+    pub created_at: String,
+}
+
 /// The latest status of a deployment on one device, as an LO reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceStatusRecord {

@@ -1,8 +1,10 @@
-//! Optimistic concurrency on the REST API: a deployment carries an `ETag`, an update that names
-//! it in `If-Match` is made only while the deployment is as it was read, and one that names an
-//! older tag is refused with 412 and a problem document, changing nothing.
+//! Concurrent and repeated requests on the REST API. Optimistic concurrency: a deployment
+//! carries an `ETag`, an update that names it in `If-Match` is made only while the deployment is
+//! as it was read, and one that names an older tag is refused with 412, changing nothing.
+//! Idempotent creation: requests under one `Idempotency-Key`, one after the other or at once,
+//! make one deployment; another request under a used key is refused.
 
-use eos_tests::{Fleet, SAMPLE_APP, app_variant};
+use eos_tests::{Fleet, SAMPLE_APP, app_variant, repo_root};
 use serde_json::{Value, json};
 
 /// `PATCH` of deployment `id` to `version` with `If-Match: tag`: status, ETag and body.
@@ -89,5 +91,64 @@ async fn an_update_is_made_only_while_the_deployment_is_as_it_was_read() {
     assert_eq!(code, 200, "{view}");
     let (code, _, view) = patch(&fleet, &id, "1.1.0", "*").await;
     assert_eq!(code, 200, "{view}");
+    fleet.shutdown().await;
+}
+
+/// `POST /api/v1/deployments` of the sample app with `Idempotency-Key: key`: status and body.
+async fn create(fleet: &Fleet, key: &str, host: &str) -> (u16, Value) {
+    let r = fleet
+        .http
+        .post(fleet.url("/api/v1/deployments"))
+        .header("Idempotency-Key", key)
+        .json(&json!({"app_id": SAMPLE_APP.1, "site": "site-1", "host": host}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_under_one_idempotency_key_make_one_deployment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
+        .await
+        .unwrap();
+    fleet
+        .add_app(&repo_root().join(SAMPLE_APP.0))
+        .await
+        .unwrap();
+
+    // A retry, as after a lost answer: the same deployment, 201 again.
+    let (code, first) = create(&fleet, "retry-1", "node-1").await;
+    assert_eq!(code, 201, "{first}");
+    let (code, again) = create(&fleet, "retry-1", "node-1").await;
+    assert_eq!(code, 201, "{again}");
+    assert_eq!(again["id"], first["id"]);
+
+    // Another request under a used key is refused, naming the key.
+    let (code, problem) = create(&fleet, "retry-1", "node-2").await;
+    assert_eq!(code, 422, "{problem}");
+    assert_eq!(
+        problem["errors"][0]["field"], "Idempotency-Key",
+        "{problem}"
+    );
+    let (code, problem) = create(&fleet, &"k".repeat(256), "node-1").await;
+    assert_eq!(code, 422, "a key too long: {problem}");
+
+    // Eight clients send one request at once: one deployment, the same answer to all.
+    let answers =
+        futures::future::join_all((0..8).map(|_| create(&fleet, "burst", "node-2"))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(code, body)| {
+            assert_eq!(*code, 201, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+
+    // Two keys, two deployments, however many requests.
+    let all = fleet.get("/api/v1/deployments").await.unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
     fleet.shutdown().await;
 }

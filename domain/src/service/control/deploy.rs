@@ -1,0 +1,165 @@
+//! Creating a deployment: rendered for its target, stored, committed to the site's desired
+//! state; retried safely under an idempotency key.
+
+use super::super::ports::StoreError;
+use super::super::records::*;
+use super::super::{ServiceError, not_found};
+use super::{ControlPlane, invalid, stored_description};
+use crate::ids::{DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
+use crate::render::{RenderRequest, render};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The longest idempotency key taken.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A request to deploy an application version to a site.
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub app_id: String,
+    /// The newest version when absent.
+    pub version: Option<String>,
+    pub site: String,
+    /// A host of the site to pin to; otherwise the LO chooses.
+    pub host: Option<String>,
+    /// A deployment profile id; otherwise the first one.
+    pub profile: Option<String>,
+    pub parameters: BTreeMap<String, Value>,
+    /// `Idempotency-Key`: a retry with the same key and request gets the same deployment.
+    pub idempotency_key: Option<String>,
+}
+
+impl DeployRequest {
+    /// What identifies the request apart from its idempotency key.
+    fn digest(&self) -> String {
+        use sha2::Digest;
+        let what = serde_json::json!([
+            self.app_id,
+            self.version,
+            self.site,
+            self.host,
+            self.profile,
+            self.parameters
+        ]);
+        hex::encode(sha2::Sha256::digest(what.to_string().as_bytes()))
+    }
+}
+
+impl ControlPlane {
+    /// Renders the deployment, stores it, commits the site's new desired state and hints its LO.
+    /// With an idempotency key, a request seen before gets the deployment it made then (and a
+    /// different request under the same key is refused), so a client may retry safely.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, ServiceError> {
+        let digest = req.digest();
+        if let Some(key) = &req.idempotency_key {
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.is_ascii() {
+                return Err(invalid(
+                    "Idempotency-Key",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY} ASCII characters"),
+                ));
+            }
+            if let Some(seen) = self.store.get_idempotency(key).await? {
+                return self.replay(&seen, &digest).await;
+            }
+        }
+        let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
+        self.store
+            .get_site(&site_id)
+            .await?
+            .ok_or_else(|| not_found("site", &req.site))?;
+        let version = self
+            .app_version(&req.app_id, req.version.as_deref())
+            .await?;
+        let ad = stored_description(&version)?;
+        let target = match &req.host {
+            Some(h) => DeviceTarget::Pinned(DeviceId::new(
+                site_id.clone(),
+                HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?,
+            )),
+            None => DeviceTarget::AnyIn(site_id.clone()),
+        };
+        let profile_id = req
+            .profile
+            .clone()
+            .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
+        let id = DeploymentId::parse(self.clock.new_uuid())
+            .map_err(|e| ServiceError::Backend(e.to_string()))?;
+        let rendered = render(&RenderRequest {
+            id: &id,
+            description: &ad,
+            profile_id: &profile_id,
+            target: &target,
+            parameters: &req.parameters,
+        })
+        .map_err(|problems| ServiceError::Invalid {
+            what: "deployment request".into(),
+            problems,
+        })?;
+        let record = DeploymentRecord {
+            id: id.clone(),
+            app_id: ad.id.clone(),
+            version: ad.metadata.version.clone(),
+            site: site_id.clone(),
+            target: target.to_string(),
+            profile_id,
+            parameters: req.parameters,
+            phase: DeploymentPhase::Active,
+            document: rendered.to_yaml(),
+            created_at: self.clock.now(),
+        };
+        match &req.idempotency_key {
+            None => self.store.insert_deployment(&record).await?,
+            Some(key) => {
+                // The deployment and its key are stored together or not at all.
+                let tx = self.store.begin().await?;
+                tx.insert_deployment(&record).await?;
+                let seen = IdempotencyRecord {
+                    key: key.clone(),
+                    request_digest: digest.clone(),
+                    deployment_id: record.id.clone(),
+                    created_at: record.created_at.clone(),
+                };
+                match tx.insert_idempotency(&seen).await {
+                    Ok(()) => tx.commit().await?,
+                    // A request with the same key was stored first: its answer is this one's.
+                    Err(StoreError::Conflict(_)) => {
+                        drop(tx);
+                        let first = self.store.get_idempotency(key).await?.ok_or_else(|| {
+                            ServiceError::Backend(format!("idempotency key {key} vanished"))
+                        })?;
+                        return self.replay(&first, &digest).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.publish_site(
+            &site_id,
+            &format!(
+                "deploy {}@{} to {} ({})",
+                record.app_id, record.version, record.target, id
+            ),
+        )
+        .await?;
+        Ok(record)
+    }
+
+    /// The answer to a request whose idempotency key was seen: the deployment it made, when
+    /// the request is the same.
+    async fn replay(
+        &self,
+        seen: &IdempotencyRecord,
+        digest: &str,
+    ) -> Result<DeploymentRecord, ServiceError> {
+        if seen.request_digest != digest {
+            return Err(invalid(
+                "Idempotency-Key",
+                format!(
+                    "{} was used for another request (deployment {})",
+                    seen.key, seen.deployment_id
+                ),
+            ));
+        }
+        self.deployment(seen.deployment_id.as_str()).await
+    }
+}
