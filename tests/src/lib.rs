@@ -6,6 +6,7 @@ pub mod plugins;
 pub mod processes;
 pub mod proxy;
 pub mod registry;
+pub mod seed;
 
 pub use engine::{all_containers, docker_engine, engine_objects};
 pub use proxy::{Fault, FaultProxy};
@@ -245,6 +246,13 @@ impl Fleet {
         anyhow::ensure!(self.ens[index].is_none(), "EN {index} is running already");
         self.ens[index] = Some(En::start(self.en_configs[index].clone()).await?);
         Ok(())
+    }
+
+    /// The CO's database: what `DATABASE_URL` named, or its SQLite file.
+    pub fn database_url(&self) -> String {
+        self.co_config.database_url.clone().unwrap_or_else(|| {
+            eos_adapter_sql::SqlStore::sqlite_url(&self.co_config.data_dir.join("co.db"))
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

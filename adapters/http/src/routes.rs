@@ -30,14 +30,14 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
     ),
     paths(
         health,
-        list_apps,
+        crate::lists::list_apps,
         add_app,
         get_app,
-        list_sites,
+        crate::lists::list_sites,
         list_site_events,
-        list_devices,
+        crate::lists::list_devices,
         create_deployment,
-        list_deployments,
+        crate::lists::list_deployments,
         get_deployment,
         update_deployment,
         delete_deployment,
@@ -63,10 +63,11 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 )]
 pub struct ApiDoc;
 
-type Shared = Arc<ControlPlane>;
+pub(crate) type Shared = Arc<ControlPlane>;
 
 /// The REST router, to be nested at the root of the CO's HTTP server.
 pub fn router(control: Shared) -> Router {
+    use crate::lists::{list_apps, list_deployments, list_devices, list_sites};
     Router::new()
         .route("/api/v1/health", get(health))
         .route("/api/v1/apps", get(list_apps).post(add_app))
@@ -172,19 +173,6 @@ pub struct App {
     pub versions: Vec<AppVersion>,
 }
 
-#[utoipa::path(get, path = "/api/v1/apps", responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application")))]
-async fn list_apps(State(c): State<Shared>) -> Result<Json<Vec<AppVersion>>, ApiError> {
-    Ok(Json(
-        c.store()
-            .list_apps()
-            .await
-            .map_err(eos_domain::service::ServiceError::from)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
-}
-
 #[utoipa::path(post, path = "/api/v1/apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn add_app(
     State(c): State<Shared>,
@@ -240,19 +228,6 @@ impl From<SiteRecord> for Site {
             last_seen: r.last_seen,
         }
     }
-}
-
-#[utoipa::path(get, path = "/api/v1/sites", responses((status = 200, body = Vec<Site>)))]
-async fn list_sites(State(c): State<Shared>) -> Result<Json<Vec<Site>>, ApiError> {
-    Ok(Json(
-        c.store()
-            .list_sites()
-            .await
-            .map_err(eos_domain::service::ServiceError::from)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
 }
 
 /// Something that happened at a site: a desired state refused or skipped, a workload crashed.
@@ -348,39 +323,6 @@ impl From<DeviceRecord> for Device {
             capabilities: serde_json::to_value(&r.capabilities).unwrap_or_default(),
         }
     }
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct DeviceFilter {
-    /// Only devices of this site.
-    pub site: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/devices", params(DeviceFilter), responses((status = 200, body = Vec<Device>)))]
-async fn list_devices(
-    State(c): State<Shared>,
-    Query(filter): Query<DeviceFilter>,
-) -> Result<Json<Vec<Device>>, ApiError> {
-    let site = match filter.site {
-        Some(s) => Some(eos_domain::ids::SiteId::parse(&s).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "Bad Request",
-                e.to_string(),
-            )
-        })?),
-        None => None,
-    };
-    Ok(Json(
-        c.store()
-            .list_devices(site.as_ref())
-            .await
-            .map_err(eos_domain::service::ServiceError::from)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -505,17 +447,6 @@ async fn create_deployment(
         .await?;
     let view = c.deployment_view(record.id.as_str()).await?;
     Ok(with_etag(StatusCode::CREATED, view))
-}
-
-#[utoipa::path(get, path = "/api/v1/deployments", responses((status = 200, body = Vec<Deployment>)))]
-async fn list_deployments(State(c): State<Shared>) -> Result<Json<Vec<Deployment>>, ApiError> {
-    Ok(Json(
-        c.list_deployment_views()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    ))
 }
 
 /// A deployment with its `ETag` header: what `If-Match` on an update names.

@@ -103,14 +103,7 @@ where
             .all(&self.db)
             .await
             .map_err(backend)?;
-        let mut newest: Vec<AppVersionRecord> = Vec::new();
-        for r in rows.into_iter().map(app_version_from) {
-            match newest.last_mut() {
-                Some(last) if last.app_id == r.app_id => *last = r,
-                _ => newest.push(r),
-            }
-        }
-        Ok(newest)
+        Ok(newest_per_app(rows))
     }
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
@@ -352,6 +345,119 @@ where
         newest.into_iter().map(event_from).collect()
     }
 
+    async fn page_apps(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<AppVersionRecord>> {
+        // The page's app ids first, then their versions; the newest of each is kept.
+        let mut ids = app_versions::Entity::find()
+            .select_only()
+            .column(app_versions::Column::AppId)
+            .distinct()
+            .order_by_asc(app_versions::Column::AppId)
+            .limit(limit);
+        if let Some(after) = after {
+            ids = ids.filter(app_versions::Column::AppId.gt(after));
+        }
+        let ids: Vec<String> = ids.into_tuple().all(&self.db).await.map_err(backend)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = app_versions::Entity::find()
+            .filter(app_versions::Column::AppId.is_in(ids))
+            .order_by_asc(app_versions::Column::AppId)
+            .order_by_asc(app_versions::Column::Seq)
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(newest_per_app(rows))
+    }
+
+    async fn page_sites(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<SiteRecord>> {
+        let mut q = sites::Entity::find()
+            .order_by_asc(sites::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            q = q.filter(sites::Column::Id.gt(after));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(site_from)
+            .collect()
+    }
+
+    async fn page_devices(
+        &self,
+        filter: &DeviceFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeviceRecord>> {
+        let mut q = devices::Entity::find()
+            .order_by_asc(devices::Column::Id)
+            .limit(limit);
+        if let Some(site) = &filter.site {
+            q = q.filter(devices::Column::SiteId.eq(site.as_str()));
+        }
+        if let Some(online) = filter.online {
+            q = q.filter(devices::Column::Online.eq(online));
+        }
+        if let Some(after) = after {
+            q = q.filter(devices::Column::Id.gt(after));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(device_from)
+            .collect()
+    }
+
+    async fn page_deployments(
+        &self,
+        filter: &DeploymentFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeploymentRecord>> {
+        let mut q = deployments::Entity::find()
+            .order_by_asc(deployments::Column::Seq)
+            .limit(limit);
+        if let Some(site) = &filter.site {
+            q = q.filter(deployments::Column::SiteId.eq(site.as_str()));
+        }
+        if let Some(app) = &filter.app_id {
+            q = q.filter(deployments::Column::AppId.eq(app.as_str()));
+        }
+        if let Some(phase) = &filter.phase {
+            q = q.filter(deployments::Column::Phase.eq(phase.as_str()));
+        }
+        if let Some(after) = after {
+            // The order is creation (seq); the cursor names the last deployment by id.
+            let seq: Option<i32> = deployments::Entity::find()
+                .select_only()
+                .column(deployments::Column::Seq)
+                .filter(deployments::Column::Id.eq(after))
+                .into_tuple()
+                .one(&self.db)
+                .await
+                .map_err(backend)?;
+            let Some(seq) = seq else {
+                return Err(StoreError::Conflict(format!(
+                    "the cursor names deployment {after}, which is not stored"
+                )));
+            };
+            q = q.filter(deployments::Column::Seq.gt(seq));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(deployment_from)
+            .collect()
+    }
+
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let Some(row) = idempotency_keys::Entity::find_by_id(key.to_owned())
             .one(&self.db)
@@ -414,4 +520,16 @@ where
             .map_err(backend)?;
         Ok(())
     }
+}
+
+/// The newest version of each app in `rows` (ordered by app, then oldest first).
+fn newest_per_app(rows: Vec<app_versions::Model>) -> Vec<AppVersionRecord> {
+    let mut newest: Vec<AppVersionRecord> = Vec::new();
+    for r in rows.into_iter().map(app_version_from) {
+        match newest.last_mut() {
+            Some(last) if last.app_id == r.app_id => *last = r,
+            _ => newest.push(r),
+        }
+    }
+    newest
 }

@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::App(AppCommand::List) => print(
             out,
-            &api.get("/apps").await?,
+            &api.list("/apps").await?,
             &["app_id", "version", "name", "created_at"],
         ),
         Command::Site(SiteCommand::Events { site, limit }) => print(
@@ -157,11 +157,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Command::Site(SiteCommand::List) => print(
             out,
-            &api.get("/sites").await?,
+            &api.list("/sites").await?,
             &["id", "lo_connected", "manifest_version", "last_seen"],
         ),
         Command::Device(DeviceCommand::Show { device }) => {
-            let devices = api.get("/devices").await?;
+            let devices = api.list("/devices").await?;
             let Some(found) = devices
                 .as_array()
                 .into_iter()
@@ -195,7 +195,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(out, &Value::Array(drivers), &["runtime", "source"])
         }
         Command::Device(DeviceCommand::List) => {
-            let devices = api.get("/devices").await?;
+            let devices = api.list("/devices").await?;
             let shown = match out {
                 Output::Json => devices,
                 _ => with_usage_columns(devices),
@@ -228,7 +228,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { deployment: None } => print(
             out,
-            &api.get("/deployments").await?,
+            &api.list("/deployments").await?,
             &["id", "app_id", "version", "target", "phase", "state"],
         ),
         Command::Status {
@@ -446,7 +446,32 @@ impl Api {
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.http.get(self.url(path))).await
     }
+    /// Every item of a list, page after page (the CO gives the next page's cursor in
+    /// `X-Next-Cursor`).
+    async fn list(&self, path: &str) -> anyhow::Result<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = self.http.get(self.url(path));
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let (page, next) = self.send_paged(req).await?;
+            all.extend(page.as_array().cloned().unwrap_or_default());
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(Value::Array(all)),
+            }
+        }
+    }
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        Ok(self.send_paged(req).await?.0)
+    }
+    /// The answer's body, and the next page's cursor when the answer is a page of a list.
+    async fn send_paged(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(Value, Option<String>)> {
         let resp = req.send().await.with_context(|| {
             format!(
                 "cannot reach the CO at {} (set --server or EOS_SERVER)",
@@ -454,6 +479,11 @@ impl Api {
             )
         })?;
         let status = resp.status();
+        let next = resp
+            .headers()
+            .get("x-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let mut msg = format!(
@@ -472,7 +502,7 @@ impl Api {
             }
             bail!(msg);
         }
-        Ok(body)
+        Ok((body, next))
     }
 }
 

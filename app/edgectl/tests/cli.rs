@@ -179,3 +179,25 @@ async fn logs_and_top_ask_the_device_running_a_deployment() {
     assert!(err.contains("site-1"), "{err}");
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lists_longer_than_a_page_come_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    eos_tests::seed::devices(&fleet.database_url(), 1200, &["site-2"]).await;
+    let (ok, json, err) = edgectl(&fleet, &["-o", "json", "device", "list"]);
+    assert!(ok, "{err}");
+    let devices: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let ids: Vec<&str> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1201, "two pages of the CO's, one list");
+    assert_eq!(ids[0], "site-1/node-1");
+    assert_eq!(ids[1200], "site-2/n001199");
+}

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod deploy;
+mod lists;
 mod live;
 mod update;
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};

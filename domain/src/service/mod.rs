@@ -1,10 +1,12 @@
 //! Control-plane services of the CO, written against ports that adapters implement.
 
 pub mod control;
+pub mod page;
 pub mod ports;
 pub mod records;
 
 pub use control::ControlPlane;
+pub use page::{DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
 pub use ports::{
     Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier,
     StoreError, StoreTransaction,

@@ -1,5 +1,6 @@
 //! Ports of the control plane: what the CO needs from storage, Git, the LO link and the clock.
 
+use super::page::{DeploymentFilter, DeviceFilter};
 use super::records::*;
 use crate::ids::{AppId, DeploymentId, DeviceId, SiteId};
 use crate::layout::SiteFiles;
@@ -63,6 +64,31 @@ pub trait ControlStore: Send + Sync {
     async fn append_site_event(&self, event: &SiteEvent) -> StoreResult<()>;
     /// The newest `limit` events of a site, oldest first.
     async fn site_events(&self, site: &SiteId, limit: u64) -> StoreResult<Vec<SiteEvent>>;
+
+    /// Up to `limit` applications after the app id `after`, by app id: the newest version of
+    /// each.
+    async fn page_apps(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<AppVersionRecord>>;
+    /// Up to `limit` sites after the site id `after`, by id.
+    async fn page_sites(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<SiteRecord>>;
+    /// Up to `limit` devices of `filter` after the device id `after`, by id.
+    async fn page_devices(
+        &self,
+        filter: &DeviceFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeviceRecord>>;
+    /// Up to `limit` deployments of `filter` created after the deployment `after` (an id), in
+    /// the order they were created.
+    async fn page_deployments(
+        &self,
+        filter: &DeploymentFilter,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeploymentRecord>>;
 
     /// What a deployment request's idempotency key made, if it was seen.
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;

@@ -1,0 +1,222 @@
+//! The list endpoints, a page at a time: `limit` (1 to 1000, default 1000) items after
+//! `cursor`, in a stable order, with each list's filters. The body is the page's array; when
+//! more follow, a `Link` header (RFC 8288) names the next page with `rel="next"`, and
+//! `X-Next-Cursor` holds its cursor.
+
+use crate::problem::{ApiError, ProblemDocument};
+use crate::routes::{AppVersion, Deployment, Device, Shared, Site};
+use axum::Json;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use eos_domain::ids::SiteId;
+use eos_domain::service::{DeploymentFilter, DeviceFilter, Page, PageRequest};
+use serde::{Deserialize, Serialize};
+
+/// A page as the response: the items, and the next page's `Link` and cursor when there is one.
+fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Some(next) = &page.next {
+        let mut query: Vec<(String, String)> = uri
+            .query()
+            .map(|q| {
+                url_pairs(q)
+                    .into_iter()
+                    .filter(|(k, _)| k != "cursor")
+                    .collect()
+            })
+            .unwrap_or_default();
+        query.push(("cursor".into(), next.clone()));
+        let query = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let link = format!("<{}?{query}>; rel=\"next\"", uri.path());
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            headers.insert(header::LINK, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(next) {
+            headers.insert("x-next-cursor", v);
+        }
+    }
+    (StatusCode::OK, headers, Json(page.items)).into_response()
+}
+
+/// The `key=value` pairs of a query string, decoded.
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi * 16 + lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn site_of(site: Option<&str>) -> Result<Option<SiteId>, ApiError> {
+    site.map(|s| {
+        SiteId::parse(s).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Bad Request",
+                e.to_string(),
+            )
+        })
+    })
+    .transpose()
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// The page after this one, as the previous page's `Link` or `X-Next-Cursor` gave it.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 1000).
+    pub limit: Option<u64>,
+}
+
+/// The newest version of every application, by app id.
+#[utoipa::path(get, path = "/api/v1/apps", params(PageQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+pub async fn list_apps(
+    State(c): State<Shared>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let apps = c.apps_page(&page).await?.map(AppVersion::from);
+    Ok(paged(&uri, apps))
+}
+
+/// Sites, by id.
+#[utoipa::path(get, path = "/api/v1/sites", params(PageQuery), responses((status = 200, body = Vec<Site>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+pub async fn list_sites(
+    State(c): State<Shared>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let sites = c.sites_page(&page).await?.map(Site::from);
+    Ok(paged(&uri, sites))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceQuery {
+    /// Only devices of this site.
+    pub site: Option<String>,
+    /// Only devices online (`true`) or offline (`false`).
+    pub online: Option<bool>,
+    /// The page after this one, as the previous page's `Link` or `X-Next-Cursor` gave it.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 1000).
+    pub limit: Option<u64>,
+}
+
+/// Devices, by id (`<site>/<host>`).
+#[utoipa::path(get, path = "/api/v1/devices", params(DeviceQuery), responses((status = 200, body = Vec<Device>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn list_devices(
+    State(c): State<Shared>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let filter = DeviceFilter {
+        site: site_of(q.site.as_deref())?,
+        online: q.online,
+    };
+    let devices = c.devices_page(&filter, &page).await?.map(Device::from);
+    Ok(paged(&uri, devices))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentQuery {
+    /// Only deployments to this site.
+    pub site: Option<String>,
+    /// Only deployments of this application.
+    pub app_id: Option<String>,
+    /// Only deployments in this phase: `active`, `removing` or `removed`.
+    pub phase: Option<String>,
+    /// The page after this one, as the previous page's `Link` or `X-Next-Cursor` gave it.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 1000).
+    pub limit: Option<u64>,
+}
+
+/// Deployments with their status, oldest first.
+#[utoipa::path(get, path = "/api/v1/deployments", params(DeploymentQuery), responses((status = 200, body = Vec<Deployment>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn list_deployments(
+    State(c): State<Shared>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<DeploymentQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    let filter = DeploymentFilter {
+        site: site_of(q.site.as_deref())?,
+        app_id: q.app_id,
+        phase: q.phase,
+    };
+    let deployments = c
+        .deployments_page(&filter, &page)
+        .await?
+        .map(Deployment::from);
+    Ok(paged(&uri, deployments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_text_survives_decoding_and_encoding() {
+        let pairs = url_pairs("site=a%2Fb&limit=2&q=x+y&cursor=abc");
+        assert_eq!(
+            pairs,
+            [
+                ("site".to_owned(), "a/b".to_owned()),
+                ("limit".into(), "2".into()),
+                ("q".into(), "x y".into()),
+                ("cursor".into(), "abc".into())
+            ]
+        );
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("%é%41"), "%éA");
+    }
+}

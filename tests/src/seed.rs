@@ -1,0 +1,38 @@
+//! Rows stored straight into a CO database, for lists larger than a test can run: devices of
+//! many sites with the capabilities of `tests/fixtures/bench-capabilities.json`.
+
+use crate::repo_root;
+use eos_adapter_sql::SqlStore;
+use eos_domain::ids::DeviceId;
+use eos_domain::margo::DeviceCapabilities;
+use eos_domain::service::DeviceRecord;
+use eos_domain::service::ports::ControlStore;
+
+/// Stores `count` devices `<site>/n<NNNNNN>` in the CO database at `database_url`, spread over
+/// `sites` in turn, every third one offline. Returns their ids in the order stored.
+pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<String> {
+    let store = SqlStore::connect(database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{database_url}: {e}"));
+    let caps = DeviceCapabilities::from_json(
+        &std::fs::read_to_string(repo_root().join("tests/fixtures/bench-capabilities.json"))
+            .expect("the fixture capabilities"),
+    )
+    .expect("they parse");
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = format!("{}/n{n:06}", sites[n % sites.len()]);
+        store
+            .upsert_device(&DeviceRecord {
+                id: DeviceId::parse(&id).expect("a device id"),
+                capabilities: caps.clone(),
+                online: n % 3 != 0,
+                last_seen: None,
+                usage: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("storing {id}: {e}"));
+        ids.push(id);
+    }
+    ids
+}
