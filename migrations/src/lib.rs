@@ -7,6 +7,7 @@ mod m0002_uplink_cursors;
 mod m0003_site_events;
 mod m0004_device_usage;
 mod m0005_idempotency_keys;
+mod m0006_events;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_site_events::Migration),
             Box::new(m0004_device_usage::Migration),
             Box::new(m0005_idempotency_keys::Migration),
+            Box::new(m0006_events::Migration),
         ]
     }
 }

@@ -20,10 +20,12 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
     )
     .expect("they parse");
     let mut ids = Vec::with_capacity(count);
-    for n in 0..count {
-        let id = format!("{}/n{n:06}", sites[n % sites.len()]);
-        store
-            .upsert_device(&DeviceRecord {
+    // A transaction per 5,000: one commit (one sync) for each, not for each row.
+    for chunk in (0..count).collect::<Vec<_>>().chunks(5000) {
+        let tx = store.begin().await.expect("a transaction");
+        for &n in chunk {
+            let id = format!("{}/n{n:06}", sites[n % sites.len()]);
+            tx.upsert_device(&DeviceRecord {
                 id: DeviceId::parse(&id).expect("a device id"),
                 capabilities: caps.clone(),
                 online: n % 3 != 0,
@@ -32,7 +34,9 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
             })
             .await
             .unwrap_or_else(|e| panic!("storing {id}: {e}"));
-        ids.push(id);
+            ids.push(id);
+        }
+        tx.commit().await.expect("the devices are stored");
     }
     ids
 }

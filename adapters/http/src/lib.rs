@@ -1,10 +1,12 @@
 //! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1. Every error is
 //! an RFC 9457 problem document with a stable `type` per error kind.
 
+mod events;
 mod lists;
 mod problem;
 mod routes;
 
+pub use events::Bell;
 pub use routes::{ApiDoc, router};
 
 /// The OpenAPI document as pretty JSON, the form committed as `openapi/openapi.json`.

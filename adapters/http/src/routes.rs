@@ -41,7 +41,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         get_deployment,
         update_deployment,
         delete_deployment,
-        get_deployment_live
+        get_deployment_live,
+        crate::events::events
     ),
     components(schemas(
         ProblemDocument,
@@ -58,15 +59,17 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         Deployment,
         DeviceStatus,
         DeviceLive,
-        ComponentLive
+        ComponentLive,
+        crate::events::ChangeEvent
     ))
 )]
 pub struct ApiDoc;
 
 pub(crate) type Shared = Arc<ControlPlane>;
 
-/// The REST router, to be nested at the root of the CO's HTTP server.
-pub fn router(control: Shared) -> Router {
+/// The REST router, to be nested at the root of the CO's HTTP server; `bell` is the one the
+/// control plane rings (`ControlPlane::with_bell`), which event streams wait on.
+pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     use crate::lists::{list_apps, list_deployments, list_devices, list_sites};
     Router::new()
         .route("/api/v1/health", get(health))
@@ -107,7 +110,12 @@ pub fn router(control: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(control)
+        .with_state(control.clone())
+        .merge(
+            Router::new()
+                .route("/api/v1/events", get(crate::events::events))
+                .with_state((control, bell)),
+        )
 }
 
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

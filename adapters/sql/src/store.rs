@@ -458,6 +458,82 @@ where
             .collect()
     }
 
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>> {
+        devices::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(device_from)
+            .transpose()
+    }
+
+    async fn append_event(&self, event: &EventRecord) -> StoreResult<u64> {
+        let row = events::ActiveModel {
+            kind: Set(event.kind.clone()),
+            site_id: Set(event.site.as_ref().map(|s| s.to_string())),
+            subject: Set(event.subject.clone()),
+            data: Set(event.data.to_string()),
+            created_at: Set(event.created_at.clone()),
+            ..Default::default()
+        };
+        let done = events::Entity::insert(row)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.last_insert_id as u64)
+    }
+
+    async fn last_event_id(&self) -> StoreResult<u64> {
+        Ok(events::Entity::find()
+            .order_by_desc(events::Column::Id)
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map_or(0, |e| e.id as u64))
+    }
+
+    async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: u64,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let mut q = events::Entity::find()
+            .filter(events::Column::Id.gt(after as i64))
+            .order_by_asc(events::Column::Id)
+            .limit(limit);
+        if let Some(site) = &filter.site {
+            q = q.filter(events::Column::SiteId.eq(site.as_str()));
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.filter(
+                sea_orm::Condition::any()
+                    .add(events::Column::Kind.eq(kind.as_str()))
+                    .add(events::Column::Kind.starts_with(format!("{kind}."))),
+            );
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(|row| {
+                Ok(EventRecord {
+                    id: row.id as u64,
+                    kind: row.kind,
+                    site: row
+                        .site_id
+                        .map(|s| SiteId::parse(&s))
+                        .transpose()
+                        .map_err(|e| StoreError::Backend(format!("stored site id: {e}")))?,
+                    subject: row.subject,
+                    data: serde_json::from_str(&row.data)
+                        .map_err(|e| StoreError::Backend(format!("stored event data: {e}")))?,
+                    created_at: row.created_at,
+                })
+            })
+            .collect()
+    }
+
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
         let Some(row) = idempotency_keys::Entity::find_by_id(key.to_owned())
             .one(&self.db)

@@ -338,3 +338,73 @@ async fn an_empty_database_is_migrated_up_and_back_down() {
         Migrator::up(&conn, None).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
+    let event = |kind: &str, site: Option<&str>, subject: &str| EventRecord {
+        id: 0,
+        kind: kind.into(),
+        site: site.map(|s| SiteId::parse(s).unwrap()),
+        subject: subject.into(),
+        data: serde_json::json!({"n": subject}),
+        created_at: "t".into(),
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        assert_eq!(store.last_event_id().await.unwrap(), 0, "{on}");
+        let mut ids = Vec::new();
+        for e in [
+            event(change::APP_ADDED, None, "a"),
+            event(change::DEPLOYMENT_CREATED, Some("s1"), "d1"),
+            event(change::DEPLOYMENT_STATUS, Some("s2"), "d2"),
+            event(change::DEVICE_JOINED, Some("s1"), "s1/n1"),
+            event(change::DEPLOYMENT_STATUS, Some("s1"), "d1"),
+        ] {
+            ids.push(store.append_event(&e).await.unwrap());
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{on}: {ids:?}");
+        assert_eq!(store.last_event_id().await.unwrap(), ids[4], "{on}");
+        let subjects = |events: Vec<EventRecord>| -> Vec<String> {
+            events.into_iter().map(|e| e.subject).collect()
+        };
+        let all = store
+            .events_after(0, &EventFilter::default(), 100)
+            .await
+            .unwrap();
+        assert_eq!(all[1].data, serde_json::json!({"n": "d1"}), "{on}");
+        assert_eq!(subjects(all), ["a", "d1", "d2", "s1/n1", "d1"], "{on}");
+        let deployments_of_s1 = EventFilter {
+            kind: Some("deployment".into()),
+            site: Some(SiteId::parse("s1").unwrap()),
+        };
+        let got = store
+            .events_after(0, &deployments_of_s1, 100)
+            .await
+            .unwrap();
+        assert_eq!(subjects(got), ["d1", "d1"], "{on}");
+        let statuses = EventFilter {
+            kind: Some(change::DEPLOYMENT_STATUS.into()),
+            site: None,
+        };
+        let got = store.events_after(ids[2], &statuses, 100).await.unwrap();
+        assert_eq!(subjects(got), ["d1"], "{on}: after a number");
+        let got = store
+            .events_after(0, &EventFilter::default(), 2)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2, "{on}: limited");
+        // `deploy` is no kind's prefix: only whole dotted parts match.
+        let partial = EventFilter {
+            kind: Some("deploy".into()),
+            site: None,
+        };
+        assert!(
+            store
+                .events_after(0, &partial, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{on}"
+        );
+    }
+}

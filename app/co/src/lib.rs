@@ -38,6 +38,8 @@ pub struct Co {
     pub control: Arc<ControlPlane>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Rung by the control plane after each change; closed at shutdown to end event streams.
+    bell: Arc<eos_adapter_http::Bell>,
 }
 
 impl Co {
@@ -65,13 +67,17 @@ impl Co {
             .context("cannot open the deployments repository")?;
         let sessions = Arc::new(uplink::SiteSessions::default());
         let packages = PackageFetcher::new(config.data_dir.join("packages"));
-        let control = Arc::new(ControlPlane::new(
-            Arc::new(store),
-            Arc::new(git),
-            sessions.clone(),
-            Arc::new(packages),
-            Arc::new(DaemonAmbient(clock)),
-        ));
+        let bell = Arc::new(eos_adapter_http::Bell::default());
+        let control = Arc::new(
+            ControlPlane::new(
+                Arc::new(store),
+                Arc::new(git),
+                sessions.clone(),
+                Arc::new(packages),
+                Arc::new(DaemonAmbient(clock)),
+            )
+            .with_bell(bell.clone()),
+        );
 
         let http = tokio::net::TcpListener::bind(&config.http_listen)
             .await
@@ -81,7 +87,7 @@ impl Co {
             .with_context(|| format!("cannot listen on {}", config.grpc_listen))?;
         let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
         let (stop, stopped) = watch::channel(false);
-        let app = eos_adapter_http::router(control.clone())
+        let app = eos_adapter_http::router(control.clone(), bell.clone())
             .layer(tower_http::trace::TraceLayer::new_for_http());
         let mut http_stop = stopped.clone();
         let http_task = tokio::spawn(async move {
@@ -126,11 +132,13 @@ impl Co {
             control,
             stop,
             tasks: vec![http_task, grpc_task, resync_task],
+            bell,
         })
     }
 
     /// Stops accepting work and waits for the servers to finish.
     pub async fn shutdown(self) {
+        self.bell.close();
         eos_app_common::stop_tasks(&self.stop, self.tasks).await
     }
 }

@@ -1,7 +1,9 @@
 //! The control plane's use cases: add an application, deploy it to a site, undeploy it, take in
 //! status and fleet reports from LOs.
 
-use super::ports::{Ambient, ControlStore, DesiredStateRepo, PackageSource, SiteNotifier};
+use super::ports::{
+    Ambient, ControlStore, DesiredStateRepo, EventBell, NoBell, PackageSource, SiteNotifier,
+};
 use super::records::*;
 use super::{ServiceError, not_found};
 use crate::ids::{AppId, DeploymentId, DeviceId, SiteId};
@@ -11,6 +13,7 @@ use crate::margo::status::DeploymentState;
 use crate::margo::{
     ApplicationDeployment, ApplicationDescription, DeploymentStatus, DeviceCapabilities,
 };
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -33,6 +36,8 @@ pub struct ControlPlane {
     /// Serializes changes to existing deployments (update, undeploy), so a conditional change
     /// checks and writes with nothing in between. The CO is the only writer of deployments.
     change_lock: async_lock::Mutex<()>,
+    /// Rung after each commit that logged events.
+    bell: Arc<dyn EventBell>,
 }
 
 impl ControlPlane {
@@ -51,7 +56,29 @@ impl ControlPlane {
             clock,
             publish_lock: Default::default(),
             change_lock: Default::default(),
+            bell: Arc::new(NoBell),
         }
+    }
+
+    /// The same control plane, ringing `bell` after each commit that logged events.
+    pub fn with_bell(mut self, bell: Arc<dyn EventBell>) -> Self {
+        self.bell = bell;
+        self
+    }
+
+    /// The number of the newest event (0 when there is none).
+    pub async fn last_event_id(&self) -> Result<u64, ServiceError> {
+        Ok(self.store.last_event_id().await?)
+    }
+
+    /// Events numbered above `after` of `filter`, at most `limit`, in order.
+    pub async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: u64,
+    ) -> Result<Vec<EventRecord>, ServiceError> {
+        Ok(self.store.events_after(after, filter, limit).await?)
     }
 
     /// Registers an application from a directory or a Git repository the CO can read.
@@ -117,7 +144,18 @@ impl ControlPlane {
                 )))
             };
         }
-        self.store.insert_app_version(&record).await?;
+        let tx = self.store.begin().await?;
+        tx.insert_app_version(&record).await?;
+        tx.append_event(&change(
+            change::APP_ADDED,
+            None,
+            &record.app_id,
+            serde_json::json!({"version": record.version, "name": record.name}),
+            &record.created_at,
+        ))
+        .await?;
+        tx.commit().await?;
+        self.bell.ring();
         Ok(record)
     }
 
@@ -153,9 +191,19 @@ impl ControlPlane {
         let _change = self.change_lock.lock().await;
         let mut record = self.deployment(id).await?;
         if record.phase == DeploymentPhase::Active {
-            self.store
-                .update_deployment_phase(&record.id, DeploymentPhase::Removing)
+            let tx = self.store.begin().await?;
+            tx.update_deployment_phase(&record.id, DeploymentPhase::Removing)
                 .await?;
+            tx.append_event(&change(
+                change::DEPLOYMENT_REMOVING,
+                Some(&record.site),
+                record.id.as_str(),
+                serde_json::json!({"app_id": record.app_id, "version": record.version}),
+                &self.clock.now(),
+            ))
+            .await?;
+            tx.commit().await?;
+            self.bell.ring();
             record.phase = DeploymentPhase::Removing;
             self.publish_site(
                 &record.site,
@@ -276,11 +324,25 @@ impl ControlPlane {
     pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
         // Losing the link is not contact: the last contact stays what it was.
         let contact = connected.then(|| self.clock.now());
+        let was = self.store.get_site(site).await?.map(|s| s.lo_connected);
         // Only the connection columns change: a read-modify-write of the whole record here would
         // race with publishing and could put back an older manifestVersion.
-        self.store
-            .set_site_contact(site, connected, contact.as_deref())
+        let tx = self.store.begin().await?;
+        tx.set_site_contact(site, connected, contact.as_deref())
             .await?;
+        if was != Some(connected) {
+            let kind = match connected {
+                true => change::SITE_CONNECTED,
+                false => change::SITE_DISCONNECTED,
+            };
+            let at = self.clock.now();
+            tx.append_event(&change(kind, Some(site), site.as_str(), Value::Null, &at))
+                .await?;
+        }
+        tx.commit().await?;
+        if was != Some(connected) {
+            self.bell.ring();
+        }
         Ok(())
     }
 
@@ -352,11 +414,12 @@ impl ControlPlane {
             cursor.applied += 1;
         }
         if let Some(version) = adopted {
-            settle_removals(&*tx, site, version).await?;
+            settle_removals(&*tx, site, version, &self.clock.now()).await?;
         }
         tx.put_cursor(&cursor).await?;
         self.clock.failpoint("co.reports.before_commit");
         tx.commit().await?;
+        self.bell.ring();
         Ok((cursor.applied_seq, refused))
     }
 
@@ -408,7 +471,11 @@ impl ControlPlane {
         capabilities: DeviceCapabilities,
         online: bool,
     ) -> Result<(), ServiceError> {
-        record_device(&*self.store, device, capabilities, online, self.clock.now()).await
+        let tx = self.store.begin().await?;
+        record_device(&*tx, device, capabilities, online, self.clock.now()).await?;
+        tx.commit().await?;
+        self.bell.ring();
+        Ok(())
     }
 
     /// An LO reported a deployment's status on a device.
@@ -417,7 +484,11 @@ impl ControlPlane {
         site: &SiteId,
         status: DeploymentStatus,
     ) -> Result<(), ServiceError> {
-        record_status(&*self.store, site, status, self.clock.now()).await
+        let tx = self.store.begin().await?;
+        record_status(&*tx, site, status, self.clock.now()).await?;
+        tx.commit().await?;
+        self.bell.ring();
+        Ok(())
     }
 }
 
@@ -428,6 +499,18 @@ async fn record_device(
     online: bool,
     at: String,
 ) -> Result<(), ServiceError> {
+    let was = store.get_device(&device).await?.map(|d| d.online);
+    let kind = match (was, online) {
+        (None, _) => Some(change::DEVICE_JOINED),
+        (Some(false), true) => Some(change::DEVICE_ONLINE),
+        (Some(true), false) => Some(change::DEVICE_OFFLINE),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        let data = serde_json::json!({ "online": online });
+        let e = change(kind, Some(device.site()), device.to_string(), data, &at);
+        store.append_event(&e).await?;
+    }
     store
         .upsert_device(&DeviceRecord {
             id: device,
@@ -437,6 +520,45 @@ async fn record_device(
             usage: None,
         })
         .await?;
+    Ok(())
+}
+
+/// An event of the log, not yet numbered.
+fn change(
+    kind: &str,
+    site: Option<&SiteId>,
+    subject: impl ToString,
+    data: Value,
+    at: &str,
+) -> EventRecord {
+    EventRecord {
+        id: 0,
+        kind: kind.to_owned(),
+        site: site.cloned(),
+        subject: subject.to_string(),
+        data,
+        created_at: at.to_owned(),
+    }
+}
+
+/// Marks a deployment removed, with its event.
+async fn mark_removed(
+    store: &dyn ControlStore,
+    deployment: &DeploymentRecord,
+    at: &str,
+) -> Result<(), ServiceError> {
+    store
+        .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
+        .await?;
+    let data = serde_json::json!({"app_id": deployment.app_id, "version": deployment.version});
+    let e = change(
+        change::DEPLOYMENT_REMOVED,
+        Some(&deployment.site),
+        deployment.id.as_str(),
+        data,
+        at,
+    );
+    store.append_event(&e).await?;
     Ok(())
 }
 
@@ -462,22 +584,42 @@ async fn record_status(
         .device_id
         .clone()
         .unwrap_or_else(|| format!("{site}/*"));
+    let before = store
+        .device_statuses(&deployment.id)
+        .await?
+        .into_iter()
+        .find(|s| s.device_id == device_id)
+        .map(|s| s.state);
+    let state = status.status.state;
+    if before != Some(state) {
+        let data = serde_json::json!({
+            "device_id": device_id,
+            "state": state,
+            "error": status.status.error,
+        });
+        let e = change(
+            change::DEPLOYMENT_STATUS,
+            Some(site),
+            deployment.id.as_str(),
+            data,
+            &at,
+        );
+        store.append_event(&e).await?;
+    }
     store
         .upsert_device_status(&DeviceStatusRecord {
             deployment_id: deployment.id.clone(),
             device_id,
-            state: status.status.state,
+            state,
             error: status.status.error.clone(),
             components: status.components.clone(),
-            updated_at: at,
+            updated_at: at.clone(),
         })
         .await?;
     if deployment.phase == DeploymentPhase::Removing {
         let statuses = store.device_statuses(&deployment.id).await?;
         if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
-            store
-                .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
-                .await?;
+            mark_removed(store, &deployment, &at).await?;
         }
     }
     Ok(())
@@ -490,6 +632,7 @@ async fn settle_removals(
     store: &dyn ControlStore,
     site: &SiteId,
     version: u64,
+    at: &str,
 ) -> Result<(), ServiceError> {
     let newest = store.get_site(site).await?.map(|s| s.manifest_version);
     if newest.is_none_or(|newest| version < newest) {
@@ -501,9 +644,7 @@ async fn settle_removals(
         }
         let statuses = store.device_statuses(&deployment.id).await?;
         if statuses.iter().all(|s| s.state == DeploymentState::Removed) {
-            store
-                .update_deployment_phase(&deployment.id, DeploymentPhase::Removed)
-                .await?;
+            mark_removed(store, &deployment, at).await?;
         }
     }
     Ok(())
@@ -517,6 +658,22 @@ async fn apply_report(
     report: SiteReport,
     at: String,
 ) -> Result<(), ServiceError> {
+    let logged = |e: &SiteEvent| {
+        let data = serde_json::json!({
+            "kind": e.kind,
+            "message": e.message,
+            "device_id": e.device_id,
+            "deployment_id": e.deployment_id,
+            "component": e.component,
+        });
+        change(
+            change::SITE_EVENT,
+            Some(site),
+            site.as_str(),
+            data,
+            &e.observed_at,
+        )
+    };
     let event = |kind: &str, message: String| SiteEvent {
         site: site.clone(),
         kind: kind.to_owned(),
@@ -543,6 +700,7 @@ async fn apply_report(
         SiteReport::Rejected { commit, problems } => {
             let message = format!("commit {commit} refused, the last good one stays: {problems}");
             let e = event(event_kind::DESIRED_STATE_REJECTED, message);
+            store.append_event(&logged(&e)).await?;
             Ok(store.append_site_event(&e).await?)
         }
         SiteReport::Skipped {
@@ -555,6 +713,7 @@ async fn apply_report(
                 skipped.join(", ")
             );
             let e = event(event_kind::DESIRED_STATE_SKIPPED, message);
+            store.append_event(&logged(&e)).await?;
             Ok(store.append_site_event(&e).await?)
         }
         SiteReport::Component {
@@ -576,6 +735,7 @@ async fn apply_report(
                 component: Some(component),
                 ..event(&kind, message)
             };
+            store.append_event(&logged(&e)).await?;
             Ok(store.append_site_event(&e).await?)
         }
     }

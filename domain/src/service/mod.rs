@@ -8,8 +8,8 @@ pub mod records;
 pub use control::ControlPlane;
 pub use page::{DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
 pub use ports::{
-    Ambient, ControlStore, DesiredStateRepo, FetchedPackage, PackageSource, SiteNotifier,
-    StoreError, StoreTransaction,
+    Ambient, ControlStore, DesiredStateRepo, EventBell, FetchedPackage, NoBell, PackageSource,
+    SiteNotifier, StoreError, StoreTransaction,
 };
 pub use records::*;
 

@@ -90,6 +90,21 @@ pub trait ControlStore: Send + Sync {
         limit: u64,
     ) -> StoreResult<Vec<DeploymentRecord>>;
 
+    /// One device, if known.
+    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>>;
+
+    /// Appends to the event log; returns the event's number.
+    async fn append_event(&self, event: &EventRecord) -> StoreResult<u64>;
+    /// The number of the newest event (0 when the log is empty).
+    async fn last_event_id(&self) -> StoreResult<u64>;
+    /// Up to `limit` events of `filter` numbered above `after`, in order.
+    async fn events_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: u64,
+    ) -> StoreResult<Vec<EventRecord>>;
+
     /// What a deployment request's idempotency key made, if it was seen.
     async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
     /// Records a key; `Conflict` when the key is recorded already.
@@ -163,4 +178,17 @@ pub struct FetchedPackage {
 #[async_trait::async_trait]
 pub trait PackageSource: Send + Sync {
     async fn fetch(&self, source: &str) -> Result<FetchedPackage, String>;
+}
+
+/// Rung after each commit that added to the event log, so live readers (server-sent events)
+/// look at once instead of at their next poll.
+pub trait EventBell: Send + Sync {
+    fn ring(&self);
+}
+
+/// A bell nobody hears: for a control plane without live readers.
+pub struct NoBell;
+
+impl EventBell for NoBell {
+    fn ring(&self) {}
 }

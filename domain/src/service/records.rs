@@ -114,6 +114,49 @@ impl DeploymentRecord {
     }
 }
 
+/// One change of the control plane's data, as the event log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Its number in the log, in commit order (0 until stored).
+    pub id: u64,
+    /// What happened: one of [`change`]'s kinds.
+    pub kind: String,
+    /// The site it happened at, when it belongs to one.
+    pub site: Option<SiteId>,
+    /// What it happened to: an app id, deployment id, device id or site id.
+    pub subject: String,
+    /// The details, as JSON.
+    pub data: Value,
+    pub created_at: String,
+}
+
+/// The kinds of [`EventRecord`]: `<what>.<happened>`.
+pub mod change {
+    pub const APP_ADDED: &str = "app.added";
+    pub const DEPLOYMENT_CREATED: &str = "deployment.created";
+    pub const DEPLOYMENT_UPDATED: &str = "deployment.updated";
+    pub const DEPLOYMENT_REMOVING: &str = "deployment.removing";
+    pub const DEPLOYMENT_REMOVED: &str = "deployment.removed";
+    /// A device reported another state of a deployment.
+    pub const DEPLOYMENT_STATUS: &str = "deployment.status";
+    /// A device the CO did not know reported in.
+    pub const DEVICE_JOINED: &str = "device.joined";
+    pub const DEVICE_ONLINE: &str = "device.online";
+    pub const DEVICE_OFFLINE: &str = "device.offline";
+    pub const SITE_CONNECTED: &str = "site.connected";
+    pub const SITE_DISCONNECTED: &str = "site.disconnected";
+    /// An entry of a site's own event log (a refused desired state, a crashed component).
+    pub const SITE_EVENT: &str = "site.event";
+}
+
+/// Which events a reader wants: kinds starting with `kind` (`deployment` or
+/// `deployment.status`), of one site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub kind: Option<String>,
+    pub site: Option<SiteId>,
+}
+
 /// What an `Idempotency-Key` of a deployment request made: the digest of the request it came
 /// with and the deployment created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use super::super::ports::StoreError;
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
-use super::{ControlPlane, invalid, stored_description};
+use super::{ControlPlane, change, invalid, stored_description};
 use crate::ids::{DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
 use crate::render::{RenderRequest, render};
 use serde_json::Value;
@@ -107,12 +107,25 @@ impl ControlPlane {
             document: rendered.to_yaml(),
             created_at: self.clock.now(),
         };
+        // The deployment, its event and its key are stored together or not at all.
+        let tx = self.store.begin().await?;
+        tx.insert_deployment(&record).await?;
+        let data = serde_json::json!({
+            "app_id": record.app_id,
+            "version": record.version,
+            "target": record.target,
+        });
+        tx.append_event(&change(
+            change::DEPLOYMENT_CREATED,
+            Some(&record.site),
+            record.id.as_str(),
+            data,
+            &record.created_at,
+        ))
+        .await?;
         match &req.idempotency_key {
-            None => self.store.insert_deployment(&record).await?,
+            None => tx.commit().await?,
             Some(key) => {
-                // The deployment and its key are stored together or not at all.
-                let tx = self.store.begin().await?;
-                tx.insert_deployment(&record).await?;
                 let seen = IdempotencyRecord {
                     key: key.clone(),
                     request_digest: digest.clone(),
@@ -133,6 +146,7 @@ impl ControlPlane {
                 }
             }
         }
+        self.bell.ring();
         self.publish_site(
             &site_id,
             &format!(

@@ -3,7 +3,7 @@
 
 use super::super::ServiceError;
 use super::super::records::{DeploymentPhase, DeploymentRecord};
-use super::{ControlPlane, stored_description};
+use super::{ControlPlane, change, stored_description};
 use crate::ids::DeviceTarget;
 use crate::render::{RenderRequest, render};
 use serde_json::Value;
@@ -80,7 +80,19 @@ impl ControlPlane {
             document: rendered.to_yaml(),
             ..current
         };
-        self.store.replace_deployment(&record).await?;
+        let tx = self.store.begin().await?;
+        tx.replace_deployment(&record).await?;
+        let data = serde_json::json!({"version": record.version, "etag": record.etag()});
+        tx.append_event(&change(
+            change::DEPLOYMENT_UPDATED,
+            Some(&record.site),
+            record.id.as_str(),
+            data,
+            &self.clock.now(),
+        ))
+        .await?;
+        tx.commit().await?;
+        self.bell.ring();
         self.publish_site(
             &record.site,
             &format!(

@@ -1,0 +1,178 @@
+//! `GET /api/v1/events`: the CO's event log as server-sent events. Each event carries its
+//! number as the SSE `id`, its kind as the SSE `event` and the record as JSON `data`. A client
+//! resumes after the last number it saw (`Last-Event-ID`, which browsers send by themselves
+//! when they reconnect, or `?after=`); without either it gets what happens from now on.
+//! Filters: `kind` (a kind or its prefix: `deployment`, `deployment.status`) and `site`.
+
+use crate::problem::{ApiError, ProblemDocument};
+use crate::routes::Shared;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use eos_domain::ids::SiteId;
+use eos_domain::service::{EventBell, EventFilter, EventRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How many events one read of the log takes.
+const BATCH: u64 = 500;
+/// How long a stream waits for the bell before it reads the log anyway.
+const POLL: Duration = Duration::from_secs(2);
+
+/// The bell the control plane rings after each commit that logged events; event streams wait
+/// on it. Closing it ends every stream, so the server can shut down.
+#[derive(Default)]
+pub struct Bell {
+    notify: tokio::sync::Notify,
+    closed: AtomicBool,
+}
+
+impl Bell {
+    /// Ends every event stream (at shutdown).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+impl EventBell for Bell {
+    fn ring(&self) {
+        self.notify.notify_waiters();
+    }
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only events of this kind, or of kinds under it (`deployment` takes
+    /// `deployment.created`, `deployment.status`, …).
+    pub kind: Option<String>,
+    /// Only events of this site.
+    pub site: Option<String>,
+    /// Start after this event number (as `Last-Event-ID` does; 0 for the whole log).
+    pub after: Option<u64>,
+}
+
+/// One event of the log, as each SSE message's `data` carries it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChangeEvent {
+    /// Its number in the log: the SSE `id`.
+    pub id: u64,
+    /// `app.added`, `deployment.created`, `deployment.updated`, `deployment.removing`,
+    /// `deployment.removed`, `deployment.status`, `device.joined`, `device.online`,
+    /// `device.offline`, `site.connected`, `site.disconnected` or `site.event`.
+    pub kind: String,
+    pub site: Option<String>,
+    /// What it happened to: an app, deployment, device or site id.
+    pub subject: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: String,
+}
+
+impl From<EventRecord> for ChangeEvent {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            id: e.id,
+            kind: e.kind,
+            site: e.site.map(|s| s.to_string()),
+            subject: e.subject,
+            data: e.data,
+            created_at: e.created_at,
+        }
+    }
+}
+
+fn bad(detail: String) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "Bad Request",
+        detail,
+    )
+}
+
+/// Server-sent events of the CO's event log, resumable by event number.
+#[utoipa::path(get, path = "/api/v1/events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
+pub async fn events(
+    State((control, bell)): State<(Shared, Arc<Bell>)>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(kind) = &q.kind
+        && (kind.is_empty() || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '.'))
+    {
+        return Err(bad(format!("kind {kind:?} is not an event kind")));
+    }
+    let site = q
+        .site
+        .as_deref()
+        .map(SiteId::parse)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?;
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .ok_or_else(|| bad("Last-Event-ID is not an event number".into()))?,
+        ),
+        None => q.after,
+    };
+    let after = match resume {
+        Some(n) => n,
+        None => control.last_event_id().await?,
+    };
+    let filter = EventFilter { kind: q.kind, site };
+    let state = (after, VecDeque::new());
+    let stream = futures::stream::unfold(state, move |(mut after, mut buffer)| {
+        let (control, bell, filter) = (control.clone(), bell.clone(), filter.clone());
+        async move {
+            loop {
+                if let Some(e) = buffer.pop_front() {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(message(e)),
+                        (after, buffer),
+                    ));
+                }
+                if bell.is_closed() {
+                    return None;
+                }
+                // Listen before reading, so a ring between the read and the wait is not lost.
+                let rung = bell.notify.notified();
+                tokio::pin!(rung);
+                rung.as_mut().enable();
+                match control.events_after(after, &filter, BATCH).await {
+                    Ok(events) if !events.is_empty() => {
+                        after = events.last().map_or(after, |e| e.id);
+                        buffer.extend(events);
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the event log"),
+                }
+                let _ = tokio::time::timeout(POLL, rung).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn message(e: EventRecord) -> Event {
+    let (id, kind) = (e.id, e.kind.clone());
+    Event::default()
+        .id(id.to_string())
+        .event(kind)
+        .json_data(ChangeEvent::from(e))
+        .unwrap_or_else(|_| Event::default().comment("an event that did not serialize"))
+}
