@@ -1,7 +1,8 @@
 //! Lists a page at a time through the REST API: 2,500 devices stored beside the one EN that
 //! runs come back in pages of `limit`, each naming the next in `Link` and `X-Next-Cursor`, in
 //! order, each device once, with the filters applied; a cursor or limit the server did not
-//! give is refused with a problem document. (`edgectl` following the pages is in its tests.)
+//! give is refused with a problem document; the CO's API reference page documents them.
+//! (`edgectl` following the pages is in its tests.)
 
 use eos_tests::{Fleet, SAMPLE_APP, repo_root, seed};
 use serde_json::Value;
@@ -110,6 +111,26 @@ async fn lists_come_a_page_at_a_time_in_order_with_their_filters() {
     assert_eq!(code, 422, "{problem}");
     let (code, problem) = get_problem(&fleet, "/api/v1/devices?colour=red").await;
     assert_eq!(code, 400, "an unknown filter: {problem}");
+
+    // The reference page that documents these lists is served by the CO itself.
+    let page = fleet
+        .http
+        .get(fleet.url("/api/reference"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("X-Next-Cursor") && html.contains("/api/v1/devices"),
+        "{html}"
+    );
     fleet.shutdown().await;
 }
 

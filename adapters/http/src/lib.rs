@@ -4,6 +4,7 @@
 mod events;
 mod lists;
 mod problem;
+mod reference;
 mod routes;
 
 pub use events::Bell;

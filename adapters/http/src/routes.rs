@@ -93,6 +93,10 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
             get(get_deployment_live),
         )
         .route(
+            "/api/reference",
+            get(|| async { axum::response::Html(crate::reference::page()) }),
+        )
+        .route(
             "/api/v1/openapi.json",
             get(|| async {
                 (
