@@ -12,6 +12,8 @@
 #   - PostgreSQL on 127.0.0.1:$EOS_TEST_PG_PORT (default 55432), superuser postgres trusted on
 #     loopback, for the repository suite and the CO on PostgreSQL (EOS_TEST_POSTGRES, default
 #     postgres://postgres@127.0.0.1:55432/postgres).
+#   - Python tools from PyPI in a virtual environment ($EOS_SERVICES_DIR/pytools): the client
+#     generator openapi-python-client and the API tester schemathesis, for the API tests.
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
 # /tmp/eos-services). Tests read EOS_TEST_REGISTRY (default 127.0.0.1:5000) and
 # EOS_TEST_PRIVATE_REGISTRY (default 127.0.0.1:5001).
@@ -171,5 +173,17 @@ if ! pg_up; then
     \"-p $pg_port -k '$pg_data' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off\" start" \
     >"$dir/pg_ctl.log" 2>&1
   wait_for "PostgreSQL" 30 pg_up
+fi
+# The API tests' Python tools, pinned; Debian's python3 needs python3-venv for a venv.
+pytools="$dir/pytools"
+if [ ! -x "$pytools/bin/openapi-python-client" ] || [ ! -x "$pytools/bin/schemathesis" ]; then
+  echo "services: installing openapi-python-client and schemathesis into $pytools"
+  if ! python3 -m venv "$pytools" >"$dir/venv.log" 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >>"$dir/apt.log"
+    python3 -m venv "$pytools"
+  fi
+  "$pytools/bin/pip" install -q openapi-python-client==0.29.1 schemathesis==4.32.5 >"$dir/pip.log" 2>&1 \
+    || { echo "services: pip failed; see $dir/pip.log" >&2; exit 1; }
 fi
 echo "services: docker, podman, PostgreSQL on 127.0.0.1:$pg_port, the registry on $registry and the private one on $private are up"

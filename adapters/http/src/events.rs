@@ -101,7 +101,7 @@ fn bad(detail: String) -> ApiError {
 }
 
 /// Server-sent events of the CO's event log, resumable by event number.
-#[utoipa::path(get, path = "/api/v1/events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
 pub async fn events(
     State((control, bell)): State<(Shared, Arc<Bell>)>,
     headers: HeaderMap,

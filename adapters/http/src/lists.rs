@@ -112,7 +112,7 @@ pub struct PageQuery {
 }
 
 /// The newest version of every application, by app id.
-#[utoipa::path(get, path = "/api/v1/apps", params(PageQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(PageQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
 pub async fn list_apps(
     State(c): State<Shared>,
     OriginalUri(uri): OriginalUri,
@@ -124,7 +124,7 @@ pub async fn list_apps(
 }
 
 /// Sites, by id.
-#[utoipa::path(get, path = "/api/v1/sites", params(PageQuery), responses((status = 200, body = Vec<Site>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", params(PageQuery), responses((status = 200, body = Vec<Site>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
 pub async fn list_sites(
     State(c): State<Shared>,
     OriginalUri(uri): OriginalUri,
@@ -149,7 +149,7 @@ pub struct DeviceQuery {
 }
 
 /// Devices, by id (`<site>/<host>`).
-#[utoipa::path(get, path = "/api/v1/devices", params(DeviceQuery), responses((status = 200, body = Vec<Device>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceQuery), responses((status = 200, body = Vec<Device>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn list_devices(
     State(c): State<Shared>,
     OriginalUri(uri): OriginalUri,
@@ -180,7 +180,7 @@ pub struct DeploymentQuery {
 }
 
 /// Deployments with their status, oldest first.
-#[utoipa::path(get, path = "/api/v1/deployments", params(DeploymentQuery), responses((status = 200, body = Vec<Deployment>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", params(DeploymentQuery), responses((status = 200, body = Vec<Deployment>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn list_deployments(
     State(c): State<Shared>,
     OriginalUri(uri): OriginalUri,

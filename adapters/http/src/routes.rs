@@ -134,7 +134,7 @@ pub struct Health {
     pub version: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/health", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -185,7 +185,7 @@ pub struct App {
     pub versions: Vec<AppVersion>,
 }
 
-#[utoipa::path(post, path = "/api/v1/apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn add_app(
     State(c): State<Shared>,
     payload: Result<Json<AddApp>, JsonRejection>,
@@ -206,7 +206,7 @@ async fn add_app(
     Ok((StatusCode::CREATED, Json(AppVersion::from(record))))
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{app_id}", params(("app_id" = String, Path)), responses((status = 200, body = App), (status = 404, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)), responses((status = 200, body = App), (status = 404, body = ProblemDocument)))]
 async fn get_app(
     State(c): State<Shared>,
     Path(app_id): Path<String>,
@@ -275,7 +275,7 @@ pub struct EventsQuery {
     pub limit: Option<u64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/sites/{site_id}/events", params(("site_id" = String, Path), EventsQuery), responses((status = 200, body = Vec<SiteEvent>, description = "The site's newest events, oldest first"), (status = 404, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/sites/{site_id}/events", tag = "sites", params(("site_id" = String, Path), EventsQuery), responses((status = 200, body = Vec<SiteEvent>, description = "The site's newest events, oldest first"), (status = 404, body = ProblemDocument)))]
 async fn list_site_events(
     State(c): State<Shared>,
     Path(site_id): Path<String>,
@@ -424,7 +424,7 @@ impl From<DeploymentView> for Deployment {
 /// Deploys an application version to a site. With `Idempotency-Key`, a retry of the same
 /// request gets the deployment the first one made (201 again), and another request under the
 /// same key is refused (422).
-#[utoipa::path(post, path = "/api/v1/deployments", params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 ASCII characters naming this request; a retry with the same key and body gets the same deployment")), request_body = CreateDeployment, responses((status = 201, body = Deployment, headers(("ETag" = String, description = "The deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(post, path = "/api/v1/deployments", tag = "deployments", params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 ASCII characters naming this request; a retry with the same key and body gets the same deployment")), request_body = CreateDeployment, responses((status = 201, body = Deployment, headers(("ETag" = String, description = "The deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_deployment(
     State(c): State<Shared>,
     headers: axum::http::HeaderMap,
@@ -494,7 +494,7 @@ fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<Vec<String>>, ApiE
 }
 
 /// A deployment, with its entity tag in `ETag`.
-#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The entity tag an update's If-Match names"))), (status = 404, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The entity tag an update's If-Match names"))), (status = 404, body = ProblemDocument)))]
 async fn get_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
@@ -505,7 +505,7 @@ async fn get_deployment(
 /// Moves a deployment to another version of its application and/or new parameters. The site
 /// replaces the components whose spec changed and keeps the others running. With `If-Match`
 /// (the `ETag` a read gave), the update is made only if nothing changed the deployment since.
-#[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag the deployment had when read; 412 if it changed since")), request_body = UpdateDeployment, responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The updated deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag the deployment had when read; 412 if it changed since")), request_body = UpdateDeployment, responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The updated deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
@@ -526,7 +526,7 @@ async fn update_deployment(
     Ok(with_etag(StatusCode::OK, c.deployment_view(&id).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/deployments/{deployment_id}", params(("deployment_id" = String, Path)), responses((status = 202, body = Deployment, description = "Removal started; the phase becomes removed once the site confirms"), (status = 404, body = ProblemDocument)))]
+#[utoipa::path(delete, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 202, body = Deployment, description = "Removal started; the phase becomes removed once the site confirms"), (status = 404, body = ProblemDocument)))]
 async fn delete_deployment(
     State(c): State<Shared>,
     Path(id): Path<String>,
@@ -596,7 +596,7 @@ impl From<LiveRecord> for ComponentLive {
 /// Asks the devices that run the deployment, live through their sites, for each component's
 /// resource use and last log lines. Nothing is stored; a device that cannot be reached says
 /// why in its entry.
-#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/live", params(("deployment_id" = String, Path), LiveQuery), responses((status = 200, body = Vec<DeviceLive>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/live", tag = "deployments", params(("deployment_id" = String, Path), LiveQuery), responses((status = 200, body = Vec<DeviceLive>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn get_deployment_live(
     State(c): State<Shared>,
     Path(id): Path<String>,
