@@ -57,6 +57,8 @@ pub struct EventsQuery {
     pub kind: Option<String>,
     /// Only events of this site.
     pub site: Option<String>,
+    /// Only events about this app, deployment, device or site id.
+    pub subject: Option<String>,
     /// Start after this event number (as `Last-Event-ID` does; 0 for the whole log).
     pub after: Option<u64>,
 }
@@ -100,6 +102,16 @@ fn bad(detail: String) -> ApiError {
     )
 }
 
+/// A deployment's history: the events about it, oldest first.
+#[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/history", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 200, body = Vec<ChangeEvent>), (status = 404, body = ProblemDocument)))]
+pub async fn deployment_history(
+    State(state): State<(Shared, Arc<Bell>)>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<Vec<ChangeEvent>>, ApiError> {
+    let events = state.0.deployment_history(&id).await?;
+    Ok(axum::Json(events.into_iter().map(Into::into).collect()))
+}
+
 /// Server-sent events of the CO's event log, resumable by event number.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
 pub async fn events(
@@ -131,7 +143,11 @@ pub async fn events(
         Some(n) => n,
         None => control.last_event_id().await?,
     };
-    let filter = EventFilter { kind: q.kind, site };
+    let filter = EventFilter {
+        kind: q.kind,
+        site,
+        subject: q.subject,
+    };
     let state = (after, VecDeque::new());
     let stream = futures::stream::unfold(state, move |(mut after, mut buffer)| {
         let (control, bell, filter) = (control.clone(), bell.clone(), filter.clone());

@@ -5,7 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use eos_domain::service::control::{DeployRequest, UpdateRequest};
 use eos_domain::service::{
@@ -37,12 +37,14 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         list_site_events,
         crate::lists::list_devices,
         create_deployment,
+        preview_deployment,
         crate::lists::list_deployments,
         get_deployment,
         update_deployment,
         delete_deployment,
         get_deployment_live,
-        crate::events::events
+        crate::events::events,
+        crate::events::deployment_history
     ),
     components(schemas(
         ProblemDocument,
@@ -55,6 +57,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         Usage,
         Device,
         CreateDeployment,
+        PlacementPreview,
+        DeviceVerdict,
         UpdateDeployment,
         Deployment,
         DeviceStatus,
@@ -82,6 +86,7 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
             "/api/v1/deployments",
             get(list_deployments).post(create_deployment),
         )
+        .route("/api/v1/deployments/preview", post(preview_deployment))
         .route(
             "/api/v1/deployments/{deployment_id}",
             get(get_deployment)
@@ -118,6 +123,10 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
         .merge(
             Router::new()
                 .route("/api/v1/events", get(crate::events::events))
+                .route(
+                    "/api/v1/deployments/{deployment_id}/history",
+                    get(crate::events::deployment_history),
+                )
                 .with_state((control, bell)),
         )
 }
@@ -353,6 +362,57 @@ pub struct CreateDeployment {
     pub parameters: BTreeMap<String, Value>,
 }
 
+impl CreateDeployment {
+    fn into_request(self, idempotency_key: Option<String>) -> DeployRequest {
+        DeployRequest {
+            app_id: self.app_id,
+            version: self.version,
+            site: self.site,
+            host: self.host,
+            profile: self.profile,
+            parameters: self.parameters,
+            idempotency_key,
+        }
+    }
+}
+
+/// Where a deployment would go, and why every other device of the site would not take it.
+#[derive(Serialize, ToSchema)]
+pub struct PlacementPreview {
+    /// The device the site's placement rule chooses, `null` when none can run it.
+    pub chosen: Option<String>,
+    /// Every other device of the site, with the reason.
+    pub rejected: Vec<DeviceVerdict>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceVerdict {
+    pub device: String,
+    pub reason: String,
+}
+
+/// Places a deployment without making it: the device the site's LO would choose by the same
+/// rule, from what the devices last reported, and why each other device would not take it
+/// (offline, no runtime for it, too little capacity, a constraint unmet). Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/deployments/preview", tag = "deployments", request_body = CreateDeployment, responses((status = 200, body = PlacementPreview), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn preview_deployment(
+    State(c): State<Shared>,
+    payload: Result<Json<CreateDeployment>, JsonRejection>,
+) -> Result<Json<PlacementPreview>, ApiError> {
+    let placement = c.preview(&body(payload)?.into_request(None)).await?;
+    Ok(Json(PlacementPreview {
+        chosen: placement.chosen.map(|d| d.to_string()),
+        rejected: placement
+            .rejected
+            .into_iter()
+            .map(|r| DeviceVerdict {
+                device: r.device,
+                reason: r.reason,
+            })
+            .collect(),
+    }))
+}
+
 /// A change to a deployment; what is absent stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -445,17 +505,8 @@ async fn create_deployment(
                 .to_owned(),
         ),
     };
-    let req = body(payload)?;
     let record = c
-        .deploy(DeployRequest {
-            app_id: req.app_id,
-            version: req.version,
-            site: req.site,
-            host: req.host,
-            profile: req.profile,
-            parameters: req.parameters,
-            idempotency_key,
-        })
+        .deploy(body(payload)?.into_request(idempotency_key))
         .await?;
     let view = c.deployment_view(record.id.as_str()).await?;
     Ok(with_etag(StatusCode::CREATED, view))

@@ -505,6 +505,9 @@ where
         if let Some(site) = &filter.site {
             q = q.filter(events::Column::SiteId.eq(site.as_str()));
         }
+        if let Some(subject) = &filter.subject {
+            q = q.filter(events::Column::Subject.eq(subject.as_str()));
+        }
         if let Some(kind) = &filter.kind {
             q = q.filter(
                 sea_orm::Condition::any()

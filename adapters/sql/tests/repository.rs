@@ -376,6 +376,7 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
         let deployments_of_s1 = EventFilter {
             kind: Some("deployment".into()),
             site: Some(SiteId::parse("s1").unwrap()),
+            subject: None,
         };
         let got = store
             .events_after(0, &deployments_of_s1, 100)
@@ -385,6 +386,7 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
         let statuses = EventFilter {
             kind: Some(change::DEPLOYMENT_STATUS.into()),
             site: None,
+            subject: None,
         };
         let got = store.events_after(ids[2], &statuses, 100).await.unwrap();
         assert_eq!(subjects(got), ["d1"], "{on}: after a number");
@@ -397,6 +399,7 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
         let partial = EventFilter {
             kind: Some("deploy".into()),
             site: None,
+            subject: None,
         };
         assert!(
             store

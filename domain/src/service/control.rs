@@ -71,6 +71,17 @@ impl ControlPlane {
         Ok(self.store.last_event_id().await?)
     }
 
+    /// What happened to a deployment, oldest first: created, updated, each device's status
+    /// changes, removing, removed (at most the first 1,000 events).
+    pub async fn deployment_history(&self, id: &str) -> Result<Vec<EventRecord>, ServiceError> {
+        let deployment = self.deployment(id).await?;
+        let filter = EventFilter {
+            subject: Some(deployment.id.to_string()),
+            ..EventFilter::default()
+        };
+        Ok(self.store.events_after(0, &filter, 1000).await?)
+    }
+
     /// Events numbered above `after` of `filter`, at most `limit`, in order.
     pub async fn events_after(
         &self,

@@ -150,11 +150,13 @@ pub mod change {
 }
 
 /// Which events a reader wants: kinds starting with `kind` (`deployment` or
-/// `deployment.status`), of one site.
+/// `deployment.status`), of one site, about one subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     pub kind: Option<String>,
     pub site: Option<SiteId>,
+    /// Only events about this app, deployment, device or site.
+    pub subject: Option<String>,
 }
 
 /// What an `Idempotency-Key` of a deployment request made: the digest of the request it came

@@ -1,14 +1,27 @@
 //! Creating a deployment: rendered for its target, stored, committed to the site's desired
 //! state; retried safely under an idempotency key.
 
+use super::super::page::DeviceFilter;
 use super::super::ports::StoreError;
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
 use super::{ControlPlane, change, invalid, stored_description};
 use crate::ids::{DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
+use crate::margo::status::DeploymentState;
+use crate::margo::{ApplicationDeployment, ApplicationDescription};
+use crate::placement::{Candidate, Placement, place};
 use crate::render::{RenderRequest, render};
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// A deployment request made into Margo terms.
+struct Rendered {
+    site_id: SiteId,
+    ad: ApplicationDescription,
+    target: DeviceTarget,
+    profile_id: String,
+    document: ApplicationDeployment,
+}
 
 /// The longest idempotency key taken.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -62,39 +75,15 @@ impl ControlPlane {
                 return self.replay(&seen, &digest).await;
             }
         }
-        let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
-        self.store
-            .get_site(&site_id)
-            .await?
-            .ok_or_else(|| not_found("site", &req.site))?;
-        let version = self
-            .app_version(&req.app_id, req.version.as_deref())
-            .await?;
-        let ad = stored_description(&version)?;
-        let target = match &req.host {
-            Some(h) => DeviceTarget::Pinned(DeviceId::new(
-                site_id.clone(),
-                HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?,
-            )),
-            None => DeviceTarget::AnyIn(site_id.clone()),
-        };
-        let profile_id = req
-            .profile
-            .clone()
-            .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
         let id = DeploymentId::parse(self.clock.new_uuid())
             .map_err(|e| ServiceError::Backend(e.to_string()))?;
-        let rendered = render(&RenderRequest {
-            id: &id,
-            description: &ad,
-            profile_id: &profile_id,
-            target: &target,
-            parameters: &req.parameters,
-        })
-        .map_err(|problems| ServiceError::Invalid {
-            what: "deployment request".into(),
-            problems,
-        })?;
+        let Rendered {
+            site_id,
+            ad,
+            target,
+            profile_id,
+            document: rendered,
+        } = self.rendered(&req, &id).await?;
         let record = DeploymentRecord {
             id: id.clone(),
             app_id: ad.id.clone(),
@@ -156,6 +145,98 @@ impl ControlPlane {
         )
         .await?;
         Ok(record)
+    }
+
+    /// Where the site would place the deployment `req` asks for, judged here with the rule the
+    /// site's LO applies and what the site's devices last reported: the device chosen, and why
+    /// each other device was not (a compatibility report of the app version against each).
+    /// Nothing is stored. The LO decides when the deployment is made; it may know newer facts.
+    pub async fn preview(&self, req: &DeployRequest) -> Result<Placement, ServiceError> {
+        let id = DeploymentId::parse("00000000-0000-4000-8000-000000000000")
+            .map_err(|e| ServiceError::Backend(e.to_string()))?;
+        let Rendered {
+            site_id, document, ..
+        } = self.rendered(req, &id).await?;
+        let devices = self
+            .store
+            .page_devices(
+                &DeviceFilter {
+                    site: Some(site_id.clone()),
+                    online: None,
+                },
+                None,
+                u64::MAX >> 1,
+            )
+            .await?;
+        // A device's load: the active deployments of the site it reports installed.
+        let mut load: BTreeMap<String, usize> = BTreeMap::new();
+        for d in self.store.list_deployments(Some(&site_id)).await? {
+            if d.phase != DeploymentPhase::Active {
+                continue;
+            }
+            for s in self.store.device_statuses(&d.id).await? {
+                if s.state == DeploymentState::Installed {
+                    *load.entry(s.device_id).or_default() += 1;
+                }
+            }
+        }
+        let candidates: Vec<Candidate> = devices
+            .into_iter()
+            .map(|d| Candidate {
+                load: load.get(&d.id.to_string()).copied().unwrap_or(0),
+                device: d.id,
+                capabilities: d.capabilities,
+                online: d.online,
+            })
+            .collect();
+        Ok(place(&document, &candidates, None))
+    }
+
+    /// The request rendered for deployment `id`: its site (which must exist), the app version's
+    /// description, the target, the profile and the ApplicationDeployment.
+    async fn rendered(
+        &self,
+        req: &DeployRequest,
+        id: &DeploymentId,
+    ) -> Result<Rendered, ServiceError> {
+        let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
+        self.store
+            .get_site(&site_id)
+            .await?
+            .ok_or_else(|| not_found("site", &req.site))?;
+        let version = self
+            .app_version(&req.app_id, req.version.as_deref())
+            .await?;
+        let ad = stored_description(&version)?;
+        let target = match &req.host {
+            Some(h) => DeviceTarget::Pinned(DeviceId::new(
+                site_id.clone(),
+                HostName::parse(h).map_err(|e| invalid("host", e.to_string()))?,
+            )),
+            None => DeviceTarget::AnyIn(site_id.clone()),
+        };
+        let profile_id = req
+            .profile
+            .clone()
+            .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
+        let document = render(&RenderRequest {
+            id,
+            description: &ad,
+            profile_id: &profile_id,
+            target: &target,
+            parameters: &req.parameters,
+        })
+        .map_err(|problems| ServiceError::Invalid {
+            what: "deployment request".into(),
+            problems,
+        })?;
+        Ok(Rendered {
+            site_id,
+            ad,
+            target,
+            profile_id,
+            document,
+        })
     }
 
     /// The answer to a request whose idempotency key was seen: the deployment it made, when
