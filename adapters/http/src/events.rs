@@ -17,18 +17,36 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// How many events one read of the log takes.
 const BATCH: u64 = 500;
 /// How long a stream waits for the bell before it reads the log anyway.
 const POLL: Duration = Duration::from_secs(2);
+/// How many events the shared feed holds for a slow stream before that stream falls back to
+/// reading the log.
+const FEED: usize = 4096;
 
 /// The bell the control plane rings after each commit that logged events; event streams wait
 /// on it. Closing it ends every stream, so the server can shut down.
-#[derive(Default)]
 pub struct Bell {
     notify: tokio::sync::Notify,
     closed: AtomicBool,
+    /// Every new event, read from the log once and handed to every stream.
+    feed: broadcast::Sender<Arc<EventRecord>>,
+    /// Set once the task that fills the feed runs.
+    feeding: tokio::sync::OnceCell<()>,
+}
+
+impl Default for Bell {
+    fn default() -> Self {
+        Self {
+            notify: Default::default(),
+            closed: AtomicBool::new(false),
+            feed: broadcast::channel(FEED).0,
+            feeding: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 impl Bell {
@@ -40,6 +58,51 @@ impl Bell {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// A receiver of the shared feed; starts the one task that reads new events from the log
+    /// after each ring (or every [`POLL`]) and sends them, so a thousand streams cost one read
+    /// per commit, not a thousand.
+    ///
+    /// The feed starts after the newest event when the first stream subscribes; each stream
+    /// reads the log up to now after subscribing, so an event is either in what it reads or
+    /// in the feed.
+    async fn subscribe(
+        self: &Arc<Self>,
+        control: &Shared,
+    ) -> Result<broadcast::Receiver<Arc<EventRecord>>, ApiError> {
+        let receiver = self.feed.subscribe();
+        self.feeding
+            .get_or_try_init(|| async {
+                let after = control.last_event_id().await?;
+                let (bell, control) = (self.clone(), control.clone());
+                tokio::spawn(async move { bell.fill(control, after).await });
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+        Ok(receiver)
+    }
+
+    async fn fill(&self, control: Shared, mut after: u64) {
+        let all = EventFilter::default();
+        while !self.is_closed() {
+            let rung = self.notify.notified();
+            tokio::pin!(rung);
+            rung.as_mut().enable();
+            match control.events_after(after, &all, BATCH).await {
+                Ok(events) if !events.is_empty() => {
+                    for e in events {
+                        after = e.id;
+                        // No receiver is no error: streams come and go.
+                        let _ = self.feed.send(Arc::new(e));
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the event log"),
+            }
+            let _ = tokio::time::timeout(POLL, rung).await;
+        }
     }
 }
 
@@ -148,40 +211,88 @@ pub async fn events(
         site,
         subject: q.subject,
     };
-    let state = (after, VecDeque::new());
-    let stream = futures::stream::unfold(state, move |(mut after, mut buffer)| {
+    // Listen to the shared feed first, then catch up from the log: nothing falls between.
+    let live = bell.subscribe(&control).await?;
+    let state = Reader {
+        after,
+        buffer: VecDeque::new(),
+        caught_up: false,
+        live,
+    };
+    let stream = futures::stream::unfold(state, move |mut reader| {
         let (control, bell, filter) = (control.clone(), bell.clone(), filter.clone());
         async move {
-            loop {
-                if let Some(e) = buffer.pop_front() {
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(message(e)),
-                        (after, buffer),
-                    ));
-                }
-                if bell.is_closed() {
-                    return None;
-                }
-                // Listen before reading, so a ring between the read and the wait is not lost.
-                let rung = bell.notify.notified();
-                tokio::pin!(rung);
-                rung.as_mut().enable();
-                match control.events_after(after, &filter, BATCH).await {
-                    Ok(events) if !events.is_empty() => {
-                        after = events.last().map_or(after, |e| e.id);
-                        buffer.extend(events);
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot read the event log"),
-                }
-                let _ = tokio::time::timeout(POLL, rung).await;
-            }
+            let e = reader.next(&control, &bell, &filter).await?;
+            Some((Ok::<_, std::convert::Infallible>(message(e)), reader))
         }
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// One stream's place: the last event number it sent, what it read ahead, and the shared feed.
+struct Reader {
+    after: u64,
+    buffer: VecDeque<EventRecord>,
+    /// Whether the log holds nothing after `after` that the feed may not bring.
+    caught_up: bool,
+    live: broadcast::Receiver<Arc<EventRecord>>,
+}
+
+impl Reader {
+    /// The next event the stream wants; `None` once the bell is closed.
+    async fn next(
+        &mut self,
+        control: &Shared,
+        bell: &Bell,
+        filter: &EventFilter,
+    ) -> Option<EventRecord> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                self.after = e.id;
+                return Some(e);
+            }
+            if bell.is_closed() {
+                return None;
+            }
+            if !self.caught_up {
+                // From the log, a batch at a time, until it has nothing newer.
+                match control.events_after(self.after, filter, BATCH).await {
+                    Ok(events) if !events.is_empty() => {
+                        // Past events that do not match still move the place forward.
+                        self.buffer.extend(events);
+                        continue;
+                    }
+                    Ok(_) => self.caught_up = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the event log");
+                        tokio::time::sleep(POLL).await;
+                    }
+                }
+                continue;
+            }
+            let closing = bell.notify.notified();
+            tokio::select! {
+                received = self.live.recv() => match received {
+                    Ok(e) if e.id > self.after => {
+                        if filter.matches(&e) {
+                            self.buffer.push_back((*e).clone());
+                        } else {
+                            self.after = e.id;
+                        }
+                    }
+                    Ok(_) => {}
+                    // Fell behind the feed: read what was missed from the log.
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.caught_up = false,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+                // A ring or the close: look at the closed flag again.
+                _ = closing => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
 }
 
 fn message(e: EventRecord) -> Event {

@@ -468,6 +468,17 @@ where
     }
 
     async fn append_event(&self, event: &EventRecord) -> StoreResult<u64> {
+        // Numbers in commit order: on PostgreSQL two transactions could take numbers 20 and 21
+        // and commit 21 first, and a reader past 21 would never see 20. The table lock (held
+        // to the commit; reads go on) makes event-writing transactions take turns. SQLite has
+        // one writer anyway. Inside a transaction this is a savepoint, and the lock stays with
+        // the transaction; alone it is a transaction of its own.
+        let tx = self.db.begin().await.map_err(backend)?;
+        if tx.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            tx.execute_unprepared("LOCK TABLE events IN EXCLUSIVE MODE")
+                .await
+                .map_err(backend)?;
+        }
         let row = events::ActiveModel {
             kind: Set(event.kind.clone()),
             site_id: Set(event.site.as_ref().map(|s| s.to_string())),
@@ -477,9 +488,10 @@ where
             ..Default::default()
         };
         let done = events::Entity::insert(row)
-            .exec(&self.db)
+            .exec(&tx)
             .await
             .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(done.last_insert_id as u64)
     }
 

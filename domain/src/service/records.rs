@@ -159,6 +159,24 @@ pub struct EventFilter {
     pub subject: Option<String>,
 }
 
+impl EventFilter {
+    /// Whether `event` is one the filter wants (as the store's query selects them).
+    pub fn matches(&self, event: &EventRecord) -> bool {
+        let kind = self.kind.as_deref().is_none_or(|k| {
+            event.kind == k
+                || event
+                    .kind
+                    .strip_prefix(k)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        kind && self
+            .site
+            .as_ref()
+            .is_none_or(|s| event.site.as_ref() == Some(s))
+            && self.subject.as_ref().is_none_or(|s| &event.subject == s)
+    }
+}
+
 /// What an `Idempotency-Key` of a deployment request made: the digest of the request it came
 /// with and the deployment created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,4 +315,37 @@ pub struct DeviceLive {
     pub device_id: String,
     pub components: Vec<ComponentLive>,
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod event_filter_tests {
+    use super::*;
+
+    #[test]
+    fn a_filter_takes_a_kind_with_the_kinds_under_it_a_site_and_a_subject() {
+        let event = |kind: &str, site: &str, subject: &str| EventRecord {
+            id: 1,
+            kind: kind.into(),
+            site: Some(SiteId::parse(site).unwrap()),
+            subject: subject.into(),
+            data: Value::Null,
+            created_at: "t".into(),
+        };
+        let filter = |kind: Option<&str>, site: Option<&str>, subject: Option<&str>| EventFilter {
+            kind: kind.map(Into::into),
+            site: site.map(|s| SiteId::parse(s).unwrap()),
+            subject: subject.map(Into::into),
+        };
+        let e = event(change::DEPLOYMENT_STATUS, "s1", "d1");
+        assert!(filter(None, None, None).matches(&e));
+        assert!(filter(Some("deployment"), Some("s1"), Some("d1")).matches(&e));
+        assert!(filter(Some("deployment.status"), None, None).matches(&e));
+        assert!(
+            !filter(Some("deploy"), None, None).matches(&e),
+            "whole parts only"
+        );
+        assert!(!filter(Some("deployment.created"), None, None).matches(&e));
+        assert!(!filter(None, Some("s2"), None).matches(&e));
+        assert!(!filter(None, None, Some("d2")).matches(&e));
+    }
 }
