@@ -2,7 +2,8 @@
 //! carries an `ETag`, an update that names it in `If-Match` is made only while the deployment is
 //! as it was read, and one that names an older tag is refused with 412, changing nothing.
 //! Idempotent creation: requests under one `Idempotency-Key`, one after the other or at once,
-//! make one deployment; another request under a used key is refused.
+//! make one deployment; another request under a used key is refused. Adding the same package
+//! twice finds the version added first.
 
 use eos_tests::{Fleet, SAMPLE_APP, app_variant, repo_root};
 use serde_json::{Value, json};
@@ -113,10 +114,21 @@ async fn requests_under_one_idempotency_key_make_one_deployment() {
     let fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2"])
         .await
         .unwrap();
-    fleet
+    let first_add = fleet
         .add_app(&repo_root().join(SAMPLE_APP.0))
         .await
         .unwrap();
+    // Adding the same package again is a retry too: the same version, one copy kept.
+    let again_add = fleet
+        .add_app(&repo_root().join(SAMPLE_APP.0))
+        .await
+        .unwrap();
+    assert_eq!(again_add["digest"], first_add["digest"]);
+    assert_eq!(again_add["created_at"], first_add["created_at"]);
+    let copies = std::fs::read_dir(tmp.path().join("co/packages"))
+        .unwrap()
+        .count();
+    assert_eq!(copies, 1, "the second copy is discarded");
 
     // A retry, as after a lost answer: the same deployment, 201 again.
     let (code, first) = create(&fleet, "retry-1", "node-1").await;

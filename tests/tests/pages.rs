@@ -1,7 +1,8 @@
 //! Lists a page at a time through the REST API: 2,500 devices stored beside the one EN that
 //! runs come back in pages of `limit`, each naming the next in `Link` and `X-Next-Cursor`, in
 //! order, each device once, with the filters applied; a cursor or limit the server did not
-//! give is refused with a problem document; the CO's API reference page documents them.
+//! give is refused with a problem document; apps are searched by words and catalog tag; the
+//! CO's API reference page documents them.
 //! (`edgectl` following the pages is in its tests.)
 
 use eos_tests::{Fleet, SAMPLE_APP, repo_root, seed};
@@ -111,6 +112,48 @@ async fn lists_come_a_page_at_a_time_in_order_with_their_filters() {
     assert_eq!(code, 422, "{problem}");
     let (code, problem) = get_problem(&fleet, "/api/v1/devices?colour=red").await;
     assert_eq!(code, 400, "an unknown filter: {problem}");
+
+    // Apps, searched by words and by catalog tag, a page at a time.
+    for app in [
+        "config/apps/hello-wasm",
+        "tests/fixtures/apps/crashy-wasm",
+        "tests/fixtures/apps/stack-compose",
+        "tests/fixtures/apps/web-oci",
+        "tests/fixtures/apps/chart-helm",
+    ] {
+        fleet.add_app(&repo_root().join(app)).await.unwrap();
+    }
+    let app_ids = |items: &[Value]| -> Vec<String> {
+        items
+            .iter()
+            .map(|a| a["app_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (wasm, pages) = all_pages(&fleet, "/api/v1/apps?tag=WASM&limit=1").await;
+    assert_eq!(
+        app_ids(&wasm),
+        ["com-eos-hello-wasm", "com-eos-test-crashy"],
+        "by tag, any case"
+    );
+    assert_eq!(pages, 2);
+    assert!(
+        wasm[0]["tags"]
+            .as_array()
+            .unwrap()
+            .contains(&"sample".into())
+    );
+    let (found, _) = all_pages(&fleet, "/api/v1/apps?q=smallest+workload").await;
+    assert_eq!(
+        app_ids(&found),
+        ["com-eos-hello-wasm", "com-eos-test-web-oci"],
+        "every word, in the tagline"
+    );
+    let (both, _) = all_pages(&fleet, "/api/v1/apps?q=container&tag=oci").await;
+    assert_eq!(app_ids(&both), ["com-eos-test-web-oci"]);
+    let (none, _) = all_pages(&fleet, "/api/v1/apps?tag=gpu").await;
+    assert!(none.is_empty());
+    let (every, _) = all_pages(&fleet, "/api/v1/apps?limit=2").await;
+    assert_eq!(every.len(), 5);
 
     // The reference page that documents these lists is served by the CO itself.
     let page = fleet

@@ -65,6 +65,16 @@ impl PackageSource for PackageFetcher {
             folder: folder.display().to_string(),
         })
     }
+
+    async fn discard(&self, folder: &str) {
+        let folder = Path::new(folder);
+        // Only a copy this fetcher made.
+        if folder.parent() == Some(self.root.as_path())
+            && let Err(e) = tokio::fs::remove_dir_all(folder).await
+        {
+            tracing::warn!(folder = %folder.display(), error = %e, "cannot delete a package copy");
+        }
+    }
 }
 
 /// The one YAML file of kind ApplicationDescription at the package root (`margo.yaml` first).

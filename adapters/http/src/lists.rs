@@ -10,7 +10,7 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use eos_domain::ids::SiteId;
-use eos_domain::service::{DeploymentFilter, DeviceFilter, Page, PageRequest};
+use eos_domain::service::{AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
 /// A page as the response: the items, and the next page's `Link` and cursor when there is one.
@@ -111,15 +111,29 @@ pub struct PageQuery {
     pub limit: Option<u64>,
 }
 
-/// The newest version of every application, by app id.
-#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(PageQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AppQuery {
+    /// Words that the app's id, name, description or tagline all contain (any case).
+    pub q: Option<String>,
+    /// A tag of the app's catalog (any case).
+    pub tag: Option<String>,
+    /// The page after this one, as the previous page's `Link` or `X-Next-Cursor` gave it.
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 1000 (default 1000).
+    pub limit: Option<u64>,
+}
+
+/// The newest version of every application, by app id; searched with `q` and `tag`.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
 pub async fn list_apps(
     State(c): State<Shared>,
     OriginalUri(uri): OriginalUri,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<AppQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let apps = c.apps_page(&page).await?.map(AppVersion::from);
+    let filter = AppFilter { q: q.q, tag: q.tag };
+    let apps = c.apps_page(&filter, &page).await?.map(AppVersion::from);
     Ok(paged(&uri, apps))
 }
 

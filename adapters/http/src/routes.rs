@@ -167,6 +167,10 @@ pub struct AppVersion {
     pub version: String,
     pub name: String,
     pub description: Option<String>,
+    /// The catalog's one-line summary.
+    pub tagline: Option<String>,
+    /// The catalog's tags (what `GET /api/v1/apps?tag=` matches).
+    pub tags: Vec<String>,
     pub digest: String,
     pub source: String,
     pub created_at: String,
@@ -174,11 +178,16 @@ pub struct AppVersion {
 
 impl From<AppVersionRecord> for AppVersion {
     fn from(r: AppVersionRecord) -> Self {
+        let catalog = eos_domain::margo::ApplicationDescription::from_yaml(&r.document)
+            .map(|ad| ad.metadata.catalog.application)
+            .unwrap_or_default();
         Self {
             app_id: r.app_id,
             version: r.version,
             name: r.name,
             description: r.description,
+            tagline: catalog.tagline,
+            tags: catalog.tags,
             digest: r.digest,
             source: r.source,
             created_at: r.created_at,

@@ -102,8 +102,14 @@ impl ControlPlane {
             .fetch(source)
             .await
             .map_err(|e| invalid_source(source, e))?;
-        self.add_app(&package.description_yaml, source, Some(&package.folder))
-            .await
+        let stored = self
+            .store_app(&package.description_yaml, source, Some(&package.folder))
+            .await;
+        // The copy is kept only for a version it brought.
+        if !matches!(stored, Ok((_, true))) {
+            self.packages.discard(&package.folder).await;
+        }
+        Ok(stored?.0)
     }
 
     pub fn store(&self) -> &Arc<dyn ControlStore> {
@@ -120,12 +126,26 @@ impl ControlPlane {
         source: &str,
         folder: Option<&str>,
     ) -> Result<AppVersionRecord, ServiceError> {
+        Ok(self.store_app(description_yaml, source, folder).await?.0)
+    }
+
+    /// Adds a version, or finds it stored already with the same description: the record, and
+    /// whether it is new. The digest is of the description as published, before local
+    /// repositories are resolved to the CO's copy of the package, so adding the same package
+    /// again finds the version it added before.
+    async fn store_app(
+        &self,
+        description_yaml: &str,
+        source: &str,
+        folder: Option<&str>,
+    ) -> Result<(AppVersionRecord, bool), ServiceError> {
         let mut ad = ApplicationDescription::from_yaml(description_yaml).map_err(|problems| {
             ServiceError::Invalid {
                 what: "application description".into(),
                 problems,
             }
         })?;
+        let digest = digest_of(ad.to_yaml().as_bytes());
         resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();
         let record = AppVersionRecord {
@@ -133,7 +153,7 @@ impl ControlPlane {
             version: ad.metadata.version.clone(),
             name: ad.metadata.name.clone(),
             description: ad.metadata.description.clone(),
-            digest: digest_of(document.as_bytes()),
+            digest,
             document,
             source: source.to_owned(),
             created_at: self.clock.now(),
@@ -147,7 +167,7 @@ impl ControlPlane {
             .find(|v| v.version == record.version)
         {
             return if existing.digest == record.digest {
-                Ok(existing)
+                Ok((existing, false))
             } else {
                 Err(ServiceError::Conflict(format!(
                     "{}@{} exists with another description (digest {}); versions are immutable, publish a new version",
@@ -167,7 +187,7 @@ impl ControlPlane {
         .await?;
         tx.commit().await?;
         self.bell.ring();
-        Ok(record)
+        Ok((record, true))
     }
 
     pub async fn app_versions(&self, app_id: &str) -> Result<Vec<AppVersionRecord>, ServiceError> {

@@ -6,7 +6,7 @@ pub mod ports;
 pub mod records;
 
 pub use control::ControlPlane;
-pub use page::{DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
+pub use page::{AppFilter, DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
 pub use ports::{
     Ambient, ControlStore, DesiredStateRepo, EventBell, FetchedPackage, NoBell, PackageSource,
     SiteNotifier, StoreError, StoreTransaction,

@@ -85,6 +85,16 @@ impl<T> Page<T> {
     }
 }
 
+/// Which applications an app list holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppFilter {
+    /// Words that the id, name, description or tagline of the newest version contain (any
+    /// case).
+    pub q: Option<String>,
+    /// A tag of the catalog (any case).
+    pub tag: Option<String>,
+}
+
 /// Which devices a device list holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {

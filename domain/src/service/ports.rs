@@ -178,6 +178,8 @@ pub struct FetchedPackage {
 #[async_trait::async_trait]
 pub trait PackageSource: Send + Sync {
     async fn fetch(&self, source: &str) -> Result<FetchedPackage, String>;
+    /// Deletes the copy `fetch` made in `folder`: the app store had that version already.
+    async fn discard(&self, folder: &str);
 }
 
 /// Rung after each commit that added to the event log, so live readers (server-sent events)
