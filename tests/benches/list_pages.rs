@@ -32,6 +32,7 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
         grpc_listen: "127.0.0.1:0".into(),
         deployments_repo: None,
         database_url: Some(db.url.clone()),
+        ..CoConfig::default()
     })
     .await?;
     let http = reqwest::Client::new();

@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
         grpc_listen: "127.0.0.1:0".into(),
         deployments_repo: None,
         database_url: None,
+        ..CoConfig::default()
     })
     .await?;
 

@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         grpc_listen: "127.0.0.1:0".into(),
         deployments_repo: None,
         database_url: None,
+        ..CoConfig::default()
     })
     .await?;
     let url = format!("http://{}/api/v1/events?kind=site", co.http_addr);

@@ -62,6 +62,15 @@ impl Fleet {
         Self::start_with(dir, site, hosts, Links::Direct).await
     }
 
+    /// A fleet of one EN, `node-1` of `site-1`, running the sample app: the fleet and the
+    /// deployment's id, once it is installed.
+    pub async fn one_node_with_sample(dir: &Path) -> anyhow::Result<(Self, String)> {
+        let fleet = Self::start(dir, "site-1", &["node-1"]).await?;
+        fleet.await_online(&["node-1"]).await;
+        let id = fleet.deploy_sample(Some("node-1")).await?;
+        Ok((fleet, id))
+    }
+
     /// Like `start`, with [`FaultProxy`]s on the links `links` names.
     pub async fn start_with(
         dir: &Path,
@@ -105,6 +114,7 @@ impl Fleet {
             grpc_listen: "127.0.0.1:0".into(),
             deployments_repo: None,
             database_url,
+            ..CoConfig::default()
         };
         let co = Co::start_with_clock(co_config.clone(), clock.clone()).await?;
         // Later starts reuse the ports the first one got, so the LO finds the CO again.

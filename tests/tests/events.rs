@@ -2,9 +2,10 @@
 //! site connecting, its device joining, an app added, a deployment made, installed, removed,
 //! each an event numbered in order; a stream filtered by kind and site holds only those; one
 //! resumed with `Last-Event-ID` starts right after that event; one opened without starts from
-//! now and hears what happens next; an open stream does not hold up the CO's shutdown.
+//! now and hears what happens next; an open stream does not hold up the CO's shutdown. A CO
+//! restarted a month later keeps only the events of its retention.
 
-use eos_tests::{Fleet, LIMIT, SAMPLE_APP};
+use eos_tests::{Fleet, LIMIT, SAMPLE_APP, eventually};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -189,4 +190,47 @@ async fn every_change_is_an_event_in_order_and_streams_resume() {
         .await
         .expect("the CO shuts down with streams open");
     drop((all, deployments, resumed, live));
+}
+
+/// A deployment's history as the CO shows it.
+async fn history(fleet: &Fleet, id: &str) -> Value {
+    fleet
+        .get(&format!("/api/v1/deployments/{id}/history"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_co_keeps_only_the_events_of_its_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut fleet, id) = Fleet::one_node_with_sample(tmp.path()).await.unwrap();
+    assert!(!history(&fleet, &id).await.as_array().unwrap().is_empty());
+
+    // 31 days later (the default retention is 30) the CO restarts and prunes what is older.
+    fleet.clock.advance(Duration::from_secs(31 * 24 * 3600));
+    fleet.stop_co().await;
+    fleet.start_co().await.unwrap();
+    eventually("the old events to be pruned", LIMIT, || async {
+        history(&fleet, &id)
+            .await
+            .as_array()?
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    // The deployment itself is untouched, and new changes are logged again.
+    assert_eq!(fleet.deployment(&id).await["state"], "installed");
+    fleet.undeploy(&id).await.unwrap();
+    let kinds: Vec<String> = history(&fleet, &id)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        kinds.contains(&"deployment.removing".to_owned()),
+        "{kinds:?}"
+    );
+    fleet.shutdown().await;
 }

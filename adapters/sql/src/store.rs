@@ -495,6 +495,15 @@ where
         Ok(done.last_insert_id as u64)
     }
 
+    async fn prune_events(&self, before: &str) -> StoreResult<u64> {
+        let done = events::Entity::delete_many()
+            .filter(events::Column::CreatedAt.lt(before))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected)
+    }
+
     async fn last_event_id(&self) -> StoreResult<u64> {
         Ok(events::Entity::find()
             .order_by_desc(events::Column::Id)

@@ -411,3 +411,47 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
         );
     }
 }
+
+#[tokio::test]
+async fn events_older_than_the_retention_are_pruned() {
+    let event = |at: &str| EventRecord {
+        id: 0,
+        kind: change::SITE_CONNECTED.into(),
+        site: None,
+        subject: "s1".into(),
+        data: serde_json::Value::Null,
+        created_at: at.into(),
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        for at in [
+            "2026-01-01T00:00:00.000Z",
+            "2026-01-31T23:59:59.999Z",
+            "2026-02-01T00:00:00.000Z",
+        ] {
+            store.append_event(&event(at)).await.unwrap();
+        }
+        let newest = store.last_event_id().await.unwrap();
+        assert_eq!(
+            store
+                .prune_events("2026-02-01T00:00:00.000Z")
+                .await
+                .unwrap(),
+            2,
+            "{on}"
+        );
+        let left = store
+            .events_after(0, &EventFilter::default(), 10)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1, "{on}");
+        assert_eq!(left[0].id, newest, "{on}: numbers are not reused");
+        assert_eq!(
+            store
+                .prune_events("2026-02-01T00:00:00.000Z")
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}

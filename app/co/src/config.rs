@@ -16,6 +16,10 @@ pub struct CoConfig {
     pub deployments_repo: Option<String>,
     /// `sqlite://…` or `postgres://…` (default: `co.db` in the data directory).
     pub database_url: Option<String>,
+    /// Days the event log keeps an event (default 30; 0 keeps every event). Older events are
+    /// deleted at start and every hour; a stream resumed from before then starts at the oldest
+    /// event kept.
+    pub event_retention_days: u64,
 }
 
 impl Default for CoConfig {
@@ -26,6 +30,7 @@ impl Default for CoConfig {
             grpc_listen: "127.0.0.1:7070".into(),
             deployments_repo: None,
             database_url: None,
+            event_retention_days: 30,
         }
     }
 }

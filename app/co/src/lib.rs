@@ -68,13 +68,14 @@ impl Co {
         let sessions = Arc::new(uplink::SiteSessions::default());
         let packages = PackageFetcher::new(config.data_dir.join("packages"));
         let bell = Arc::new(eos_adapter_http::Bell::default());
+        let retention_clock = clock.clone();
         let control = Arc::new(
             ControlPlane::new(
                 Arc::new(store),
                 Arc::new(git),
                 sessions.clone(),
                 Arc::new(packages),
-                Arc::new(DaemonAmbient(clock)),
+                Arc::new(DaemonAmbient(clock.clone())),
             )
             .with_bell(bell.clone()),
         );
@@ -113,6 +114,29 @@ impl Co {
                 tracing::error!(error = %e, "grpc server failed");
             }
         });
+        // The event log keeps `event_retention_days`: pruned now and every hour.
+        let retention_days = config.event_retention_days;
+        let (prune_control, prune_clock, mut prune_stop) =
+            (control.clone(), retention_clock.clone(), stopped.clone());
+        let prune_task = tokio::spawn(async move {
+            if retention_days == 0 {
+                return;
+            }
+            loop {
+                let cutoff = eos_app_common::rfc3339(
+                    prune_clock.now() - chrono::Duration::days(retention_days as i64),
+                );
+                match prune_control.prune_events(&cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, before = %cutoff, "event log pruned"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the event log"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                    _ = prune_stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
         // Make good what a crash may have left between the database and the repository.
         let resync_control = control.clone();
         let resync_task = tokio::spawn(async move {
@@ -131,7 +155,7 @@ impl Co {
             grpc_addr,
             control,
             stop,
-            tasks: vec![http_task, grpc_task, resync_task],
+            tasks: vec![http_task, grpc_task, resync_task, prune_task],
             bell,
         })
     }

@@ -26,6 +26,9 @@ struct Args {
     deployments_repo: Option<String>,
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// Days the event log keeps an event (0: forever).
+    #[arg(long, env = "EOS_CO_EVENT_RETENTION_DAYS")]
+    event_retention_days: Option<u64>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
     #[serde(skip)]

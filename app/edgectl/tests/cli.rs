@@ -107,11 +107,7 @@ async fn devices_show_resource_use_and_sites_their_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn logs_and_top_ask_the_device_running_a_deployment() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
-        .await
-        .unwrap();
-    fleet.await_online(&["node-1"]).await;
-    let id = fleet.deploy_sample(Some("node-1")).await.unwrap();
+    let (mut fleet, id) = Fleet::one_node_with_sample(tmp.path()).await.unwrap();
     eventually("two greetings", LIMIT, || async {
         (fleet.greetings("node-1", &id) >= 2).then_some(())
     })

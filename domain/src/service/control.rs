@@ -66,6 +66,11 @@ impl ControlPlane {
         self
     }
 
+    /// Deletes the events created before `before` (RFC 3339); returns how many.
+    pub async fn prune_events(&self, before: &str) -> Result<u64, ServiceError> {
+        Ok(self.store.prune_events(before).await?)
+    }
+
     /// The number of the newest event (0 when there is none).
     pub async fn last_event_id(&self) -> Result<u64, ServiceError> {
         Ok(self.store.last_event_id().await?)

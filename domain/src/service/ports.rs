@@ -95,6 +95,8 @@ pub trait ControlStore: Send + Sync {
 
     /// Appends to the event log; returns the event's number.
     async fn append_event(&self, event: &EventRecord) -> StoreResult<u64>;
+    /// Deletes the events created before `before` (an RFC 3339 time); returns how many.
+    async fn prune_events(&self, before: &str) -> StoreResult<u64>;
     /// The number of the newest event (0 when the log is empty).
     async fn last_event_id(&self) -> StoreResult<u64>;
     /// Up to `limit` events of `filter` numbered above `after`, in order.
