@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("EOS_BENCH_DEPLOYMENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let n = eos_tests::bench::env_number("EOS_BENCH_DEPLOYMENTS", 100);
     let tmp = tempfile::tempdir()?;
     let fleet = Fleet::start(tmp.path(), "bench", &["node-1"]).await?;
     eventually("the EN", Duration::from_secs(60), || async {

@@ -112,10 +112,7 @@ async fn docker_rm(name: &str) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    let rounds: usize = std::env::var("EOS_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let rounds = eos_tests::bench::env_number("EOS_BENCH_ROUNDS", 10);
     let scope = format!("bench-{}", std::process::id());
     let oci = OciDriver::connect(SOCKET, &scope, Default::default())
         .await

@@ -9,7 +9,6 @@
 //! Run: `cargo bench -p eos-tests --bench list_pages` (`EOS_BENCH_DEVICES` to change N).
 
 use eos_adapter_sql::testing::TestDatabase;
-use eos_co::{Co, CoConfig};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -26,15 +25,7 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
     eos_tests::seed::devices(&db.url, n, &sites).await;
     let seeded_s = seeding.elapsed().as_secs_f64();
     let tmp = tempfile::tempdir()?;
-    let co = Co::start(CoConfig {
-        data_dir: tmp.path().join("co"),
-        http_listen: "127.0.0.1:0".into(),
-        grpc_listen: "127.0.0.1:0".into(),
-        deployments_repo: None,
-        database_url: Some(db.url.clone()),
-        ..CoConfig::default()
-    })
-    .await?;
+    let co = eos_tests::bench::start_co(tmp.path(), Some(db.url.clone())).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", co.http_addr);
     let mut pages = Vec::new();
@@ -81,14 +72,8 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    let number = |var: &str, default: usize| {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let n = number("EOS_BENCH_DEVICES", 100_000);
-    let walks = number("EOS_BENCH_WALKS", 3);
+    let n = eos_tests::bench::env_number("EOS_BENCH_DEVICES", 100_000);
+    let walks = eos_tests::bench::env_number("EOS_BENCH_WALKS", 3);
     let sqlite = TestDatabase::sqlite();
     let on_sqlite = measure(&sqlite, n, walks).await?;
     let postgres = TestDatabase::postgres().await;

@@ -5,7 +5,6 @@
 //! Run: `cargo bench -p eos-tests --bench outbox_drain` (`EOS_BENCH_EVENTS` to change N).
 
 use eos_adapter_localstore::DurableOutbox;
-use eos_co::{Co, CoConfig};
 use eos_domain::ids::SiteId;
 use eos_lo::{Lo, LoConfig};
 use serde_json::{Value, json};
@@ -13,20 +12,9 @@ use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    let n: u64 = std::env::var("EOS_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = eos_tests::bench::env_number("EOS_BENCH_EVENTS", 100_000) as u64;
     let tmp = tempfile::tempdir()?;
-    let co = Co::start(CoConfig {
-        data_dir: tmp.path().join("co"),
-        http_listen: "127.0.0.1:0".into(),
-        grpc_listen: "127.0.0.1:0".into(),
-        deployments_repo: None,
-        database_url: None,
-        ..CoConfig::default()
-    })
-    .await?;
+    let co = eos_tests::bench::start_co(tmp.path(), None).await?;
 
     // The backlog, written in the LO's own journal format while the LO is down.
     let capabilities = std::fs::read_to_string(

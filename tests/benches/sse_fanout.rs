@@ -6,7 +6,6 @@
 //! the delivery latency from each commit to each subscriber (p50, p95, p99), as JSON.
 //! Run: `cargo bench -p eos-tests --bench sse_fanout`.
 
-use eos_co::{Co, CoConfig};
 use eos_domain::ids::SiteId;
 use serde_json::json;
 use std::collections::HashMap;
@@ -46,24 +45,10 @@ async fn subscribe(
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() -> anyhow::Result<()> {
-    let number = |var: &str, default: usize| {
-        std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let subscribers = number("EOS_BENCH_SUBSCRIBERS", 100);
-    let events = number("EOS_BENCH_EVENTS", 2000);
+    let subscribers = eos_tests::bench::env_number("EOS_BENCH_SUBSCRIBERS", 100);
+    let events = eos_tests::bench::env_number("EOS_BENCH_EVENTS", 2000);
     let tmp = tempfile::tempdir()?;
-    let co = Co::start(CoConfig {
-        data_dir: tmp.path().join("co"),
-        http_listen: "127.0.0.1:0".into(),
-        grpc_listen: "127.0.0.1:0".into(),
-        deployments_repo: None,
-        database_url: None,
-        ..CoConfig::default()
-    })
-    .await?;
+    let co = eos_tests::bench::start_co(tmp.path(), None).await?;
     let url = format!("http://{}/api/v1/events?kind=site", co.http_addr);
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel(subscribers);
     let readers: Vec<_> = (0..subscribers)

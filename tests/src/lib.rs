@@ -1,6 +1,7 @@
 //! Helpers for cross-crate tests: a whole EOS (CO, one LO, ENs) on loopback in one process,
 //! and a fault-injection proxy to put between its tiers.
 
+pub mod bench;
 pub mod engine;
 pub mod plugins;
 pub mod processes;

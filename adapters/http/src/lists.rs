@@ -17,21 +17,14 @@ use serde::{Deserialize, Serialize};
 fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
     let mut headers = HeaderMap::new();
     if let Some(next) = &page.next {
+        // The same query, the cursor replaced.
         let mut query: Vec<(String, String)> = uri
             .query()
-            .map(|q| {
-                url_pairs(q)
-                    .into_iter()
-                    .filter(|(k, _)| k != "cursor")
-                    .collect()
-            })
+            .and_then(|q| serde_urlencoded::from_str(q).ok())
             .unwrap_or_default();
+        query.retain(|(k, _)| k != "cursor");
         query.push(("cursor".into(), next.clone()));
-        let query = query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let query = serde_urlencoded::to_string(&query).unwrap_or_default();
         let link = format!("<{}?{query}>; rel=\"next\"", uri.path());
         if let Ok(v) = HeaderValue::from_str(&link) {
             headers.insert(header::LINK, v);
@@ -41,51 +34,6 @@ fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
         }
     }
     (StatusCode::OK, headers, Json(page.items)).into_response()
-}
-
-/// The `key=value` pairs of a query string, decoded.
-fn url_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi * 16 + lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn site_of(site: Option<&str>) -> Result<Option<SiteId>, ApiError> {
@@ -211,26 +159,4 @@ pub async fn list_deployments(
         .await?
         .map(Deployment::from);
     Ok(paged(&uri, deployments))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_text_survives_decoding_and_encoding() {
-        let pairs = url_pairs("site=a%2Fb&limit=2&q=x+y&cursor=abc");
-        assert_eq!(
-            pairs,
-            [
-                ("site".to_owned(), "a/b".to_owned()),
-                ("limit".into(), "2".into()),
-                ("q".into(), "x y".into()),
-                ("cursor".into(), "abc".into())
-            ]
-        );
-        assert_eq!(encode("a/b c"), "a%2Fb%20c");
-        assert_eq!(decode("%zz%4"), "%zz%4");
-        assert_eq!(decode("%é%41"), "%éA");
-    }
 }

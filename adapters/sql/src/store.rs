@@ -96,16 +96,6 @@ where
         Ok(rows.into_iter().map(app_version_from).collect())
     }
 
-    async fn list_apps(&self) -> StoreResult<Vec<AppVersionRecord>> {
-        let rows = app_versions::Entity::find()
-            .order_by_asc(app_versions::Column::AppId)
-            .order_by_asc(app_versions::Column::Seq)
-            .all(&self.db)
-            .await
-            .map_err(backend)?;
-        Ok(newest_per_app(rows))
-    }
-
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
         // The connection columns belong to `set_site_contact`; an upsert of an existing site
         // leaves them alone, so neither writer can put back the other's stale values.

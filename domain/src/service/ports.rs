@@ -21,9 +21,6 @@ pub trait ControlStore: Send + Sync {
     /// Inserts a version; `Conflict` when that app@version exists already.
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()>;
     async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>>;
-    /// The newest version of every application.
-    async fn list_apps(&self) -> StoreResult<Vec<AppVersionRecord>>;
-
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()>;
     async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>>;
     /// Sets whether the site's LO is connected and, when given, its time of last contact,

@@ -1,7 +1,6 @@
 //! Creating a deployment: rendered for its target, stored, committed to the site's desired
 //! state; retried safely under an idempotency key.
 
-use super::super::page::DeviceFilter;
 use super::super::ports::StoreError;
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
@@ -157,17 +156,7 @@ impl ControlPlane {
         let Rendered {
             site_id, document, ..
         } = self.rendered(req, &id).await?;
-        let devices = self
-            .store
-            .page_devices(
-                &DeviceFilter {
-                    site: Some(site_id.clone()),
-                    online: None,
-                },
-                None,
-                u64::MAX >> 1,
-            )
-            .await?;
+        let devices = self.store.list_devices(Some(&site_id)).await?;
         // A device's load: the active deployments of the site it reports installed.
         let mut load: BTreeMap<String, usize> = BTreeMap::new();
         for d in self.store.list_deployments(Some(&site_id)).await? {
