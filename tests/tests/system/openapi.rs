@@ -1,5 +1,5 @@
 //! The committed `openapi/openapi.json` must equal what the code generates.
-//! Regenerate with `EOS_UPDATE_OPENAPI=1 cargo test -p eos-tests --test openapi`.
+//! Regenerate with `EOS_UPDATE_OPENAPI=1 cargo test -p eos-tests --test system -- openapi`.
 
 #[test]
 fn the_committed_openapi_document_is_current() {
@@ -11,6 +11,6 @@ fn the_committed_openapi_document_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "openapi/openapi.json is stale: run EOS_UPDATE_OPENAPI=1 cargo test -p eos-tests --test openapi and commit it"
+        "openapi/openapi.json is stale: run EOS_UPDATE_OPENAPI=1 cargo test -p eos-tests --test system -- openapi and commit it"
     );
 }

@@ -1,0 +1,24 @@
+//! The cross-crate test suite as one test binary: architecture rules, the committed OpenAPI
+//! document, and every end-to-end flow over real processes and services. One binary links the
+//! whole system once instead of once per file, which saves minutes of linking and gigabytes of
+//! disk on a two-core CI machine. Run one part with a filter: `cargo test -p eos-tests --test
+//! system -- oci::`.
+
+mod architecture;
+mod compose;
+mod concurrency;
+mod crash;
+mod e2e;
+mod events;
+mod failpoints;
+mod generated_client;
+mod helm;
+mod long_outage;
+mod oci;
+mod openapi;
+mod outage;
+mod pages;
+mod plugins;
+mod postgres;
+mod preview;
+mod wasm_registry;
