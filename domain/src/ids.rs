@@ -118,6 +118,22 @@ pub fn check_uuid(s: &str) -> Result<(), String> {
 }
 
 string_id!(
+    /// A tenant: the organisation every application, site, device, deployment, event and user
+    /// belongs to (`acme`). Everything an operator reads or changes is of one tenant.
+    TenantId, "tenant id", check_label_name
+);
+
+impl TenantId {
+    /// The tenant of a CO's first start, of LOs that name none, and of requests that name none.
+    pub fn default_tenant() -> Self {
+        Self(DEFAULT_TENANT.to_owned())
+    }
+}
+
+/// The id of the tenant every CO has from its first start.
+pub const DEFAULT_TENANT: &str = "default";
+
+string_id!(
     /// A site: one location with one LO (`factory-1`).
     SiteId, "site id", check_label_name
 );

@@ -8,6 +8,7 @@ mod m0003_site_events;
 mod m0004_device_usage;
 mod m0005_idempotency_keys;
 mod m0006_events;
+mod m0007_tenants;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_device_usage::Migration),
             Box::new(m0005_idempotency_keys::Migration),
             Box::new(m0006_events::Migration),
+            Box::new(m0007_tenants::Migration),
         ]
     }
 }

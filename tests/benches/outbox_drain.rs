@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let lo = Lo::start(LoConfig {
         site_id: "bench".into(),
+        tenant: eos_domain::ids::DEFAULT_TENANT.into(),
         co_endpoint: format!("http://{}", co.grpc_addr),
         deployments_repo: tmp.path().join("co/deployments.git").display().to_string(),
         listen: "127.0.0.1:0".into(),

@@ -128,6 +128,7 @@ impl Fleet {
         let co_endpoint = uplink.as_ref().map_or(co.grpc_addr, |p| p.addr);
         let mut lo_config = LoConfig {
             site_id: site.into(),
+            tenant: eos_domain::ids::DEFAULT_TENANT.into(),
             co_endpoint: format!("http://{co_endpoint}"),
             deployments_repo: Self::git_link(dir).display().to_string(),
             listen: "127.0.0.1:0".into(),

@@ -27,6 +27,7 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
             let id = format!("{}/n{n:06}", sites[n % sites.len()]);
             tx.upsert_device(&DeviceRecord {
                 id: DeviceId::parse(&id).expect("a device id"),
+                tenant: eos_domain::ids::TenantId::default_tenant(),
                 capabilities: caps.clone(),
                 online: n % 3 != 0,
                 last_seen: None,

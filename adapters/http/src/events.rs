@@ -6,6 +6,7 @@
 
 use crate::problem::{ApiError, ProblemDocument};
 use crate::routes::Shared;
+use crate::tenancy::TenantScope;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -84,12 +85,11 @@ impl Bell {
     }
 
     async fn fill(&self, control: Shared, mut after: u64) {
-        let all = EventFilter::default();
         while !self.is_closed() {
             let rung = self.notify.notified();
             tokio::pin!(rung);
             rung.as_mut().enable();
-            match control.events_after(after, &all, BATCH).await {
+            match control.feed_after(after, BATCH).await {
                 Ok(events) if !events.is_empty() => {
                     for e in events {
                         after = e.id;
@@ -133,7 +133,8 @@ pub struct ChangeEvent {
     pub id: u64,
     /// `app.added`, `deployment.created`, `deployment.updated`, `deployment.removing`,
     /// `deployment.removed`, `deployment.status`, `device.joined`, `device.online`,
-    /// `device.offline`, `site.connected`, `site.disconnected` or `site.event`.
+    /// `device.offline`, `site.connected`, `site.disconnected`, `site.event`,
+    /// `tenant.created`, `user.added` or `user.removed`.
     pub kind: String,
     pub site: Option<String>,
     /// What it happened to: an app, deployment, device or site id.
@@ -169,16 +170,19 @@ fn bad(detail: String) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/history", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 200, body = Vec<ChangeEvent>), (status = 404, body = ProblemDocument)))]
 pub async fn deployment_history(
     State(state): State<(Shared, Arc<Bell>)>,
+    TenantScope(tenant): TenantScope,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<axum::Json<Vec<ChangeEvent>>, ApiError> {
-    let events = state.0.deployment_history(&id).await?;
+    let events = state.0.deployment_history(&tenant, &id).await?;
     Ok(axum::Json(events.into_iter().map(Into::into).collect()))
 }
 
-/// Server-sent events of the CO's event log, resumable by event number.
+/// Server-sent events of the CO's event log, resumable by event number: the events of the
+/// request's tenant only. Numbers are shared by all tenants, so a stream's numbers have gaps.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
 pub async fn events(
     State((control, bell)): State<(Shared, Arc<Bell>)>,
+    TenantScope(tenant): TenantScope,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -207,6 +211,7 @@ pub async fn events(
         None => control.last_event_id().await?,
     };
     let filter = EventFilter {
+        tenant,
         kind: q.kind,
         site,
         subject: q.subject,

@@ -6,9 +6,11 @@ mod lists;
 mod problem;
 mod reference;
 mod routes;
+mod tenancy;
 
 pub use events::Bell;
 pub use routes::{ApiDoc, router};
+pub use tenancy::TENANT_HEADER;
 
 /// The OpenAPI document as pretty JSON, the form committed as `openapi/openapi.json`.
 pub fn openapi_json() -> String {

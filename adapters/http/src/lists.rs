@@ -5,6 +5,7 @@
 
 use crate::problem::{ApiError, ProblemDocument};
 use crate::routes::{AppVersion, Deployment, Device, Shared, Site};
+use crate::tenancy::TenantScope;
 use axum::Json;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -14,7 +15,7 @@ use eos_domain::service::{AppFilter, DeploymentFilter, DeviceFilter, Page, PageR
 use serde::{Deserialize, Serialize};
 
 /// A page as the response: the items, and the next page's `Link` and cursor when there is one.
-fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
+pub(crate) fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
     let mut headers = HeaderMap::new();
     if let Some(next) = &page.next {
         // The same query, the cursor replaced.
@@ -76,12 +77,13 @@ pub struct AppQuery {
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppQuery), responses((status = 200, body = Vec<AppVersion>, description = "The newest version of every application, by id", headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
 pub async fn list_apps(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<AppQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
     let filter = AppFilter { q: q.q, tag: q.tag };
-    let apps = c.apps_page(&filter, &page).await?.map(AppVersion::from);
+    let apps = c.apps_page(&t, &filter, &page).await?.map(AppVersion::from);
     Ok(paged(&uri, apps))
 }
 
@@ -89,11 +91,12 @@ pub async fn list_apps(
 #[utoipa::path(get, path = "/api/v1/sites", tag = "sites", params(PageQuery), responses((status = 200, body = Vec<Site>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
 pub async fn list_sites(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let sites = c.sites_page(&page).await?.map(Site::from);
+    let sites = c.sites_page(&t, &page).await?.map(Site::from);
     Ok(paged(&uri, sites))
 }
 
@@ -114,6 +117,7 @@ pub struct DeviceQuery {
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(DeviceQuery), responses((status = 200, body = Vec<Device>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn list_devices(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<DeviceQuery>,
 ) -> Result<Response, ApiError> {
@@ -122,7 +126,7 @@ pub async fn list_devices(
         site: site_of(q.site.as_deref())?,
         online: q.online,
     };
-    let devices = c.devices_page(&filter, &page).await?.map(Device::from);
+    let devices = c.devices_page(&t, &filter, &page).await?.map(Device::from);
     Ok(paged(&uri, devices))
 }
 
@@ -145,6 +149,7 @@ pub struct DeploymentQuery {
 #[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", params(DeploymentQuery), responses((status = 200, body = Vec<Deployment>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 400, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn list_deployments(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     OriginalUri(uri): OriginalUri,
     Query(q): Query<DeploymentQuery>,
 ) -> Result<Response, ApiError> {
@@ -155,7 +160,7 @@ pub async fn list_deployments(
         phase: q.phase,
     };
     let deployments = c
-        .deployments_page(&filter, &page)
+        .deployments_page(&t, &filter, &page)
         .await?
         .map(Deployment::from);
     Ok(paged(&uri, deployments))

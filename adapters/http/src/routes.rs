@@ -1,6 +1,7 @@
 //! Routes of `/api/v1`: applications, sites, devices, deployments, health.
 
 use crate::problem::{ApiError, ProblemDocument, rejection};
+use crate::tenancy::{TenantHeader, TenantScope};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -25,7 +26,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 #[openapi(
     info(
         title = "EOS central orchestrator",
-        description = "Applications, sites, devices and deployments of an EOS fleet. Errors are RFC 9457 problem documents.",
+        description = "Applications, sites, devices and deployments of an EOS fleet, each of a tenant: a request acts for the tenant its EOS-Tenant header names (default: default) and sees nothing of another. Errors are RFC 9457 problem documents.",
         version = "0.1.0"
     ),
     paths(
@@ -44,8 +45,16 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         delete_deployment,
         get_deployment_live,
         crate::events::events,
-        crate::events::deployment_history
+        crate::events::deployment_history,
+        crate::tenancy::list_tenants,
+        crate::tenancy::create_tenant,
+        crate::tenancy::get_tenant,
+        crate::tenancy::list_users,
+        crate::tenancy::add_user,
+        crate::tenancy::get_user,
+        crate::tenancy::remove_user
     ),
+    modifiers(&TenantHeader),
     components(schemas(
         ProblemDocument,
         Health,
@@ -64,7 +73,11 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         DeviceStatus,
         DeviceLive,
         ComponentLive,
-        crate::events::ChangeEvent
+        crate::events::ChangeEvent,
+        crate::tenancy::Tenant,
+        crate::tenancy::CreateTenant,
+        crate::tenancy::User,
+        crate::tenancy::AddUser
     ))
 )]
 pub struct ApiDoc;
@@ -77,6 +90,22 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     use crate::lists::{list_apps, list_deployments, list_devices, list_sites};
     Router::new()
         .route("/api/v1/health", get(health))
+        .route(
+            "/api/v1/tenants",
+            get(crate::tenancy::list_tenants).post(crate::tenancy::create_tenant),
+        )
+        .route(
+            "/api/v1/tenants/{tenant_id}",
+            get(crate::tenancy::get_tenant),
+        )
+        .route(
+            "/api/v1/users",
+            get(crate::tenancy::list_users).post(crate::tenancy::add_user),
+        )
+        .route(
+            "/api/v1/users/{user_id}",
+            get(crate::tenancy::get_user).delete(crate::tenancy::remove_user),
+        )
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))
         .route("/api/v1/sites", get(list_sites))
@@ -131,7 +160,7 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
         )
 }
 
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload
         .map(|Json(v)| v)
         .map_err(|r| rejection(r.status(), r.body_text()))
@@ -206,12 +235,13 @@ pub struct App {
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn add_app(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     payload: Result<Json<AddApp>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
     let record = match (req.source, req.description) {
-        (Some(source), None) => c.add_app_from_source(&source).await?,
-        (None, Some(text)) => c.add_app(&text, "inline", None).await?,
+        (Some(source), None) => c.add_app_from_source(&t, &source).await?,
+        (None, Some(text)) => c.add_app(&t, &text, "inline", None).await?,
         _ => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -227,9 +257,10 @@ async fn add_app(
 #[utoipa::path(get, path = "/api/v1/apps/{app_id}", tag = "apps", params(("app_id" = String, Path)), responses((status = 200, body = App), (status = 404, body = ProblemDocument)))]
 async fn get_app(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(app_id): Path<String>,
 ) -> Result<Json<App>, ApiError> {
-    let versions = c.app_versions(&app_id).await?;
+    let versions = c.app_versions(&t, &app_id).await?;
     let latest = versions.last().expect("app_versions is never empty");
     Ok(Json(App {
         app_id: latest.app_id.clone(),
@@ -296,12 +327,13 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/api/v1/sites/{site_id}/events", tag = "sites", params(("site_id" = String, Path), EventsQuery), responses((status = 200, body = Vec<SiteEvent>, description = "The site's newest events, oldest first"), (status = 404, body = ProblemDocument)))]
 async fn list_site_events(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(site_id): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<Json<Vec<SiteEvent>>, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(
-        c.site_events(&site_id, limit)
+        c.site_events(&t, &site_id, limit)
             .await?
             .into_iter()
             .map(Into::into)
@@ -406,9 +438,10 @@ pub struct DeviceVerdict {
 #[utoipa::path(post, path = "/api/v1/deployments/preview", tag = "deployments", request_body = CreateDeployment, responses((status = 200, body = PlacementPreview), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn preview_deployment(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     payload: Result<Json<CreateDeployment>, JsonRejection>,
 ) -> Result<Json<PlacementPreview>, ApiError> {
-    let placement = c.preview(&body(payload)?.into_request(None)).await?;
+    let placement = c.preview(&t, &body(payload)?.into_request(None)).await?;
     Ok(Json(PlacementPreview {
         chosen: placement.chosen.map(|d| d.to_string()),
         rejected: placement
@@ -496,6 +529,7 @@ impl From<DeploymentView> for Deployment {
 #[utoipa::path(post, path = "/api/v1/deployments", tag = "deployments", params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 ASCII characters naming this request; a retry with the same key and body gets the same deployment")), request_body = CreateDeployment, responses((status = 201, body = Deployment, headers(("ETag" = String, description = "The deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn create_deployment(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     headers: axum::http::HeaderMap,
     payload: Result<Json<CreateDeployment>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -515,9 +549,9 @@ async fn create_deployment(
         ),
     };
     let record = c
-        .deploy(body(payload)?.into_request(idempotency_key))
+        .deploy(&t, body(payload)?.into_request(idempotency_key))
         .await?;
-    let view = c.deployment_view(record.id.as_str()).await?;
+    let view = c.deployment_view(&t, record.id.as_str()).await?;
     Ok(with_etag(StatusCode::CREATED, view))
 }
 
@@ -557,9 +591,10 @@ fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<Vec<String>>, ApiE
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The entity tag an update's If-Match names"))), (status = 404, body = ProblemDocument)))]
 async fn get_deployment(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(with_etag(StatusCode::OK, c.deployment_view(&id).await?))
+    Ok(with_etag(StatusCode::OK, c.deployment_view(&t, &id).await?))
 }
 
 /// Moves a deployment to another version of its application and/or new parameters. The site
@@ -568,6 +603,7 @@ async fn get_deployment(
 #[utoipa::path(patch, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path), ("If-Match" = Option<String>, Header, description = "The ETag the deployment had when read; 412 if it changed since")), request_body = UpdateDeployment, responses((status = 200, body = Deployment, headers(("ETag" = String, description = "The updated deployment's entity tag"))), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 412, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update_deployment(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     payload: Result<Json<UpdateDeployment>, JsonRejection>,
@@ -575,6 +611,7 @@ async fn update_deployment(
     let if_match = if_match(&headers)?;
     let req = body(payload)?;
     c.update_deployment(
+        &t,
         &id,
         UpdateRequest {
             version: req.version,
@@ -583,18 +620,19 @@ async fn update_deployment(
         },
     )
     .await?;
-    Ok(with_etag(StatusCode::OK, c.deployment_view(&id).await?))
+    Ok(with_etag(StatusCode::OK, c.deployment_view(&t, &id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/deployments/{deployment_id}", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 202, body = Deployment, description = "Removal started; the phase becomes removed once the site confirms"), (status = 404, body = ProblemDocument)))]
 async fn delete_deployment(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    c.undeploy(&id).await?;
+    c.undeploy(&t, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(Deployment::from(c.deployment_view(&id).await?)),
+        Json(Deployment::from(c.deployment_view(&t, &id).await?)),
     ))
 }
 
@@ -659,11 +697,17 @@ impl From<LiveRecord> for ComponentLive {
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/live", tag = "deployments", params(("deployment_id" = String, Path), LiveQuery), responses((status = 200, body = Vec<DeviceLive>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn get_deployment_live(
     State(c): State<Shared>,
+    TenantScope(t): TenantScope,
     Path(id): Path<String>,
     Query(query): Query<LiveQuery>,
 ) -> Result<Json<Vec<DeviceLive>>, ApiError> {
     let live = c
-        .live(&id, query.component.as_deref(), query.lines.unwrap_or(50))
+        .live(
+            &t,
+            &id,
+            query.component.as_deref(),
+            query.lines.unwrap_or(50),
+        )
         .await?;
     Ok(Json(live.into_iter().map(Into::into).collect()))
 }

@@ -2,7 +2,7 @@
 //! naming the table and key, never a panic.
 
 use crate::entity::*;
-use eos_domain::ids::{DeploymentId, DeviceId, SiteId};
+use eos_domain::ids::{DeploymentId, DeviceId, SiteId, TenantId};
 use eos_domain::margo::DeploymentState;
 use eos_domain::service::*;
 use sea_orm::ActiveValue::Set;
@@ -15,8 +15,15 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("records serialize")
 }
 
-pub fn app_version_from(m: app_versions::Model) -> AppVersionRecord {
-    AppVersionRecord {
+/// A stored tenant id, read back.
+pub(crate) fn tenant_of(table: &str, key: &str, id: &str) -> Result<TenantId, StoreError> {
+    TenantId::parse(id).map_err(|e| corrupt(table, key, e))
+}
+
+pub fn app_version_from(m: app_versions::Model) -> Result<AppVersionRecord, StoreError> {
+    let key = format!("{}@{}", m.app_id, m.version);
+    Ok(AppVersionRecord {
+        tenant: tenant_of("app_versions", &key, &m.tenant_id)?,
         app_id: m.app_id,
         version: m.version,
         name: m.name,
@@ -25,11 +32,12 @@ pub fn app_version_from(m: app_versions::Model) -> AppVersionRecord {
         document: m.document,
         source: m.source,
         created_at: m.created_at,
-    }
+    })
 }
 
 pub fn app_version_to(r: &AppVersionRecord) -> app_versions::ActiveModel {
     app_versions::ActiveModel {
+        tenant_id: Set(r.tenant.to_string()),
         app_id: Set(r.app_id.clone()),
         version: Set(r.version.clone()),
         name: Set(r.name.clone()),
@@ -45,6 +53,7 @@ pub fn app_version_to(r: &AppVersionRecord) -> app_versions::ActiveModel {
 pub fn site_from(m: sites::Model) -> Result<SiteRecord, StoreError> {
     Ok(SiteRecord {
         id: SiteId::parse(&m.id).map_err(|e| corrupt("sites", &m.id, e))?,
+        tenant: tenant_of("sites", &m.id, &m.tenant_id)?,
         labels: serde_json::from_str(&m.labels).map_err(|e| corrupt("sites", &m.id, e))?,
         manifest_version: m.manifest_version as u64,
         lo_connected: m.lo_connected,
@@ -55,6 +64,7 @@ pub fn site_from(m: sites::Model) -> Result<SiteRecord, StoreError> {
 pub fn site_to(r: &SiteRecord) -> sites::ActiveModel {
     sites::ActiveModel {
         id: Set(r.id.to_string()),
+        tenant_id: Set(r.tenant.to_string()),
         labels: Set(json(&r.labels)),
         manifest_version: Set(r.manifest_version as i64),
         lo_connected: Set(r.lo_connected),
@@ -65,6 +75,7 @@ pub fn site_to(r: &SiteRecord) -> sites::ActiveModel {
 pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
     Ok(DeviceRecord {
         id: DeviceId::parse(&m.id).map_err(|e| corrupt("devices", &m.id, e))?,
+        tenant: tenant_of("devices", &m.id, &m.tenant_id)?,
         capabilities: serde_json::from_str(&m.capabilities)
             .map_err(|e| corrupt("devices", &m.id, e))?,
         online: m.online,
@@ -81,6 +92,7 @@ pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
 pub fn device_to(r: &DeviceRecord) -> devices::ActiveModel {
     devices::ActiveModel {
         id: Set(r.id.to_string()),
+        tenant_id: Set(r.tenant.to_string()),
         site_id: Set(r.id.site().to_string()),
         capabilities: Set(json(&r.capabilities)),
         online: Set(r.online),
@@ -93,6 +105,7 @@ pub fn deployment_from(m: deployments::Model) -> Result<DeploymentRecord, StoreE
     let key = m.id.clone();
     Ok(DeploymentRecord {
         id: DeploymentId::parse(&m.id).map_err(|e| corrupt("deployments", &key, e))?,
+        tenant: tenant_of("deployments", &key, &m.tenant_id)?,
         app_id: m.app_id,
         version: m.version,
         site: SiteId::parse(&m.site_id).map_err(|e| corrupt("deployments", &key, e))?,
@@ -110,6 +123,7 @@ pub fn deployment_from(m: deployments::Model) -> Result<DeploymentRecord, StoreE
 pub fn deployment_to(r: &DeploymentRecord) -> deployments::ActiveModel {
     deployments::ActiveModel {
         id: Set(r.id.to_string()),
+        tenant_id: Set(r.tenant.to_string()),
         app_id: Set(r.app_id.clone()),
         version: Set(r.version.clone()),
         site_id: Set(r.site.to_string()),
@@ -205,5 +219,46 @@ pub fn event_to(e: &SiteEvent) -> site_events::ActiveModel {
         component: Set(e.component.clone()),
         message: Set(e.message.clone()),
         observed_at: Set(e.observed_at.clone()),
+    }
+}
+
+pub fn tenant_from(m: tenants::Model) -> Result<TenantRecord, StoreError> {
+    Ok(TenantRecord {
+        id: tenant_of("tenants", &m.id, &m.id)?,
+        name: m.name,
+        plan: m.plan,
+        created_at: m.created_at,
+    })
+}
+
+pub fn tenant_to(r: &TenantRecord) -> tenants::ActiveModel {
+    tenants::ActiveModel {
+        id: Set(r.id.to_string()),
+        name: Set(r.name.clone()),
+        plan: Set(r.plan.clone()),
+        created_at: Set(r.created_at.clone()),
+    }
+}
+
+pub fn user_from(m: users::Model) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        tenant: tenant_of("users", &m.id, &m.tenant_id)?,
+        role: Role::parse(&m.role)
+            .ok_or_else(|| corrupt("users", &m.id, format!("unknown role {:?}", m.role)))?,
+        id: m.id,
+        email: m.email,
+        sso_id: m.sso_id,
+        created_at: m.created_at,
+    })
+}
+
+pub fn user_to(r: &UserRecord) -> users::ActiveModel {
+    users::ActiveModel {
+        id: Set(r.id.clone()),
+        tenant_id: Set(r.tenant.to_string()),
+        email: Set(r.email.clone()),
+        role: Set(r.role.as_str().to_owned()),
+        sso_id: Set(r.sso_id.clone()),
+        created_at: Set(r.created_at.clone()),
     }
 }

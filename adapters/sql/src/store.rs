@@ -2,7 +2,7 @@
 
 use crate::convert::*;
 use crate::entity::*;
-use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId};
+use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId, TenantId};
 use eos_domain::service::ports::StoreResult;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
@@ -78,6 +78,92 @@ where
         Ok(Box::new(SqlStore { db: tx }))
     }
 
+    async fn insert_tenant(&self, tenant: &TenantRecord) -> StoreResult<()> {
+        tenants::Entity::insert(tenant_to(tenant))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>> {
+        tenants::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(tenant_from)
+            .transpose()
+    }
+
+    async fn page_tenants(
+        &self,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<TenantRecord>> {
+        let mut q = tenants::Entity::find()
+            .order_by_asc(tenants::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            q = q.filter(tenants::Column::Id.gt(after));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(tenant_from)
+            .collect()
+    }
+
+    async fn insert_user(&self, user: &UserRecord) -> StoreResult<()> {
+        users::Entity::insert(user_to(user))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<UserRecord>> {
+        users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant.as_str()))
+            .filter(users::Column::Id.eq(id))
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(user_from)
+            .transpose()
+    }
+
+    async fn page_users(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let mut q = users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(users::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            q = q.filter(users::Column::Id.gt(after));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(user_from)
+            .collect()
+    }
+
+    async fn delete_user(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let done = users::Entity::delete_many()
+            .filter(users::Column::TenantId.eq(tenant.as_str()))
+            .filter(users::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected > 0)
+    }
+
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()> {
         app_versions::Entity::insert(app_version_to(record))
             .exec(&self.db)
@@ -86,14 +172,19 @@ where
         Ok(())
     }
 
-    async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>> {
+    async fn app_versions(
+        &self,
+        tenant: &TenantId,
+        app: &AppId,
+    ) -> StoreResult<Vec<AppVersionRecord>> {
         let rows = app_versions::Entity::find()
+            .filter(app_versions::Column::TenantId.eq(tenant.as_str()))
             .filter(app_versions::Column::AppId.eq(app.as_str()))
             .order_by_asc(app_versions::Column::Seq)
             .all(&self.db)
             .await
             .map_err(backend)?;
-        Ok(rows.into_iter().map(app_version_from).collect())
+        rows.into_iter().map(app_version_from).collect()
     }
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
@@ -112,6 +203,7 @@ where
 
     async fn set_site_contact(
         &self,
+        tenant: &TenantId,
         id: &SiteId,
         connected: bool,
         last_seen: Option<&str>,
@@ -120,8 +212,11 @@ where
         if last_seen.is_some() {
             columns.push(sites::Column::LastSeen);
         }
+        // A site keeps the tenant it was created in: the tenant is not among the columns an
+        // existing site's contact updates.
         let row = sites::ActiveModel {
             id: Set(id.to_string()),
+            tenant_id: Set(tenant.to_string()),
             labels: Set("{}".into()),
             manifest_version: Set(0),
             lo_connected: Set(connected),
@@ -188,8 +283,14 @@ where
         Ok(())
     }
 
-    async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>> {
-        let mut q = devices::Entity::find().order_by_asc(devices::Column::Id);
+    async fn list_devices(
+        &self,
+        tenant: &TenantId,
+        site: Option<&SiteId>,
+    ) -> StoreResult<Vec<DeviceRecord>> {
+        let mut q = devices::Entity::find()
+            .filter(devices::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(devices::Column::Id);
         if let Some(site) = site {
             q = q.filter(devices::Column::SiteId.eq(site.as_str()));
         }
@@ -257,8 +358,13 @@ where
         Ok(())
     }
 
-    async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>> {
+    async fn get_deployment(
+        &self,
+        tenant: &TenantId,
+        id: &DeploymentId,
+    ) -> StoreResult<Option<DeploymentRecord>> {
         deployments::Entity::find()
+            .filter(deployments::Column::TenantId.eq(tenant.as_str()))
             .filter(deployments::Column::Id.eq(id.as_str()))
             .one(&self.db)
             .await
@@ -267,8 +373,14 @@ where
             .transpose()
     }
 
-    async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>> {
-        let mut q = deployments::Entity::find().order_by_asc(deployments::Column::Seq);
+    async fn list_deployments(
+        &self,
+        tenant: &TenantId,
+        site: Option<&SiteId>,
+    ) -> StoreResult<Vec<DeploymentRecord>> {
+        let mut q = deployments::Entity::find()
+            .filter(deployments::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(deployments::Column::Seq);
         if let Some(site) = site {
             q = q.filter(deployments::Column::SiteId.eq(site.as_str()));
         }
@@ -337,11 +449,13 @@ where
 
     async fn page_apps(
         &self,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<AppVersionRecord>> {
         // The page's app ids first, then their versions; the newest of each is kept.
         let mut ids = app_versions::Entity::find()
+            .filter(app_versions::Column::TenantId.eq(tenant.as_str()))
             .select_only()
             .column(app_versions::Column::AppId)
             .distinct()
@@ -355,17 +469,24 @@ where
             return Ok(Vec::new());
         }
         let rows = app_versions::Entity::find()
+            .filter(app_versions::Column::TenantId.eq(tenant.as_str()))
             .filter(app_versions::Column::AppId.is_in(ids))
             .order_by_asc(app_versions::Column::AppId)
             .order_by_asc(app_versions::Column::Seq)
             .all(&self.db)
             .await
             .map_err(backend)?;
-        Ok(newest_per_app(rows))
+        newest_per_app(rows)
     }
 
-    async fn page_sites(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<SiteRecord>> {
+    async fn page_sites(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<SiteRecord>> {
         let mut q = sites::Entity::find()
+            .filter(sites::Column::TenantId.eq(tenant.as_str()))
             .order_by_asc(sites::Column::Id)
             .limit(limit);
         if let Some(after) = after {
@@ -381,11 +502,13 @@ where
 
     async fn page_devices(
         &self,
+        tenant: &TenantId,
         filter: &DeviceFilter,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<DeviceRecord>> {
         let mut q = devices::Entity::find()
+            .filter(devices::Column::TenantId.eq(tenant.as_str()))
             .order_by_asc(devices::Column::Id)
             .limit(limit);
         if let Some(site) = &filter.site {
@@ -407,11 +530,13 @@ where
 
     async fn page_deployments(
         &self,
+        tenant: &TenantId,
         filter: &DeploymentFilter,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<DeploymentRecord>> {
         let mut q = deployments::Entity::find()
+            .filter(deployments::Column::TenantId.eq(tenant.as_str()))
             .order_by_asc(deployments::Column::Seq)
             .limit(limit);
         if let Some(site) = &filter.site {
@@ -428,6 +553,7 @@ where
             let seq: Option<i32> = deployments::Entity::find()
                 .select_only()
                 .column(deployments::Column::Seq)
+                .filter(deployments::Column::TenantId.eq(tenant.as_str()))
                 .filter(deployments::Column::Id.eq(after))
                 .into_tuple()
                 .one(&self.db)
@@ -448,8 +574,13 @@ where
             .collect()
     }
 
-    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>> {
+    async fn get_device(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+    ) -> StoreResult<Option<DeviceRecord>> {
         devices::Entity::find_by_id(id.to_string())
+            .filter(devices::Column::TenantId.eq(tenant.as_str()))
             .one(&self.db)
             .await
             .map_err(backend)?
@@ -470,6 +601,7 @@ where
                 .map_err(backend)?;
         }
         let row = events::ActiveModel {
+            tenant_id: Set(event.tenant.to_string()),
             kind: Set(event.kind.clone()),
             site_id: Set(event.site.as_ref().map(|s| s.to_string())),
             subject: Set(event.subject.clone()),
@@ -503,6 +635,19 @@ where
             .map_or(0, |e| e.id as u64))
     }
 
+    async fn feed_after(&self, after: u64, limit: u64) -> StoreResult<Vec<EventRecord>> {
+        events::Entity::find()
+            .filter(events::Column::Id.gt(after as i64))
+            .order_by_asc(events::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(event_record_from)
+            .collect()
+    }
+
     async fn events_after(
         &self,
         after: u64,
@@ -510,6 +655,7 @@ where
         limit: u64,
     ) -> StoreResult<Vec<EventRecord>> {
         let mut q = events::Entity::find()
+            .filter(events::Column::TenantId.eq(filter.tenant.as_str()))
             .filter(events::Column::Id.gt(after as i64))
             .order_by_asc(events::Column::Id)
             .limit(limit);
@@ -530,26 +676,16 @@ where
             .await
             .map_err(backend)?
             .into_iter()
-            .map(|row| {
-                Ok(EventRecord {
-                    id: row.id as u64,
-                    kind: row.kind,
-                    site: row
-                        .site_id
-                        .map(|s| SiteId::parse(&s))
-                        .transpose()
-                        .map_err(|e| StoreError::Backend(format!("stored site id: {e}")))?,
-                    subject: row.subject,
-                    data: serde_json::from_str(&row.data)
-                        .map_err(|e| StoreError::Backend(format!("stored event data: {e}")))?,
-                    created_at: row.created_at,
-                })
-            })
+            .map(event_record_from)
             .collect()
     }
 
-    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>> {
-        let Some(row) = idempotency_keys::Entity::find_by_id(key.to_owned())
+    async fn get_idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let Some(row) = idempotency_keys::Entity::find_by_id((tenant.to_string(), key.to_owned()))
             .one(&self.db)
             .await
             .map_err(backend)?
@@ -557,6 +693,7 @@ where
             return Ok(None);
         };
         Ok(Some(IdempotencyRecord {
+            tenant: tenant_of("idempotency_keys", &row.key, &row.tenant_id)?,
             key: row.key,
             request_digest: row.request_digest,
             deployment_id: DeploymentId::parse(&row.deployment_id)
@@ -567,6 +704,7 @@ where
 
     async fn insert_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<()> {
         idempotency_keys::Entity::insert(idempotency_keys::ActiveModel {
+            tenant_id: Set(record.tenant.to_string()),
             key: Set(record.key.clone()),
             request_digest: Set(record.request_digest.clone()),
             deployment_id: Set(record.deployment_id.to_string()),
@@ -613,13 +751,32 @@ where
 }
 
 /// The newest version of each app in `rows` (ordered by app, then oldest first).
-fn newest_per_app(rows: Vec<app_versions::Model>) -> Vec<AppVersionRecord> {
+fn newest_per_app(rows: Vec<app_versions::Model>) -> StoreResult<Vec<AppVersionRecord>> {
     let mut newest: Vec<AppVersionRecord> = Vec::new();
     for r in rows.into_iter().map(app_version_from) {
+        let r = r?;
         match newest.last_mut() {
             Some(last) if last.app_id == r.app_id => *last = r,
             _ => newest.push(r),
         }
     }
-    newest
+    Ok(newest)
+}
+
+fn event_record_from(row: events::Model) -> StoreResult<EventRecord> {
+    let key = row.id.to_string();
+    Ok(EventRecord {
+        id: row.id as u64,
+        tenant: tenant_of("events", &key, &row.tenant_id)?,
+        kind: row.kind,
+        site: row
+            .site_id
+            .map(|s| SiteId::parse(&s))
+            .transpose()
+            .map_err(|e| StoreError::Backend(format!("stored site id: {e}")))?,
+        subject: row.subject,
+        data: serde_json::from_str(&row.data)
+            .map_err(|e| StoreError::Backend(format!("stored event data: {e}")))?,
+        created_at: row.created_at,
+    })
 }

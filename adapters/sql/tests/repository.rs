@@ -3,7 +3,7 @@
 
 use eos_adapter_sql::SqlStore;
 use eos_adapter_sql::testing::TestDatabase;
-use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId};
+use eos_domain::ids::{AppId, DeploymentId, DeviceId, SiteId, TenantId};
 use eos_domain::service::ports::ControlStore;
 use eos_domain::service::*;
 use eos_migrations::Migrator;
@@ -11,8 +11,14 @@ use sea_orm::{ConnectionTrait, Database};
 use sea_orm_migration::MigratorTrait;
 use std::time::Duration;
 
+/// The tenant every database has from its first migration.
+fn main_tenant() -> TenantId {
+    TenantId::default_tenant()
+}
+
 fn version(app: &str, v: &str) -> AppVersionRecord {
     AppVersionRecord {
+        tenant: main_tenant(),
         app_id: app.into(),
         version: v.into(),
         name: "n".into(),
@@ -51,7 +57,7 @@ async fn app_versions_are_unique_and_listed_newest_first_per_app() {
             "{on}: a version is stored once"
         );
         let newest: Vec<String> = store
-            .page_apps(None, 100)
+            .page_apps(&main_tenant(), None, 100)
             .await
             .unwrap()
             .into_iter()
@@ -62,7 +68,7 @@ async fn app_versions_are_unique_and_listed_newest_first_per_app() {
         let reopened = SqlStore::connect(&db.url).await.unwrap();
         assert_eq!(
             reopened
-                .app_versions(&AppId::parse("a").unwrap())
+                .app_versions(&main_tenant(), &AppId::parse("a").unwrap())
                 .await
                 .unwrap()
                 .len(),
@@ -156,6 +162,7 @@ async fn usage_is_kept_apart_from_what_reports_rewrite() {
         let id = DeviceId::parse("s1/n1").unwrap();
         let record = |online| DeviceRecord {
             id: id.clone(),
+            tenant: main_tenant(),
             capabilities: caps.clone(),
             online,
             last_seen: Some("t1".into()),
@@ -175,7 +182,7 @@ async fn usage_is_kept_apart_from_what_reports_rewrite() {
             .await
             .unwrap();
         store.upsert_device(&record(false)).await.unwrap();
-        let devices = store.list_devices(None).await.unwrap();
+        let devices = store.list_devices(&main_tenant(), None).await.unwrap();
         assert_eq!(devices.len(), 1, "{on}: an unknown device is not created");
         assert!(!devices[0].online, "{on}");
         assert_eq!(devices[0].usage.as_ref(), Some(&usage), "{on}");
@@ -211,7 +218,11 @@ async fn contact_and_manifest_version_are_written_without_clobbering_each_other(
     for (db, store) in stores().await {
         let on = db.backend;
         let id = SiteId::parse("s1").unwrap();
-        store.set_site_contact(&id, true, Some("t1")).await.unwrap();
+        let t = main_tenant();
+        store
+            .set_site_contact(&t, &id, true, Some("t1"))
+            .await
+            .unwrap();
         let mut site = store.get_site(&id).await.unwrap().unwrap();
         assert_eq!(
             (site.manifest_version, site.lo_connected),
@@ -220,7 +231,7 @@ async fn contact_and_manifest_version_are_written_without_clobbering_each_other(
         );
         // A publisher read the record, then the link dropped, then the publisher wrote.
         site.manifest_version = 7;
-        store.set_site_contact(&id, false, None).await.unwrap();
+        store.set_site_contact(&t, &id, false, None).await.unwrap();
         store.upsert_site(&site).await.unwrap();
         let now = store.get_site(&id).await.unwrap().unwrap();
         assert_eq!(now.manifest_version, 7, "{on}");
@@ -234,7 +245,10 @@ async fn contact_and_manifest_version_are_written_without_clobbering_each_other(
             "{on}: losing the link is not contact"
         );
         // And contact never moves the version back.
-        store.set_site_contact(&id, true, Some("t2")).await.unwrap();
+        store
+            .set_site_contact(&t, &id, true, Some("t2"))
+            .await
+            .unwrap();
         assert_eq!(
             store.get_site(&id).await.unwrap().unwrap().manifest_version,
             7,
@@ -248,12 +262,17 @@ async fn an_idempotency_key_is_recorded_once() {
     for (db, store) in stores().await {
         let on = db.backend;
         let record = |deployment: &str| IdempotencyRecord {
+            tenant: main_tenant(),
             key: "k1".into(),
             request_digest: "d1".into(),
             deployment_id: DeploymentId::parse(deployment).unwrap(),
             created_at: "t".into(),
         };
-        assert_eq!(store.get_idempotency("k1").await.unwrap(), None, "{on}");
+        assert_eq!(
+            store.get_idempotency(&main_tenant(), "k1").await.unwrap(),
+            None,
+            "{on}"
+        );
         store
             .insert_idempotency(&record("00000000-0000-4000-8000-000000000001"))
             .await
@@ -268,7 +287,7 @@ async fn an_idempotency_key_is_recorded_once() {
             "{on}: the first stays"
         );
         assert_eq!(
-            store.get_idempotency("k1").await.unwrap(),
+            store.get_idempotency(&main_tenant(), "k1").await.unwrap(),
             Some(record("00000000-0000-4000-8000-000000000001")),
             "{on}"
         );
@@ -311,8 +330,22 @@ async fn a_database_of_the_previous_release_is_migrated_with_its_data() {
             .unwrap()
             .unwrap_or_else(|| panic!("{on}: the site survives"));
         assert_eq!(site.manifest_version, 3, "{on}");
-        assert_eq!(store.page_apps(None, 100).await.unwrap().len(), 1, "{on}");
-        assert_eq!(store.get_idempotency("k").await.unwrap(), None, "{on}");
+        assert_eq!(
+            site.tenant,
+            main_tenant(),
+            "{on}: what was there is the default tenant's"
+        );
+        let apps = store.page_apps(&main_tenant(), None, 100).await.unwrap();
+        assert_eq!(apps.len(), 1, "{on}");
+        assert_eq!(
+            store.get_idempotency(&main_tenant(), "k").await.unwrap(),
+            None,
+            "{on}"
+        );
+        assert!(
+            store.get_tenant(&main_tenant()).await.unwrap().is_some(),
+            "{on}: the default tenant exists"
+        );
     }
 }
 
@@ -343,6 +376,7 @@ async fn an_empty_database_is_migrated_up_and_back_down() {
 async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
     let event = |kind: &str, site: Option<&str>, subject: &str| EventRecord {
         id: 0,
+        tenant: main_tenant(),
         kind: kind.into(),
         site: site.map(|s| SiteId::parse(s).unwrap()),
         subject: subject.into(),
@@ -368,12 +402,13 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
             events.into_iter().map(|e| e.subject).collect()
         };
         let all = store
-            .events_after(0, &EventFilter::default(), 100)
+            .events_after(0, &EventFilter::of(main_tenant()), 100)
             .await
             .unwrap();
         assert_eq!(all[1].data, serde_json::json!({"n": "d1"}), "{on}");
         assert_eq!(subjects(all), ["a", "d1", "d2", "s1/n1", "d1"], "{on}");
         let deployments_of_s1 = EventFilter {
+            tenant: main_tenant(),
             kind: Some("deployment".into()),
             site: Some(SiteId::parse("s1").unwrap()),
             subject: None,
@@ -384,6 +419,7 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
             .unwrap();
         assert_eq!(subjects(got), ["d1", "d1"], "{on}");
         let statuses = EventFilter {
+            tenant: main_tenant(),
             kind: Some(change::DEPLOYMENT_STATUS.into()),
             site: None,
             subject: None,
@@ -391,12 +427,13 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
         let got = store.events_after(ids[2], &statuses, 100).await.unwrap();
         assert_eq!(subjects(got), ["d1"], "{on}: after a number");
         let got = store
-            .events_after(0, &EventFilter::default(), 2)
+            .events_after(0, &EventFilter::of(main_tenant()), 2)
             .await
             .unwrap();
         assert_eq!(got.len(), 2, "{on}: limited");
         // `deploy` is no kind's prefix: only whole dotted parts match.
         let partial = EventFilter {
+            tenant: main_tenant(),
             kind: Some("deploy".into()),
             site: None,
             subject: None,
@@ -416,6 +453,7 @@ async fn the_event_log_is_numbered_in_order_and_read_by_kind_and_site() {
 async fn events_older_than_the_retention_are_pruned() {
     let event = |at: &str| EventRecord {
         id: 0,
+        tenant: main_tenant(),
         kind: change::SITE_CONNECTED.into(),
         site: None,
         subject: "s1".into(),
@@ -441,7 +479,7 @@ async fn events_older_than_the_retention_are_pruned() {
             "{on}"
         );
         let left = store
-            .events_after(0, &EventFilter::default(), 10)
+            .events_after(0, &EventFilter::of(main_tenant()), 10)
             .await
             .unwrap();
         assert_eq!(left.len(), 1, "{on}");
@@ -452,6 +490,246 @@ async fn events_older_than_the_retention_are_pruned() {
                 .await
                 .unwrap(),
             0
+        );
+    }
+}
+
+/// Two tenants with rows of every kind, some under the same ids: each read of one returns only
+/// its rows, and what is keyed per tenant (app versions, idempotency keys, user emails) may repeat
+/// across tenants.
+#[tokio::test]
+async fn every_read_of_a_tenant_returns_only_its_rows() {
+    let caps = eos_domain::margo::DeviceCapabilities::from_json(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/bench-capabilities.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    for (db, store) in stores().await {
+        let on = db.backend;
+        for t in [&acme, &globex] {
+            store
+                .insert_tenant(&TenantRecord {
+                    id: t.clone(),
+                    name: t.to_string(),
+                    plan: "standard".into(),
+                    created_at: "t".into(),
+                })
+                .await
+                .unwrap();
+        }
+        assert!(
+            matches!(
+                store
+                    .insert_tenant(&TenantRecord {
+                        id: acme.clone(),
+                        name: "again".into(),
+                        plan: "p".into(),
+                        created_at: "t".into(),
+                    })
+                    .await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{on}: a tenant id is taken once"
+        );
+        let tenants: Vec<String> = store
+            .page_tenants(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id.to_string())
+            .collect();
+        assert_eq!(tenants, ["acme", "default", "globex"], "{on}");
+
+        // The same app id and version in both tenants, with different digests.
+        let deployment = |t: &TenantId, id: &str, site: &str| DeploymentRecord {
+            id: DeploymentId::parse(id).unwrap(),
+            tenant: t.clone(),
+            app_id: "hello".into(),
+            version: "1.0.0".into(),
+            site: SiteId::parse(site).unwrap(),
+            target: format!("{site}/*"),
+            profile_id: "p".into(),
+            parameters: Default::default(),
+            phase: DeploymentPhase::Active,
+            document: "doc".into(),
+            created_at: "t".into(),
+        };
+        let (dep_a, dep_g) = (
+            "00000000-0000-4000-8000-00000000000a",
+            "00000000-0000-4000-8000-00000000000b",
+        );
+        for (t, site, dep) in [(&acme, "site-a", dep_a), (&globex, "site-g", dep_g)] {
+            store
+                .insert_app_version(&AppVersionRecord {
+                    tenant: t.clone(),
+                    digest: format!("sha256:{t}"),
+                    ..version("hello", "1.0.0")
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{on}: {t}'s hello@1.0.0: {e}"));
+            let site = SiteId::parse(site).unwrap();
+            store
+                .set_site_contact(t, &site, true, Some("t"))
+                .await
+                .unwrap();
+            store
+                .upsert_device(&DeviceRecord {
+                    id: DeviceId::parse(&format!("{site}/n1")).unwrap(),
+                    tenant: t.clone(),
+                    capabilities: caps.clone(),
+                    online: true,
+                    last_seen: None,
+                    usage: None,
+                })
+                .await
+                .unwrap();
+            store
+                .insert_deployment(&deployment(t, dep, site.as_str()))
+                .await
+                .unwrap();
+            store
+                .append_event(&EventRecord {
+                    id: 0,
+                    tenant: t.clone(),
+                    kind: change::APP_ADDED.into(),
+                    site: None,
+                    subject: "hello".into(),
+                    data: serde_json::Value::Null,
+                    created_at: "t".into(),
+                })
+                .await
+                .unwrap();
+            store
+                .insert_idempotency(&IdempotencyRecord {
+                    tenant: t.clone(),
+                    key: "same-key".into(),
+                    request_digest: t.to_string(),
+                    deployment_id: DeploymentId::parse(dep).unwrap(),
+                    created_at: "t".into(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{on}: {t}'s key: {e}"));
+            store
+                .insert_user(&UserRecord {
+                    id: format!("user-{t}"),
+                    tenant: t.clone(),
+                    email: "ops@example.com".into(),
+                    role: Role::Operator,
+                    sso_id: None,
+                    created_at: "t".into(),
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{on}: {t}'s user: {e}"));
+        }
+        let hello = AppId::parse("hello").unwrap();
+        for (t, other, site, dep, other_dep) in [
+            (&acme, &globex, "site-a", dep_a, dep_g),
+            (&globex, &acme, "site-g", dep_g, dep_a),
+        ] {
+            let versions = store.app_versions(t, &hello).await.unwrap();
+            assert_eq!(versions.len(), 1, "{on}: {t}");
+            assert_eq!(versions[0].digest, format!("sha256:{t}"), "{on}");
+            let apps = store.page_apps(t, None, 10).await.unwrap();
+            assert_eq!(apps.len(), 1, "{on}");
+            assert_eq!(&apps[0].tenant, t, "{on}");
+            let sites = store.page_sites(t, None, 10).await.unwrap();
+            assert_eq!(sites.len(), 1, "{on}: {t} sees its site only");
+            assert_eq!(sites[0].id.as_str(), site, "{on}");
+            let devices = store
+                .page_devices(t, &DeviceFilter::default(), None, 10)
+                .await
+                .unwrap();
+            assert_eq!(devices.len(), 1, "{on}");
+            assert_eq!(devices[0].id.site().as_str(), site, "{on}");
+            assert_eq!(store.list_devices(t, None).await.unwrap().len(), 1, "{on}");
+            let other_device = DeviceId::parse(&format!(
+                "{}/n1",
+                if site == "site-a" { "site-g" } else { "site-a" }
+            ))
+            .unwrap();
+            assert_eq!(
+                store.get_device(t, &other_device).await.unwrap(),
+                None,
+                "{on}: {t} cannot get {other}'s device"
+            );
+            let deployments = store
+                .page_deployments(t, &DeploymentFilter::default(), None, 10)
+                .await
+                .unwrap();
+            assert_eq!(deployments.len(), 1, "{on}");
+            assert_eq!(deployments[0].id.as_str(), dep, "{on}");
+            assert_eq!(store.list_deployments(t, None).await.unwrap().len(), 1);
+            let theirs = DeploymentId::parse(other_dep).unwrap();
+            assert_eq!(
+                store.get_deployment(t, &theirs).await.unwrap(),
+                None,
+                "{on}: {t} cannot get {other}'s deployment"
+            );
+            assert!(
+                matches!(
+                    store
+                        .page_deployments(t, &DeploymentFilter::default(), Some(other_dep), 10)
+                        .await,
+                    Err(StoreError::Conflict(_))
+                ),
+                "{on}: a cursor naming {other}'s deployment is no cursor of {t}'s"
+            );
+            let events = store
+                .events_after(0, &EventFilter::of(t.clone()), 100)
+                .await
+                .unwrap();
+            assert_eq!(events.len(), 1, "{on}");
+            assert_eq!(&events[0].tenant, t, "{on}");
+            let key = store.get_idempotency(t, "same-key").await.unwrap().unwrap();
+            assert_eq!(key.request_digest, t.to_string(), "{on}");
+            let users = store.page_users(t, None, 10).await.unwrap();
+            assert_eq!(users.len(), 1, "{on}");
+            assert_eq!(&users[0].tenant, t, "{on}");
+            let their_user = format!("user-{other}");
+            assert_eq!(store.get_user(t, &their_user).await.unwrap(), None, "{on}");
+            assert!(
+                !store.delete_user(t, &their_user).await.unwrap(),
+                "{on}: {t} cannot delete {other}'s user"
+            );
+        }
+        assert_eq!(
+            store.page_users(&globex, None, 10).await.unwrap().len(),
+            1,
+            "{on}: acme's delete left globex's user alone"
+        );
+        // The shared feed reads every tenant's events, in order.
+        assert_eq!(store.feed_after(0, 100).await.unwrap().len(), 2, "{on}");
+        // A site keeps the tenant it was created in, whoever reports contact later.
+        let site_a = SiteId::parse("site-a").unwrap();
+        store
+            .set_site_contact(&globex, &site_a, false, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_site(&site_a).await.unwrap().unwrap().tenant,
+            acme,
+            "{on}"
+        );
+        assert!(
+            matches!(
+                store
+                    .insert_user(&UserRecord {
+                        id: "another-id".into(),
+                        tenant: acme.clone(),
+                        email: "ops@example.com".into(),
+                        role: Role::Viewer,
+                        sso_id: None,
+                        created_at: "t".into(),
+                    })
+                    .await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{on}: an email is taken once per tenant"
         );
     }
 }

@@ -2,10 +2,11 @@
 //! down, and fleet and status reports and the answers up.
 
 use eos_adapter_grpc::pb::{self, co_message, lo_message};
-use eos_domain::ids::{DeviceId, SiteId};
+use eos_domain::ids::{DeviceId, SiteId, TenantId};
 use eos_domain::margo::{DeploymentStatus, DeviceCapabilities};
 use eos_domain::service::{
-    ComponentLive, ControlPlane, DeviceUsage, LiveQuery, NumberedReport, SiteNotifier, SiteReport,
+    ComponentLive, ControlPlane, DeviceUsage, LiveQuery, NumberedReport, ServiceError,
+    SiteNotifier, SiteReport,
 };
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -163,11 +164,19 @@ impl eos_adapter_grpc::Uplink for UplinkService {
                 "hello names no outbox_id; upgrade the LO",
             ));
         }
+        let tenant = match hello.tenant.as_str() {
+            "" => TenantId::default_tenant(),
+            t => TenantId::parse(t).map_err(|e| Status::invalid_argument(e.to_string()))?,
+        };
         let applied = self
             .control
-            .uplink_opened(&site, &hello.outbox_id)
+            .uplink_opened(&tenant, &site, &hello.outbox_id)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| match e {
+                ServiceError::Conflict(m) => Status::permission_denied(m),
+                ServiceError::NotFound { .. } => Status::not_found(e.to_string()),
+                e => Status::internal(e.to_string()),
+            })?;
         let (tx, rx) = mpsc::channel(64);
         self.sessions
             .senders

@@ -18,6 +18,10 @@ struct Cli {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    /// The tenant to act for (sent as the EOS-Tenant header; the CO's `default` tenant when
+    /// absent).
+    #[arg(long, global = true, env = "EOS_TENANT")]
+    tenant: Option<String>,
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     output: Output,
     #[command(subcommand)]
@@ -38,6 +42,12 @@ enum Command {
     /// Sites and their LOs.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// The platform's tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// The users of the tenant (`--tenant`).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Edge nodes.
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -93,6 +103,38 @@ enum AppCommand {
 }
 
 #[derive(Subcommand)]
+enum TenantCommand {
+    /// Every tenant.
+    List,
+    /// Create a tenant.
+    Create {
+        /// Lowercase letters, digits and '-' (`acme`).
+        id: String,
+        /// What people call it.
+        #[arg(long)]
+        name: String,
+        /// The subscription plan (default `standard`).
+        #[arg(long)]
+        plan: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// The tenant's users.
+    List,
+    /// Add a user to the tenant.
+    Add {
+        email: String,
+        /// platform-admin, tenant-admin, operator, security-analyst, viewer or finops.
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove one of the tenant's users (by id, as `user list` shows it).
+    Remove { user: String },
+}
+
+#[derive(Subcommand)]
 enum DeviceCommand {
     /// Every device: online or not, last contact, load, memory and workloads.
     List,
@@ -124,9 +166,18 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(tenant) = &cli.tenant {
+        let value = reqwest::header::HeaderValue::from_str(tenant)
+            .with_context(|| format!("--tenant {tenant:?} is not a tenant id"))?;
+        headers.insert("eos-tenant", value);
+    }
     let api = Api {
         base: cli.server.trim_end_matches('/').to_owned(),
-        http: reqwest::Client::new(),
+        http: reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .context("cannot make an HTTP client")?,
     };
     let out = cli.output;
     match cli.command {
@@ -155,6 +206,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await?,
             &["observed_at", "kind", "device_id", "component", "message"],
         ),
+        Command::Tenant(TenantCommand::List) => print(
+            out,
+            &api.list("/tenants").await?,
+            &["id", "name", "plan", "created_at"],
+        ),
+        Command::Tenant(TenantCommand::Create { id, name, plan }) => {
+            let v = api
+                .send(
+                    api.http
+                        .post(api.url("/tenants"))
+                        .json(&json!({"id": id, "name": name, "plan": plan})),
+                )
+                .await?;
+            print(out, &v, &["id", "name", "plan", "created_at"])
+        }
+        Command::User(UserCommand::List) => print(
+            out,
+            &api.list("/users").await?,
+            &["id", "email", "role", "created_at"],
+        ),
+        Command::User(UserCommand::Add { email, role }) => {
+            let v = api
+                .send(
+                    api.http
+                        .post(api.url("/users"))
+                        .json(&json!({"email": email, "role": role})),
+                )
+                .await?;
+            print(out, &v, &["id", "email", "role", "created_at"])
+        }
+        Command::User(UserCommand::Remove { user }) => {
+            let resp = api
+                .http
+                .delete(api.url(&format!("/users/{user}")))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach the CO at {}", api.base))?;
+            if !resp.status().is_success() {
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                bail!(
+                    "{}",
+                    body["detail"]
+                        .as_str()
+                        .unwrap_or("the user was not removed")
+                );
+            }
+            println!("removed user {user}");
+            Ok(())
+        }
         Command::Site(SiteCommand::List) => print(
             out,
             &api.list("/sites").await?,

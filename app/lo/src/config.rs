@@ -8,6 +8,9 @@ use std::path::PathBuf;
 pub struct LoConfig {
     /// The site this LO runs.
     pub site_id: String,
+    /// The tenant the site belongs to: the CO creates a new site in it and refuses the LO of
+    /// a site that another tenant has.
+    pub tenant: String,
     /// The CO's gRPC endpoint.
     pub co_endpoint: String,
     /// The deployments Git repository (URL or path), fetched only.
@@ -26,6 +29,7 @@ impl Default for LoConfig {
     fn default() -> Self {
         Self {
             site_id: "site-1".into(),
+            tenant: eos_domain::ids::DEFAULT_TENANT.into(),
             co_endpoint: "http://127.0.0.1:7070".into(),
             deployments_repo: ".eos/co/deployments.git".into(),
             listen: "127.0.0.1:7071".into(),

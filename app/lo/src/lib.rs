@@ -47,6 +47,7 @@ impl Lo {
         clock: Arc<dyn eos_app_common::Clock>,
     ) -> anyhow::Result<Self> {
         let site_id = SiteId::parse(&config.site_id)?;
+        let tenant = eos_domain::ids::TenantId::parse(&config.tenant)?;
         let records = eos_adapter_localstore::RecordDir::open(config.data_dir.join("state"))?;
         let reader = SiteReader::open(
             &config.deployments_repo,
@@ -95,6 +96,7 @@ impl Lo {
             }),
             tokio::spawn(uplink::run(
                 site.clone(),
+                tenant,
                 config.co_endpoint.clone(),
                 hints,
                 stopped,

@@ -17,6 +17,9 @@ struct Args {
     config: Option<PathBuf>,
     #[arg(long, env = "EOS_LO_SITE_ID")]
     site_id: Option<String>,
+    /// The tenant the site belongs to (default: default).
+    #[arg(long, env = "EOS_LO_TENANT")]
+    tenant: Option<String>,
     #[arg(long, env = "EOS_LO_CO_ENDPOINT")]
     co_endpoint: Option<String>,
     #[arg(long, env = "EOS_LO_DEPLOYMENTS_REPO")]

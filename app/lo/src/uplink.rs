@@ -19,18 +19,29 @@ const CHUNK: usize = 512;
 
 pub async fn run(
     site: Arc<Site>,
+    tenant: eos_domain::ids::TenantId,
     endpoint: String,
     hints: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
     let span = tracing::info_span!("lo", site_id = %site.id);
     let sessions = eos_app_common::reconnect("co link", stop, || {
-        session(site.clone(), endpoint.clone(), hints.clone())
+        session(
+            site.clone(),
+            tenant.clone(),
+            endpoint.clone(),
+            hints.clone(),
+        )
     });
     sessions.instrument(span).await
 }
 
-async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyhow::Result<()> {
+async fn session(
+    site: Arc<Site>,
+    tenant: eos_domain::ids::TenantId,
+    endpoint: String,
+    hints: Arc<Notify>,
+) -> anyhow::Result<()> {
     let outbox: &Outbox = &site.outbox;
     let mut client = UplinkClient::new(eos_adapter_grpc::dial(&endpoint).await?);
     let (tx, rx) = mpsc::channel::<pb::LoMessage>(CHUNK);
@@ -40,6 +51,7 @@ async fn session(site: Arc<Site>, endpoint: String, hints: Arc<Notify>) -> anyho
             site_id: site.id.to_string(),
             version: env!("CARGO_PKG_VERSION").into(),
             outbox_id: outbox.id.clone(),
+            tenant: tenant.to_string(),
         })),
         observed_at: String::new(),
     })

@@ -6,7 +6,7 @@ use super::ports::{
 };
 use super::records::*;
 use super::{ServiceError, not_found};
-use crate::ids::{AppId, DeploymentId, SiteId};
+use crate::ids::{AppId, DeploymentId, SiteId, TenantId};
 use crate::layout::{SiteDesiredState, SiteFile, SiteFiles};
 use crate::margo::manifest::digest_of;
 use crate::margo::status::DeploymentState;
@@ -20,9 +20,11 @@ mod events;
 mod lists;
 mod live;
 mod reports;
+mod tenants;
 mod update;
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use live::MAX_LOG_LINES;
+pub use tenants::{TenantRequest, UserRequest};
 pub use update::UpdateRequest;
 
 pub struct ControlPlane {
@@ -69,6 +71,7 @@ impl ControlPlane {
     /// Registers an application from a directory or a Git repository the CO can read.
     pub async fn add_app_from_source(
         &self,
+        tenant: &TenantId,
         source: &str,
     ) -> Result<AppVersionRecord, ServiceError> {
         let package = self
@@ -77,7 +80,12 @@ impl ControlPlane {
             .await
             .map_err(|e| invalid_source(source, e))?;
         let stored = self
-            .store_app(&package.description_yaml, source, Some(&package.folder))
+            .store_app(
+                tenant,
+                &package.description_yaml,
+                source,
+                Some(&package.folder),
+            )
             .await;
         // The copy is kept only for a version it brought.
         if !matches!(stored, Ok((_, true))) {
@@ -96,11 +104,15 @@ impl ControlPlane {
     /// development form for WASM modules) are resolved against it into `file://` paths.
     pub async fn add_app(
         &self,
+        tenant: &TenantId,
         description_yaml: &str,
         source: &str,
         folder: Option<&str>,
     ) -> Result<AppVersionRecord, ServiceError> {
-        Ok(self.store_app(description_yaml, source, folder).await?.0)
+        Ok(self
+            .store_app(tenant, description_yaml, source, folder)
+            .await?
+            .0)
     }
 
     /// Adds a version, or finds it stored already with the same description: the record, and
@@ -109,6 +121,7 @@ impl ControlPlane {
     /// again finds the version it added before.
     async fn store_app(
         &self,
+        tenant: &TenantId,
         description_yaml: &str,
         source: &str,
         folder: Option<&str>,
@@ -122,7 +135,9 @@ impl ControlPlane {
         let digest = digest_of(ad.to_yaml().as_bytes());
         resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();
+        self.tenant(tenant).await?;
         let record = AppVersionRecord {
+            tenant: tenant.clone(),
             app_id: ad.id.clone(),
             version: ad.metadata.version.clone(),
             name: ad.metadata.name.clone(),
@@ -135,7 +150,7 @@ impl ControlPlane {
         let app = AppId::parse(&record.app_id).map_err(|e| ServiceError::Backend(e.to_string()))?;
         if let Some(existing) = self
             .store
-            .app_versions(&app)
+            .app_versions(tenant, &app)
             .await?
             .into_iter()
             .find(|v| v.version == record.version)
@@ -152,6 +167,7 @@ impl ControlPlane {
         let tx = self.store.begin().await?;
         tx.insert_app_version(&record).await?;
         tx.append_event(&change(
+            tenant,
             change::APP_ADDED,
             None,
             &record.app_id,
@@ -164,9 +180,13 @@ impl ControlPlane {
         Ok((record, true))
     }
 
-    pub async fn app_versions(&self, app_id: &str) -> Result<Vec<AppVersionRecord>, ServiceError> {
+    pub async fn app_versions(
+        &self,
+        tenant: &TenantId,
+        app_id: &str,
+    ) -> Result<Vec<AppVersionRecord>, ServiceError> {
         let app = AppId::parse(app_id).map_err(|_| not_found("application", app_id))?;
-        let versions = self.store.app_versions(&app).await?;
+        let versions = self.store.app_versions(tenant, &app).await?;
         if versions.is_empty() {
             return Err(not_found("application", app_id));
         }
@@ -175,10 +195,11 @@ impl ControlPlane {
 
     async fn app_version(
         &self,
+        tenant: &TenantId,
         app_id: &str,
         version: Option<&str>,
     ) -> Result<AppVersionRecord, ServiceError> {
-        let versions = self.app_versions(app_id).await?;
+        let versions = self.app_versions(tenant, app_id).await?;
         match version {
             Some(v) => versions
                 .into_iter()
@@ -192,14 +213,19 @@ impl ControlPlane {
     }
 
     /// Removes a deployment from the site's desired state; it is `removed` once the LO says so.
-    pub async fn undeploy(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
+    pub async fn undeploy(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<DeploymentRecord, ServiceError> {
         let _change = self.change_lock.lock().await;
-        let mut record = self.deployment(id).await?;
+        let mut record = self.deployment(tenant, id).await?;
         if record.phase == DeploymentPhase::Active {
             let tx = self.store.begin().await?;
             tx.update_deployment_phase(&record.id, DeploymentPhase::Removing)
                 .await?;
             tx.append_event(&change(
+                tenant,
                 change::DEPLOYMENT_REMOVING,
                 Some(&record.site),
                 record.id.as_str(),
@@ -222,26 +248,49 @@ impl ControlPlane {
         Ok(record)
     }
 
-    async fn deployment(&self, id: &str) -> Result<DeploymentRecord, ServiceError> {
+    async fn deployment(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<DeploymentRecord, ServiceError> {
         let did = DeploymentId::parse(id).map_err(|_| not_found("deployment", id))?;
         self.store
-            .get_deployment(&did)
+            .get_deployment(tenant, &did)
             .await?
             .ok_or_else(|| not_found("deployment", id))
     }
 
     /// A deployment with its per-device status.
-    pub async fn deployment_view(&self, id: &str) -> Result<DeploymentView, ServiceError> {
-        let deployment = self.deployment(id).await?;
+    pub async fn deployment_view(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<DeploymentView, ServiceError> {
+        let deployment = self.deployment(tenant, id).await?;
         self.view_of(deployment).await
     }
 
-    pub async fn list_deployment_views(&self) -> Result<Vec<DeploymentView>, ServiceError> {
-        let mut out = Vec::new();
-        for d in self.store.list_deployments(None).await? {
-            out.push(self.view_of(d).await?);
-        }
-        Ok(out)
+    /// The tenant, which must exist: what a request names is checked before anything is read
+    /// or written for it.
+    pub async fn tenant(&self, id: &TenantId) -> Result<TenantRecord, ServiceError> {
+        self.store
+            .get_tenant(id)
+            .await?
+            .ok_or_else(|| not_found("tenant", id))
+    }
+
+    /// A site of the tenant. Another tenant's site is not found, exactly as a site that does
+    /// not exist, so a reply never tells one tenant what another has.
+    async fn tenant_site(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+    ) -> Result<SiteRecord, ServiceError> {
+        self.store
+            .get_site(site)
+            .await?
+            .filter(|s| &s.tenant == tenant)
+            .ok_or_else(|| not_found("site", site))
     }
 
     async fn view_of(&self, deployment: DeploymentRecord) -> Result<DeploymentView, ServiceError> {
@@ -263,7 +312,7 @@ impl ControlPlane {
         let mut deployments = BTreeMap::new();
         for d in self
             .store
-            .list_deployments(Some(&site.id))
+            .list_deployments(&site.tenant, Some(&site.id))
             .await?
             .into_iter()
             .filter(|d| d.phase == DeploymentPhase::Active)
@@ -327,6 +376,7 @@ impl ControlPlane {
 
 /// An event of the log, not yet numbered.
 fn change(
+    tenant: &TenantId,
     kind: &str,
     site: Option<&SiteId>,
     subject: impl ToString,
@@ -335,6 +385,7 @@ fn change(
 ) -> EventRecord {
     EventRecord {
         id: 0,
+        tenant: tenant.clone(),
         kind: kind.to_owned(),
         site: site.cloned(),
         subject: subject.to_string(),

@@ -5,7 +5,7 @@ pub mod page;
 pub mod ports;
 pub mod records;
 
-pub use control::ControlPlane;
+pub use control::{ControlPlane, TenantRequest, UserRequest};
 pub use page::{AppFilter, DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
 pub use ports::{
     Ambient, ControlStore, DesiredStateRepo, EventBell, FetchedPackage, NoBell, PackageSource,

@@ -2,7 +2,7 @@
 
 use super::page::{DeploymentFilter, DeviceFilter};
 use super::records::*;
-use crate::ids::{AppId, DeploymentId, DeviceId, SiteId};
+use crate::ids::{AppId, DeploymentId, DeviceId, SiteId, TenantId};
 use crate::layout::SiteFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,25 +16,61 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Persistence of the control plane's records.
+///
+/// Every record an operator reads or changes belongs to a tenant, and every read of such
+/// records takes the tenant and returns only its rows: scoping is in the query, not left to
+/// callers. The few reads without a tenant serve the sites' links (a site id is the LO's own,
+/// and the site's row says its tenant) and the event log's shared feed.
 #[async_trait::async_trait]
 pub trait ControlStore: Send + Sync {
-    /// Inserts a version; `Conflict` when that app@version exists already.
+    async fn insert_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
+    async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>>;
+    /// Up to `limit` tenants after the tenant id `after`, by id.
+    async fn page_tenants(&self, after: Option<&str>, limit: u64)
+    -> StoreResult<Vec<TenantRecord>>;
+
+    /// Inserts a user; `Conflict` when the tenant has a user of that email.
+    async fn insert_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn get_user(&self, tenant: &TenantId, id: &str) -> StoreResult<Option<UserRecord>>;
+    /// Up to `limit` users of `tenant` after the user id `after`, by id.
+    async fn page_users(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<UserRecord>>;
+    /// Deletes one of the tenant's users; whether it was there.
+    async fn delete_user(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+
+    /// Inserts a version; `Conflict` when the tenant has that app@version already.
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()>;
-    async fn app_versions(&self, app: &AppId) -> StoreResult<Vec<AppVersionRecord>>;
+    async fn app_versions(
+        &self,
+        tenant: &TenantId,
+        app: &AppId,
+    ) -> StoreResult<Vec<AppVersionRecord>>;
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()>;
+    /// A site by its id, whatever its tenant: for the site's own link, and for callers that
+    /// check the tenant of what they read.
     async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>>;
     /// Sets whether the site's LO is connected and, when given, its time of last contact,
-    /// creating the site when it is new; leaves every other column alone.
+    /// creating the site in `tenant` when it is new; leaves every other column alone.
     async fn set_site_contact(
         &self,
+        tenant: &TenantId,
         id: &SiteId,
         connected: bool,
         last_seen: Option<&str>,
     ) -> StoreResult<()>;
+    /// Every site of every tenant (for the CO's own upkeep at start).
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>>;
 
     async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()>;
-    async fn list_devices(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeviceRecord>>;
+    async fn list_devices(
+        &self,
+        tenant: &TenantId,
+        site: Option<&SiteId>,
+    ) -> StoreResult<Vec<DeviceRecord>>;
     /// Sets a known device's resource use, leaving every other column alone (an unknown device
     /// is left out).
     async fn set_device_usage(&self, device: &DeviceId, usage: &DeviceUsage) -> StoreResult<()>;
@@ -46,10 +82,18 @@ pub trait ControlStore: Send + Sync {
         phase: DeploymentPhase,
     ) -> StoreResult<()>;
     /// Replaces an active deployment's version, profile, parameters and rendered document (an
-    /// update); its id, site, target and creation time stay.
+    /// update); its id, tenant, site, target and creation time stay.
     async fn replace_deployment(&self, deployment: &DeploymentRecord) -> StoreResult<()>;
-    async fn get_deployment(&self, id: &DeploymentId) -> StoreResult<Option<DeploymentRecord>>;
-    async fn list_deployments(&self, site: Option<&SiteId>) -> StoreResult<Vec<DeploymentRecord>>;
+    async fn get_deployment(
+        &self,
+        tenant: &TenantId,
+        id: &DeploymentId,
+    ) -> StoreResult<Option<DeploymentRecord>>;
+    async fn list_deployments(
+        &self,
+        tenant: &TenantId,
+        site: Option<&SiteId>,
+    ) -> StoreResult<Vec<DeploymentRecord>>;
 
     async fn upsert_device_status(&self, status: &DeviceStatusRecord) -> StoreResult<()>;
     async fn device_statuses(
@@ -62,33 +106,45 @@ pub trait ControlStore: Send + Sync {
     /// The newest `limit` events of a site, oldest first.
     async fn site_events(&self, site: &SiteId, limit: u64) -> StoreResult<Vec<SiteEvent>>;
 
-    /// Up to `limit` applications after the app id `after`, by app id: the newest version of
-    /// each.
+    /// Up to `limit` of the tenant's applications after the app id `after`, by app id: the
+    /// newest version of each.
     async fn page_apps(
         &self,
+        tenant: &TenantId,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<AppVersionRecord>>;
-    /// Up to `limit` sites after the site id `after`, by id.
-    async fn page_sites(&self, after: Option<&str>, limit: u64) -> StoreResult<Vec<SiteRecord>>;
-    /// Up to `limit` devices of `filter` after the device id `after`, by id.
+    /// Up to `limit` of the tenant's sites after the site id `after`, by id.
+    async fn page_sites(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<SiteRecord>>;
+    /// Up to `limit` of the tenant's devices of `filter` after the device id `after`, by id.
     async fn page_devices(
         &self,
+        tenant: &TenantId,
         filter: &DeviceFilter,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<DeviceRecord>>;
-    /// Up to `limit` deployments of `filter` created after the deployment `after` (an id), in
-    /// the order they were created.
+    /// Up to `limit` of the tenant's deployments of `filter` created after the deployment
+    /// `after` (an id), in the order they were created.
     async fn page_deployments(
         &self,
+        tenant: &TenantId,
         filter: &DeploymentFilter,
         after: Option<&str>,
         limit: u64,
     ) -> StoreResult<Vec<DeploymentRecord>>;
 
-    /// One device, if known.
-    async fn get_device(&self, id: &DeviceId) -> StoreResult<Option<DeviceRecord>>;
+    /// One of the tenant's devices, if known.
+    async fn get_device(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+    ) -> StoreResult<Option<DeviceRecord>>;
 
     /// Appends to the event log; returns the event's number.
     async fn append_event(&self, event: &EventRecord) -> StoreResult<u64>;
@@ -96,17 +152,25 @@ pub trait ControlStore: Send + Sync {
     async fn prune_events(&self, before: &str) -> StoreResult<u64>;
     /// The number of the newest event (0 when the log is empty).
     async fn last_event_id(&self) -> StoreResult<u64>;
-    /// Up to `limit` events of `filter` numbered above `after`, in order.
+    /// Up to `limit` events of `filter` (which names its tenant) numbered above `after`, in
+    /// order.
     async fn events_after(
         &self,
         after: u64,
         filter: &EventFilter,
         limit: u64,
     ) -> StoreResult<Vec<EventRecord>>;
+    /// Up to `limit` events of every tenant numbered above `after`, in order: for the one
+    /// feed that hands each stream the events its filter wants.
+    async fn feed_after(&self, after: u64, limit: u64) -> StoreResult<Vec<EventRecord>>;
 
-    /// What a deployment request's idempotency key made, if it was seen.
-    async fn get_idempotency(&self, key: &str) -> StoreResult<Option<IdempotencyRecord>>;
-    /// Records a key; `Conflict` when the key is recorded already.
+    /// What a tenant's deployment request's idempotency key made, if it was seen.
+    async fn get_idempotency(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+    /// Records a key; `Conflict` when the tenant has recorded the key already.
     async fn insert_idempotency(&self, record: &IdempotencyRecord) -> StoreResult<()>;
 
     async fn get_cursor(&self, site: &SiteId) -> StoreResult<Option<UplinkCursor>>;

@@ -1,6 +1,6 @@
 //! What the control plane stores: applications, sites, devices, deployments and their status.
 
-use crate::ids::{DeploymentId, DeviceId, SiteId};
+use crate::ids::{DeploymentId, DeviceId, SiteId, TenantId};
 use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
 use crate::margo::{DeploymentStatus, DeviceCapabilities};
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 /// One immutable version of an application, with the digest of its description.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppVersionRecord {
+    pub tenant: TenantId,
     pub app_id: String,
     pub version: String,
     pub name: String,
@@ -26,6 +27,8 @@ pub struct AppVersionRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SiteRecord {
     pub id: SiteId,
+    /// The tenant the site and everything at it belong to.
+    pub tenant: TenantId,
     pub labels: BTreeMap<String, String>,
     /// The last manifestVersion committed for this site.
     pub manifest_version: u64,
@@ -36,6 +39,8 @@ pub struct SiteRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceRecord {
     pub id: DeviceId,
+    /// Its site's tenant.
+    pub tenant: TenantId,
     pub capabilities: DeviceCapabilities,
     pub online: bool,
     pub last_seen: Option<String>,
@@ -83,6 +88,7 @@ impl DeploymentPhase {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
     pub id: DeploymentId,
+    pub tenant: TenantId,
     pub app_id: String,
     pub version: String,
     pub site: SiteId,
@@ -117,8 +123,11 @@ impl DeploymentRecord {
 /// One change of the control plane's data, as the event log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
-    /// Its number in the log, in commit order (0 until stored).
+    /// Its number in the log, in commit order (0 until stored). Numbers are shared by all
+    /// tenants, so one tenant's stream has gaps where others' events are.
     pub id: u64,
+    /// The tenant whose data changed; only its readers see the event.
+    pub tenant: TenantId,
     /// What happened: one of [`change`]'s kinds.
     pub kind: String,
     /// The site it happened at, when it belongs to one.
@@ -147,12 +156,17 @@ pub mod change {
     pub const SITE_DISCONNECTED: &str = "site.disconnected";
     /// An entry of a site's own event log (a refused desired state, a crashed component).
     pub const SITE_EVENT: &str = "site.event";
+    pub const TENANT_CREATED: &str = "tenant.created";
+    pub const USER_ADDED: &str = "user.added";
+    pub const USER_REMOVED: &str = "user.removed";
 }
 
 /// Which events a reader wants: kinds starting with `kind` (`deployment` or
 /// `deployment.status`), of one site, about one subject.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFilter {
+    /// Whose events: never optional, a reader sees one tenant's.
+    pub tenant: TenantId,
     pub kind: Option<String>,
     pub site: Option<SiteId>,
     /// Only events about this app, deployment, device or site.
@@ -160,6 +174,16 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// Every event of `tenant`.
+    pub fn of(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            kind: None,
+            site: None,
+            subject: None,
+        }
+    }
+
     /// Whether `event` is one the filter wants (as the store's query selects them).
     pub fn matches(&self, event: &EventRecord) -> bool {
         let kind = self.kind.as_deref().is_none_or(|k| {
@@ -169,10 +193,12 @@ impl EventFilter {
                     .strip_prefix(k)
                     .is_some_and(|rest| rest.starts_with('.'))
         });
-        kind && self
-            .site
-            .as_ref()
-            .is_none_or(|s| event.site.as_ref() == Some(s))
+        event.tenant == self.tenant
+            && kind
+            && self
+                .site
+                .as_ref()
+                .is_none_or(|s| event.site.as_ref() == Some(s))
             && self.subject.as_ref().is_none_or(|s| &event.subject == s)
     }
 }
@@ -181,9 +207,81 @@ impl EventFilter {
 /// with and the deployment created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
+    /// Keys are the tenant's own: another tenant's request under the same key is another.
+    pub tenant: TenantId,
     pub key: String,
     pub request_digest: String,
     pub deployment_id: DeploymentId,
+    pub created_at: String,
+}
+
+/// A tenant: an organisation using the CO, whose data no other tenant sees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: TenantId,
+    /// What people call it (`ACME Manufacturing`).
+    pub name: String,
+    /// The subscription plan, free text (`standard`).
+    pub plan: String,
+    pub created_at: String,
+}
+
+/// What a user may do, as the seeds name the personas. The checks themselves come with
+/// identity; here a role is recorded with each user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs the platform: every tenant.
+    PlatformAdmin,
+    /// Manages one tenant's users and settings.
+    TenantAdmin,
+    /// Registers apps, deploys and rolls out in one tenant.
+    Operator,
+    /// Reads audit trails and security posture.
+    SecurityAnalyst,
+    /// Reads everything of the tenant, changes nothing.
+    Viewer,
+    /// Reads cost and usage reports.
+    Finops,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Self::PlatformAdmin,
+        Self::TenantAdmin,
+        Self::Operator,
+        Self::SecurityAnalyst,
+        Self::Viewer,
+        Self::Finops,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PlatformAdmin => "platform-admin",
+            Self::TenantAdmin => "tenant-admin",
+            Self::Operator => "operator",
+            Self::SecurityAnalyst => "security-analyst",
+            Self::Viewer => "viewer",
+            Self::Finops => "finops",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A person (or a script's account) of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// A UUID the CO gives it.
+    pub id: String,
+    pub tenant: TenantId,
+    /// Unique within the tenant.
+    pub email: String,
+    pub role: Role,
+    /// The subject of the user's identity at the single sign-on provider, once known.
+    pub sso_id: Option<String>,
     pub created_at: String,
 }
 
@@ -322,9 +420,11 @@ mod event_filter_tests {
     use super::*;
 
     #[test]
-    fn a_filter_takes_a_kind_with_the_kinds_under_it_a_site_and_a_subject() {
+    fn a_filter_takes_its_tenant_a_kind_with_the_kinds_under_it_a_site_and_a_subject() {
+        let acme = TenantId::parse("acme").unwrap();
         let event = |kind: &str, site: &str, subject: &str| EventRecord {
             id: 1,
+            tenant: acme.clone(),
             kind: kind.into(),
             site: Some(SiteId::parse(site).unwrap()),
             subject: subject.into(),
@@ -332,6 +432,7 @@ mod event_filter_tests {
             created_at: "t".into(),
         };
         let filter = |kind: Option<&str>, site: Option<&str>, subject: Option<&str>| EventFilter {
+            tenant: acme.clone(),
             kind: kind.map(Into::into),
             site: site.map(|s| SiteId::parse(s).unwrap()),
             subject: subject.map(Into::into),
@@ -347,5 +448,10 @@ mod event_filter_tests {
         assert!(!filter(Some("deployment.created"), None, None).matches(&e));
         assert!(!filter(None, Some("s2"), None).matches(&e));
         assert!(!filter(None, None, Some("d2")).matches(&e));
+        let other = EventFilter::of(TenantId::parse("globex").unwrap());
+        assert!(
+            !other.matches(&e),
+            "another tenant's reader sees none of it"
+        );
     }
 }

@@ -5,91 +5,10 @@
 //! now and hears what happens next; an open stream does not hold up the CO's shutdown. A CO
 //! restarted a month later keeps only the events of its retention.
 
+use crate::sse::{Sse, Stream};
 use eos_tests::{Fleet, LIMIT, SAMPLE_APP, eventually};
 use serde_json::Value;
 use std::time::Duration;
-
-/// One server-sent event: its id, its event name and its data.
-#[derive(Debug, Clone)]
-struct Sse {
-    id: u64,
-    event: String,
-    data: Value,
-}
-
-/// An open event stream.
-struct Stream {
-    body: reqwest::Response,
-    text: String,
-}
-
-impl Stream {
-    async fn open(fleet: &Fleet, query: &str, last_event_id: Option<u64>) -> Self {
-        let mut request = fleet.http.get(fleet.url(&format!("/api/v1/events{query}")));
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id.to_string());
-        }
-        let r = reqwest::Client::new()
-            .execute(request.build().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        assert_eq!(r.headers()["content-type"], "text/event-stream");
-        Self {
-            body: r,
-            text: String::new(),
-        }
-    }
-
-    /// The next event (comments and keep-alives skipped); fails after `LIMIT`.
-    async fn next(&mut self) -> Sse {
-        tokio::time::timeout(LIMIT, async {
-            loop {
-                if let Some(end) = self.text.find("\n\n") {
-                    let block: String = self.text.drain(..end + 2).collect();
-                    let field = |name: &str| {
-                        block
-                            .lines()
-                            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                            .map(|v| v.trim_start().to_owned())
-                    };
-                    let (Some(id), Some(event), Some(data)) =
-                        (field("id"), field("event"), field("data"))
-                    else {
-                        continue;
-                    };
-                    return Sse {
-                        id: id.parse().unwrap(),
-                        event,
-                        data: serde_json::from_str(&data).unwrap(),
-                    };
-                }
-                let chunk = self
-                    .body
-                    .chunk()
-                    .await
-                    .unwrap()
-                    .expect("the stream is open");
-                self.text.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .expect("an event within the limit")
-    }
-
-    /// Events until one of kind `kind` about `subject` came, that one included.
-    async fn until(&mut self, kind: &str, subject: &str) -> Vec<Sse> {
-        let mut seen = Vec::new();
-        loop {
-            let e = self.next().await;
-            let done = e.event == kind && e.data["subject"] == subject;
-            seen.push(e);
-            if done {
-                return seen;
-            }
-        }
-    }
-}
 
 fn kinds(events: &[Sse]) -> Vec<&str> {
     events.iter().map(|e| e.event.as_str()).collect()

@@ -21,4 +21,6 @@ mod pages;
 mod plugins;
 mod postgres;
 mod preview;
+mod sse;
+mod tenants;
 mod wasm_registry;

@@ -3,7 +3,7 @@
 //! everything arrives and takes effect exactly once. The real CO, SQLite store, Git repository
 //! and gRPC links run in one process, with a fault-injection proxy on the uplink.
 
-use eos_domain::ids::{DeviceId, SiteId};
+use eos_domain::ids::{DeviceId, SiteId, TenantId};
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::service::{NumberedReport, SiteReport};
 use eos_tests::{Fault, Fleet, LIMIT, Links, eventually};
@@ -347,7 +347,10 @@ async fn the_same_reports_racing_in_over_two_streams_apply_once() {
     assert_eq!(cursor.applied_seq, 60);
     assert_eq!(cursor.applied, 60, "each number applied once: {cursor:?}");
     assert_eq!(cursor.duplicates, 40, "{cursor:?}");
-    let events = control.site_events("site-1", 1000).await.unwrap();
+    let events = control
+        .site_events(&TenantId::default_tenant(), "site-1", 1000)
+        .await
+        .unwrap();
     let messages: Vec<String> = events.iter().map(|e| e.message.clone()).collect();
     let expected: Vec<String> = (1..=60).map(|s| format!("crash {s}")).collect();
     assert_eq!(messages, expected, "once each, in order");

@@ -5,6 +5,7 @@
 
 use eos_adapter_sql::SqlStore;
 use eos_adapter_sql::testing::TestDatabase;
+use eos_domain::ids::TenantId;
 use eos_domain::service::ports::ControlStore;
 use eos_tests::{Fleet, LIMIT, eventually};
 
@@ -34,10 +35,20 @@ async fn the_co_runs_on_postgresql() {
     fleet.await_online(&["node-1"]).await;
 
     let store = SqlStore::connect(&db.url).await.unwrap();
-    let stored = store.list_deployments(None).await.unwrap();
+    let stored = store
+        .list_deployments(&TenantId::default_tenant(), None)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].id.as_str(), id);
-    assert_eq!(store.list_devices(None).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .list_devices(&TenantId::default_tenant(), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         !tmp.path().join("co/co.db").exists(),
         "no SQLite file beside the PostgreSQL database"

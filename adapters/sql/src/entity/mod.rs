@@ -10,6 +10,7 @@ pub mod app_versions {
         #[sea_orm(primary_key)]
         pub seq: i32,
         pub app_id: String,
+        pub tenant_id: String,
         pub version: String,
         pub name: String,
         pub description: Option<String>,
@@ -32,6 +33,7 @@ pub mod sites {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
+        pub tenant_id: String,
         pub labels: String,
         pub manifest_version: i64,
         pub lo_connected: bool,
@@ -51,6 +53,7 @@ pub mod devices {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
+        pub tenant_id: String,
         pub site_id: String,
         pub capabilities: String,
         pub online: bool,
@@ -72,6 +75,7 @@ pub mod deployments {
         #[sea_orm(primary_key)]
         pub seq: i32,
         pub id: String,
+        pub tenant_id: String,
         pub app_id: String,
         pub version: String,
         pub site_id: String,
@@ -157,6 +161,8 @@ pub mod idempotency_keys {
     #[sea_orm(table_name = "idempotency_keys")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
         pub key: String,
         pub request_digest: String,
         pub deployment_id: String,
@@ -176,10 +182,49 @@ pub mod events {
     pub struct Model {
         #[sea_orm(primary_key)]
         pub id: i64,
+        pub tenant_id: String,
         pub kind: String,
         pub site_id: Option<String>,
         pub subject: String,
         pub data: String,
+        pub created_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod tenants {
+    //! Tenants.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub plan: String,
+        pub created_at: String,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod users {
+    //! The users of each tenant.
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "users")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub tenant_id: String,
+        pub email: String,
+        pub role: String,
+        pub sso_id: Option<String>,
         pub created_at: String,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -5,7 +5,7 @@ use super::super::ports::StoreError;
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
 use super::{ControlPlane, change, invalid, stored_description};
-use crate::ids::{DeploymentId, DeviceId, DeviceTarget, HostName, SiteId};
+use crate::ids::{DeploymentId, DeviceId, DeviceTarget, HostName, SiteId, TenantId};
 use crate::margo::status::DeploymentState;
 use crate::margo::{ApplicationDeployment, ApplicationDescription};
 use crate::placement::{Candidate, Placement, place};
@@ -61,7 +61,11 @@ impl ControlPlane {
     /// Renders the deployment, stores it, commits the site's new desired state and hints its LO.
     /// With an idempotency key, a request seen before gets the deployment it made then (and a
     /// different request under the same key is refused), so a client may retry safely.
-    pub async fn deploy(&self, req: DeployRequest) -> Result<DeploymentRecord, ServiceError> {
+    pub async fn deploy(
+        &self,
+        tenant: &TenantId,
+        req: DeployRequest,
+    ) -> Result<DeploymentRecord, ServiceError> {
         let digest = req.digest();
         if let Some(key) = &req.idempotency_key {
             if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.is_ascii() {
@@ -70,8 +74,8 @@ impl ControlPlane {
                     format!("must be 1 to {MAX_IDEMPOTENCY_KEY} ASCII characters"),
                 ));
             }
-            if let Some(seen) = self.store.get_idempotency(key).await? {
-                return self.replay(&seen, &digest).await;
+            if let Some(seen) = self.store.get_idempotency(tenant, key).await? {
+                return self.replay(tenant, &seen, &digest).await;
             }
         }
         let id = DeploymentId::parse(self.clock.new_uuid())
@@ -82,9 +86,10 @@ impl ControlPlane {
             target,
             profile_id,
             document: rendered,
-        } = self.rendered(&req, &id).await?;
+        } = self.rendered(tenant, &req, &id).await?;
         let record = DeploymentRecord {
             id: id.clone(),
+            tenant: tenant.clone(),
             app_id: ad.id.clone(),
             version: ad.metadata.version.clone(),
             site: site_id.clone(),
@@ -104,6 +109,7 @@ impl ControlPlane {
             "target": record.target,
         });
         tx.append_event(&change(
+            tenant,
             change::DEPLOYMENT_CREATED,
             Some(&record.site),
             record.id.as_str(),
@@ -115,6 +121,7 @@ impl ControlPlane {
             None => tx.commit().await?,
             Some(key) => {
                 let seen = IdempotencyRecord {
+                    tenant: tenant.clone(),
                     key: key.clone(),
                     request_digest: digest.clone(),
                     deployment_id: record.id.clone(),
@@ -125,10 +132,14 @@ impl ControlPlane {
                     // A request with the same key was stored first: its answer is this one's.
                     Err(StoreError::Conflict(_)) => {
                         drop(tx);
-                        let first = self.store.get_idempotency(key).await?.ok_or_else(|| {
-                            ServiceError::Backend(format!("idempotency key {key} vanished"))
-                        })?;
-                        return self.replay(&first, &digest).await;
+                        let first =
+                            self.store
+                                .get_idempotency(tenant, key)
+                                .await?
+                                .ok_or_else(|| {
+                                    ServiceError::Backend(format!("idempotency key {key} vanished"))
+                                })?;
+                        return self.replay(tenant, &first, &digest).await;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -150,16 +161,20 @@ impl ControlPlane {
     /// site's LO applies and what the site's devices last reported: the device chosen, and why
     /// each other device was not (a compatibility report of the app version against each).
     /// Nothing is stored. The LO decides when the deployment is made; it may know newer facts.
-    pub async fn preview(&self, req: &DeployRequest) -> Result<Placement, ServiceError> {
+    pub async fn preview(
+        &self,
+        tenant: &TenantId,
+        req: &DeployRequest,
+    ) -> Result<Placement, ServiceError> {
         let id = DeploymentId::parse("00000000-0000-4000-8000-000000000000")
             .map_err(|e| ServiceError::Backend(e.to_string()))?;
         let Rendered {
             site_id, document, ..
-        } = self.rendered(req, &id).await?;
-        let devices = self.store.list_devices(Some(&site_id)).await?;
+        } = self.rendered(tenant, req, &id).await?;
+        let devices = self.store.list_devices(tenant, Some(&site_id)).await?;
         // A device's load: the active deployments of the site it reports installed.
         let mut load: BTreeMap<String, usize> = BTreeMap::new();
-        for d in self.store.list_deployments(Some(&site_id)).await? {
+        for d in self.store.list_deployments(tenant, Some(&site_id)).await? {
             if d.phase != DeploymentPhase::Active {
                 continue;
             }
@@ -181,20 +196,19 @@ impl ControlPlane {
         Ok(place(&document, &candidates, None))
     }
 
-    /// The request rendered for deployment `id`: its site (which must exist), the app version's
-    /// description, the target, the profile and the ApplicationDeployment.
+    /// The request rendered for deployment `id`: its site (which must be the tenant's), the
+    /// tenant's app version's description, the target, the profile and the
+    /// ApplicationDeployment.
     async fn rendered(
         &self,
+        tenant: &TenantId,
         req: &DeployRequest,
         id: &DeploymentId,
     ) -> Result<Rendered, ServiceError> {
         let site_id = SiteId::parse(&req.site).map_err(|_| not_found("site", &req.site))?;
-        self.store
-            .get_site(&site_id)
-            .await?
-            .ok_or_else(|| not_found("site", &req.site))?;
+        self.tenant_site(tenant, &site_id).await?;
         let version = self
-            .app_version(&req.app_id, req.version.as_deref())
+            .app_version(tenant, &req.app_id, req.version.as_deref())
             .await?;
         let ad = stored_description(&version)?;
         let target = match &req.host {
@@ -232,6 +246,7 @@ impl ControlPlane {
     /// the request is the same.
     async fn replay(
         &self,
+        tenant: &TenantId,
         seen: &IdempotencyRecord,
         digest: &str,
     ) -> Result<DeploymentRecord, ServiceError> {
@@ -244,6 +259,6 @@ impl ControlPlane {
                 ),
             ));
         }
-        self.deployment(seen.deployment_id.as_str()).await
+        self.deployment(tenant, seen.deployment_id.as_str()).await
     }
 }

@@ -5,19 +5,24 @@ use super::super::page::{AppFilter, DeploymentFilter, DeviceFilter, Page, PageRe
 use super::super::records::*;
 use super::super::{ServiceError, StoreError};
 use super::{ControlPlane, invalid, stored_description};
+use crate::ids::TenantId;
 
 impl ControlPlane {
     /// The newest version of each application of `filter`, by app id. The filter looks into
     /// each description, so pages of the store are read until one of matches is full.
     pub async fn apps_page(
         &self,
+        tenant: &TenantId,
         filter: &AppFilter,
         page: &PageRequest,
     ) -> Result<Page<AppVersionRecord>, ServiceError> {
         let mut matched = Vec::new();
         let mut after = page.after.clone();
         loop {
-            let fetched = self.store.page_apps(after.as_deref(), page.fetch()).await?;
+            let fetched = self
+                .store
+                .page_apps(tenant, after.as_deref(), page.fetch())
+                .await?;
             let end = (fetched.len() as u64) < page.fetch();
             after = fetched.last().map(|a| a.app_id.clone());
             for app in fetched {
@@ -33,10 +38,14 @@ impl ControlPlane {
     }
 
     /// Sites, by id.
-    pub async fn sites_page(&self, page: &PageRequest) -> Result<Page<SiteRecord>, ServiceError> {
+    pub async fn sites_page(
+        &self,
+        tenant: &TenantId,
+        page: &PageRequest,
+    ) -> Result<Page<SiteRecord>, ServiceError> {
         let fetched = self
             .store
-            .page_sites(page.after.as_deref(), page.fetch())
+            .page_sites(tenant, page.after.as_deref(), page.fetch())
             .await?;
         Ok(page.page(fetched, |s| s.id.to_string()))
     }
@@ -44,12 +53,13 @@ impl ControlPlane {
     /// Devices of `filter`, by id (`<site>/<host>`).
     pub async fn devices_page(
         &self,
+        tenant: &TenantId,
         filter: &DeviceFilter,
         page: &PageRequest,
     ) -> Result<Page<DeviceRecord>, ServiceError> {
         let fetched = self
             .store
-            .page_devices(filter, page.after.as_deref(), page.fetch())
+            .page_devices(tenant, filter, page.after.as_deref(), page.fetch())
             .await?;
         Ok(page.page(fetched, |d| d.id.to_string()))
     }
@@ -57,6 +67,7 @@ impl ControlPlane {
     /// Deployments of `filter` with their status, oldest first.
     pub async fn deployments_page(
         &self,
+        tenant: &TenantId,
         filter: &DeploymentFilter,
         page: &PageRequest,
     ) -> Result<Page<DeploymentView>, ServiceError> {
@@ -70,7 +81,7 @@ impl ControlPlane {
         }
         let fetched = match self
             .store
-            .page_deployments(filter, page.after.as_deref(), page.fetch())
+            .page_deployments(tenant, filter, page.after.as_deref(), page.fetch())
             .await
         {
             Err(StoreError::Conflict(m)) => return Err(invalid("cursor", m)),

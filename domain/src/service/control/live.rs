@@ -16,6 +16,7 @@ impl ControlPlane {
     /// or of all components. A device that cannot be asked says why in its entry.
     pub async fn live(
         &self,
+        tenant: &crate::ids::TenantId,
         id: &str,
         component: Option<&str>,
         lines: u32,
@@ -31,7 +32,7 @@ impl ControlPlane {
                 problems,
             });
         }
-        let view = self.deployment_view(id).await?;
+        let view = self.deployment_view(tenant, id).await?;
         let running: Vec<&DeviceStatusRecord> = view
             .devices
             .iter()

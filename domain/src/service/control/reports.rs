@@ -6,22 +6,45 @@ use super::super::ports::ControlStore;
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
 use super::{ControlPlane, change};
-use crate::ids::{DeploymentId, DeviceId, SiteId};
+use crate::ids::{DeploymentId, DeviceId, SiteId, TenantId};
 use crate::margo::status::DeploymentState;
 use crate::margo::{DeploymentStatus, DeviceCapabilities};
 use serde_json::Value;
 
 impl ControlPlane {
-    /// An LO connected, reported in or heartbeat (`connected`), or its link dropped: the site
-    /// exists from now on, and `last_seen` is the time of last contact.
+    /// A known site's LO reported in or heartbeat (`connected`), or its link dropped:
+    /// `last_seen` is the time of last contact. A site that never opened its uplink is not
+    /// found.
     pub async fn site_seen(&self, site: &SiteId, connected: bool) -> Result<(), ServiceError> {
+        self.site_contact(None, site, connected).await
+    }
+
+    /// Records contact with a site's LO. With `claim` (the tenant an LO names as it opens its
+    /// uplink), a new site is created in that tenant, and a site of another tenant is refused.
+    async fn site_contact(
+        &self,
+        claim: Option<&TenantId>,
+        site: &SiteId,
+        connected: bool,
+    ) -> Result<(), ServiceError> {
         // Losing the link is not contact: the last contact stays what it was.
         let contact = connected.then(|| self.clock.now());
-        let was = self.store.get_site(site).await?.map(|s| s.lo_connected);
+        let existing = self.store.get_site(site).await?;
+        let tenant = match (&existing, claim) {
+            (Some(s), Some(t)) if &s.tenant != t => {
+                return Err(ServiceError::Conflict(format!(
+                    "site {site} belongs to another tenant than {t}: an LO opens the uplink of a site of its own tenant"
+                )));
+            }
+            (Some(s), _) => s.tenant.clone(),
+            (None, Some(t)) => self.tenant(t).await?.id,
+            (None, None) => return Err(not_found("site", site)),
+        };
+        let was = existing.map(|s| s.lo_connected);
         // Only the connection columns change: a read-modify-write of the whole record here would
         // race with publishing and could put back an older manifestVersion.
         let tx = self.store.begin().await?;
-        tx.set_site_contact(site, connected, contact.as_deref())
+        tx.set_site_contact(&tenant, site, connected, contact.as_deref())
             .await?;
         if was != Some(connected) {
             let kind = match connected {
@@ -29,8 +52,8 @@ impl ControlPlane {
                 false => change::SITE_DISCONNECTED,
             };
             let at = self.clock.now();
-            tx.append_event(&change(kind, Some(site), site.as_str(), Value::Null, &at))
-                .await?;
+            let e = change(&tenant, kind, Some(site), site.as_str(), Value::Null, &at);
+            tx.append_event(&e).await?;
         }
         tx.commit().await?;
         if was != Some(connected) {
@@ -39,11 +62,17 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// An LO opened its uplink with the outbox `outbox_id`: the site is connected, and the answer
-    /// is the sequence number up to which that outbox's reports are already applied (the LO drops
-    /// them without resending).
-    pub async fn uplink_opened(&self, site: &SiteId, outbox_id: &str) -> Result<u64, ServiceError> {
-        self.site_seen(site, true).await?;
+    /// An LO of `tenant` opened its uplink with the outbox `outbox_id`: the site is connected
+    /// (and created in the tenant when it is new; a site of another tenant is refused), and the
+    /// answer is the sequence number up to which that outbox's reports are already applied (the
+    /// LO drops them without resending).
+    pub async fn uplink_opened(
+        &self,
+        tenant: &TenantId,
+        site: &SiteId,
+        outbox_id: &str,
+    ) -> Result<u64, ServiceError> {
+        self.site_contact(Some(tenant), site, true).await?;
         Ok(self
             .store
             .get_cursor(site)
@@ -66,6 +95,12 @@ impl ControlPlane {
         // The reports and the cursor commit together: a crash leaves either all of this batch
         // applied with the cursor past it, or none of it with the cursor before it.
         let tx = self.store.begin().await?;
+        // Everything a site reports is of the site's tenant.
+        let tenant = tx
+            .get_site(site)
+            .await?
+            .ok_or_else(|| not_found("site", site))?
+            .tenant;
         let mut cursor = tx
             .get_cursor(site)
             .await?
@@ -94,7 +129,7 @@ impl ControlPlane {
                 adopted = adopted.max(status.adopted_manifest_version);
             }
             let outcome = match report {
-                Some(report) => apply_report(&*tx, site, report, at).await,
+                Some(report) => apply_report(&*tx, &tenant, site, report, at).await,
                 None => Err(ServiceError::Conflict("unreadable report".into())),
             };
             match outcome {
@@ -107,7 +142,7 @@ impl ControlPlane {
             cursor.applied += 1;
         }
         if let Some(version) = adopted {
-            settle_removals(&*tx, site, version, &self.clock.now()).await?;
+            settle_removals(&*tx, &tenant, site, version, &self.clock.now()).await?;
         }
         tx.put_cursor(&cursor).await?;
         self.clock.failpoint("co.reports.before_commit");
@@ -142,13 +177,12 @@ impl ControlPlane {
     /// The newest `limit` events of a site, oldest first.
     pub async fn site_events(
         &self,
+        tenant: &TenantId,
         site: &str,
         limit: u64,
     ) -> Result<Vec<SiteEvent>, ServiceError> {
         let id = SiteId::parse(site).map_err(|_| not_found("site", site))?;
-        if self.store.get_site(&id).await?.is_none() {
-            return Err(not_found("site", site));
-        }
+        self.tenant_site(tenant, &id).await?;
         Ok(self.store.site_events(&id, limit).await?)
     }
 
@@ -164,8 +198,17 @@ impl ControlPlane {
         capabilities: DeviceCapabilities,
         online: bool,
     ) -> Result<(), ServiceError> {
+        let tenant = self.site_tenant(device.site()).await?;
         let tx = self.store.begin().await?;
-        record_device(&*tx, device, capabilities, online, self.clock.now()).await?;
+        record_device(
+            &*tx,
+            &tenant,
+            device,
+            capabilities,
+            online,
+            self.clock.now(),
+        )
+        .await?;
         tx.commit().await?;
         self.bell.ring();
         Ok(())
@@ -177,22 +220,34 @@ impl ControlPlane {
         site: &SiteId,
         status: DeploymentStatus,
     ) -> Result<(), ServiceError> {
+        let tenant = self.site_tenant(site).await?;
         let tx = self.store.begin().await?;
-        record_status(&*tx, site, status, self.clock.now()).await?;
+        record_status(&*tx, &tenant, site, status, self.clock.now()).await?;
         tx.commit().await?;
         self.bell.ring();
         Ok(())
+    }
+
+    /// The tenant of a known site.
+    async fn site_tenant(&self, site: &SiteId) -> Result<TenantId, ServiceError> {
+        Ok(self
+            .store
+            .get_site(site)
+            .await?
+            .ok_or_else(|| not_found("site", site))?
+            .tenant)
     }
 }
 
 async fn record_device(
     store: &dyn ControlStore,
+    tenant: &TenantId,
     device: DeviceId,
     capabilities: DeviceCapabilities,
     online: bool,
     at: String,
 ) -> Result<(), ServiceError> {
-    let was = store.get_device(&device).await?.map(|d| d.online);
+    let was = store.get_device(tenant, &device).await?.map(|d| d.online);
     let kind = match (was, online) {
         (None, _) => Some(change::DEVICE_JOINED),
         (Some(false), true) => Some(change::DEVICE_ONLINE),
@@ -201,12 +256,20 @@ async fn record_device(
     };
     if let Some(kind) = kind {
         let data = serde_json::json!({ "online": online });
-        let e = change(kind, Some(device.site()), device.to_string(), data, &at);
+        let e = change(
+            tenant,
+            kind,
+            Some(device.site()),
+            device.to_string(),
+            data,
+            &at,
+        );
         store.append_event(&e).await?;
     }
     store
         .upsert_device(&DeviceRecord {
             id: device,
+            tenant: tenant.clone(),
             capabilities,
             online,
             last_seen: Some(at),
@@ -227,6 +290,7 @@ async fn mark_removed(
         .await?;
     let data = serde_json::json!({"app_id": deployment.app_id, "version": deployment.version});
     let e = change(
+        &deployment.tenant,
         change::DEPLOYMENT_REMOVED,
         Some(&deployment.site),
         deployment.id.as_str(),
@@ -239,13 +303,14 @@ async fn mark_removed(
 
 async fn record_status(
     store: &dyn ControlStore,
+    tenant: &TenantId,
     site: &SiteId,
     status: DeploymentStatus,
     at: String,
 ) -> Result<(), ServiceError> {
     let id = &status.deployment_id;
     let deployment = match DeploymentId::parse(id) {
-        Ok(did) => store.get_deployment(&did).await?,
+        Ok(did) => store.get_deployment(tenant, &did).await?,
         Err(_) => None,
     }
     .ok_or_else(|| not_found("deployment", id))?;
@@ -273,6 +338,7 @@ async fn record_status(
             "error": status.status.error,
         });
         let e = change(
+            tenant,
             change::DEPLOYMENT_STATUS,
             Some(site),
             deployment.id.as_str(),
@@ -305,6 +371,7 @@ async fn record_status(
 /// saw: created and deleted while the site was cut off) is removed.
 async fn settle_removals(
     store: &dyn ControlStore,
+    tenant: &TenantId,
     site: &SiteId,
     version: u64,
     at: &str,
@@ -313,7 +380,7 @@ async fn settle_removals(
     if newest.is_none_or(|newest| version < newest) {
         return Ok(());
     }
-    for deployment in store.list_deployments(Some(site)).await? {
+    for deployment in store.list_deployments(tenant, Some(site)).await? {
         if deployment.phase != DeploymentPhase::Removing {
             continue;
         }
@@ -329,6 +396,7 @@ async fn settle_removals(
 /// of a batch).
 async fn apply_report(
     store: &dyn ControlStore,
+    tenant: &TenantId,
     site: &SiteId,
     report: SiteReport,
     at: String,
@@ -342,6 +410,7 @@ async fn apply_report(
             "component": e.component,
         });
         change(
+            tenant,
             change::SITE_EVENT,
             Some(site),
             site.as_str(),
@@ -369,9 +438,9 @@ async fn apply_report(
                     "device {device} is not of site {site}"
                 )));
             }
-            record_device(store, device, *capabilities, online, at).await
+            record_device(store, tenant, device, *capabilities, online, at).await
         }
-        SiteReport::Status(status) => record_status(store, site, status, at).await,
+        SiteReport::Status(status) => record_status(store, tenant, site, status, at).await,
         SiteReport::Rejected { commit, problems } => {
             let message = format!("commit {commit} refused, the last good one stays: {problems}");
             let e = event(event_kind::DESIRED_STATE_REJECTED, message);

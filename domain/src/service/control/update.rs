@@ -4,7 +4,7 @@
 use super::super::ServiceError;
 use super::super::records::{DeploymentPhase, DeploymentRecord};
 use super::{ControlPlane, change, stored_description};
-use crate::ids::DeviceTarget;
+use crate::ids::{DeviceTarget, TenantId};
 use crate::render::{RenderRequest, render};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -27,11 +27,12 @@ impl ControlPlane {
     /// published; the site replaces each component whose spec changed and keeps the others.
     pub async fn update_deployment(
         &self,
+        tenant: &TenantId,
         id: &str,
         req: UpdateRequest,
     ) -> Result<DeploymentRecord, ServiceError> {
         let _change = self.change_lock.lock().await;
-        let current = self.deployment(id).await?;
+        let current = self.deployment(tenant, id).await?;
         if let Some(tags) = &req.if_match {
             let etag = current.etag();
             if !tags.iter().any(|t| t == "*" || *t == etag) {
@@ -49,6 +50,7 @@ impl ControlPlane {
         }
         let version = self
             .app_version(
+                tenant,
                 &current.app_id,
                 Some(req.version.as_deref().unwrap_or(&current.version)),
             )
@@ -84,6 +86,7 @@ impl ControlPlane {
         tx.replace_deployment(&record).await?;
         let data = serde_json::json!({"version": record.version, "etag": record.etag()});
         tx.append_event(&change(
+            tenant,
             change::DEPLOYMENT_UPDATED,
             Some(&record.site),
             record.id.as_str(),

@@ -1,0 +1,300 @@
+//! Which tenant a request acts for, and the tenants and users resources. Until identity comes,
+//! the tenant is named by the `EOS-Tenant` header (the `default` tenant when absent); with
+//! identity it will come from the caller's token. Either way every handler gets a [`Tenant`]
+//! that exists, and passes it to the control plane, which scopes every read and change by it.
+
+use crate::lists::{PageQuery, paged};
+use crate::problem::{ApiError, ProblemDocument};
+use crate::routes::{Shared, body};
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use eos_domain::ids::TenantId;
+use eos_domain::service::{
+    ControlPlane, PageRequest, TenantRecord, TenantRequest, UserRecord, UserRequest,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+
+/// The header naming the tenant a request acts for.
+pub const TENANT_HEADER: &str = "EOS-Tenant";
+
+/// States whose handlers reach the control plane.
+pub(crate) trait HasControl {
+    fn control(&self) -> &ControlPlane;
+}
+
+impl HasControl for Shared {
+    fn control(&self) -> &ControlPlane {
+        self
+    }
+}
+
+impl HasControl for (Shared, Arc<crate::Bell>) {
+    fn control(&self) -> &ControlPlane {
+        &self.0
+    }
+}
+
+/// The tenant a request acts for; one that exists.
+pub struct TenantScope(pub TenantId);
+
+impl<S: HasControl + Send + Sync> FromRequestParts<S> for TenantScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let id = match parts.headers.get(TENANT_HEADER) {
+            None => TenantId::default_tenant(),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| TenantId::parse(v.trim()).ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad-request",
+                        "Bad Request",
+                        format!(
+                            "{TENANT_HEADER} {value:?} is not a tenant id (lowercase letters, digits and '-', 1 to 63)"
+                        ),
+                    )
+                })?,
+        };
+        Ok(Self(state.control().tenant(&id).await?.id))
+    }
+}
+
+/// The `EOS-Tenant` header, as the OpenAPI document lists it on each operation that acts for a
+/// tenant (all but health, the document itself and the platform's tenants).
+pub(crate) struct TenantHeader;
+
+impl utoipa::Modify for TenantHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let header: Parameter = ParameterBuilder::new()
+            .name(TENANT_HEADER)
+            .parameter_in(ParameterIn::Header)
+            .description(Some(
+                "The tenant the request acts for (default: `default`). Everything read or changed is of this tenant; another tenant's data is not found.",
+            ))
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")),
+            ))
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/api/v1/health" || path.starts_with("/api/v1/tenants") {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.parameters
+                    .get_or_insert_with(Vec::new)
+                    .insert(0, header.clone());
+                for (status, why) in [
+                    ("400", "The EOS-Tenant header is no tenant id"),
+                    ("404", "The tenant, or what the request names, is not found"),
+                ] {
+                    op.responses
+                        .responses
+                        .entry(status.into())
+                        .or_insert_with(|| problem(why).into());
+                }
+            }
+        }
+    }
+}
+
+/// A problem-document response, as the API's others are described.
+fn problem(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                .build(),
+        )
+        .build()
+}
+
+/// A tenant: an organisation whose applications, sites, devices, deployments, events and users
+/// no other tenant sees.
+#[derive(Serialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub plan: String,
+    pub created_at: String,
+}
+
+impl From<TenantRecord> for Tenant {
+    fn from(r: TenantRecord) -> Self {
+        Self {
+            id: r.id.to_string(),
+            name: r.name,
+            plan: r.plan,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    /// Lowercase letters, digits and '-', 1 to 63 characters (`acme`).
+    pub id: String,
+    /// What people call it (`ACME Manufacturing`).
+    pub name: String,
+    /// The subscription plan (default `standard`).
+    pub plan: Option<String>,
+}
+
+/// The platform's tenants, by id.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants", params(PageQuery), responses((status = 200, body = Vec<Tenant>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+pub async fn list_tenants(
+    State(c): State<Shared>,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    Ok(paged(&uri, c.tenants_page(&page).await?.map(Tenant::from)))
+}
+
+/// Creates a tenant.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, body = Tenant), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn create_tenant(
+    State(c): State<Shared>,
+    payload: Result<Json<CreateTenant>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = body(payload)?;
+    let record = c
+        .create_tenant(TenantRequest {
+            id: req.id,
+            name: req.name,
+            plan: req.plan,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(Tenant::from(record))))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}", tag = "tenants", params(("tenant_id" = String, Path)), responses((status = 200, body = Tenant), (status = 404, body = ProblemDocument)))]
+pub async fn get_tenant(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Tenant>, ApiError> {
+    let not_found = || {
+        ApiError::from(eos_domain::service::ServiceError::NotFound {
+            what: "tenant",
+            id: id.clone(),
+        })
+    };
+    let id = TenantId::parse(&id).map_err(|_| not_found())?;
+    Ok(Json(c.tenant(&id).await?.into()))
+}
+
+/// A user of the tenant.
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    /// `platform-admin`, `tenant-admin`, `operator`, `security-analyst`, `viewer` or `finops`.
+    pub role: String,
+    /// The user's subject at the single sign-on provider, once known.
+    pub sso_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<UserRecord> for User {
+    fn from(r: UserRecord) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            role: r.role.as_str().to_owned(),
+            sso_id: r.sso_id,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddUser {
+    /// Unique within the tenant (compared in lower case).
+    pub email: String,
+    /// `platform-admin`, `tenant-admin`, `operator`, `security-analyst`, `viewer` or `finops`.
+    pub role: String,
+    pub sso_id: Option<String>,
+}
+
+/// The tenant's users, by id.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(PageQuery), responses((status = 200, body = Vec<User>, headers(("Link" = String, description = "The next page, rel=\"next\", when there is one"), ("X-Next-Cursor" = String, description = "The next page's cursor"))), (status = 422, body = ProblemDocument)))]
+pub async fn list_users(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    OriginalUri(uri): OriginalUri,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
+    Ok(paged(
+        &uri,
+        c.users_page(&tenant, &page).await?.map(User::from),
+    ))
+}
+
+/// Adds a user to the tenant.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = AddUser, responses((status = 201, body = User), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn add_user(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    payload: Result<Json<AddUser>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = body(payload)?;
+    let record = c
+        .add_user(
+            &tenant,
+            UserRequest {
+                email: req.email,
+                role: req.role,
+                sso_id: req.sso_id,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(User::from(record))))
+}
+
+/// One of the tenant's users.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), responses((status = 200, body = User), (status = 404, body = ProblemDocument)))]
+pub async fn get_user(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(c.user(&tenant, &id).await?.into()))
+}
+
+/// Removes one of the tenant's users.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 404, body = ProblemDocument)))]
+pub async fn remove_user(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    c.remove_user(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
