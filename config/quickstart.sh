@@ -51,6 +51,7 @@ EOS is running (logs in $DATA/*.log):
   REST API   $EOS_SERVER/api/v1   (OpenAPI: $EOS_SERVER/api/v1/openapi.json)
   reference  $EOS_SERVER/api/reference
   events     curl -N $EOS_SERVER/api/v1/events
+  GraphQL    $EOS_SERVER/graphql   (subscriptions: ws://${EOS_SERVER#http://}/graphql/ws)
   the web portal is not built yet; use edgectl or the REST API.
 
 Try next (EOS_SERVER is set in this shell only):

@@ -154,13 +154,22 @@ if ! podman_up; then
 fi
 # PostgreSQL for tests: initdb refuses root, so the cluster belongs to the postgres user
 # (created when missing). Tests make and drop a database each; fsync is off, as nothing here
-# needs to survive a power loss of the test machine.
+# needs to survive a power loss of the test machine. pg_stat_statements counts the statements
+# each test database runs (the GraphQL test counts the reads a query makes).
 pg_port="${EOS_TEST_PG_PORT:-55432}"
 pg_bin="$(pg_bin_dir)"
 pg_data="$dir/postgres"
 pg_up() {
   "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"
 }
+pg_counts_statements() {
+  "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -tAc "SHOW shared_preload_libraries" 2>/dev/null |
+    grep -q pg_stat_statements
+}
+if pg_up && ! pg_counts_statements; then
+  echo "services: restarting PostgreSQL with pg_stat_statements"
+  su -s /bin/sh postgres -c "'$pg_bin/pg_ctl' -D '$pg_data' -m fast stop" >"$dir/pg_ctl.log" 2>&1
+fi
 if ! pg_up; then
   echo "services: starting PostgreSQL on 127.0.0.1:$pg_port"
   id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres
@@ -170,7 +179,7 @@ if ! pg_up; then
     su -s /bin/sh postgres -c "'$pg_bin/initdb' -D '$pg_data' -U postgres --auth=trust" >"$dir/initdb.log" 2>&1
   fi
   su -s /bin/sh postgres -c "'$pg_bin/pg_ctl' -D '$pg_data' -l '$pg_data/server.log' -o \
-    \"-p $pg_port -k '$pg_data' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off\" start" \
+    \"-p $pg_port -k '$pg_data' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c shared_preload_libraries=pg_stat_statements\" start" \
     >"$dir/pg_ctl.log" 2>&1
   wait_for "PostgreSQL" 30 pg_up
 fi

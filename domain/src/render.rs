@@ -21,9 +21,13 @@ pub struct RenderRequest<'a> {
     pub target: &'a DeviceTarget,
     /// Values that override the description's defaults, by parameter name.
     pub parameters: &'a BTreeMap<String, Value>,
+    /// When updating, the values the deployment was installed with (immutable settings keep
+    /// them).
+    pub installed: Option<&'a BTreeMap<String, Value>>,
 }
 
-/// Renders the deployment; an unknown profile or parameter is a problem with its path.
+/// Renders the deployment; an unknown profile or parameter, or a value its configuration's
+/// schema refuses, is a problem with its path.
 pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems> {
     let mut problems = Problems::default();
     let ad = req.description;
@@ -50,6 +54,13 @@ pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems
                 format!("{} declares no such parameter", ad.id),
             );
         }
+    }
+    match crate::margo::configuration::Configuration::parse(ad.configuration.as_ref()) {
+        Ok(Some(config)) => problems
+            .0
+            .extend(config.check_values(req.parameters, req.installed).0),
+        Ok(None) => {}
+        Err(p) => problems.0.extend(p.0),
     }
     problems.into_result(())?;
     let component_names: Vec<&str> = profile.components.iter().map(|c| c.name.as_str()).collect();

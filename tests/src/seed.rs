@@ -41,3 +41,25 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
     }
     ids
 }
+
+/// Makes the sites of `ids` in the default tenant, leaving those that exist alone.
+pub async fn sites(database_url: &str, ids: &[&str]) {
+    let store = SqlStore::connect(database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{database_url}: {e}"));
+    let tenant = eos_domain::ids::TenantId::default_tenant();
+    for id in ids {
+        let site = eos_domain::ids::SiteId::parse(*id).expect("a site id");
+        if store
+            .get_site(&site)
+            .await
+            .expect("the store answers")
+            .is_none()
+        {
+            store
+                .set_site_contact(&tenant, &site, false, None)
+                .await
+                .unwrap_or_else(|e| panic!("storing site {id}: {e}"));
+        }
+    }
+}

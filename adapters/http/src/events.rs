@@ -13,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eos_domain::ids::SiteId;
 use eos_domain::service::{EventBell, EventFilter, EventRecord};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -127,7 +128,7 @@ pub struct EventsQuery {
 }
 
 /// One event of the log, as each SSE message's `data` carries it.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema, async_graphql::SimpleObject)]
 pub struct ChangeEvent {
     /// Its number in the log: the SSE `id`.
     pub id: u64,
@@ -216,6 +217,23 @@ pub async fn events(
         site,
         subject: q.subject,
     };
+    let stream = follow(control, bell, filter, after)
+        .await?
+        .map(|e| Ok::<_, std::convert::Infallible>(message(e)));
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The events of `filter` numbered above `after`, as they come: what the log holds, then what
+/// the shared feed brings. Ends when the bell is closed (the CO shuts down). Server-sent events
+/// and GraphQL subscriptions both read this.
+pub(crate) async fn follow(
+    control: Shared,
+    bell: Arc<Bell>,
+    filter: EventFilter,
+    after: u64,
+) -> Result<impl futures::Stream<Item = EventRecord> + Send + 'static, ApiError> {
     // Listen to the shared feed first, then catch up from the log: nothing falls between.
     let live = bell.subscribe(&control).await?;
     let state = Reader {
@@ -224,16 +242,13 @@ pub async fn events(
         caught_up: false,
         live,
     };
-    let stream = futures::stream::unfold(state, move |mut reader| {
+    Ok(futures::stream::unfold(state, move |mut reader| {
         let (control, bell, filter) = (control.clone(), bell.clone(), filter.clone());
         async move {
             let e = reader.next(&control, &bell, &filter).await?;
-            Some((Ok::<_, std::convert::Infallible>(message(e)), reader))
+            Some((e, reader))
         }
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
+    }))
 }
 
 /// One stream's place: the last event number it sent, what it read ahead, and the shared feed.

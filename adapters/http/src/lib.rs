@@ -2,6 +2,7 @@
 //! an RFC 9457 problem document with a stable `type` per error kind.
 
 mod events;
+pub mod graphql;
 mod lists;
 mod problem;
 mod reference;

@@ -84,7 +84,7 @@ pub struct ApiDoc;
 
 pub(crate) type Shared = Arc<ControlPlane>;
 
-/// The REST router, to be nested at the root of the CO's HTTP server; `bell` is the one the
+/// The REST router with GraphQL beside it, to be nested at the root of the CO's HTTP server; `bell` is the one the
 /// control plane rings (`ControlPlane::with_bell`), which event streams wait on.
 pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     use crate::lists::{list_apps, list_deployments, list_devices, list_sites};
@@ -156,8 +156,9 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
                     "/api/v1/deployments/{deployment_id}/history",
                     get(crate::events::deployment_history),
                 )
-                .with_state((control, bell)),
+                .with_state((control.clone(), bell.clone())),
         )
+        .merge(crate::graphql::router(control, bell).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
 }
 
 pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -190,7 +191,7 @@ pub struct AddApp {
     pub description: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct AppVersion {
     pub app_id: String,
     pub version: String,
@@ -224,7 +225,7 @@ impl From<AppVersionRecord> for AppVersion {
     }
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct App {
     pub app_id: String,
     pub name: String,
@@ -260,17 +261,23 @@ async fn get_app(
     TenantScope(t): TenantScope,
     Path(app_id): Path<String>,
 ) -> Result<Json<App>, ApiError> {
-    let versions = c.app_versions(&t, &app_id).await?;
-    let latest = versions.last().expect("app_versions is never empty");
-    Ok(Json(App {
-        app_id: latest.app_id.clone(),
-        name: latest.name.clone(),
-        latest: latest.version.clone(),
-        versions: versions.into_iter().map(Into::into).collect(),
-    }))
+    Ok(Json(App::of(c.app_versions(&t, &app_id).await?)))
 }
 
-#[derive(Serialize, ToSchema)]
+impl App {
+    /// The app of its versions, oldest first (`ControlPlane::app_versions`: never empty).
+    pub(crate) fn of(versions: Vec<AppVersionRecord>) -> Self {
+        let latest = versions.last().expect("app_versions is never empty");
+        Self {
+            app_id: latest.app_id.clone(),
+            name: latest.name.clone(),
+            latest: latest.version.clone(),
+            versions: versions.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct Site {
     pub id: String,
     pub labels: BTreeMap<String, String>,
@@ -292,7 +299,7 @@ impl From<SiteRecord> for Site {
 }
 
 /// Something that happened at a site: a desired state refused or skipped, a workload crashed.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct SiteEvent {
     /// `desired-state-rejected`, `desired-state-skipped` or `component-crashed`.
     pub kind: String,
@@ -342,7 +349,7 @@ async fn list_site_events(
 }
 
 /// A device's resource use, as a heartbeat reported it.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct Usage {
     /// Linux load average over a minute.
     pub cpu_load_1m: f64,
@@ -354,10 +361,13 @@ pub struct Usage {
     pub observed_at: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
+#[graphql(complex)]
 pub struct Device {
     /// `<site>/<host>`.
     pub id: String,
+    /// In GraphQL `siteId`; `site` there is the site itself.
+    #[graphql(name = "siteId")]
     pub site: String,
     pub online: bool,
     pub last_seen: Option<String>,
@@ -387,7 +397,7 @@ impl From<DeviceRecord> for Device {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema, async_graphql::InputObject)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeployment {
     pub app_id: String,
@@ -400,11 +410,12 @@ pub struct CreateDeployment {
     pub profile: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
+    #[graphql(default)]
     pub parameters: BTreeMap<String, Value>,
 }
 
 impl CreateDeployment {
-    fn into_request(self, idempotency_key: Option<String>) -> DeployRequest {
+    pub(crate) fn into_request(self, idempotency_key: Option<String>) -> DeployRequest {
         DeployRequest {
             app_id: self.app_id,
             version: self.version,
@@ -418,7 +429,7 @@ impl CreateDeployment {
 }
 
 /// Where a deployment would go, and why every other device of the site would not take it.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct PlacementPreview {
     /// The device the site's placement rule chooses, `null` when none can run it.
     pub chosen: Option<String>,
@@ -426,7 +437,7 @@ pub struct PlacementPreview {
     pub rejected: Vec<DeviceVerdict>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct DeviceVerdict {
     pub device: String,
     pub reason: String,
@@ -442,17 +453,23 @@ async fn preview_deployment(
     payload: Result<Json<CreateDeployment>, JsonRejection>,
 ) -> Result<Json<PlacementPreview>, ApiError> {
     let placement = c.preview(&t, &body(payload)?.into_request(None)).await?;
-    Ok(Json(PlacementPreview {
-        chosen: placement.chosen.map(|d| d.to_string()),
-        rejected: placement
-            .rejected
-            .into_iter()
-            .map(|r| DeviceVerdict {
-                device: r.device,
-                reason: r.reason,
-            })
-            .collect(),
-    }))
+    Ok(Json(placement.into()))
+}
+
+impl From<eos_domain::placement::Placement> for PlacementPreview {
+    fn from(placement: eos_domain::placement::Placement) -> Self {
+        Self {
+            chosen: placement.chosen.map(|d| d.to_string()),
+            rejected: placement
+                .rejected
+                .into_iter()
+                .map(|r| DeviceVerdict {
+                    device: r.device,
+                    reason: r.reason,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A change to a deployment; what is absent stays as it is.
@@ -466,7 +483,7 @@ pub struct UpdateDeployment {
     pub parameters: Option<BTreeMap<String, Value>>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct DeviceStatus {
     pub device_id: String,
     pub state: String,
@@ -476,7 +493,8 @@ pub struct DeviceStatus {
     pub updated_at: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
+#[graphql(complex)]
 pub struct Deployment {
     pub id: String,
     pub app_id: String,
@@ -645,7 +663,7 @@ pub struct LiveQuery {
 }
 
 /// One component as its runtime driver sees it now.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct ComponentLive {
     pub component: String,
     pub runtime: String,
@@ -660,7 +678,7 @@ pub struct ComponentLive {
 }
 
 /// What a device running the deployment said of it, or why it said nothing.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct DeviceLive {
     pub device_id: String,
     pub components: Vec<ComponentLive>,

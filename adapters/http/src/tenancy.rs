@@ -134,7 +134,7 @@ fn problem(description: &str) -> utoipa::openapi::Response {
 
 /// A tenant: an organisation whose applications, sites, devices, deployments, events and users
 /// no other tenant sees.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct Tenant {
     pub id: String,
     pub name: String,
@@ -209,7 +209,7 @@ pub async fn get_tenant(
 }
 
 /// A user of the tenant.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, ToSchema, async_graphql::SimpleObject)]
 pub struct User {
     pub id: String,
     pub email: String,

@@ -243,6 +243,26 @@ where
             .transpose()
     }
 
+    async fn sites_by_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[SiteId],
+    ) -> StoreResult<Vec<SiteRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sites::Entity::find()
+            .filter(sites::Column::TenantId.eq(tenant.as_str()))
+            .filter(sites::Column::Id.is_in(ids.iter().map(|s| s.to_string())))
+            .order_by_asc(sites::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(site_from)
+            .collect()
+    }
+
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>> {
         sites::Entity::find()
             .order_by_asc(sites::Column::Id)

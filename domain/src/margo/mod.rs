@@ -5,6 +5,7 @@
 
 pub mod application;
 pub mod capabilities;
+pub mod configuration;
 pub mod constraints;
 pub mod deployment;
 pub mod manifest;

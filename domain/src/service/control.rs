@@ -279,6 +279,22 @@ impl ControlPlane {
             .ok_or_else(|| not_found("tenant", id))
     }
 
+    /// One of the tenant's sites.
+    pub async fn site(&self, tenant: &TenantId, id: &str) -> Result<SiteRecord, ServiceError> {
+        let site = SiteId::parse(id).map_err(|_| not_found("site", id))?;
+        self.tenant_site(tenant, &site).await
+    }
+
+    /// The tenant's sites among `ids`, read together; ids of no site of the tenant are left
+    /// out.
+    pub async fn sites_of(
+        &self,
+        tenant: &TenantId,
+        ids: &[SiteId],
+    ) -> Result<Vec<SiteRecord>, ServiceError> {
+        Ok(self.store.sites_by_ids(tenant, ids).await?)
+    }
+
     /// A site of the tenant. Another tenant's site is not found, exactly as a site that does
     /// not exist, so a reply never tells one tenant what another has.
     async fn tenant_site(

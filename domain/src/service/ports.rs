@@ -62,6 +62,10 @@ pub trait ControlStore: Send + Sync {
         connected: bool,
         last_seen: Option<&str>,
     ) -> StoreResult<()>;
+    /// The tenant's sites among `ids` (one query for many: what a list of devices with their
+    /// sites needs).
+    async fn sites_by_ids(&self, tenant: &TenantId, ids: &[SiteId])
+    -> StoreResult<Vec<SiteRecord>>;
     /// Every site of every tenant (for the CO's own upkeep at start).
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>>;
 

@@ -12,6 +12,7 @@ mod e2e;
 mod events;
 mod failpoints;
 mod generated_client;
+mod graphql;
 mod helm;
 mod long_outage;
 mod oci;

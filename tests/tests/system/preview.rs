@@ -77,6 +77,32 @@ async fn a_preview_places_like_the_site_and_a_history_tells_what_happened() {
     // Errors name what is wrong; nothing was stored.
     let (code, _) = preview(&fleet, "com-eos-absent", None).await;
     assert_eq!(code, 404);
+    // Parameters are checked against the app's configuration schema (a short text of letters).
+    for (greeting, ok) in [("Hello, world!", true), ("", false), ("<script>", false)] {
+        let (code, answer) = fleet
+            .post(
+                "/api/v1/deployments/preview",
+                json!({"app_id": WEB_OCI_APP.1, "site": "site-1", "parameters": {"greeting": greeting}}),
+            )
+            .await
+            .unwrap();
+        if ok {
+            assert_eq!(code, 200, "{greeting:?}: {answer}");
+        } else {
+            assert_eq!(code, 422, "{greeting:?}: {answer}");
+            assert_eq!(
+                answer["errors"][0]["field"], "parameters.greeting",
+                "{answer}"
+            );
+            assert!(
+                answer["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("schema shortText"),
+                "{answer}"
+            );
+        }
+    }
     let all = fleet.get("/api/v1/deployments").await.unwrap();
     assert_eq!(all, json!([]), "a preview stores nothing");
 

@@ -190,7 +190,13 @@ impl ApplicationDescription {
         normalize(&mut tree);
         walk_description(&mut Walk::new(&mut problems), &tree);
         problems.into_result(())?;
-        super::typed(tree)
+        let ad: Self = super::typed(tree)?;
+        let declared: Vec<&str> = ad.parameters.keys().map(String::as_str).collect();
+        if let Some(config) = super::configuration::Configuration::parse(ad.configuration.as_ref())?
+        {
+            config.check(&declared).into_result(())?;
+        }
+        Ok(ad)
     }
 
     pub fn to_yaml(&self) -> String {

@@ -228,6 +228,7 @@ impl ControlPlane {
             profile_id: &profile_id,
             target: &target,
             parameters: &req.parameters,
+            installed: None,
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment request".into(),

@@ -70,6 +70,7 @@ impl ControlPlane {
             profile_id: &profile_id,
             target: &target,
             parameters: &parameters,
+            installed: Some(&current.parameters),
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment update".into(),

@@ -1,0 +1,212 @@
+//! GraphQL at `/graphql` (async-graphql): queries and mutations over the same control-plane
+//! services as REST (no logic in resolvers), subscriptions over WebSocket at `/graphql/ws` on the
+//! same event log as server-sent events, a data loader so a page of devices with their sites
+//! is two store reads, and limits on depth and complexity. Every request acts for one tenant,
+//! named as for REST by `EOS-Tenant` (for a WebSocket, also in the `connection_init` payload).
+
+mod query;
+mod subscription;
+
+use crate::problem::ApiError;
+use crate::routes::{Shared, Site};
+use crate::tenancy::{HasControl, TENANT_HEADER, TenantScope};
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{ErrorExtensions, Schema};
+use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use eos_domain::ids::{SiteId, TenantId};
+use eos_domain::service::ServiceError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use query::{Mutation, Query};
+pub use subscription::Subscription;
+
+/// How deep a query may nest.
+pub const MAX_DEPTH: usize = 12;
+/// How much a query may cost: each field costs 1, and a list field costs its page size times
+/// what each item costs, so `devices(limit: 1000) { id site { id } }` costs about 3,000.
+pub const MAX_COMPLEXITY: usize = 50_000;
+
+pub type EosSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema, without a request's tenant: that comes with each request.
+pub fn schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
+    Schema::build(Query, Mutation, Subscription)
+        .data(control)
+        .data(bell)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema's text (SDL), as `openapi/schema.graphql` commits it.
+pub fn sdl() -> String {
+    Schema::build(Query, Mutation, Subscription).finish().sdl()
+}
+
+/// Loads the sites of many devices in one store read (per request, of its tenant).
+pub(crate) struct SiteLoader {
+    control: Shared,
+    tenant: TenantId,
+}
+
+impl Loader<SiteId> for SiteLoader {
+    type Value = Site;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[SiteId]) -> Result<HashMap<SiteId, Site>, Self::Error> {
+        let sites = self
+            .control
+            .sites_of(&self.tenant, keys)
+            .await
+            .map_err(gql)?;
+        Ok(sites
+            .into_iter()
+            .map(|s| (s.id.clone(), s.into()))
+            .collect())
+    }
+}
+
+/// The site loader of a request: sites it loaded stay cached for the rest of the request.
+pub(crate) type Sites = DataLoader<SiteLoader, HashMapCache>;
+
+/// A site loader of the tenant's, for one request or one WebSocket connection.
+fn site_loader(control: &Shared, tenant: &TenantId) -> Sites {
+    DataLoader::with_cache(
+        SiteLoader {
+            control: control.clone(),
+            tenant: tenant.clone(),
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+}
+
+/// What one request runs with: its tenant, and a site loader of that tenant's.
+fn for_tenant(
+    request: async_graphql::Request,
+    control: &Shared,
+    tenant: &TenantId,
+) -> async_graphql::Request {
+    request
+        .data(site_loader(control, tenant))
+        .data(tenant.clone())
+}
+
+/// A control-plane error as a GraphQL error: the problem document's detail as the message,
+/// and its `type`, `status` and field errors in the extensions.
+pub(crate) fn gql(e: ServiceError) -> async_graphql::Error {
+    let ApiError(_, problem) = e.into();
+    async_graphql::Error::new(problem.detail.clone().unwrap_or(problem.title.clone())).extend_with(
+        |_, ext| {
+            ext.set("type", problem.problem_type.clone());
+            ext.set("status", problem.status);
+            if !problem.errors.is_empty() {
+                let errors: Vec<async_graphql::Value> = problem
+                    .errors
+                    .iter()
+                    .map(|f| {
+                        let mut m = async_graphql::indexmap::IndexMap::new();
+                        m.insert(async_graphql::Name::new("field"), f.field.clone().into());
+                        m.insert(
+                            async_graphql::Name::new("message"),
+                            f.message.clone().into(),
+                        );
+                        async_graphql::Value::Object(m)
+                    })
+                    .collect();
+                ext.set("errors", errors);
+            }
+        },
+    )
+}
+
+#[derive(Clone)]
+struct GraphQlState {
+    schema: EosSchema,
+    control: Shared,
+}
+
+/// The GraphQL routes: `POST /graphql` (one query or a batch of them), `GET /graphql` (a query
+/// in the URL) and `GET /graphql/ws` (subscriptions; graphql-transport-ws or graphql-ws).
+pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
+    let state = GraphQlState {
+        schema: schema(control.clone(), bell),
+        control,
+    };
+    Router::new()
+        .route("/graphql", get(execute).post(execute))
+        .route("/graphql/ws", get(subscribe))
+        .with_state(state)
+}
+
+impl HasControl for GraphQlState {
+    fn control(&self) -> &eos_domain::service::ControlPlane {
+        &self.control
+    }
+}
+
+async fn execute(
+    State(state): State<GraphQlState>,
+    TenantScope(tenant): TenantScope,
+    request: GraphQLBatchRequest,
+) -> GraphQLResponse {
+    let request = request.into_inner();
+    let request = match request {
+        async_graphql::BatchRequest::Single(r) => {
+            async_graphql::BatchRequest::Single(for_tenant(r, &state.control, &tenant))
+        }
+        async_graphql::BatchRequest::Batch(rs) => async_graphql::BatchRequest::Batch(
+            rs.into_iter()
+                .map(|r| for_tenant(r, &state.control, &tenant))
+                .collect(),
+        ),
+    };
+    state.schema.execute_batch(request).await.into()
+}
+
+/// Subscriptions over WebSocket. The tenant is the `EOS-Tenant` header of the upgrade request,
+/// or (browsers cannot set headers on a WebSocket) `EOS-Tenant` in the `connection_init`
+/// payload; a tenant that does not exist ends the connection.
+async fn subscribe(
+    State(state): State<GraphQlState>,
+    protocol: GraphQLProtocol,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let header = headers
+        .get(TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let control = state.control.clone();
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let named = payload
+                        .get(TENANT_HEADER)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned)
+                        .or(header);
+                    let id = match named {
+                        None => TenantId::default_tenant(),
+                        Some(t) => TenantId::parse(t.trim()).map_err(|e| {
+                            async_graphql::Error::new(format!("{TENANT_HEADER}: {e}"))
+                        })?,
+                    };
+                    let tenant = control.tenant(&id).await.map_err(gql)?.id;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(site_loader(&control, &tenant));
+                    data.insert(tenant);
+                    Ok(data)
+                })
+                .serve()
+                .await
+        })
+}

@@ -1,0 +1,425 @@
+//! The GraphQL queries and mutations: each resolver reads the request's tenant and calls one
+//! control-plane service, as the REST handler of the same thing does.
+
+use super::{Sites, gql};
+use crate::events::ChangeEvent;
+use crate::routes::{
+    App, AppVersion, CreateDeployment, Deployment, Device, DeviceLive, PlacementPreview, Shared,
+    Site, SiteEvent,
+};
+use crate::tenancy::{Tenant, User};
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
+use eos_domain::ids::{SiteId, TenantId};
+use eos_domain::service::control::UpdateRequest;
+use eos_domain::service::{
+    AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest, UserRequest,
+};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The page size of a list when the query gives none.
+const DEFAULT_PAGE: i32 = 100;
+
+fn ctl<'a>(ctx: &'a Context<'_>) -> &'a Shared {
+    ctx.data_unchecked::<Shared>()
+}
+
+fn tenant<'a>(ctx: &'a Context<'_>) -> &'a TenantId {
+    ctx.data_unchecked::<TenantId>()
+}
+
+fn page(after: Option<String>, limit: Option<i32>) -> Result<PageRequest> {
+    let limit = u64::try_from(limit.unwrap_or(DEFAULT_PAGE)).unwrap_or(0);
+    PageRequest::parse(after.as_deref(), Some(limit)).map_err(gql)
+}
+
+fn site_id(site: Option<String>) -> Result<Option<SiteId>> {
+    site.map(|s| SiteId::parse(&s).map_err(|e| async_graphql::Error::new(e.to_string())))
+        .transpose()
+}
+
+macro_rules! page_type {
+    ($name:ident, $item:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// The `after` of the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+
+        impl<T: Into<$item>> From<Page<T>> for $name {
+            fn from(p: Page<T>) -> Self {
+                Self {
+                    items: p.items.into_iter().map(Into::into).collect(),
+                    next_cursor: p.next,
+                }
+            }
+        }
+    };
+}
+
+page_type!(
+    AppPage,
+    AppVersion,
+    "A page of applications: the newest version of each."
+);
+page_type!(SitePage, Site, "A page of sites.");
+page_type!(DevicePage, Device, "A page of devices.");
+page_type!(DeploymentPage, Deployment, "A page of deployments.");
+page_type!(TenantPage, Tenant, "A page of tenants.");
+page_type!(UserPage, User, "A page of users.");
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The tenant this request acts for.
+    async fn tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
+        Ok(ctl(ctx).tenant(tenant(ctx)).await.map_err(gql)?.into())
+    }
+
+    /// The newest version of every application, by id; `q` takes apps whose id, name,
+    /// description or tagline hold every word, `tag` those with that catalog tag.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn apps(
+        &self,
+        ctx: &Context<'_>,
+        q: Option<String>,
+        tag: Option<String>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<AppPage> {
+        let filter = AppFilter { q, tag };
+        let p = page(after, limit)?;
+        Ok(ctl(ctx)
+            .apps_page(tenant(ctx), &filter, &p)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// One application with all its versions.
+    async fn app(&self, ctx: &Context<'_>, id: String) -> Result<App> {
+        let versions = ctl(ctx).app_versions(tenant(ctx), &id).await.map_err(gql)?;
+        Ok(App::of(versions))
+    }
+
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn sites(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<SitePage> {
+        let p = page(after, limit)?;
+        Ok(ctl(ctx)
+            .sites_page(tenant(ctx), &p)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    async fn site(&self, ctx: &Context<'_>, id: String) -> Result<Site> {
+        Ok(ctl(ctx).site(tenant(ctx), &id).await.map_err(gql)?.into())
+    }
+
+    /// A site's newest events (refused or skipped desired states, crashed workloads), oldest
+    /// first.
+    async fn site_events(
+        &self,
+        ctx: &Context<'_>,
+        site: String,
+        #[graphql(default = 100, validator(minimum = 1, maximum = 1000))] limit: i32,
+    ) -> Result<Vec<SiteEvent>> {
+        let events = ctl(ctx)
+            .site_events(tenant(ctx), &site, limit as u64)
+            .await
+            .map_err(gql)?;
+        Ok(events.into_iter().map(Into::into).collect())
+    }
+
+    /// Devices by id; of one site, online or not.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        site: Option<String>,
+        online: Option<bool>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<DevicePage> {
+        let filter = DeviceFilter {
+            site: site_id(site)?,
+            online,
+        };
+        let p = page(after, limit)?;
+        let devices = ctl(ctx)
+            .devices_page(tenant(ctx), &filter, &p)
+            .await
+            .map_err(gql)?;
+        // When the query wants each device's site, the sites of the whole page are read at
+        // once here, and each device's `site` finds its own in the loader's cache: one read,
+        // however the items' resolvers are scheduled.
+        if ctx.look_ahead().field("items").field("site").exists() {
+            let ids: std::collections::BTreeSet<SiteId> =
+                devices.items.iter().map(|d| d.id.site().clone()).collect();
+            ctx.data_unchecked::<Sites>().load_many(ids).await?;
+        }
+        Ok(devices.into())
+    }
+
+    /// Deployments with their status, oldest first.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn deployments(
+        &self,
+        ctx: &Context<'_>,
+        site: Option<String>,
+        app_id: Option<String>,
+        phase: Option<String>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<DeploymentPage> {
+        let filter = DeploymentFilter {
+            site: site_id(site)?,
+            app_id,
+            phase,
+        };
+        let p = page(after, limit)?;
+        Ok(ctl(ctx)
+            .deployments_page(tenant(ctx), &filter, &p)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    async fn deployment(&self, ctx: &Context<'_>, id: String) -> Result<Deployment> {
+        Ok(ctl(ctx)
+            .deployment_view(tenant(ctx), &id)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Where the site would place a deployment, and why each other device would not take it.
+    async fn preview(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDeployment,
+    ) -> Result<PlacementPreview> {
+        Ok(ctl(ctx)
+            .preview(tenant(ctx), &input.into_request(None))
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// A deployment's components now, asked live of the devices that run it.
+    async fn live(
+        &self,
+        ctx: &Context<'_>,
+        deployment: String,
+        component: Option<String>,
+        #[graphql(default = 50)] lines: u32,
+    ) -> Result<Vec<DeviceLive>> {
+        let live = ctl(ctx)
+            .live(tenant(ctx), &deployment, component.as_deref(), lines)
+            .await
+            .map_err(gql)?;
+        Ok(live.into_iter().map(Into::into).collect())
+    }
+
+    /// Events of the tenant numbered above `after`, oldest first.
+    #[graphql(complexity = "limit as usize * child_complexity")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 0)] after: u64,
+        kind: Option<String>,
+        site: Option<String>,
+        subject: Option<String>,
+        #[graphql(default = 100, validator(minimum = 1, maximum = 1000))] limit: i32,
+    ) -> Result<Vec<ChangeEvent>> {
+        let filter = eos_domain::service::EventFilter {
+            tenant: tenant(ctx).clone(),
+            kind,
+            site: site_id(site)?,
+            subject,
+        };
+        let events = ctl(ctx)
+            .events_after(after, &filter, limit as u64)
+            .await
+            .map_err(gql)?;
+        Ok(events.into_iter().map(Into::into).collect())
+    }
+
+    /// The platform's tenants.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<TenantPage> {
+        let p = page(after, limit)?;
+        Ok(ctl(ctx).tenants_page(&p).await.map_err(gql)?.into())
+    }
+
+    /// The tenant's users.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<UserPage> {
+        let p = page(after, limit)?;
+        Ok(ctl(ctx)
+            .users_page(tenant(ctx), &p)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+}
+
+#[ComplexObject]
+impl Device {
+    /// The device's site, loaded together with the sites of the other devices of the answer.
+    #[graphql(name = "site")]
+    async fn site_of(&self, ctx: &Context<'_>) -> Result<Option<Site>> {
+        let id = SiteId::parse(&self.site).map_err(|e| async_graphql::Error::new(e.to_string()))?;
+        ctx.data_unchecked::<Sites>().load_one(id).await
+    }
+}
+
+#[ComplexObject]
+impl Deployment {
+    /// What happened to the deployment, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<ChangeEvent>> {
+        let events = ctl(ctx)
+            .deployment_history(tenant(ctx), &self.id)
+            .await
+            .map_err(gql)?;
+        Ok(events.into_iter().map(Into::into).collect())
+    }
+}
+
+/// A change to a deployment; what is absent stays.
+#[derive(InputObject)]
+pub struct DeploymentChange {
+    /// Another version of its application (a rollout or a rollback).
+    pub version: Option<String>,
+    /// New parameters, replacing the current ones.
+    pub parameters: Option<BTreeMap<String, Value>>,
+    /// The ETag the deployment had when read: the change is made only if it is unchanged.
+    pub if_match: Option<String>,
+}
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Registers an application from a directory or Git repository the CO reads, or from the
+    /// description text itself (exactly one of the two).
+    async fn add_app(
+        &self,
+        ctx: &Context<'_>,
+        source: Option<String>,
+        description: Option<String>,
+    ) -> Result<AppVersion> {
+        let (c, t) = (ctl(ctx), tenant(ctx));
+        let record = match (source, description) {
+            (Some(source), None) => c.add_app_from_source(t, &source).await,
+            (None, Some(text)) => c.add_app(t, &text, "inline", None).await,
+            _ => return Err("give exactly one of source or description".into()),
+        }
+        .map_err(gql)?;
+        Ok(record.into())
+    }
+
+    /// Deploys an application version to a site. With `idempotencyKey`, a retry of the same
+    /// request gets the deployment the first one made.
+    async fn deploy(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDeployment,
+        idempotency_key: Option<String>,
+    ) -> Result<Deployment> {
+        let (c, t) = (ctl(ctx), tenant(ctx));
+        let record = c
+            .deploy(t, input.into_request(idempotency_key))
+            .await
+            .map_err(gql)?;
+        Ok(c.deployment_view(t, record.id.as_str())
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Moves a deployment to another version and/or new parameters.
+    async fn update_deployment(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        change: DeploymentChange,
+    ) -> Result<Deployment> {
+        let (c, t) = (ctl(ctx), tenant(ctx));
+        c.update_deployment(
+            t,
+            &id,
+            UpdateRequest {
+                version: change.version,
+                parameters: change.parameters,
+                if_match: change.if_match.map(|tag| vec![tag]),
+            },
+        )
+        .await
+        .map_err(gql)?;
+        Ok(c.deployment_view(t, &id).await.map_err(gql)?.into())
+    }
+
+    /// Removes a deployment; its phase is `removed` once its site confirms.
+    async fn undeploy(&self, ctx: &Context<'_>, id: String) -> Result<Deployment> {
+        let (c, t) = (ctl(ctx), tenant(ctx));
+        c.undeploy(t, &id).await.map_err(gql)?;
+        Ok(c.deployment_view(t, &id).await.map_err(gql)?.into())
+    }
+
+    /// Creates a tenant.
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        name: String,
+        plan: Option<String>,
+    ) -> Result<Tenant> {
+        let req = eos_domain::service::TenantRequest { id, name, plan };
+        Ok(ctl(ctx).create_tenant(req).await.map_err(gql)?.into())
+    }
+
+    /// Adds a user to the tenant.
+    async fn add_user(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        role: String,
+        sso_id: Option<String>,
+    ) -> Result<User> {
+        let req = UserRequest {
+            email,
+            role,
+            sso_id,
+        };
+        Ok(ctl(ctx)
+            .add_user(tenant(ctx), req)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Removes one of the tenant's users; its id.
+    async fn remove_user(&self, ctx: &Context<'_>, id: String) -> Result<String> {
+        ctl(ctx).remove_user(tenant(ctx), &id).await.map_err(gql)?;
+        Ok(id)
+    }
+}
