@@ -9,6 +9,7 @@ mod m0004_device_usage;
 mod m0005_idempotency_keys;
 mod m0006_events;
 mod m0007_tenants;
+mod m0008_device_models;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_idempotency_keys::Migration),
             Box::new(m0006_events::Migration),
             Box::new(m0007_tenants::Migration),
+            Box::new(m0008_device_models::Migration),
         ]
     }
 }

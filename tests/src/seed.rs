@@ -32,6 +32,7 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
                 online: n % 3 != 0,
                 last_seen: None,
                 usage: None,
+                model: None,
             })
             .await
             .unwrap_or_else(|e| panic!("storing {id}: {e}"));

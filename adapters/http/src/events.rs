@@ -188,7 +188,10 @@ pub async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     if let Some(kind) = &q.kind
-        && (kind.is_empty() || !kind.chars().all(|c| c.is_ascii_lowercase() || c == '.'))
+        && (kind.is_empty()
+            || !kind
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'))
     {
         return Err(bad(format!("kind {kind:?} is not an event kind")));
     }

@@ -4,6 +4,7 @@
 mod events;
 pub mod graphql;
 mod lists;
+mod models;
 mod problem;
 mod reference;
 mod routes;

@@ -46,6 +46,11 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         get_deployment_live,
         crate::events::events,
         crate::events::deployment_history,
+        crate::models::list_models,
+        crate::models::register_model,
+        crate::models::get_model,
+        crate::models::remove_model,
+        crate::models::compatibility,
         crate::tenancy::list_tenants,
         crate::tenancy::create_tenant,
         crate::tenancy::get_tenant,
@@ -74,6 +79,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         DeviceLive,
         ComponentLive,
         crate::events::ChangeEvent,
+        crate::models::DeviceModel,
+        crate::models::RegisterModel,
+        crate::models::Compatibility,
+        crate::models::ProfileVerdict,
         crate::tenancy::Tenant,
         crate::tenancy::CreateTenant,
         crate::tenancy::User,
@@ -108,6 +117,18 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
         )
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))
+        .route(
+            "/api/v1/apps/{app_id}/compatibility",
+            get(crate::models::compatibility),
+        )
+        .route(
+            "/api/v1/device-models",
+            get(crate::models::list_models).post(crate::models::register_model),
+        )
+        .route(
+            "/api/v1/device-models/{model_id}",
+            get(crate::models::get_model).delete(crate::models::remove_model),
+        )
         .route("/api/v1/sites", get(list_sites))
         .route("/api/v1/sites/{site_id}/events", get(list_site_events))
         .route("/api/v1/devices", get(list_devices))
@@ -373,6 +394,8 @@ pub struct Device {
     pub last_seen: Option<String>,
     /// Resource use from the latest heartbeat that reached the CO.
     pub usage: Option<Usage>,
+    /// The device model (`/api/v1/device-models`) of the vendor and model number it reports.
+    pub model: Option<String>,
     /// The device's Margo DeviceCapabilities (rc.3).
     #[schema(value_type = Object)]
     pub capabilities: Value,
@@ -393,6 +416,7 @@ impl From<DeviceRecord> for Device {
                 observed_at: u.observed_at,
             }),
             capabilities: serde_json::to_value(&r.capabilities).unwrap_or_default(),
+            model: r.model,
         }
     }
 }

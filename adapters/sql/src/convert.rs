@@ -86,6 +86,7 @@ pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| corrupt("devices", &m.id, e))?,
+        model: None,
     })
 }
 
@@ -259,6 +260,29 @@ pub fn user_to(r: &UserRecord) -> users::ActiveModel {
         email: Set(r.email.clone()),
         role: Set(r.role.as_str().to_owned()),
         sso_id: Set(r.sso_id.clone()),
+        created_at: Set(r.created_at.clone()),
+    }
+}
+
+pub fn device_model_from(m: device_models::Model) -> Result<DeviceModelRecord, StoreError> {
+    Ok(DeviceModelRecord {
+        tenant: tenant_of("device_models", &m.id, &m.tenant_id)?,
+        capabilities: serde_json::from_str(&m.capabilities)
+            .map_err(|e| corrupt("device_models", &m.id, e))?,
+        id: m.id,
+        vendor: m.vendor,
+        model: m.model,
+        created_at: m.created_at,
+    })
+}
+
+pub fn device_model_to(r: &DeviceModelRecord) -> device_models::ActiveModel {
+    device_models::ActiveModel {
+        tenant_id: Set(r.tenant.to_string()),
+        id: Set(r.id.clone()),
+        vendor: Set(r.vendor.clone()),
+        model: Set(r.model.clone()),
+        capabilities: Set(json(&r.capabilities)),
         created_at: Set(r.created_at.clone()),
     }
 }

@@ -164,6 +164,58 @@ where
         Ok(done.rows_affected > 0)
     }
 
+    async fn insert_device_model(&self, model: &DeviceModelRecord) -> StoreResult<()> {
+        device_models::Entity::insert(device_model_to(model))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_device_model(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> StoreResult<Option<DeviceModelRecord>> {
+        device_models::Entity::find_by_id((tenant.to_string(), id.to_owned()))
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(device_model_from)
+            .transpose()
+    }
+
+    async fn page_device_models(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeviceModelRecord>> {
+        let mut q = device_models::Entity::find()
+            .filter(device_models::Column::TenantId.eq(tenant.as_str()))
+            .order_by_asc(device_models::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            q = q.filter(device_models::Column::Id.gt(after));
+        }
+        q.all(&self.db)
+            .await
+            .map_err(backend)?
+            .into_iter()
+            .map(device_model_from)
+            .collect()
+    }
+
+    async fn delete_device_model(&self, tenant: &TenantId, id: &str) -> StoreResult<bool> {
+        let done = device_models::Entity::delete_many()
+            .filter(device_models::Column::TenantId.eq(tenant.as_str()))
+            .filter(device_models::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected > 0)
+    }
+
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()> {
         app_versions::Entity::insert(app_version_to(record))
             .exec(&self.db)

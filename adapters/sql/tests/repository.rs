@@ -167,6 +167,7 @@ async fn usage_is_kept_apart_from_what_reports_rewrite() {
             online,
             last_seen: Some("t1".into()),
             usage: None,
+            model: None,
         };
         store.upsert_device(&record(true)).await.unwrap();
         let usage = DeviceUsage {
@@ -585,6 +586,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                     online: true,
                     last_seen: None,
                     usage: None,
+                    model: None,
                 })
                 .await
                 .unwrap();
@@ -730,6 +732,103 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                 Err(StoreError::Conflict(_))
             ),
             "{on}: an email is taken once per tenant"
+        );
+    }
+}
+
+/// Device models: one per id and one per vendor and model number within a tenant, read back
+/// with their template, listed by id, and invisible to other tenants.
+#[tokio::test]
+async fn device_models_are_unique_per_tenant_by_id_and_by_vendor_and_model() {
+    let caps = eos_domain::margo::DeviceCapabilities::from_json(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/bench-capabilities.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let globex = TenantId::parse("globex").unwrap();
+    let model = |tenant: &TenantId, id: &str, number: &str| {
+        let mut c = caps.clone();
+        c.properties.model_number = number.into();
+        DeviceModelRecord {
+            tenant: tenant.clone(),
+            id: id.into(),
+            vendor: "EOS".into(),
+            model: number.into(),
+            capabilities: c,
+            created_at: "t".into(),
+        }
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        store
+            .insert_tenant(&TenantRecord {
+                id: globex.clone(),
+                name: "Globex".into(),
+                plan: "standard".into(),
+                created_at: "t".into(),
+            })
+            .await
+            .unwrap();
+        let t = main_tenant();
+        store
+            .insert_device_model(&model(&t, "b-box", "b"))
+            .await
+            .unwrap();
+        store
+            .insert_device_model(&model(&t, "a-box", "a"))
+            .await
+            .unwrap();
+        for (dup, what) in [
+            (model(&t, "a-box", "other"), "the same id"),
+            (model(&t, "c-box", "a"), "the same vendor and model"),
+        ] {
+            assert!(
+                matches!(
+                    store.insert_device_model(&dup).await,
+                    Err(StoreError::Conflict(_))
+                ),
+                "{on}: {what} is refused"
+            );
+        }
+        // Another tenant may use the same id and the same vendor and model.
+        store
+            .insert_device_model(&model(&globex, "a-box", "a"))
+            .await
+            .unwrap();
+        let got = store.get_device_model(&t, "a-box").await.unwrap().unwrap();
+        assert_eq!(got, model(&t, "a-box", "a"), "{on}: read back whole");
+        let ids = |page: Vec<DeviceModelRecord>| page.into_iter().map(|m| m.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.page_device_models(&t, None, 10).await.unwrap()),
+            ["a-box", "b-box"],
+            "{on}: by id"
+        );
+        assert_eq!(
+            ids(store
+                .page_device_models(&t, Some("a-box"), 10)
+                .await
+                .unwrap()),
+            ["b-box"],
+            "{on}: after a cursor"
+        );
+        assert!(store.delete_device_model(&globex, "a-box").await.unwrap());
+        assert!(
+            !store.delete_device_model(&globex, "b-box").await.unwrap(),
+            "{on}: globex cannot delete the default tenant's model"
+        );
+        assert!(
+            store
+                .get_device_model(&globex, "a-box")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store.get_device_model(&t, "a-box").await.unwrap().is_some(),
+            "{on}: deleting globex's a-box left the default tenant's"
         );
     }
 }

@@ -1,8 +1,14 @@
 //! `edgectl`: the EOS command line. Tables for people, `-o json` for scripts.
 
+mod api;
+mod models;
+mod table;
+
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use api::Api;
+use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use table::{Output, print};
 
 #[derive(Parser)]
 #[command(
@@ -28,12 +34,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-enum Output {
-    Table,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Applications in the app store.
@@ -51,6 +51,9 @@ enum Command {
     /// Edge nodes.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Device models: a vendor's model with the capability template its devices share.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Deploy APP[@VERSION] to a site.
     Deploy {
         app: String,
@@ -100,6 +103,34 @@ enum AppCommand {
         source: String,
     },
     List,
+    /// Whether APP[@VERSION] (the newest when no version is given) can run on a device model
+    /// or a device, profile by profile, and why not; exits 1 when no profile can.
+    Compat {
+        app: String,
+        /// A device model's id (`edgectl model list`).
+        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
+        model: Option<String>,
+        /// A device: SITE/HOST.
+        #[arg(long)]
+        device: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// The tenant's device models.
+    List,
+    /// Register a device model from its capability template: a Margo DeviceCapabilities
+    /// document (YAML or JSON) whose properties.vendor and properties.modelNumber name it.
+    Add {
+        /// Lowercase letters, digits and '-' (`acme-edge-5000`).
+        id: String,
+        /// The template file.
+        #[arg(long)]
+        capabilities: String,
+    },
+    /// Remove a device model.
+    Remove { model: String },
 }
 
 #[derive(Subcommand)]
@@ -237,23 +268,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(out, &v, &["id", "email", "role", "created_at"])
         }
         Command::User(UserCommand::Remove { user }) => {
-            let resp = api
-                .http
-                .delete(api.url(&format!("/users/{user}")))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach the CO at {}", api.base))?;
-            if !resp.status().is_success() {
-                let body: Value = resp.json().await.unwrap_or(Value::Null);
-                bail!(
-                    "{}",
-                    body["detail"]
-                        .as_str()
-                        .unwrap_or("the user was not removed")
-                );
-            }
+            api.send(api.http.delete(api.url(&format!("/users/{user}"))))
+                .await?;
             println!("removed user {user}");
             Ok(())
+        }
+        Command::Model(ModelCommand::List) => models::list(&api, out).await,
+        Command::Model(ModelCommand::Add { id, capabilities }) => {
+            models::add(&api, out, &id, &capabilities).await
+        }
+        Command::Model(ModelCommand::Remove { model }) => models::remove(&api, &model).await,
+        Command::App(AppCommand::Compat { app, model, device }) => {
+            models::compat(&api, out, &app, model.as_deref(), device.as_deref()).await
         }
         Command::Site(SiteCommand::List) => print(
             out,
@@ -277,7 +303,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(
                 out,
                 &shown,
-                &["id", "online", "last_seen", "load", "memory", "workloads"],
+                &[
+                    "id",
+                    "model",
+                    "online",
+                    "last_seen",
+                    "load",
+                    "memory",
+                    "workloads",
+                ],
             )?;
             let drivers: Vec<Value> =
                 found["capabilities"]["properties"]["labels"]["eos.dev/drivers"]
@@ -303,7 +337,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(
                 out,
                 &shown,
-                &["id", "online", "last_seen", "load", "memory", "workloads"],
+                &[
+                    "id",
+                    "model",
+                    "online",
+                    "last_seen",
+                    "load",
+                    "memory",
+                    "workloads",
+                ],
             )
         }
         Command::Deploy { app, site, device } => {
@@ -534,78 +576,6 @@ fn validate(path: &str, out: Output) -> anyhow::Result<()> {
     }
 }
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(self.url(path))).await
-    }
-    /// Every item of a list, page after page (the CO gives the next page's cursor in
-    /// `X-Next-Cursor`).
-    async fn list(&self, path: &str) -> anyhow::Result<Value> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut req = self.http.get(self.url(path));
-            if let Some(c) = &cursor {
-                req = req.query(&[("cursor", c)]);
-            }
-            let (page, next) = self.send_paged(req).await?;
-            all.extend(page.as_array().cloned().unwrap_or_default());
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(Value::Array(all)),
-            }
-        }
-    }
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        Ok(self.send_paged(req).await?.0)
-    }
-    /// The answer's body, and the next page's cursor when the answer is a page of a list.
-    async fn send_paged(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> anyhow::Result<(Value, Option<String>)> {
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the CO at {} (set --server or EOS_SERVER)",
-                self.base
-            )
-        })?;
-        let status = resp.status();
-        let next = resp
-            .headers()
-            .get("x-next-cursor")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let mut msg = format!(
-                "{} {}",
-                status.as_u16(),
-                body["detail"]
-                    .as_str()
-                    .unwrap_or(body["title"].as_str().unwrap_or("request failed"))
-            );
-            for e in body["errors"].as_array().into_iter().flatten() {
-                msg.push_str(&format!(
-                    "\n  {}: {}",
-                    e["field"].as_str().unwrap_or(""),
-                    e["message"].as_str().unwrap_or("")
-                ));
-            }
-            bail!(msg);
-        }
-        Ok((body, next))
-    }
-}
-
 /// Adds the table columns `load`, `memory` and `workloads` from each device's `usage` (JSON
 /// output keeps `usage` as it is; the added keys only show in tables).
 fn with_usage_columns(mut devices: Value) -> Value {
@@ -628,48 +598,4 @@ fn with_usage_columns(mut devices: Value) -> Value {
         d["workloads"] = usage["workloads"].clone();
     }
     devices
-}
-
-fn print(out: Output, value: &Value, columns: &[&str]) -> anyhow::Result<()> {
-    if out == Output::Json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-        return Ok(());
-    }
-    let rows: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
-    let cell = |row: &Value, c: &str| match &row[c] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    };
-    let widths: Vec<usize> = columns
-        .iter()
-        .map(|c| {
-            rows.iter()
-                .map(|r| cell(r, c).len())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    println!(
-        "{}",
-        line(columns.iter().map(|c| c.to_uppercase()).collect())
-    );
-    for r in rows {
-        println!("{}", line(columns.iter().map(|c| cell(r, c)).collect()));
-    }
-    Ok(())
 }

@@ -1,8 +1,9 @@
 //! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a device
 //! shows its drivers, a site's event log lists what happened there, logs and resource use of
-//! a deployment come live from its EN, and unknown names are readable errors.
+//! a deployment come live from its EN, device models and compatibility verdicts, tenants and
+//! users, and unknown names are readable errors.
 
-use eos_tests::{CRASHY_APP, Fleet, LIMIT, eventually};
+use eos_tests::{CRASHY_APP, Fleet, LIMIT, SAMPLE_APP, WEB_OCI_APP, eventually, repo_root};
 use std::process::Command;
 
 fn edgectl(fleet: &Fleet, args: &[&str]) -> (bool, String, String) {
@@ -196,4 +197,129 @@ async fn lists_longer_than_a_page_come_whole() {
     assert_eq!(ids.len(), 1201, "two pages of the CO's, one list");
     assert_eq!(ids[0], "site-1/node-1");
     assert_eq!(ids[1200], "site-2/n001199");
+}
+
+/// Device models and compatibility from the command line: a model added from a YAML template,
+/// the device list naming it, `app compat` one row per profile with exit status 1 when nothing
+/// fits, and readable errors for bad templates and unknown models. Tenants and users too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn models_and_compatibility_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let template = tmp.path().join("eos-en.yaml");
+    let yaml = format!(
+        "properties:\n  id: template\n  vendor: EOS\n  modelNumber: eos-en {}\n  serialNumber: '-'\n  cpus: [{{cores: 4, architecture: amd64}}]\n  memory: 8Gi\n  otelCollector: false\n  supportedRuntimes: [custom]\n  supportedDeploymentTypes: [custom]\nlabels:\n  eos.dev/runtimes: [wasm]\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    std::fs::write(&template, &yaml).unwrap();
+    let broken = tmp.path().join("broken.yaml");
+    std::fs::write(&broken, yaml.replace("  vendor: EOS\n", "")).unwrap();
+    let file = |p: &std::path::Path| p.display().to_string();
+
+    let (ok, _, err) = edgectl(
+        &fleet,
+        &["model", "add", "eos-en", "--capabilities", &file(&broken)],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("422") && err.contains("capabilities.properties"),
+        "{err}"
+    );
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &["model", "add", "eos-en", "--capabilities", &file(&template)],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("eos-en") && out.contains("EOS"), "{out}");
+    let (ok, out, _) = edgectl(&fleet, &["model", "list"]);
+    assert!(
+        ok && out.lines().nth(1).unwrap_or_default().starts_with("eos-en"),
+        "{out}"
+    );
+    let (_, out, _) = edgectl(&fleet, &["device", "list"]);
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("MODEL"), "{out}");
+    assert!(out.lines().nth(1).unwrap().contains(" eos-en "), "{out}");
+
+    for app in [SAMPLE_APP.0, WEB_OCI_APP.0] {
+        let (ok, _, err) = edgectl(
+            &fleet,
+            &["app", "add", &repo_root().join(app).display().to_string()],
+        );
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &["app", "compat", SAMPLE_APP.1, "--model", "eos-en"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with(&format!("{}@1.0.0 on model eos-en:", SAMPLE_APP.1)),
+        "{out}"
+    );
+    assert!(out.contains("hello-wasm") && out.contains("true"), "{out}");
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &[
+            "app",
+            "compat",
+            &format!("{}@1.0.0", WEB_OCI_APP.1),
+            "--model",
+            "eos-en",
+        ],
+    );
+    assert!(!ok, "nothing fits: exit status 1");
+    assert!(out.contains("no oci runtime"), "{out}");
+    assert!(err.contains("no deployment profile"), "{err}");
+    let (ok, _, err) = edgectl(
+        &fleet,
+        &["app", "compat", SAMPLE_APP.1, "--device", "site-1/node-1"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = edgectl(&fleet, &["app", "compat", SAMPLE_APP.1]);
+    assert!(!ok && err.contains("--model"), "{err}");
+    let (ok, _, err) = edgectl(&fleet, &["app", "compat", SAMPLE_APP.1, "--model", "nope"]);
+    assert!(!ok && err.contains("404") && err.contains("nope"), "{err}");
+
+    let (ok, out, _) = edgectl(&fleet, &["model", "remove", "eos-en"]);
+    assert!(ok && out.contains("removed device model eos-en"), "{out}");
+    let (ok, _, err) = edgectl(&fleet, &["model", "remove", "eos-en"]);
+    assert!(!ok && err.contains("404"), "{err}");
+
+    // Tenants and users: created in one tenant, listed only there.
+    let (ok, _, err) = edgectl(&fleet, &["tenant", "create", "globex", "--name", "Globex"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &[
+            "--tenant",
+            "globex",
+            "user",
+            "add",
+            "ops@globex.example",
+            "--role",
+            "operator",
+        ],
+    );
+    assert!(ok && out.contains("operator"), "{out}{err}");
+    let (_, globex_users, _) = edgectl(
+        &fleet,
+        &["--tenant", "globex", "-o", "json", "user", "list"],
+    );
+    let users: serde_json::Value = serde_json::from_str(&globex_users).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+    let (_, default_users, _) = edgectl(&fleet, &["user", "list"]);
+    assert!(
+        !default_users.contains("ops@globex.example"),
+        "{default_users}"
+    );
+    let id = users[0]["id"].as_str().unwrap();
+    let (ok, out, err) = edgectl(&fleet, &["--tenant", "globex", "user", "remove", id]);
+    assert!(ok && out.contains(id), "{err}");
+    let (ok, _, err) = edgectl(&fleet, &["--tenant", "nobody", "user", "list"]);
+    assert!(!ok && err.contains("404"), "{err}");
+    fleet.shutdown().await;
 }

@@ -19,11 +19,13 @@ mod deploy;
 mod events;
 mod lists;
 mod live;
+mod models;
 mod reports;
 mod tenants;
 mod update;
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use live::MAX_LOG_LINES;
+pub use models::Against;
 pub use tenants::{TenantRequest, UserRequest};
 pub use update::UpdateRequest;
 

@@ -42,6 +42,24 @@ pub trait ControlStore: Send + Sync {
     /// Deletes one of the tenant's users; whether it was there.
     async fn delete_user(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
 
+    /// Inserts a device model; `Conflict` when the tenant has one of that id, or of that
+    /// vendor and model.
+    async fn insert_device_model(&self, model: &DeviceModelRecord) -> StoreResult<()>;
+    async fn get_device_model(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> StoreResult<Option<DeviceModelRecord>>;
+    /// Up to `limit` of the tenant's device models after the id `after`, by id.
+    async fn page_device_models(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<DeviceModelRecord>>;
+    /// Deletes one of the tenant's device models; whether it was there.
+    async fn delete_device_model(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+
     /// Inserts a version; `Conflict` when the tenant has that app@version already.
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()>;
     async fn app_versions(

@@ -46,6 +46,48 @@ pub struct DeviceRecord {
     pub last_seen: Option<String>,
     /// Resource use from the latest heartbeat that reached the CO.
     pub usage: Option<DeviceUsage>,
+    /// The id of the tenant's device model whose vendor and model number the device reports.
+    /// Not stored: the control plane fills it in when it lists devices.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// A device model as its maker registers it: vendor, model number and a capability template
+/// (a Margo DeviceCapabilities document: CPUs, memory, storage, peripherals such as
+/// accelerators, interfaces, runtimes). Devices that report the same vendor and model number
+/// point at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceModelRecord {
+    pub tenant: TenantId,
+    /// Lowercase letters, digits and '-' (`acme-edge-5000`).
+    pub id: String,
+    pub vendor: String,
+    pub model: String,
+    pub capabilities: DeviceCapabilities,
+    pub created_at: String,
+}
+
+/// Whether one deployment profile of an app version can run on a model or a device, and why
+/// not when it cannot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileCompatibility {
+    pub profile: String,
+    /// The runtime the profile needs (`wasm`, `oci`, `compose`, `helm`, …).
+    pub runtime: Option<String>,
+    pub compatible: bool,
+    pub reason: Option<String>,
+}
+
+/// An app version judged against a device model's template or a device's capabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompatibilityReport {
+    pub app_id: String,
+    pub version: String,
+    /// `model <id>` or `device <site>/<host>`.
+    pub against: String,
+    /// Whether some profile can run there.
+    pub compatible: bool,
+    pub profiles: Vec<ProfileCompatibility>,
 }
 
 /// A device's resource use, as a heartbeat reported it.
@@ -159,6 +201,8 @@ pub mod change {
     pub const TENANT_CREATED: &str = "tenant.created";
     pub const USER_ADDED: &str = "user.added";
     pub const USER_REMOVED: &str = "user.removed";
+    pub const DEVICE_MODEL_REGISTERED: &str = "device-model.registered";
+    pub const DEVICE_MODEL_REMOVED: &str = "device-model.removed";
 }
 
 /// Which events a reader wants: kinds starting with `kind` (`deployment` or

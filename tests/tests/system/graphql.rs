@@ -14,7 +14,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Runs a GraphQL document as `tenant` (`None`: the default tenant): the whole response.
-async fn gql(fleet: &Fleet, tenant: Option<&str>, query: &str, variables: Value) -> Value {
+pub(crate) async fn gql(
+    fleet: &Fleet,
+    tenant: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     let mut request = fleet
         .http
         .post(fleet.url("/graphql"))
@@ -28,7 +33,12 @@ async fn gql(fleet: &Fleet, tenant: Option<&str>, query: &str, variables: Value)
 }
 
 /// The `data` of a response that must have no errors.
-async fn data(fleet: &Fleet, tenant: Option<&str>, query: &str, variables: Value) -> Value {
+pub(crate) async fn data(
+    fleet: &Fleet,
+    tenant: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     let r = gql(fleet, tenant, query, variables).await;
     assert!(r["errors"].is_null(), "{query}: {r}");
     r["data"].clone()

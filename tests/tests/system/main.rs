@@ -15,6 +15,7 @@ mod generated_client;
 mod graphql;
 mod helm;
 mod long_outage;
+mod models;
 mod oci;
 mod openapi;
 mod outage;

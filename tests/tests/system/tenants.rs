@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const GLOBEX: &str = "globex";
 
 /// A request of `tenant` (`None`: no header, the default tenant): status and body.
-async fn call(
+pub(crate) async fn call(
     fleet: &Fleet,
     tenant: Option<&str>,
     method: reqwest::Method,
@@ -33,7 +33,7 @@ async fn call(
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn get(fleet: &Fleet, tenant: Option<&str>, path: &str) -> (u16, Value) {
+pub(crate) async fn get(fleet: &Fleet, tenant: Option<&str>, path: &str) -> (u16, Value) {
     call(fleet, tenant, reqwest::Method::GET, path, None).await
 }
 

@@ -3,6 +3,7 @@
 
 use super::{Sites, gql};
 use crate::events::ChangeEvent;
+use crate::models::{Compatibility, DeviceModel, against};
 use crate::routes::{
     App, AppVersion, CreateDeployment, Deployment, Device, DeviceLive, PlacementPreview, Shared,
     Site, SiteEvent,
@@ -68,6 +69,7 @@ page_type!(SitePage, Site, "A page of sites.");
 page_type!(DevicePage, Device, "A page of devices.");
 page_type!(DeploymentPage, Deployment, "A page of deployments.");
 page_type!(TenantPage, Tenant, "A page of tenants.");
+page_type!(DeviceModelPage, DeviceModel, "A page of device models.");
 page_type!(UserPage, User, "A page of users.");
 
 pub struct Query;
@@ -253,6 +255,49 @@ impl Query {
         Ok(events.into_iter().map(Into::into).collect())
     }
 
+    /// The tenant's device models.
+    #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn device_models(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        limit: Option<i32>,
+    ) -> Result<DeviceModelPage> {
+        let p = page(after, limit)?;
+        Ok(ctl(ctx)
+            .models_page(tenant(ctx), &p)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    async fn device_model(&self, ctx: &Context<'_>, id: String) -> Result<DeviceModel> {
+        Ok(ctl(ctx)
+            .device_model(tenant(ctx), &id)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Whether an app version (the newest when absent) can run on a device model or a device
+    /// (exactly one of the two), per deployment profile.
+    async fn compatibility(
+        &self,
+        ctx: &Context<'_>,
+        app_id: String,
+        version: Option<String>,
+        model: Option<String>,
+        device: Option<String>,
+    ) -> Result<Compatibility> {
+        let against = against(model, device)
+            .map_err(|e| async_graphql::Error::new(e.1.detail.unwrap_or(e.1.title)))?;
+        Ok(ctl(ctx)
+            .compatibility(tenant(ctx), &app_id, version.as_deref(), &against)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
     /// The platform's tenants.
     #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
     async fn tenants(
@@ -383,6 +428,27 @@ impl Mutation {
         let (c, t) = (ctl(ctx), tenant(ctx));
         c.undeploy(t, &id).await.map_err(gql)?;
         Ok(c.deployment_view(t, &id).await.map_err(gql)?.into())
+    }
+
+    /// Registers a device model from its capability template (a Margo DeviceCapabilities
+    /// document).
+    async fn register_device_model(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        capabilities: Value,
+    ) -> Result<DeviceModel> {
+        Ok(ctl(ctx)
+            .register_model(tenant(ctx), &id, &capabilities.to_string())
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Removes one of the tenant's device models; its id.
+    async fn remove_device_model(&self, ctx: &Context<'_>, id: String) -> Result<String> {
+        ctl(ctx).remove_model(tenant(ctx), &id).await.map_err(gql)?;
+        Ok(id)
     }
 
     /// Creates a tenant.

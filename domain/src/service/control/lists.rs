@@ -61,7 +61,11 @@ impl ControlPlane {
             .store
             .page_devices(tenant, filter, page.after.as_deref(), page.fetch())
             .await?;
-        Ok(page.page(fetched, |d| d.id.to_string()))
+        let page = page.page(fetched, |d| d.id.to_string());
+        Ok(Page {
+            items: self.with_models(tenant, page.items).await?,
+            next: page.next,
+        })
     }
 
     /// Deployments of `filter` with their status, oldest first.

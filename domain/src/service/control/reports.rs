@@ -274,6 +274,7 @@ async fn record_device(
             online,
             last_seen: Some(at),
             usage: None,
+            model: None,
         })
         .await?;
     Ok(())
