@@ -13,12 +13,46 @@ use serde_json::Value;
 /// The capabilities label on which EOS lists the runtimes an EN's drivers can run.
 pub const RUNTIMES_LABEL: &str = "eos.dev/runtimes";
 
+/// Whether a device takes workloads: an operator cordons a device so it takes no new ones
+/// (what runs there stays), or drains it so what runs there moves elsewhere and it takes none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    #[default]
+    Open,
+    Cordoned,
+    Draining,
+}
+
+impl Schedule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Cordoned => "cordoned",
+            Self::Draining => "draining",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Open, Self::Cordoned, Self::Draining]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A device as placement sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub device: DeviceId,
     pub capabilities: DeviceCapabilities,
     pub online: bool,
+    pub schedule: Schedule,
     /// Deployments already placed on it (lowers its score).
     pub load: usize,
 }
@@ -63,7 +97,8 @@ impl Placement {
     }
 }
 
-/// Chooses a device for a deployment. `current` (where it runs now) is kept while still eligible.
+/// Chooses a device for a deployment. `current` (where it runs now) is kept while still eligible,
+/// also when it is cordoned; a draining device is never chosen, so what runs there moves.
 pub fn place(
     deployment: &ApplicationDeployment,
     candidates: &[Candidate],
@@ -78,8 +113,12 @@ pub fn place(
     let mut eligible = Vec::new();
     let mut rejected = Vec::new();
     for c in candidates {
-        let verdict = match &pinned {
-            Some(p) if *p != c.device => Err(format!("the deployment is pinned to {p}")),
+        let verdict = match (&pinned, c.schedule) {
+            (Some(p), _) if *p != c.device => Err(format!("the deployment is pinned to {p}")),
+            (_, Schedule::Draining) => Err("draining: what runs there moves elsewhere".into()),
+            (_, Schedule::Cordoned) if Some(&c.device) != current => {
+                Err("cordoned: takes no new workloads".into())
+            }
             _ => check(c, runtime.as_deref(), profile.device_constraints.as_ref()),
         };
         match verdict {
@@ -246,6 +285,7 @@ mod tests {
             device: DeviceId::parse(&format!("s1/{host}")).unwrap(),
             capabilities: DeviceCapabilities::from_json(&caps.to_string()).unwrap(),
             online: true,
+            schedule: Schedule::Open,
             load: 0,
         }
     }
@@ -337,5 +377,48 @@ mod tests {
             place(&d, &cs, Some(&cs[0].device)).chosen.as_ref(),
             Some(&cs[0].device)
         );
+    }
+
+    #[test]
+    fn a_cordoned_device_keeps_what_runs_there_and_a_draining_one_gives_it_up() {
+        let mut cs = [
+            candidate("a", 2.0, &["wasm"], false),
+            candidate("b", 8.0, &["wasm"], false),
+        ];
+        cs[1].schedule = Schedule::Cordoned;
+        let d = deployment("s1/*", json!({}));
+        let new = place(&d, &cs, None);
+        assert_eq!(
+            new.chosen.as_ref(),
+            Some(&cs[0].device),
+            "b scores higher, but is cordoned"
+        );
+        assert!(
+            new.why_not_placeable()
+                .contains("s1/b: cordoned: takes no new workloads"),
+            "{}",
+            new.why_not_placeable()
+        );
+        assert_eq!(
+            place(&d, &cs, Some(&cs[1].device)).chosen.as_ref(),
+            Some(&cs[1].device),
+            "what runs on a cordoned device stays"
+        );
+        cs[1].schedule = Schedule::Draining;
+        assert_eq!(
+            place(&d, &cs, Some(&cs[1].device)).chosen.as_ref(),
+            Some(&cs[0].device),
+            "what runs on a draining device moves"
+        );
+        let pinned = place(&deployment("s1/b", json!({})), &cs, Some(&cs[1].device));
+        assert!(
+            pinned.chosen.is_none(),
+            "a pin does not hold a draining device"
+        );
+        assert!(pinned.why_not_placeable().contains("s1/b: draining"));
+        for s in [Schedule::Open, Schedule::Cordoned, Schedule::Draining] {
+            assert_eq!(Schedule::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Schedule::parse("closed"), None);
     }
 }

@@ -10,6 +10,7 @@ mod m0005_idempotency_keys;
 mod m0006_events;
 mod m0007_tenants;
 mod m0008_device_models;
+mod m0009_device_schedule;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_events::Migration),
             Box::new(m0007_tenants::Migration),
             Box::new(m0008_device_models::Migration),
+            Box::new(m0009_device_schedule::Migration),
         ]
     }
 }

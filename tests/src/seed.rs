@@ -5,8 +5,8 @@ use crate::repo_root;
 use eos_adapter_sql::SqlStore;
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
-use eos_domain::service::DeviceRecord;
 use eos_domain::service::ports::ControlStore;
+use eos_domain::service::{DeviceRecord, Schedule};
 
 /// Stores `count` devices `<site>/n<NNNNNN>` in the CO database at `database_url`, spread over
 /// `sites` in turn, every third one offline. Returns their ids in the order stored.
@@ -33,6 +33,7 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
                 last_seen: None,
                 usage: None,
                 model: None,
+                schedule: Schedule::Open,
             })
             .await
             .unwrap_or_else(|e| panic!("storing {id}: {e}"));

@@ -1,6 +1,7 @@
 //! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1. Every error is
 //! an RFC 9457 problem document with a stable `type` per error kind.
 
+mod devices;
 mod events;
 pub mod graphql;
 mod lists;

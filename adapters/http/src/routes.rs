@@ -46,6 +46,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         get_deployment_live,
         crate::events::events,
         crate::events::deployment_history,
+        crate::devices::get_device,
+        crate::devices::cordon,
+        crate::devices::drain,
+        crate::devices::uncordon,
         crate::models::list_models,
         crate::models::register_model,
         crate::models::get_model,
@@ -132,6 +136,22 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
         .route("/api/v1/sites", get(list_sites))
         .route("/api/v1/sites/{site_id}/events", get(list_site_events))
         .route("/api/v1/devices", get(list_devices))
+        .route(
+            "/api/v1/devices/{site_id}/{host}",
+            get(crate::devices::get_device),
+        )
+        .route(
+            "/api/v1/devices/{site_id}/{host}/cordon",
+            post(crate::devices::cordon),
+        )
+        .route(
+            "/api/v1/devices/{site_id}/{host}/drain",
+            post(crate::devices::drain),
+        )
+        .route(
+            "/api/v1/devices/{site_id}/{host}/uncordon",
+            post(crate::devices::uncordon),
+        )
         .route(
             "/api/v1/deployments",
             get(list_deployments).post(create_deployment),
@@ -396,6 +416,11 @@ pub struct Device {
     pub usage: Option<Usage>,
     /// The device model (`/api/v1/device-models`) of the vendor and model number it reports.
     pub model: Option<String>,
+    /// `open`, `cordoned` (takes no new workloads) or `draining` (what runs there moves).
+    pub schedule: String,
+    /// `online`, `offline`, `cordoned`, `draining`, or `drained` (draining, and its last
+    /// heartbeat reported no workloads).
+    pub status: String,
     /// The device's Margo DeviceCapabilities (rc.3).
     #[schema(value_type = Object)]
     pub capabilities: Value,
@@ -403,7 +428,13 @@ pub struct Device {
 
 impl From<DeviceRecord> for Device {
     fn from(r: DeviceRecord) -> Self {
+        let status = serde_json::to_value(r.status())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         Self {
+            schedule: r.schedule.to_string(),
+            status,
             id: r.id.to_string(),
             site: r.id.site().to_string(),
             online: r.online,

@@ -87,6 +87,13 @@ pub fn device_from(m: devices::Model) -> Result<DeviceRecord, StoreError> {
             .transpose()
             .map_err(|e| corrupt("devices", &m.id, e))?,
         model: None,
+        schedule: Schedule::parse(&m.schedule).ok_or_else(|| {
+            corrupt(
+                "devices",
+                &m.id,
+                format!("unknown schedule {:?}", m.schedule),
+            )
+        })?,
     })
 }
 
@@ -99,6 +106,7 @@ pub fn device_to(r: &DeviceRecord) -> devices::ActiveModel {
         online: Set(r.online),
         last_seen: Set(r.last_seen.clone()),
         usage: Set(r.usage.as_ref().map(json)),
+        schedule: Set(r.schedule.as_str().to_owned()),
     }
 }
 

@@ -342,6 +342,25 @@ where
         Ok(())
     }
 
+    async fn set_device_schedule(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+        schedule: Schedule,
+    ) -> StoreResult<bool> {
+        let done = devices::Entity::update_many()
+            .col_expr(
+                devices::Column::Schedule,
+                sea_orm::sea_query::Expr::value(schedule.as_str()),
+            )
+            .filter(devices::Column::TenantId.eq(tenant.as_str()))
+            .filter(devices::Column::Id.eq(id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected > 0)
+    }
+
     async fn set_device_usage(&self, device: &DeviceId, usage: &DeviceUsage) -> StoreResult<()> {
         devices::Entity::update_many()
             .col_expr(

@@ -168,6 +168,7 @@ async fn usage_is_kept_apart_from_what_reports_rewrite() {
             last_seen: Some("t1".into()),
             usage: None,
             model: None,
+            schedule: Schedule::Open,
         };
         store.upsert_device(&record(true)).await.unwrap();
         let usage = DeviceUsage {
@@ -187,6 +188,31 @@ async fn usage_is_kept_apart_from_what_reports_rewrite() {
         assert_eq!(devices.len(), 1, "{on}: an unknown device is not created");
         assert!(!devices[0].online, "{on}");
         assert_eq!(devices[0].usage.as_ref(), Some(&usage), "{on}");
+
+        // A schedule is the operator's: set for the device's tenant only, and kept when the
+        // site reports the device again.
+        let other = TenantId::parse("other").unwrap();
+        assert!(
+            !store
+                .set_device_schedule(&other, &id, Schedule::Draining)
+                .await
+                .unwrap(),
+            "{on}: another tenant's device is not there"
+        );
+        assert!(
+            store
+                .set_device_schedule(&main_tenant(), &id, Schedule::Draining)
+                .await
+                .unwrap()
+        );
+        store.upsert_device(&record(true)).await.unwrap();
+        let device = store
+            .get_device(&main_tenant(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(device.schedule, Schedule::Draining, "{on}");
+        assert!(device.online, "{on}");
     }
 }
 
@@ -587,6 +613,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                     last_seen: None,
                     usage: None,
                     model: None,
+                    schedule: Schedule::Open,
                 })
                 .await
                 .unwrap();

@@ -172,6 +172,13 @@ enum DeviceCommand {
     /// One device: liveness, resource use, and its runtime drivers with their source
     /// (built-in, native or wasm plugin).
     Show { device: String },
+    /// Take no new workloads on a device (SITE/HOST); what runs there stays.
+    Cordon { device: String },
+    /// Move what runs on a device (SITE/HOST) to other devices of its site, and take no new
+    /// workloads; `device list` shows it draining, then drained.
+    Drain { device: String },
+    /// Let a cordoned or draining device (SITE/HOST) take workloads again.
+    Uncordon { device: String },
 }
 
 #[derive(Subcommand)]
@@ -287,32 +294,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &["id", "lo_connected", "manifest_version", "last_seen"],
         ),
         Command::Device(DeviceCommand::Show { device }) => {
-            let devices = api.list("/devices").await?;
-            let Some(found) = devices
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|d| d["id"] == device.as_str())
-            else {
-                bail!("no device {device} (edgectl device list shows them)");
-            };
+            let found = &api
+                .get(&format!("/devices/{}", device_path(&device)?))
+                .await?;
             if out == Output::Json {
                 return print(out, found, &[]);
             }
             let shown = with_usage_columns(json!([found]));
-            print(
-                out,
-                &shown,
-                &[
-                    "id",
-                    "model",
-                    "online",
-                    "last_seen",
-                    "load",
-                    "memory",
-                    "workloads",
-                ],
-            )?;
+            print(out, &shown, DEVICE_COLUMNS)?;
             let drivers: Vec<Value> =
                 found["capabilities"]["properties"]["labels"]["eos.dev/drivers"]
                     .as_array()
@@ -334,19 +323,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Output::Json => devices,
                 _ => with_usage_columns(devices),
             };
-            print(
-                out,
-                &shown,
-                &[
-                    "id",
-                    "model",
-                    "online",
-                    "last_seen",
-                    "load",
-                    "memory",
-                    "workloads",
-                ],
-            )
+            print(out, &shown, DEVICE_COLUMNS)
+        }
+        Command::Device(DeviceCommand::Cordon { device }) => {
+            schedule(&api, out, &device, "cordon").await
+        }
+        Command::Device(DeviceCommand::Drain { device }) => {
+            schedule(&api, out, &device, "drain").await
+        }
+        Command::Device(DeviceCommand::Uncordon { device }) => {
+            schedule(&api, out, &device, "uncordon").await
         }
         Command::Deploy { app, site, device } => {
             let (app_id, version) = app
@@ -440,6 +426,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &["id", "phase", "state"],
         ),
     }
+}
+
+/// The columns of device tables.
+const DEVICE_COLUMNS: &[&str] = &[
+    "id",
+    "status",
+    "model",
+    "last_seen",
+    "load",
+    "memory",
+    "workloads",
+];
+
+/// A device id as the path under `/devices/`: `SITE/HOST`, each part checked.
+fn device_path(device: &str) -> anyhow::Result<String> {
+    eos_domain::ids::DeviceId::parse(device)
+        .map(|d| d.to_string())
+        .map_err(|e| anyhow::anyhow!("{device:?} is not a device id (SITE/HOST): {e}"))
+}
+
+/// Cordons, drains or uncordons a device; prints it as it is now.
+async fn schedule(api: &Api, out: Output, device: &str, action: &str) -> anyhow::Result<()> {
+    let path = format!("/devices/{}/{action}", device_path(device)?);
+    let d = api.send(api.http.post(api.url(&path))).await?;
+    print(out, &d, &["id", "status", "schedule"])
 }
 
 /// Asks the CO to ask the devices running `deployment` how its components are doing now.

@@ -1,7 +1,7 @@
 //! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a device
 //! shows its drivers, a site's event log lists what happened there, logs and resource use of
 //! a deployment come live from its EN, device models and compatibility verdicts, tenants and
-//! users, and unknown names are readable errors.
+//! users, cordon, drain and uncordon, and unknown names are readable errors.
 
 use eos_tests::{CRASHY_APP, Fleet, LIMIT, SAMPLE_APP, WEB_OCI_APP, eventually, repo_root};
 use std::process::Command;
@@ -36,7 +36,7 @@ async fn devices_show_resource_use_and_sites_their_events() {
     .await;
     let mut lines = table.lines();
     let header = lines.next().unwrap();
-    for column in ["ID", "ONLINE", "LOAD", "MEMORY", "WORKLOADS"] {
+    for column in ["ID", "STATUS", "LOAD", "MEMORY", "WORKLOADS"] {
         assert!(header.contains(column), "{table}");
     }
     assert!(
@@ -78,7 +78,10 @@ async fn devices_show_resource_use_and_sites_their_events() {
         "{shown}"
     );
     let (ok, _, err) = edgectl(&fleet, &["device", "show", "site-1/nowhere"]);
-    assert!(!ok && err.contains("no device site-1/nowhere"), "{err}");
+    assert!(
+        !ok && err.contains("404") && err.contains("device \"site-1/nowhere\" not found"),
+        "{err}"
+    );
 
     // A crash shows in the site's events.
     let id = fleet
@@ -321,5 +324,28 @@ async fn models_and_compatibility_from_the_command_line() {
     assert!(ok && out.contains(id), "{err}");
     let (ok, _, err) = edgectl(&fleet, &["--tenant", "nobody", "user", "list"]);
     assert!(!ok && err.contains("404"), "{err}");
+
+    // Cordon, drain and uncordon a device.
+    let (ok, out, err) = edgectl(&fleet, &["device", "cordon", "site-1/node-1"]);
+    assert!(
+        ok && out.lines().nth(1).unwrap_or_default().contains("cordoned"),
+        "{out}{err}"
+    );
+    let (_, out, _) = edgectl(&fleet, &["device", "show", "site-1/node-1"]);
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .contains(" cordoned "),
+        "{out}"
+    );
+    let (ok, out, err) = edgectl(&fleet, &["-o", "json", "device", "drain", "site-1/node-1"]);
+    assert!(ok, "{err}");
+    let drained: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(drained["schedule"], "draining", "{drained}");
+    let (ok, out, err) = edgectl(&fleet, &["device", "uncordon", "site-1/node-1"]);
+    assert!(ok && out.contains("online"), "{out}{err}");
+    let (ok, _, err) = edgectl(&fleet, &["device", "drain", "node-1"]);
+    assert!(!ok && err.contains("not a device id (SITE/HOST)"), "{err}");
     fleet.shutdown().await;
 }

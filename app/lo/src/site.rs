@@ -447,6 +447,7 @@ impl Site {
                     device: d.clone(),
                     capabilities: n.capabilities.clone(),
                     online: n.online,
+                    schedule: desired.meta.schedule(d.host().as_str()),
                     load: *load.get(d).unwrap_or(&0),
                 })
                 .collect();

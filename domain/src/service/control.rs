@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 mod deploy;
 mod events;
+mod fleet;
 mod lists;
 mod live;
 mod models;
@@ -340,15 +341,22 @@ impl ControlPlane {
             })?;
             deployments.insert(d.id, doc);
         }
+        let mut meta = SiteFile::new(site.id.clone());
+        meta.labels = site.labels.clone();
+        for d in self
+            .store
+            .list_devices(&site.tenant, Some(&site.id))
+            .await?
+        {
+            meta.set_schedule(d.id.host().as_str(), d.schedule);
+        }
         let state = SiteDesiredState {
             site: site.id.clone(),
             manifest_version: site.manifest_version,
             deployments,
+            meta,
         };
-        Ok(state.to_files(&SiteFile {
-            id: site.id.clone(),
-            labels: site.labels.clone(),
-        }))
+        Ok(state.to_files())
     }
 
     async fn publish_site(&self, site: &SiteId, message: &str) -> Result<String, ServiceError> {

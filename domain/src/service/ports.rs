@@ -87,7 +87,15 @@ pub trait ControlStore: Send + Sync {
     /// Every site of every tenant (for the CO's own upkeep at start).
     async fn list_sites(&self) -> StoreResult<Vec<SiteRecord>>;
 
+    /// Inserts or updates a device from what its site reports; leaves its schedule alone.
     async fn upsert_device(&self, device: &DeviceRecord) -> StoreResult<()>;
+    /// Sets one of the tenant's devices' schedule; whether the device is there.
+    async fn set_device_schedule(
+        &self,
+        tenant: &TenantId,
+        id: &DeviceId,
+        schedule: Schedule,
+    ) -> StoreResult<bool>;
     async fn list_devices(
         &self,
         tenant: &TenantId,

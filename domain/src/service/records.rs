@@ -3,6 +3,7 @@
 use crate::ids::{DeploymentId, DeviceId, SiteId, TenantId};
 use crate::margo::status::{ComponentStatus, DeploymentState, StatusError};
 use crate::margo::{DeploymentStatus, DeviceCapabilities};
+pub use crate::placement::Schedule;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -50,6 +51,39 @@ pub struct DeviceRecord {
     /// Not stored: the control plane fills it in when it lists devices.
     #[serde(default)]
     pub model: Option<String>,
+    /// Whether it takes workloads; only cordon, drain and uncordon change it (reports from
+    /// the site leave it alone).
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+/// A device's status as operators see it: its schedule when an operator closed it, else
+/// whether it is online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Online,
+    Offline,
+    /// Takes no new workloads; what runs there stays.
+    Cordoned,
+    /// Its workloads are moving elsewhere.
+    Draining,
+    /// Drained: its last heartbeat reported no workloads; it takes none.
+    Drained,
+}
+
+impl DeviceRecord {
+    pub fn status(&self) -> DeviceStatus {
+        match self.schedule {
+            Schedule::Cordoned => DeviceStatus::Cordoned,
+            Schedule::Draining if self.usage.as_ref().is_some_and(|u| u.workloads == 0) => {
+                DeviceStatus::Drained
+            }
+            Schedule::Draining => DeviceStatus::Draining,
+            Schedule::Open if self.online => DeviceStatus::Online,
+            Schedule::Open => DeviceStatus::Offline,
+        }
+    }
 }
 
 /// A device model as its maker registers it: vendor, model number and a capability template
@@ -194,6 +228,12 @@ pub mod change {
     pub const DEVICE_JOINED: &str = "device.joined";
     pub const DEVICE_ONLINE: &str = "device.online";
     pub const DEVICE_OFFLINE: &str = "device.offline";
+    /// An operator cordoned a device: it takes no new workloads.
+    pub const DEVICE_CORDONED: &str = "device.cordoned";
+    /// An operator drained a device: its workloads move elsewhere.
+    pub const DEVICE_DRAINING: &str = "device.draining";
+    /// An operator opened a cordoned or draining device again.
+    pub const DEVICE_UNCORDONED: &str = "device.uncordoned";
     pub const SITE_CONNECTED: &str = "site.connected";
     pub const SITE_DISCONNECTED: &str = "site.disconnected";
     /// An entry of a site's own event log (a refused desired state, a crashed component).

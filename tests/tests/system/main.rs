@@ -8,6 +8,7 @@ mod architecture;
 mod compose;
 mod concurrency;
 mod crash;
+mod drain;
 mod e2e;
 mod events;
 mod failpoints;

@@ -13,7 +13,7 @@ use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleO
 use eos_domain::ids::{SiteId, TenantId};
 use eos_domain::service::control::UpdateRequest;
 use eos_domain::service::{
-    AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest, UserRequest,
+    AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest, Schedule, UserRequest,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -139,6 +139,11 @@ impl Query {
             .await
             .map_err(gql)?;
         Ok(events.into_iter().map(Into::into).collect())
+    }
+
+    /// One device (`<site>/<host>`).
+    async fn device(&self, ctx: &Context<'_>, id: String) -> Result<Device> {
+        Ok(ctl(ctx).device(tenant(ctx), &id).await.map_err(gql)?.into())
     }
 
     /// Devices by id; of one site, online or not.
@@ -445,6 +450,21 @@ impl Mutation {
             .into())
     }
 
+    /// Cordons a device: it takes no new workloads; what runs there stays.
+    async fn cordon_device(&self, ctx: &Context<'_>, id: String) -> Result<Device> {
+        schedule(ctx, &id, Schedule::Cordoned).await
+    }
+
+    /// Drains a device: what runs there moves to other devices of its site.
+    async fn drain_device(&self, ctx: &Context<'_>, id: String) -> Result<Device> {
+        schedule(ctx, &id, Schedule::Draining).await
+    }
+
+    /// Opens a cordoned or draining device to workloads again.
+    async fn uncordon_device(&self, ctx: &Context<'_>, id: String) -> Result<Device> {
+        schedule(ctx, &id, Schedule::Open).await
+    }
+
     /// Removes one of the tenant's device models; its id.
     async fn remove_device_model(&self, ctx: &Context<'_>, id: String) -> Result<String> {
         ctl(ctx).remove_model(tenant(ctx), &id).await.map_err(gql)?;
@@ -488,4 +508,12 @@ impl Mutation {
         ctl(ctx).remove_user(tenant(ctx), &id).await.map_err(gql)?;
         Ok(id)
     }
+}
+
+async fn schedule(ctx: &Context<'_>, id: &str, to: Schedule) -> Result<Device> {
+    Ok(ctl(ctx)
+        .set_schedule(tenant(ctx), id, to)
+        .await
+        .map_err(gql)?
+        .into())
 }

@@ -59,6 +59,7 @@ pub mod devices {
         pub online: bool,
         pub last_seen: Option<String>,
         pub usage: Option<String>,
+        pub schedule: String,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}

@@ -191,6 +191,7 @@ impl ControlPlane {
                 device: d.id,
                 capabilities: d.capabilities,
                 online: d.online,
+                schedule: d.schedule,
             })
             .collect();
         Ok(place(&document, &candidates, None))

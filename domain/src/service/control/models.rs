@@ -184,6 +184,7 @@ impl ControlPlane {
             device,
             capabilities,
             online: true,
+            schedule: Schedule::Open,
             load: 0,
         };
         let profiles: Vec<ProfileCompatibility> = ad

@@ -275,6 +275,7 @@ async fn record_device(
             last_seen: Some(at),
             usage: None,
             model: None,
+            schedule: Schedule::Open,
         })
         .await?;
     Ok(())
