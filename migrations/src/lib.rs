@@ -11,6 +11,7 @@ mod m0006_events;
 mod m0007_tenants;
 mod m0008_device_models;
 mod m0009_device_schedule;
+mod m0010_app_resources;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_tenants::Migration),
             Box::new(m0008_device_models::Migration),
             Box::new(m0009_device_schedule::Migration),
+            Box::new(m0010_app_resources::Migration),
         ]
     }
 }

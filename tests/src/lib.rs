@@ -466,11 +466,7 @@ pub fn app_variant(dir: &Path, source: &str, edits: &[(&str, &str)]) -> PathBuf 
     let from = repo_root().join(source);
     let name = from.file_name().expect("a folder name").to_owned();
     let to = dir.join(name);
-    std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(&from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
+    copy_tree(&from, &to);
     let description = to.join("margo.yaml");
     let mut text = std::fs::read_to_string(&description).unwrap();
     for (old, new) in edits {
@@ -479,6 +475,19 @@ pub fn app_variant(dir: &Path, source: &str, edits: &[(&str, &str)]) -> PathBuf 
     }
     std::fs::write(description, text).unwrap();
     to
+}
+
+/// Copies the folder `from` into `to`, subfolders included.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// How long helpers wait for the fleet to converge before failing.

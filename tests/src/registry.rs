@@ -89,3 +89,51 @@ pub async fn push_artifact(
 fn eos_adapter_registry_media_type() -> &'static str {
     "application/vnd.module.wasm.content.layer.v1+wasm"
 }
+
+/// Pushes a package as an OCI artifact of `artifact_type` whose layers are `files`: each
+/// (title, media type, content) becomes one layer named by its `org.opencontainers.image.title`
+/// annotation, as `oras push` makes a Margo application package. Returns the manifest URL.
+pub async fn push_package(
+    reference: &str,
+    artifact_type: &str,
+    files: &[(&str, &str, Vec<u8>)],
+) -> anyhow::Result<String> {
+    let parsed: Reference = reference.parse()?;
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..Default::default()
+    });
+    let layers: Vec<ImageLayer> = files
+        .iter()
+        .map(|(title, media_type, data)| {
+            ImageLayer::new(
+                data.clone(),
+                media_type.to_string(),
+                Some(
+                    [(
+                        "org.opencontainers.image.title".to_owned(),
+                        title.to_string(),
+                    )]
+                    .into(),
+                ),
+            )
+        })
+        .collect();
+    let config = Config::new(
+        b"{}".to_vec(),
+        "application/vnd.oci.empty.v1+json".into(),
+        None,
+    );
+    let mut manifest = oci_client::manifest::OciImageManifest::build(&layers, &config, None);
+    manifest.artifact_type = Some(artifact_type.into());
+    let pushed = client
+        .push(
+            &parsed,
+            &layers,
+            config,
+            &RegistryAuth::Anonymous,
+            Some(manifest),
+        )
+        .await?;
+    Ok(pushed.manifest_url)
+}

@@ -66,6 +66,10 @@ impl PackageSource for PackageFetcher {
         })
     }
 
+    async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+        read_in_package(Path::new(folder), path, limit).await
+    }
+
     async fn discard(&self, folder: &str) {
         let folder = Path::new(folder);
         // Only a copy this fetcher made.
@@ -75,6 +79,39 @@ impl PackageSource for PackageFetcher {
             tracing::warn!(folder = %folder.display(), error = %e, "cannot delete a package copy");
         }
     }
+}
+
+/// The file at the relative `path` inside the package `folder`: refused when the path is
+/// absolute, climbs out with `..`, leads out through a link, is not a file, or is larger than
+/// `limit` bytes.
+pub async fn read_in_package(folder: &Path, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let relative = Path::new(path);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{path} is not a path inside the package"));
+    }
+    let missing = |e: std::io::Error| format!("{path} is not in the package ({e})");
+    let root = tokio::fs::canonicalize(folder).await.map_err(missing)?;
+    let file = tokio::fs::canonicalize(root.join(relative))
+        .await
+        .map_err(missing)?;
+    if !file.starts_with(&root) {
+        return Err(format!("{path} leads out of the package"));
+    }
+    let meta = tokio::fs::metadata(&file).await.map_err(missing)?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a file"));
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "{path} has {} bytes; a catalog file has at most {limit}",
+            meta.len()
+        ));
+    }
+    tokio::fs::read(&file).await.map_err(missing)
 }
 
 /// The one YAML file of kind ApplicationDescription at the package root (`margo.yaml` first).
@@ -127,4 +164,43 @@ async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_package_file_is_read_only_from_inside_the_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = tmp.path().join("pkg");
+        std::fs::create_dir_all(pkg.join("resources")).unwrap();
+        std::fs::write(pkg.join("resources/icon.png"), b"png").unwrap();
+        std::fs::write(tmp.path().join("secret.txt"), b"secret").unwrap();
+        std::os::unix::fs::symlink(
+            tmp.path().join("secret.txt"),
+            pkg.join("resources/link.txt"),
+        )
+        .unwrap();
+        assert_eq!(
+            read_in_package(&pkg, "./resources/icon.png", 10)
+                .await
+                .unwrap(),
+            b"png"
+        );
+        for (path, why) in [
+            ("../secret.txt", "not a path inside the package"),
+            ("/etc/passwd", "not a path inside the package"),
+            ("resources/link.txt", "leads out of the package"),
+            ("resources/none.png", "is not in the package"),
+            ("resources", "is not a file"),
+        ] {
+            let e = read_in_package(&pkg, path, 10).await.unwrap_err();
+            assert!(e.contains(why), "{path}: {e}");
+        }
+        let e = read_in_package(&pkg, "resources/icon.png", 2)
+            .await
+            .unwrap_err();
+        assert!(e.contains("at most 2"), "{e}");
+    }
 }

@@ -8,6 +8,7 @@ mod lists;
 mod models;
 mod problem;
 mod reference;
+mod resources;
 mod routes;
 mod tenancy;
 

@@ -50,6 +50,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::devices::cordon,
         crate::devices::drain,
         crate::devices::uncordon,
+        crate::resources::app_resource,
         crate::models::list_models,
         crate::models::register_model,
         crate::models::get_model,
@@ -121,6 +122,10 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
         )
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))
+        .route(
+            "/api/v1/apps/{app_id}/resources/{kind}",
+            get(crate::resources::app_resource),
+        )
         .route(
             "/api/v1/apps/{app_id}/compatibility",
             get(crate::models::compatibility),

@@ -3,7 +3,8 @@
 //! local cache named by the layer's digest. An index remembers which digest each reference
 //! resolved to, so an EN that restarts while its registry is out of reach still finds what it
 //! ran. Loopback registries are spoken to over plain HTTP, as Docker does; others need TLS
-//! unless listed as insecure.
+//! unless listed as insecure. Margo application packages for the CO come from registries too
+//! (`package`).
 
 use eos_domain::state::repository_of;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -12,6 +13,25 @@ use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+mod package;
+
+pub use package::{APP_ARTIFACT, DESCRIPTION_LAYER, OciPackages};
+
+/// A registry client for `host`: plain HTTP for loopback hosts and those in `insecure`, TLS
+/// for the rest.
+fn client(host: &str, insecure: &[String]) -> Client {
+    let loopback =
+        host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+    let mut plain: Vec<String> = insecure.to_vec();
+    if loopback {
+        plain.push(host.to_owned());
+    }
+    Client::new(ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(plain),
+        ..Default::default()
+    })
+}
 
 /// The media type of a WebAssembly module layer.
 pub const WASM_LAYER: &str = "application/vnd.module.wasm.content.layer.v1+wasm";
@@ -92,16 +112,7 @@ impl ArtifactCache {
     }
 
     fn client_for(&self, host: &str) -> Client {
-        let loopback =
-            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
-        let mut plain: Vec<String> = self.insecure.clone();
-        if loopback {
-            plain.push(host.to_owned());
-        }
-        Client::new(ClientConfig {
-            protocol: ClientProtocol::HttpsExcept(plain),
-            ..Default::default()
-        })
+        client(host, &self.insecure)
     }
 
     async fn pull(&self, reference: &str, media_type: &str) -> Result<PathBuf, FetchError> {

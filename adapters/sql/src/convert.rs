@@ -294,3 +294,27 @@ pub fn device_model_to(r: &DeviceModelRecord) -> device_models::ActiveModel {
         created_at: Set(r.created_at.clone()),
     }
 }
+
+pub fn app_resource_from(m: app_resources::Model) -> Result<AppResourceRecord, StoreError> {
+    let key = format!("{}@{} {}", m.app_id, m.version, m.kind);
+    Ok(AppResourceRecord {
+        tenant: tenant_of("app_resources", &key, &m.tenant_id)?,
+        kind: ResourceKind::parse(&m.kind)
+            .ok_or_else(|| corrupt("app_resources", &key, format!("unknown kind {:?}", m.kind)))?,
+        app_id: m.app_id,
+        version: m.version,
+        media_type: m.media_type,
+        data: m.data,
+    })
+}
+
+pub fn app_resource_to(r: &AppResourceRecord) -> app_resources::ActiveModel {
+    app_resources::ActiveModel {
+        tenant_id: Set(r.tenant.to_string()),
+        app_id: Set(r.app_id.clone()),
+        version: Set(r.version.clone()),
+        kind: Set(r.kind.as_str().to_owned()),
+        media_type: Set(r.media_type.clone()),
+        data: Set(r.data.clone()),
+    }
+}

@@ -164,6 +164,34 @@ where
         Ok(done.rows_affected > 0)
     }
 
+    async fn insert_app_resource(&self, resource: &AppResourceRecord) -> StoreResult<()> {
+        app_resources::Entity::insert(app_resource_to(resource))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_app_resource(
+        &self,
+        tenant: &TenantId,
+        app_id: &str,
+        version: &str,
+        kind: ResourceKind,
+    ) -> StoreResult<Option<AppResourceRecord>> {
+        app_resources::Entity::find_by_id((
+            tenant.to_string(),
+            app_id.to_owned(),
+            version.to_owned(),
+            kind.as_str().to_owned(),
+        ))
+        .one(&self.db)
+        .await
+        .map_err(backend)?
+        .map(app_resource_from)
+        .transpose()
+    }
+
     async fn insert_device_model(&self, model: &DeviceModelRecord) -> StoreResult<()> {
         device_models::Entity::insert(device_model_to(model))
             .exec(&self.db)

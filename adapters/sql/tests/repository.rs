@@ -859,3 +859,48 @@ async fn device_models_are_unique_per_tenant_by_id_and_by_vendor_and_model() {
         );
     }
 }
+
+/// Catalog files are kept byte for byte, one per tenant, app, version and kind.
+#[tokio::test]
+async fn catalog_files_are_kept_byte_for_byte_per_version_and_kind() {
+    let globex = TenantId::parse("globex").unwrap();
+    let icon = |tenant: &TenantId| AppResourceRecord {
+        tenant: tenant.clone(),
+        app_id: "com-a".into(),
+        version: "1.0.0".into(),
+        kind: ResourceKind::Icon,
+        media_type: "image/png".into(),
+        data: (0..=255u8).chain([0, 0, 255]).collect(),
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        let t = main_tenant();
+        store.insert_app_resource(&icon(&t)).await.unwrap();
+        assert!(
+            matches!(
+                store.insert_app_resource(&icon(&t)).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{on}: one icon per version"
+        );
+        let got = store
+            .get_app_resource(&t, "com-a", "1.0.0", ResourceKind::Icon)
+            .await
+            .unwrap();
+        assert_eq!(got, Some(icon(&t)), "{on}: every byte back");
+        for (tenant, version, kind) in [
+            (&globex, "1.0.0", ResourceKind::Icon),
+            (&t, "2.0.0", ResourceKind::Icon),
+            (&t, "1.0.0", ResourceKind::ReleaseNotes),
+        ] {
+            assert!(
+                store
+                    .get_app_resource(tenant, "com-a", version, kind)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{on}: {tenant} {version} {kind:?}"
+            );
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! CO configuration: a TOML file, then `EOS_CO_*` environment variables, then flags.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +21,19 @@ pub struct CoConfig {
     /// deleted at start and every hour; a stream resumed from before then starts at the oldest
     /// event kept.
     pub event_retention_days: u64,
+    /// Logins for the registries application packages are pulled from (`oci://…` sources):
+    /// `[registries."HOST"]` with `username` and `password`.
+    pub registries: BTreeMap<String, RegistryLogin>,
+    /// Registry hosts spoken to over plain HTTP (loopback hosts always are).
+    pub insecure_registries: Vec<String>,
+}
+
+/// A login for one registry host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryLogin {
+    pub username: String,
+    pub password: String,
 }
 
 impl Default for CoConfig {
@@ -31,6 +45,8 @@ impl Default for CoConfig {
             deployments_repo: None,
             database_url: None,
             event_retention_days: 30,
+            registries: BTreeMap::new(),
+            insecure_registries: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the LO uplink (gRPC) around the domain's control plane.
 
 mod config;
+mod packages;
 mod uplink;
 
 pub use config::CoConfig;
@@ -66,7 +67,25 @@ impl Co {
             .await
             .context("cannot open the deployments repository")?;
         let sessions = Arc::new(uplink::SiteSessions::default());
-        let packages = PackageFetcher::new(config.data_dir.join("packages"));
+        let logins = config
+            .registries
+            .iter()
+            .map(|(host, l)| {
+                let login = eos_adapter_registry::Login {
+                    username: l.username.clone(),
+                    password: l.password.clone(),
+                };
+                (host.clone(), login)
+            })
+            .collect();
+        let packages = packages::Packages {
+            files: PackageFetcher::new(config.data_dir.join("packages")),
+            registries: eos_adapter_registry::OciPackages::new(
+                config.data_dir.join("packages"),
+                logins,
+                config.insecure_registries.clone(),
+            ),
+        };
         let bell = Arc::new(eos_adapter_http::Bell::default());
         let retention_clock = clock.clone();
         let control = Arc::new(

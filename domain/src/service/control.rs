@@ -22,11 +22,13 @@ mod lists;
 mod live;
 mod models;
 mod reports;
+mod resources;
 mod tenants;
 mod update;
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use live::MAX_LOG_LINES;
 pub use models::Against;
+pub use resources::MAX_RESOURCE_BYTES;
 pub use tenants::{TenantRequest, UserRequest};
 pub use update::UpdateRequest;
 
@@ -136,6 +138,7 @@ impl ControlPlane {
             }
         })?;
         let digest = digest_of(ad.to_yaml().as_bytes());
+        let resources = self.read_resources(tenant, &ad, folder).await?;
         resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();
         self.tenant(tenant).await?;
@@ -169,6 +172,9 @@ impl ControlPlane {
         }
         let tx = self.store.begin().await?;
         tx.insert_app_version(&record).await?;
+        for r in &resources {
+            tx.insert_app_resource(r).await?;
+        }
         tx.append_event(&change(
             tenant,
             change::APP_ADDED,

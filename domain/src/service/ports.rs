@@ -60,6 +60,16 @@ pub trait ControlStore: Send + Sync {
     /// Deletes one of the tenant's device models; whether it was there.
     async fn delete_device_model(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
 
+    /// Stores a catalog file of an app version (with the version, in its transaction).
+    async fn insert_app_resource(&self, resource: &AppResourceRecord) -> StoreResult<()>;
+    async fn get_app_resource(
+        &self,
+        tenant: &TenantId,
+        app_id: &str,
+        version: &str,
+        kind: ResourceKind,
+    ) -> StoreResult<Option<AppResourceRecord>>;
+
     /// Inserts a version; `Conflict` when the tenant has that app@version already.
     async fn insert_app_version(&self, record: &AppVersionRecord) -> StoreResult<()>;
     async fn app_versions(
@@ -271,6 +281,9 @@ pub struct FetchedPackage {
 #[async_trait::async_trait]
 pub trait PackageSource: Send + Sync {
     async fn fetch(&self, source: &str) -> Result<FetchedPackage, String>;
+    /// The file at `path` (relative, as the description names it: `./resources/icon.png`) in
+    /// a package `fetch` made, refused when it leaves the package or is over `limit` bytes.
+    async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String>;
     /// Deletes the copy `fetch` made in `folder`: the app store had that version already.
     async fn discard(&self, folder: &str);
 }

@@ -86,6 +86,100 @@ impl DeviceRecord {
     }
 }
 
+/// A file of an app version's catalog entry (`metadata.catalog.application`), kept with the
+/// version so the portal and clients can show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppResourceRecord {
+    pub tenant: TenantId,
+    pub app_id: String,
+    pub version: String,
+    pub kind: ResourceKind,
+    /// `image/png`, `text/markdown`, `application/pdf`, …
+    pub media_type: String,
+    pub data: Vec<u8>,
+}
+
+/// Which catalog file a resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Icon,
+    Description,
+    License,
+    ReleaseNotes,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 4] = [
+        Self::Icon,
+        Self::Description,
+        Self::License,
+        Self::ReleaseNotes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Icon => "icon",
+            Self::Description => "description",
+            Self::License => "license",
+            Self::ReleaseNotes => "release-notes",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The field of `metadata.catalog.application` that names the file.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Icon => "icon",
+            Self::Description => "descriptionFile",
+            Self::License => "licenseFile",
+            Self::ReleaseNotes => "releaseNotes",
+        }
+    }
+
+    /// The media type of a file of this kind named `path`, by its extension; `Err` lists the
+    /// extensions the kind takes (Margo: icons are images, the description markdown, the
+    /// license text, markdown or PDF, the release notes markdown or PDF).
+    pub fn media_type(self, path: &str) -> Result<&'static str, String> {
+        let ext = path
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let allowed: &[(&str, &str)] = match self {
+            Self::Icon => &[
+                ("png", "image/png"),
+                ("jpg", "image/jpeg"),
+                ("jpeg", "image/jpeg"),
+                ("svg", "image/svg+xml"),
+                ("gif", "image/gif"),
+                ("webp", "image/webp"),
+            ],
+            Self::Description => &[("md", "text/markdown")],
+            Self::License => &[
+                ("txt", "text/plain"),
+                ("md", "text/markdown"),
+                ("pdf", "application/pdf"),
+            ],
+            Self::ReleaseNotes => &[("md", "text/markdown"), ("pdf", "application/pdf")],
+        };
+        allowed
+            .iter()
+            .find(|(e, _)| *e == ext)
+            .map(|(_, m)| *m)
+            .ok_or_else(|| {
+                let names: Vec<&str> = allowed.iter().map(|(e, _)| *e).collect();
+                format!(
+                    "{path}: the {} must be one of .{}",
+                    self.as_str(),
+                    names.join(", .")
+                )
+            })
+    }
+}
+
 /// A device model as its maker registers it: vendor, model number and a capability template
 /// (a Margo DeviceCapabilities document: CPUs, memory, storage, peripherals such as
 /// accelerators, interfaces, runtimes). Devices that report the same vendor and model number

@@ -129,7 +129,7 @@ async fn deploy_run_break_git_undeploy_and_fail() {
 
     // A version whose module traps at start ends failed with the error, and the LO retries.
     let broken = tmp.path().join("broken-app");
-    std::fs::create_dir_all(&broken).unwrap();
+    eos_tests::copy_tree(&sample, &broken);
     let description = std::fs::read_to_string(sample.join("margo.yaml"))
         .unwrap()
         .replace("version: 1.0.0", "version: 2.0.0")

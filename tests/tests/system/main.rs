@@ -5,6 +5,7 @@
 //! system -- oci::`.
 
 mod architecture;
+mod catalog;
 mod compose;
 mod concurrency;
 mod crash;

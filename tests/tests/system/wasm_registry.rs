@@ -26,6 +26,10 @@ fn app_package(dir: &Path, id: &str, repository: &str, version: &str) -> PathBuf
             &format!("repository: {repository}"),
         );
     std::fs::write(folder.join("margo.yaml"), yaml).unwrap();
+    eos_tests::copy_tree(
+        &repo_root().join("config/apps/hello-wasm/resources"),
+        &folder.join("resources"),
+    );
     folder
 }
 
