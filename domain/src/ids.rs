@@ -279,3 +279,105 @@ mod tests {
         assert!(AppId::parse("a".repeat(201)).is_err());
     }
 }
+
+/// A label key as Kubernetes and Margo write them: an optional DNS-subdomain prefix and `/`,
+/// then a name of 1 to 63 letters, digits, `-`, `_` and `.`, starting and ending with a letter
+/// or digit. Keys under `eos.dev/` are EOS's own and cannot be set by hand.
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        let ok = !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            });
+        if !ok {
+            return Err(format!(
+                "{key:?}: the prefix must be a DNS name (example.com/)"
+            ));
+        }
+        if p == "eos.dev" || p.ends_with(".eos.dev") {
+            return Err(format!("{key:?}: keys under eos.dev/ are EOS's own"));
+        }
+    }
+    check_label_value(name)
+        .and_then(|()| {
+            if name.is_empty() {
+                Err("is empty".into())
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(|why| format!("{key:?}: the name {why}"))
+}
+
+/// A label value: empty, or 1 to 63 letters, digits, `-`, `_` and `.`, starting and ending
+/// with a letter or digit.
+pub fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    if value.len() > 63
+        || !value
+            .chars()
+            .all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
+        || !value.starts_with(alnum)
+        || !value.ends_with(alnum)
+    {
+        return Err(format!(
+            "{value:?} must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// An IANA time zone name (`Europe/Berlin`, `America/Chicago`, `UTC`), as the tz database
+/// bundled into EOS knows them.
+pub fn check_time_zone(name: &str) -> Result<(), String> {
+    jiff::tz::TimeZone::get(name)
+        .map(|_| ())
+        .map_err(|_| format!("{name:?} is not an IANA time zone name (such as Europe/Berlin)"))
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn label_keys_values_and_time_zones_are_checked() {
+        for ok in ["zone", "line.3", "factory.example.com/line", "a_b-c.d"] {
+            assert!(check_label_key(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-zone",
+            "zone-",
+            "a/",
+            "/a",
+            "Bad Prefix/x",
+            "eos.dev/runtimes",
+            "x".repeat(64).as_str(),
+        ] {
+            assert!(check_label_key(bad).is_err(), "{bad}");
+        }
+        for ok in ["", "3", "line-3", "A.b_c"] {
+            assert!(check_label_value(ok).is_ok(), "{ok}");
+        }
+        for bad in ["-x", "x-", "a b", "x".repeat(64).as_str()] {
+            assert!(check_label_value(bad).is_err(), "{bad}");
+        }
+        assert!(check_time_zone("Europe/Berlin").is_ok());
+        assert!(check_time_zone("UTC").is_ok());
+        let e = check_time_zone("Mars/Olympus").unwrap_err();
+        assert!(e.contains("not an IANA time zone"), "{e}");
+    }
+}

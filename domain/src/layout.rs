@@ -37,6 +37,9 @@ pub struct SiteFile {
     pub id: SiteId,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The site's IANA time zone (`Europe/Berlin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Hosts that take no new workloads; what runs there stays.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub cordoned: BTreeSet<String>,
@@ -51,6 +54,7 @@ impl SiteFile {
         Self {
             id,
             labels: BTreeMap::new(),
+            time_zone: None,
             cordoned: BTreeSet::new(),
             draining: BTreeSet::new(),
         }

@@ -12,6 +12,7 @@ mod m0007_tenants;
 mod m0008_device_models;
 mod m0009_device_schedule;
 mod m0010_app_resources;
+mod m0011_site_time_zone;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_device_models::Migration),
             Box::new(m0009_device_schedule::Migration),
             Box::new(m0010_app_resources::Migration),
+            Box::new(m0011_site_time_zone::Migration),
         ]
     }
 }

@@ -1,8 +1,8 @@
 //! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1. Every error is
 //! an RFC 9457 problem document with a stable `type` per error kind.
 
-mod devices;
 mod events;
+mod fleet;
 pub mod graphql;
 mod lists;
 mod models;

@@ -46,10 +46,12 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         get_deployment_live,
         crate::events::events,
         crate::events::deployment_history,
-        crate::devices::get_device,
-        crate::devices::cordon,
-        crate::devices::drain,
-        crate::devices::uncordon,
+        crate::fleet::get_site,
+        crate::fleet::update_site,
+        crate::fleet::get_device,
+        crate::fleet::cordon,
+        crate::fleet::drain,
+        crate::fleet::uncordon,
         crate::resources::app_resource,
         crate::models::list_models,
         crate::models::register_model,
@@ -84,6 +86,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         DeviceLive,
         ComponentLive,
         crate::events::ChangeEvent,
+        crate::fleet::UpdateSite,
         crate::models::DeviceModel,
         crate::models::RegisterModel,
         crate::models::Compatibility,
@@ -139,23 +142,27 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
             get(crate::models::get_model).delete(crate::models::remove_model),
         )
         .route("/api/v1/sites", get(list_sites))
+        .route(
+            "/api/v1/sites/{site_id}",
+            get(crate::fleet::get_site).patch(crate::fleet::update_site),
+        )
         .route("/api/v1/sites/{site_id}/events", get(list_site_events))
         .route("/api/v1/devices", get(list_devices))
         .route(
             "/api/v1/devices/{site_id}/{host}",
-            get(crate::devices::get_device),
+            get(crate::fleet::get_device),
         )
         .route(
             "/api/v1/devices/{site_id}/{host}/cordon",
-            post(crate::devices::cordon),
+            post(crate::fleet::cordon),
         )
         .route(
             "/api/v1/devices/{site_id}/{host}/drain",
-            post(crate::devices::drain),
+            post(crate::fleet::drain),
         )
         .route(
             "/api/v1/devices/{site_id}/{host}/uncordon",
-            post(crate::devices::uncordon),
+            post(crate::fleet::uncordon),
         )
         .route(
             "/api/v1/deployments",
@@ -330,6 +337,8 @@ pub struct Site {
     pub manifest_version: u64,
     pub lo_connected: bool,
     pub last_seen: Option<String>,
+    /// The site's IANA time zone (`Europe/Berlin`).
+    pub time_zone: Option<String>,
 }
 
 impl From<SiteRecord> for Site {
@@ -340,6 +349,7 @@ impl From<SiteRecord> for Site {
             manifest_version: r.manifest_version,
             lo_connected: r.lo_connected,
             last_seen: r.last_seen,
+            time_zone: r.time_zone,
         }
     }
 }

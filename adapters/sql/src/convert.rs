@@ -58,6 +58,7 @@ pub fn site_from(m: sites::Model) -> Result<SiteRecord, StoreError> {
         manifest_version: m.manifest_version as u64,
         lo_connected: m.lo_connected,
         last_seen: m.last_seen,
+        time_zone: m.time_zone,
     })
 }
 
@@ -69,6 +70,7 @@ pub fn site_to(r: &SiteRecord) -> sites::ActiveModel {
         manifest_version: Set(r.manifest_version as i64),
         lo_connected: Set(r.lo_connected),
         last_seen: Set(r.last_seen.clone()),
+        time_zone: Set(r.time_zone.clone()),
     }
 }
 

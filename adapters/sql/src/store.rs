@@ -15,6 +15,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
+use std::collections::BTreeMap;
 
 /// The store on a database connection (pool), or on a transaction of one (see `begin`).
 pub struct SqlStore<C = DatabaseConnection> {
@@ -268,10 +269,11 @@ where
     }
 
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()> {
-        // The connection columns belong to `set_site_contact`; an upsert of an existing site
-        // leaves them alone, so neither writer can put back the other's stale values.
+        // The connection columns belong to `set_site_contact`, labels and time zone to
+        // `set_site_meta`; an upsert of an existing site leaves them alone, so no writer can put
+        // back another's stale values.
         let conflict = OnConflict::column(sites::Column::Id)
-            .update_columns([sites::Column::Labels, sites::Column::ManifestVersion])
+            .update_columns([sites::Column::ManifestVersion])
             .to_owned();
         sites::Entity::insert(site_to(site))
             .on_conflict(conflict)
@@ -279,6 +281,30 @@ where
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn set_site_meta(
+        &self,
+        tenant: &TenantId,
+        id: &SiteId,
+        labels: &BTreeMap<String, String>,
+        time_zone: Option<&str>,
+    ) -> StoreResult<bool> {
+        let done = sites::Entity::update_many()
+            .col_expr(
+                sites::Column::Labels,
+                sea_orm::sea_query::Expr::value(serde_json::to_string(labels).expect("serializes")),
+            )
+            .col_expr(
+                sites::Column::TimeZone,
+                sea_orm::sea_query::Expr::value(time_zone.map(str::to_owned)),
+            )
+            .filter(sites::Column::TenantId.eq(tenant.as_str()))
+            .filter(sites::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected > 0)
     }
 
     async fn set_site_contact(
@@ -301,6 +327,7 @@ where
             manifest_version: Set(0),
             lo_connected: Set(connected),
             last_seen: Set(last_seen.map(str::to_owned)),
+            time_zone: Set(None),
         };
         sites::Entity::insert(row)
             .on_conflict(

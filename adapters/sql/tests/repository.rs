@@ -281,6 +281,30 @@ async fn contact_and_manifest_version_are_written_without_clobbering_each_other(
             7,
             "{on}"
         );
+        // Labels and time zone are the operator's: a publisher's stale copy leaves them, and
+        // another tenant cannot set them.
+        let stale = store.get_site(&id).await.unwrap().unwrap();
+        let labels = std::collections::BTreeMap::from([("region".to_owned(), "eu".to_owned())]);
+        let other = TenantId::parse("other").unwrap();
+        assert!(
+            !store
+                .set_site_meta(&other, &id, &labels, Some("UTC"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_site_meta(&t, &id, &labels, Some("Europe/Berlin"))
+                .await
+                .unwrap()
+        );
+        store.upsert_site(&stale).await.unwrap();
+        let now = store.get_site(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (now.labels, now.time_zone.as_deref()),
+            (labels, Some("Europe/Berlin")),
+            "{on}"
+        );
     }
 }
 

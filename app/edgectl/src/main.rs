@@ -185,6 +185,25 @@ enum DeviceCommand {
 enum SiteCommand {
     /// Every site: whether its LO is connected, its manifest version, last contact.
     List,
+    /// One site, with its labels and time zone.
+    Show { site: String },
+    /// Set a site's labels and time zone; its site.yaml in the deployments repository carries
+    /// them to its LO.
+    Update {
+        site: String,
+        /// Set a label: KEY=VALUE (repeatable).
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Remove a label: KEY (repeatable).
+        #[arg(long = "unlabel", value_name = "KEY")]
+        unlabel: Vec<String>,
+        /// An IANA time zone name (Europe/Berlin).
+        #[arg(long, conflicts_with = "clear_time_zone")]
+        time_zone: Option<String>,
+        /// Remove the site's time zone.
+        #[arg(long)]
+        clear_time_zone: bool,
+    },
     /// What happened at a site: refused or skipped desired states, crashed workloads.
     Events {
         site: String,
@@ -287,6 +306,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(ModelCommand::Remove { model }) => models::remove(&api, &model).await,
         Command::App(AppCommand::Compat { app, model, device }) => {
             models::compat(&api, out, &app, model.as_deref(), device.as_deref()).await
+        }
+        Command::Site(SiteCommand::Show { site }) => {
+            let found = api.get(&format!("/sites/{site}")).await?;
+            print(out, &site_row(out, found), SITE_COLUMNS)
+        }
+        Command::Site(SiteCommand::Update {
+            site,
+            labels,
+            unlabel,
+            time_zone,
+            clear_time_zone,
+        }) => {
+            let mut body = json!({});
+            if !labels.is_empty() || !unlabel.is_empty() {
+                let current = api.get(&format!("/sites/{site}")).await?;
+                let mut merged = current["labels"].as_object().cloned().unwrap_or_default();
+                for l in &labels {
+                    let (k, v) = l
+                        .split_once('=')
+                        .with_context(|| format!("--label {l:?} is not KEY=VALUE"))?;
+                    merged.insert(k.to_owned(), json!(v));
+                }
+                for k in &unlabel {
+                    merged.remove(k);
+                }
+                body["labels"] = Value::Object(merged);
+            }
+            if let Some(tz) = time_zone {
+                body["time_zone"] = json!(tz);
+            } else if clear_time_zone {
+                body["time_zone"] = Value::Null;
+            }
+            let updated = api
+                .send(
+                    api.http
+                        .patch(api.url(&format!("/sites/{site}")))
+                        .json(&body),
+                )
+                .await?;
+            print(out, &site_row(out, updated), SITE_COLUMNS)
         }
         Command::Site(SiteCommand::List) => print(
             out,
@@ -426,6 +485,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &["id", "phase", "state"],
         ),
     }
+}
+
+/// The columns of site tables.
+const SITE_COLUMNS: &[&str] = &[
+    "id",
+    "lo_connected",
+    "manifest_version",
+    "time_zone",
+    "labels",
+    "last_seen",
+];
+
+/// A site with its labels as one `k=v,k=v` cell for tables (JSON keeps the object).
+fn site_row(out: Output, mut site: Value) -> Value {
+    if out == Output::Table
+        && let Some(labels) = site["labels"].as_object()
+    {
+        let cell: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        site["labels"] = json!(cell.join(","));
+    }
+    site
 }
 
 /// The columns of device tables.

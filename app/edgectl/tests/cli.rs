@@ -1,7 +1,8 @@
 //! `edgectl` against a running fleet: device rows carry resource use from heartbeats, a device
 //! shows its drivers, a site's event log lists what happened there, logs and resource use of
 //! a deployment come live from its EN, device models and compatibility verdicts, tenants and
-//! users, cordon, drain and uncordon, and unknown names are readable errors.
+//! users, cordon, drain and uncordon, site labels and time zones, and unknown names are
+//! readable errors.
 
 use eos_tests::{CRASHY_APP, Fleet, LIMIT, SAMPLE_APP, WEB_OCI_APP, eventually, repo_root};
 use std::process::Command;
@@ -347,5 +348,54 @@ async fn models_and_compatibility_from_the_command_line() {
     assert!(ok && out.contains("online"), "{out}{err}");
     let (ok, _, err) = edgectl(&fleet, &["device", "drain", "node-1"]);
     assert!(!ok && err.contains("not a device id (SITE/HOST)"), "{err}");
+
+    // A site's labels and time zone.
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &[
+            "site",
+            "update",
+            "site-1",
+            "--label",
+            "region=eu",
+            "--label",
+            "floor=2",
+            "--time-zone",
+            "Europe/Berlin",
+        ],
+    );
+    assert!(ok, "{err}");
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("Europe/Berlin") && row.contains("floor=2,region=eu"),
+        "{out}"
+    );
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &[
+            "-o",
+            "json",
+            "site",
+            "update",
+            "site-1",
+            "--unlabel",
+            "floor",
+            "--clear-time-zone",
+        ],
+    );
+    assert!(ok, "{err}");
+    let site: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(site["labels"], serde_json::json!({"region": "eu"}));
+    assert!(site["time_zone"].is_null(), "{site}");
+    let (ok, _, err) = edgectl(
+        &fleet,
+        &["site", "update", "site-1", "--time-zone", "Mars/Olympus"],
+    );
+    assert!(
+        !ok && err.contains("time_zone: \"Mars/Olympus\" is not an IANA time zone"),
+        "{err}"
+    );
+    let (ok, _, err) = edgectl(&fleet, &["site", "update", "site-1", "--label", "novalue"]);
+    assert!(!ok && err.contains("is not KEY=VALUE"), "{err}");
     fleet.shutdown().await;
 }

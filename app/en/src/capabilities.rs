@@ -55,6 +55,21 @@ pub fn detect(device: &DeviceId, drivers: &[Arc<dyn RuntimeDriver>]) -> DeviceCa
     caps
 }
 
+/// Adds the node's configured labels to its capabilities; a bad key or value is an error
+/// naming it.
+pub fn add_labels(
+    caps: &mut DeviceCapabilities,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    for (key, value) in labels {
+        eos_domain::ids::check_label_key(key)
+            .and_then(|()| eos_domain::ids::check_label_value(value))
+            .map_err(|why| anyhow::anyhow!("labels.{key}: {why}"))?;
+        caps.labels.insert(key.clone(), json!(value));
+    }
+    Ok(())
+}
+
 /// The GPUs of the machine whose root folder is `root`: PCI display and 3D controllers from
 /// sysfs (the model from the NVIDIA driver's `/proc` entry when it is loaded), and the
 /// integrated GPU of an NVIDIA Jetson (Tegra) board, which is not on PCI.

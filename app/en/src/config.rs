@@ -41,6 +41,9 @@ pub struct EnConfig {
     /// The namespace Helm components go to unless their `x-eos-extensions.helm.namespace`
     /// names another.
     pub helm_namespace: String,
+    /// The node's own labels, reported in its device capabilities beside EOS's: placement
+    /// rules select nodes by them (`[labels]`, `line = "3"`). Keys under `eos.dev/` are EOS's.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for EnConfig {
@@ -59,6 +62,7 @@ impl Default for EnConfig {
             keep_artifacts: 2,
             kubeconfig: None,
             helm_namespace: "default".into(),
+            labels: BTreeMap::new(),
         }
     }
 }

@@ -99,7 +99,8 @@ impl En {
                 Err(e) => tracing::error!(error = %e, "plugin refused"),
             }
         }
-        let caps = capabilities::detect(&device, &drivers);
+        let mut caps = capabilities::detect(&device, &drivers);
+        capabilities::add_labels(&mut caps, &config.labels)?;
         let logins = config
             .registries
             .iter()

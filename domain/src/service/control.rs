@@ -26,6 +26,7 @@ mod resources;
 mod tenants;
 mod update;
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
+pub use fleet::SiteUpdate;
 pub use live::MAX_LOG_LINES;
 pub use models::Against;
 pub use resources::MAX_RESOURCE_BYTES;
@@ -349,6 +350,7 @@ impl ControlPlane {
         }
         let mut meta = SiteFile::new(site.id.clone());
         meta.labels = site.labels.clone();
+        meta.time_zone = site.time_zone.clone();
         for d in self
             .store
             .list_devices(&site.tenant, Some(&site.id))

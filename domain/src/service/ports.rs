@@ -4,6 +4,7 @@ use super::page::{DeploymentFilter, DeviceFilter};
 use super::records::*;
 use crate::ids::{AppId, DeploymentId, DeviceId, SiteId, TenantId};
 use crate::layout::SiteFiles;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,7 +78,16 @@ pub trait ControlStore: Send + Sync {
         tenant: &TenantId,
         app: &AppId,
     ) -> StoreResult<Vec<AppVersionRecord>>;
+    /// Creates a site, or sets an existing one's manifest version (nothing else of it).
     async fn upsert_site(&self, site: &SiteRecord) -> StoreResult<()>;
+    /// Sets one of the tenant's sites' labels and time zone; whether the site is there.
+    async fn set_site_meta(
+        &self,
+        tenant: &TenantId,
+        id: &SiteId,
+        labels: &BTreeMap<String, String>,
+        time_zone: Option<&str>,
+    ) -> StoreResult<bool>;
     /// A site by its id, whatever its tenant: for the site's own link, and for callers that
     /// check the tenant of what they read.
     async fn get_site(&self, id: &SiteId) -> StoreResult<Option<SiteRecord>>;

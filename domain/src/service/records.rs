@@ -35,6 +35,9 @@ pub struct SiteRecord {
     pub manifest_version: u64,
     pub lo_connected: bool,
     pub last_seen: Option<String>,
+    /// The site's IANA time zone (`Europe/Berlin`), set by an operator.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -330,6 +333,8 @@ pub mod change {
     pub const DEVICE_UNCORDONED: &str = "device.uncordoned";
     pub const SITE_CONNECTED: &str = "site.connected";
     pub const SITE_DISCONNECTED: &str = "site.disconnected";
+    /// An operator set a site's labels or time zone.
+    pub const SITE_UPDATED: &str = "site.updated";
     /// An entry of a site's own event log (a refused desired state, a crashed component).
     pub const SITE_EVENT: &str = "site.event";
     pub const TENANT_CREATED: &str = "tenant.created";

@@ -16,6 +16,7 @@ mod failpoints;
 mod generated_client;
 mod graphql;
 mod helm;
+mod labels;
 mod long_outage;
 mod models;
 mod oci;

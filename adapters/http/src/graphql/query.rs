@@ -450,6 +450,30 @@ impl Mutation {
             .into())
     }
 
+    /// Sets a site's labels (all of them) and time zone (an IANA name; `null` clears it); a
+    /// field left out stays as it is.
+    async fn update_site(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        labels: Option<BTreeMap<String, String>>,
+        time_zone: async_graphql::MaybeUndefined<String>,
+    ) -> Result<Site> {
+        let update = eos_domain::service::control::SiteUpdate {
+            labels,
+            time_zone: match time_zone {
+                async_graphql::MaybeUndefined::Undefined => None,
+                async_graphql::MaybeUndefined::Null => Some(None),
+                async_graphql::MaybeUndefined::Value(tz) => Some(Some(tz)),
+            },
+        };
+        Ok(ctl(ctx)
+            .update_site(tenant(ctx), &id, update)
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
     /// Cordons a device: it takes no new workloads; what runs there stays.
     async fn cordon_device(&self, ctx: &Context<'_>, id: String) -> Result<Device> {
         schedule(ctx, &id, Schedule::Cordoned).await

@@ -38,6 +38,7 @@ pub mod sites {
         pub manifest_version: i64,
         pub lo_connected: bool,
         pub last_seen: Option<String>,
+        pub time_zone: Option<String>,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}

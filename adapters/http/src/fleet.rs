@@ -1,13 +1,64 @@
-//! One device: `GET /api/v1/devices/{site_id}/{host}`, and the operator's actions on it,
-//! `POST …/cordon` (take no new workloads), `…/drain` (move what runs there elsewhere) and
-//! `…/uncordon` (take workloads again).
+//! The fleet one thing at a time: a site (`GET`/`PATCH /api/v1/sites/{site_id}`: its labels and
+//! time zone), a device (`GET /api/v1/devices/{site_id}/{host}`), and the operator's actions on
+//! a device, `POST …/cordon` (take no new workloads), `…/drain` (move what runs there
+//! elsewhere) and `…/uncordon` (take workloads again).
 
 use crate::problem::{ApiError, ProblemDocument};
-use crate::routes::{Device, Shared};
+use crate::routes::{Device, Shared, Site, body};
 use crate::tenancy::TenantScope;
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use eos_domain::service::Schedule;
+use eos_domain::service::control::SiteUpdate;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// One site.
+#[utoipa::path(get, path = "/api/v1/sites/{site_id}", tag = "sites", params(("site_id" = String, Path)), responses((status = 200, body = Site), (status = 404, body = ProblemDocument)))]
+pub async fn get_site(
+    State(c): State<Shared>,
+    TenantScope(t): TenantScope,
+    Path(id): Path<String>,
+) -> Result<Json<Site>, ApiError> {
+    Ok(Json(c.site(&t, &id).await?.into()))
+}
+
+/// What a `PATCH` of a site changes; a field left out stays as it is.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSite {
+    /// Every label of the site (replacing those it has): keys such as `region` or
+    /// `example.com/line`, values of at most 63 letters, digits, '-', '_' and '.'.
+    pub labels: Option<BTreeMap<String, String>>,
+    /// An IANA time zone name (`Europe/Berlin`); `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub time_zone: Option<Option<String>>,
+}
+
+/// A field that is present, `null` or not: `Some(None)` for `null`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// Sets a site's labels and time zone; the site's `site.yaml` in the deployments repository
+/// carries them to its LO.
+#[utoipa::path(patch, path = "/api/v1/sites/{site_id}", tag = "sites", params(("site_id" = String, Path)), request_body = UpdateSite, responses((status = 200, body = Site), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn update_site(
+    State(c): State<Shared>,
+    TenantScope(t): TenantScope,
+    Path(id): Path<String>,
+    payload: Result<Json<UpdateSite>, JsonRejection>,
+) -> Result<Json<Site>, ApiError> {
+    let req = body(payload)?;
+    let update = SiteUpdate {
+        labels: req.labels,
+        time_zone: req.time_zone,
+    };
+    Ok(Json(c.update_site(&t, &id, update).await?.into()))
+}
 
 /// One device.
 #[utoipa::path(get, path = "/api/v1/devices/{site_id}/{host}", tag = "devices", params(("site_id" = String, Path), ("host" = String, Path)), responses((status = 200, body = Device), (status = 404, body = ProblemDocument)))]
