@@ -12,6 +12,7 @@
 #   - PostgreSQL on 127.0.0.1:$EOS_TEST_PG_PORT (default 55432), superuser postgres trusted on
 #     loopback, for the repository suite and the CO on PostgreSQL (EOS_TEST_POSTGRES, default
 #     postgres://postgres@127.0.0.1:55432/postgres).
+#   - Chromium (Debian's), for the browser tests of the CO's pages (GraphiQL);
 #   - Python tools from PyPI in a virtual environment ($EOS_SERVICES_DIR/pytools): the client
 #     generator openapi-python-client and the API tester schemathesis, for the API tests.
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
@@ -37,6 +38,8 @@ command -v podman >/dev/null || missing+=(podman)
 [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 # The toolchain the WebAssembly plugin tests build their example plugin with (C for wasm32-wasi).
 command -v clang >/dev/null || missing+=(clang)
+# Headless Chromium, for the tests that load the CO's pages in a real browser.
+command -v chromium >/dev/null || missing+=(chromium)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)

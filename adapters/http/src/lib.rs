@@ -3,6 +3,7 @@
 
 mod events;
 mod fleet;
+mod graphiql;
 pub mod graphql;
 mod lists;
 mod models;

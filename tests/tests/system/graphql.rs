@@ -441,3 +441,97 @@ async fn a_page_of_1000_devices_with_their_sites_reads_the_sites_once() {
     assert_eq!(site_list_reads(&conn).await - before, 0);
     fleet.shutdown().await;
 }
+
+/// GraphiQL with no internet: the page loads only the CO's own files, each served gzipped or
+/// plain as asked, byte for byte what `ui/graphiql/` holds; and a real browser (headless
+/// Chromium, on a machine that reaches nothing but loopback) renders GraphiQL with its first
+/// query in the editor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graphiql_works_with_no_internet() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    let r = fleet.http.get(fleet.url("/graphiql")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = r.text().await.unwrap();
+    let linked: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/graphiql/") || s.starts_with("http") || s.starts_with("//"))
+        .collect();
+    assert_eq!(linked.len(), 4, "{linked:?}");
+    for path in linked {
+        assert!(
+            path.starts_with("/graphiql/assets/"),
+            "{path} is not the CO's own"
+        );
+        let name = path.trim_start_matches("/graphiql/assets/");
+        let gz = std::fs::read(repo_root().join(format!("ui/graphiql/{name}.gz"))).unwrap();
+        let mut vendored = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut vendored)
+            .unwrap();
+        let plain = fleet.http.get(fleet.url(path)).send().await.unwrap();
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none());
+        assert_eq!(plain.bytes().await.unwrap().to_vec(), vendored, "{path}");
+        let zipped = fleet
+            .http
+            .get(fleet.url(path))
+            .header("accept-encoding", "gzip, br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(zipped.bytes().await.unwrap().to_vec(), gz, "{path}");
+    }
+    let missing = fleet
+        .http
+        .get(fleet.url("/graphiql/assets/none.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // A real browser runs it.
+    let url = fleet.url("/graphiql");
+    let profile = tmp.path().join("chromium");
+    let dom = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--virtual-time-budget=20000",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .output()
+            .expect("chromium runs (config/services.sh installs it)")
+    })
+    .await
+    .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("graphiql-container"),
+        "GraphiQL did not render: {dom}"
+    );
+    assert!(
+        dom.contains("loConnected"),
+        "the first query is not in the editor: {dom}"
+    );
+    assert!(!dom.contains("Loading GraphiQL"), "{dom}");
+    fleet.shutdown().await;
+}

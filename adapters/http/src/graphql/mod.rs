@@ -133,7 +133,8 @@ struct GraphQlState {
 }
 
 /// The GraphQL routes: `POST /graphql` (one query or a batch of them), `GET /graphql` (a query
-/// in the URL) and `GET /graphql/ws` (subscriptions; graphql-transport-ws or graphql-ws).
+/// in the URL), `GET /graphql/ws` (subscriptions; graphql-transport-ws or graphql-ws) and
+/// GraphiQL at `GET /graphiql`.
 pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     let state = GraphQlState {
         schema: schema(control.clone(), bell),
@@ -142,6 +143,8 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     Router::new()
         .route("/graphql", get(execute).post(execute))
         .route("/graphql/ws", get(subscribe))
+        .route("/graphiql", get(crate::graphiql::page))
+        .route("/graphiql/assets/{name}", get(crate::graphiql::asset))
         .with_state(state)
 }
 
