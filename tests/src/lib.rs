@@ -191,6 +191,22 @@ impl Fleet {
         dir.join("deployments-remote.git")
     }
 
+    /// The site's `site.yaml` as the deployments repository's head has it.
+    pub fn site_yaml(&self) -> String {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(self.dir.join("co/deployments.git"))
+            .args(["show", &format!("HEAD:sites/{}/site.yaml", self.site)])
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("site.yaml is UTF-8")
+    }
+
     /// Makes the deployments repository unreachable for the LO (its fetches fail) until
     /// `heal_git`; the CO keeps committing to it.
     pub fn cut_git(&self) {

@@ -61,8 +61,9 @@ pub enum FetchError {
     },
 }
 
-/// A login for one registry host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A login for one registry host (`username` and `password` in a configuration file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Login {
     pub username: String,
     pub password: String,

@@ -23,17 +23,9 @@ pub struct CoConfig {
     pub event_retention_days: u64,
     /// Logins for the registries application packages are pulled from (`oci://…` sources):
     /// `[registries."HOST"]` with `username` and `password`.
-    pub registries: BTreeMap<String, RegistryLogin>,
+    pub registries: BTreeMap<String, eos_adapter_registry::Login>,
     /// Registry hosts spoken to over plain HTTP (loopback hosts always are).
     pub insecure_registries: Vec<String>,
-}
-
-/// A login for one registry host.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryLogin {
-    pub username: String,
-    pub password: String,
 }
 
 impl Default for CoConfig {

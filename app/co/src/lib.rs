@@ -67,22 +67,11 @@ impl Co {
             .await
             .context("cannot open the deployments repository")?;
         let sessions = Arc::new(uplink::SiteSessions::default());
-        let logins = config
-            .registries
-            .iter()
-            .map(|(host, l)| {
-                let login = eos_adapter_registry::Login {
-                    username: l.username.clone(),
-                    password: l.password.clone(),
-                };
-                (host.clone(), login)
-            })
-            .collect();
         let packages = packages::Packages {
             files: PackageFetcher::new(config.data_dir.join("packages")),
             registries: eos_adapter_registry::OciPackages::new(
                 config.data_dir.join("packages"),
-                logins,
+                config.registries.clone(),
                 config.insecure_registries.clone(),
             ),
         };

@@ -38,21 +38,6 @@ async fn runs_only_on(fleet: &Fleet, id: &str, device: &str) {
     .await;
 }
 
-fn site_yaml(fleet: &Fleet) -> String {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(fleet.dir.join("co/deployments.git"))
-        .args(["show", "HEAD:sites/site-1/site.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cordoned_node_takes_nothing_new_and_a_drained_one_gives_up_its_workloads() {
     let tmp = tempfile::tempdir().unwrap();
@@ -84,9 +69,11 @@ async fn a_cordoned_node_takes_nothing_new_and_a_drained_one_gives_up_its_worklo
     );
     let host_y = y.trim_start_matches("site-1/");
     assert!(
-        site_yaml(&fleet).contains(&format!("cordoned:\n- {host_y}\n")),
+        fleet
+            .site_yaml()
+            .contains(&format!("cordoned:\n- {host_y}\n")),
         "{}",
-        site_yaml(&fleet)
+        fleet.site_yaml()
     );
     let (b, _) = fleet.deploy_installed(SAMPLE_APP, None).await.unwrap();
     runs_only_on(&fleet, &b, &x).await;
@@ -99,9 +86,11 @@ async fn a_cordoned_node_takes_nothing_new_and_a_drained_one_gives_up_its_worklo
     assert_eq!(act(&fleet, &x, "drain").await["status"], "draining");
     let host_x = x.trim_start_matches("site-1/");
     assert!(
-        site_yaml(&fleet).contains(&format!("draining:\n- {host_x}\n")),
+        fleet
+            .site_yaml()
+            .contains(&format!("draining:\n- {host_x}\n")),
         "{}",
-        site_yaml(&fleet)
+        fleet.site_yaml()
     );
     runs_only_on(&fleet, &a, &y).await;
     runs_only_on(&fleet, &b, &y).await;
@@ -128,7 +117,7 @@ async fn a_cordoned_node_takes_nothing_new_and_a_drained_one_gives_up_its_worklo
     assert_eq!(act(&fleet, &x, "uncordon").await["status"], "online");
     runs_only_on(&fleet, &pinned, &x).await;
     runs_only_on(&fleet, &a, &y).await;
-    assert_eq!(site_yaml(&fleet), "id: site-1\nlabels: {}\n");
+    assert_eq!(fleet.site_yaml(), "id: site-1\nlabels: {}\n");
 
     // Each change is an event, in order.
     let mut seen = Vec::new();

@@ -18,16 +18,6 @@ async fn patch(fleet: &Fleet, tenant: Option<&str>, body: Value) -> (u16, Value)
     .await
 }
 
-fn site_yaml(fleet: &Fleet) -> String {
-    let out = std::process::Command::new("git")
-        .arg("--git-dir")
-        .arg(fleet.dir.join("co/deployments.git"))
-        .args(["show", "HEAD:sites/site-1/site.yaml"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sites_and_nodes_carry_labels_that_placement_and_git_see() {
     let tmp = tempfile::tempdir().unwrap();
@@ -44,7 +34,7 @@ async fn sites_and_nodes_carry_labels_that_placement_and_git_see() {
     .await;
     assert_eq!(code, 200, "{site}");
     assert_eq!(site["time_zone"], "Europe/Berlin");
-    let yaml = site_yaml(&fleet);
+    let yaml = fleet.site_yaml();
     assert!(
         yaml.contains("example.com/floor: '2'") && yaml.contains("region: eu-west"),
         "{yaml}"
@@ -82,7 +72,7 @@ async fn sites_and_nodes_carry_labels_that_placement_and_git_see() {
     assert_eq!(code, 200, "{site}");
     assert_eq!(site["time_zone"], Value::Null);
     assert_eq!(site["labels"]["region"], "eu-west");
-    assert!(!site_yaml(&fleet).contains("timeZone"));
+    assert!(!fleet.site_yaml().contains("timeZone"));
 
     // Another tenant's site is not found; GraphQL sets the same.
     let (code, _) = call(
