@@ -13,6 +13,7 @@ mod m0008_device_models;
 mod m0009_device_schedule;
 mod m0010_app_resources;
 mod m0011_site_time_zone;
+mod m0012_device_labels;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_device_schedule::Migration),
             Box::new(m0010_app_resources::Migration),
             Box::new(m0011_site_time_zone::Migration),
+            Box::new(m0012_device_labels::Migration),
         ]
     }
 }

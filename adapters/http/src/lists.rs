@@ -11,7 +11,9 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use eos_domain::ids::SiteId;
-use eos_domain::service::{AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest};
+use eos_domain::service::{
+    AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest, Schedule, parse_label_selector,
+};
 use serde::{Deserialize, Serialize};
 
 /// A page as the response: the items, and the next page's `Link` and cursor when there is one.
@@ -107,10 +109,64 @@ pub struct DeviceQuery {
     pub site: Option<String>,
     /// Only devices online (`true`) or offline (`false`).
     pub online: Option<bool>,
+    /// Only devices of this status: `online` or `offline` (and open to workloads), `cordoned`,
+    /// or `draining` (drained ones too).
+    pub status: Option<String>,
+    /// Only devices with these labels, as `kubectl -l` writes them: `line=3,region=eu,gpu`
+    /// (`gpu`: the label is there). An array label such as `eos.dev/runtimes` matches by any
+    /// element.
+    pub label: Option<String>,
     /// The page after this one, as the previous page's `Link` or `X-Next-Cursor` gave it.
     pub cursor: Option<String>,
     /// Items per page, 1 to 1000 (default 1000).
     pub limit: Option<u64>,
+}
+
+/// The device filter of a list's query parameters; a bad status or selector is a 400.
+pub(crate) fn device_filter(
+    site: Option<&str>,
+    online: Option<bool>,
+    status: Option<&str>,
+    label: Option<&str>,
+) -> Result<DeviceFilter, ApiError> {
+    let bad = |detail: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad Request",
+            detail,
+        )
+    };
+    let mut filter = DeviceFilter {
+        site: site_of(site)?,
+        online,
+        ..Default::default()
+    };
+    match status {
+        None => {}
+        Some(s @ ("online" | "offline")) => {
+            if online.is_some_and(|o| o != (s == "online")) {
+                return Err(bad(format!(
+                    "status={s} contradicts online={}",
+                    online.unwrap_or_default()
+                )));
+            }
+            filter.online = Some(s == "online");
+            filter.schedule = Some(Schedule::Open);
+        }
+        Some("cordoned") => filter.schedule = Some(Schedule::Cordoned),
+        Some("draining" | "drained") => filter.schedule = Some(Schedule::Draining),
+        Some(other) => {
+            return Err(bad(format!(
+                "status {other:?} is not online, offline, cordoned or draining"
+            )));
+        }
+    }
+    if let Some(selector) = label {
+        filter.labels = parse_label_selector(selector)
+            .map_err(|why| bad(format!("label {selector:?}: {why}")))?;
+    }
+    Ok(filter)
 }
 
 /// Devices, by id (`<site>/<host>`).
@@ -122,10 +178,12 @@ pub async fn list_devices(
     Query(q): Query<DeviceQuery>,
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.cursor.as_deref(), q.limit)?;
-    let filter = DeviceFilter {
-        site: site_of(q.site.as_deref())?,
-        online: q.online,
-    };
+    let filter = device_filter(
+        q.site.as_deref(),
+        q.online,
+        q.status.as_deref(),
+        q.label.as_deref(),
+    )?;
     let devices = c.devices_page(&t, &filter, &page).await?.map(Device::from);
     Ok(paged(&uri, devices))
 }

@@ -394,6 +394,27 @@ where
             .exec(&self.db)
             .await
             .map_err(backend)?;
+        // Its labels as rows, replaced whole (the device's report is in one transaction).
+        let id = device.id.to_string();
+        device_labels::Entity::delete_many()
+            .filter(device_labels::Column::DeviceId.eq(&id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        let rows: Vec<device_labels::ActiveModel> = label_pairs(&device.capabilities.labels)
+            .into_iter()
+            .map(|(key, value)| device_labels::ActiveModel {
+                device_id: Set(id.clone()),
+                key: Set(key),
+                value: Set(value),
+            })
+            .collect();
+        if !rows.is_empty() {
+            device_labels::Entity::insert_many(rows)
+                .exec(&self.db)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -662,6 +683,20 @@ where
         }
         if let Some(online) = filter.online {
             q = q.filter(devices::Column::Online.eq(online));
+        }
+        if let Some(schedule) = filter.schedule {
+            q = q.filter(devices::Column::Schedule.eq(schedule.as_str()));
+        }
+        for req in &filter.labels {
+            let mut having = sea_orm::sea_query::Query::select()
+                .column(device_labels::Column::DeviceId)
+                .from(device_labels::Entity)
+                .and_where(device_labels::Column::Key.eq(req.key.as_str()))
+                .to_owned();
+            if let Some(value) = &req.value {
+                having.and_where(device_labels::Column::Value.eq(value.as_str()));
+            }
+            q = q.filter(devices::Column::Id.in_subquery(having));
         }
         if let Some(after) = after {
             q = q.filter(devices::Column::Id.gt(after));

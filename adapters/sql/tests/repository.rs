@@ -355,8 +355,22 @@ async fn a_database_of_the_previous_release_is_migrated_with_its_data() {
         let on = db.backend;
         let old = Database::connect(&db.url).await.unwrap();
         Migrator::up(&old, Some(PREVIOUS_RELEASE)).await.unwrap();
+        let mut caps: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/fixtures/bench-capabilities.json"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        caps["labels"]["line"] = "3".into();
+        let device = format!(
+            "INSERT INTO devices (id, site_id, capabilities, online, last_seen) \
+             VALUES ('s1/n1', 's1', '{caps}', true, 't1')"
+        );
         // Rows as that release wrote them.
         for sql in [
+            device.as_str(),
             "INSERT INTO sites (id, labels, manifest_version, lo_connected, last_seen) \
              VALUES ('s1', '{}', 3, false, 't1')",
             "INSERT INTO app_versions (app_id, version, name, description, digest, document, \
@@ -397,6 +411,17 @@ async fn a_database_of_the_previous_release_is_migrated_with_its_data() {
             store.get_tenant(&main_tenant()).await.unwrap().is_some(),
             "{on}: the default tenant exists"
         );
+        // The device is open, and selected by the labels it had (rows made by m0012).
+        let filter = DeviceFilter {
+            labels: parse_label_selector("line=3,eos.dev/runtimes=wasm").unwrap(),
+            ..Default::default()
+        };
+        let found = store
+            .page_devices(&main_tenant(), &filter, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{on}");
+        assert_eq!(found[0].schedule, Schedule::Open, "{on}");
     }
 }
 
@@ -926,5 +951,105 @@ async fn catalog_files_are_kept_byte_for_byte_per_version_and_kind() {
                 "{on}: {tenant} {version} {kind:?}"
             );
         }
+    }
+}
+
+/// Devices are selected by their capabilities' labels (an array label by any element), and a
+/// device's labels are replaced whole when its site reports it again.
+#[tokio::test]
+async fn devices_are_selected_by_label_and_schedule() {
+    let caps = |labels: serde_json::Value| {
+        eos_domain::margo::DeviceCapabilities::from_json(
+            &serde_json::json!({"properties": {"id": "x", "vendor": "v", "modelNumber": "m",
+                "serialNumber": "s", "cpus": [{"cores": 1, "architecture": "amd64"}]},
+                "labels": labels})
+            .to_string(),
+        )
+        .unwrap()
+    };
+    let device = |id: &str, labels: serde_json::Value| DeviceRecord {
+        id: DeviceId::parse(id).unwrap(),
+        tenant: main_tenant(),
+        capabilities: caps(labels),
+        online: true,
+        last_seen: None,
+        usage: None,
+        model: None,
+        schedule: Schedule::Open,
+    };
+    let select = |selector: &str| DeviceFilter {
+        labels: parse_label_selector(selector).unwrap(),
+        ..Default::default()
+    };
+    for (db, store) in stores().await {
+        let on = db.backend;
+        store
+            .upsert_device(&device(
+                "s1/a",
+                serde_json::json!({"line": "3", "eos.dev/runtimes": ["wasm", "oci"]}),
+            ))
+            .await
+            .unwrap();
+        store
+            .upsert_device(&device(
+                "s1/b",
+                serde_json::json!({"line": "4", "eos.dev/runtimes": ["wasm"]}),
+            ))
+            .await
+            .unwrap();
+        let page = |filter: DeviceFilter| {
+            let store = &store;
+            async move {
+                store
+                    .page_devices(&main_tenant(), &filter, None, 10)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.id.to_string())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(page(select("line=3")).await, ["s1/a"], "{on}");
+        assert_eq!(page(select("eos.dev/runtimes=oci")).await, ["s1/a"], "{on}");
+        assert_eq!(
+            page(select("eos.dev/runtimes=wasm")).await,
+            ["s1/a", "s1/b"],
+            "{on}"
+        );
+        assert_eq!(
+            page(select("line,eos.dev/runtimes=wasm")).await,
+            ["s1/a", "s1/b"],
+            "{on}"
+        );
+        assert!(
+            page(select("line=3,eos.dev/runtimes=wasm,gpu"))
+                .await
+                .is_empty(),
+            "{on}"
+        );
+        // Reported again with other labels: the old ones are gone.
+        store
+            .upsert_device(&device("s1/a", serde_json::json!({"line": "5"})))
+            .await
+            .unwrap();
+        assert!(page(select("line=3")).await.is_empty(), "{on}");
+        assert_eq!(
+            page(select("eos.dev/runtimes=wasm")).await,
+            ["s1/b"],
+            "{on}"
+        );
+        store
+            .set_device_schedule(
+                &main_tenant(),
+                &DeviceId::parse("s1/b").unwrap(),
+                Schedule::Cordoned,
+            )
+            .await
+            .unwrap();
+        let cordoned = DeviceFilter {
+            schedule: Some(Schedule::Cordoned),
+            ..Default::default()
+        };
+        assert_eq!(page(cordoned).await, ["s1/b"], "{on}");
     }
 }

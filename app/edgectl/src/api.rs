@@ -19,10 +19,15 @@ impl Api {
     /// Every item of a list, page after page (the CO gives the next page's cursor in
     /// `X-Next-Cursor`).
     pub async fn list(&self, path: &str) -> anyhow::Result<Value> {
+        self.list_with(path, &[]).await
+    }
+
+    /// Like `list`, with query parameters (filters).
+    pub async fn list_with(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut req = self.http.get(self.url(path));
+            let mut req = self.http.get(self.url(path)).query(query);
             if let Some(c) = &cursor {
                 req = req.query(&[("cursor", c)]);
             }

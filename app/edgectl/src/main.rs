@@ -167,8 +167,19 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum DeviceCommand {
-    /// Every device: online or not, last contact, load, memory and workloads.
-    List,
+    /// Every device (or those the filters select): status, model, last contact, load, memory
+    /// and workloads.
+    List {
+        /// Only devices of this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only devices of this status: online, offline, cordoned or draining.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only devices with these labels: key=value,key (as kubectl -l).
+        #[arg(short = 'l', long = "selector")]
+        selector: Option<String>,
+    },
     /// One device: liveness, resource use, and its runtime drivers with their source
     /// (built-in, native or wasm plugin).
     Show { device: String },
@@ -376,8 +387,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!();
             print(out, &Value::Array(drivers), &["runtime", "source"])
         }
-        Command::Device(DeviceCommand::List) => {
-            let devices = api.list("/devices").await?;
+        Command::Device(DeviceCommand::List {
+            site,
+            status,
+            selector,
+        }) => {
+            let query: Vec<(&str, String)> =
+                [("site", site), ("status", status), ("label", selector)]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+            let devices = api.list_with("/devices", &query).await?;
             let shown = match out {
                 Output::Json => devices,
                 _ => with_usage_columns(devices),

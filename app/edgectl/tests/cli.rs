@@ -340,6 +340,26 @@ async fn models_and_compatibility_from_the_command_line() {
             .contains(" cordoned "),
         "{out}"
     );
+    let (_, out, _) = edgectl(
+        &fleet,
+        &[
+            "device",
+            "list",
+            "--status",
+            "cordoned",
+            "-l",
+            "eos.dev/runtimes=wasm",
+        ],
+    );
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("site-1/node-1"),
+        "{out}"
+    );
+    let (_, out, _) = edgectl(&fleet, &["device", "list", "--status", "online"]);
+    assert_eq!(out.lines().count(), 1, "only the header: {out}");
     let (ok, out, err) = edgectl(&fleet, &["-o", "json", "device", "drain", "site-1/node-1"]);
     assert!(ok, "{err}");
     let drained: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -6,7 +6,10 @@ pub mod ports;
 pub mod records;
 
 pub use control::{ControlPlane, TenantRequest, UserRequest};
-pub use page::{AppFilter, DeploymentFilter, DeviceFilter, MAX_PAGE, Page, PageRequest};
+pub use page::{
+    AppFilter, DeploymentFilter, DeviceFilter, LabelRequirement, MAX_PAGE, Page, PageRequest,
+    label_pairs, parse_label_selector,
+};
 pub use ports::{
     Ambient, ControlStore, DesiredStateRepo, EventBell, FetchedPackage, NoBell, PackageSource,
     SiteNotifier, StoreError, StoreTransaction,

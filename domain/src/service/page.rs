@@ -95,11 +95,73 @@ pub struct AppFilter {
     pub tag: Option<String>,
 }
 
-/// Which devices a device list holds.
+/// Which devices a device list holds; every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceFilter {
     pub site: Option<SiteId>,
     pub online: Option<bool>,
+    /// Only devices of this schedule.
+    pub schedule: Option<crate::placement::Schedule>,
+    /// Only devices whose capabilities carry every one of these labels.
+    pub labels: Vec<LabelRequirement>,
+}
+
+/// One condition of a label selector: the label `key` is there, with `value` when one is
+/// given (an array label, such as `eos.dev/runtimes`, matches when any element is the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelRequirement {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// A label selector as `kubectl -l` writes it: `key=value` and `key` conditions joined by
+/// commas, all of which must hold (`line=3,region=eu,gpu`).
+pub fn parse_label_selector(selector: &str) -> Result<Vec<LabelRequirement>, String> {
+    selector
+        .split(',')
+        .map(str::trim)
+        .map(|part| {
+            let (key, value) = match part.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (part, None),
+            };
+            let reserved_ok = key.strip_prefix("eos.dev/").map_or(key, |n| n);
+            crate::ids::check_label_key(reserved_ok)?;
+            if let Some(v) = value {
+                crate::ids::check_label_value(v)?;
+            }
+            Ok(LabelRequirement {
+                key: key.to_owned(),
+                value: value.map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+/// The labels of a device's capabilities as (key, value) pairs a selector matches: a string
+/// is one value, each string, number or boolean of an array another.
+pub fn label_pairs(
+    labels: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Vec<(String, String)> {
+    use serde_json::Value;
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    let mut pairs = Vec::new();
+    for (key, value) in labels {
+        match value {
+            Value::Array(items) => {
+                pairs.extend(items.iter().filter_map(scalar).map(|v| (key.clone(), v)))
+            }
+            other => pairs.extend(scalar(other).map(|v| (key.clone(), v))),
+        }
+    }
+    pairs.sort();
+    pairs.dedup();
+    pairs
 }
 
 /// Which deployments a deployment list holds.
@@ -144,6 +206,52 @@ mod tests {
         assert_eq!(
             PageRequest::parse(None, None).unwrap(),
             PageRequest::default()
+        );
+    }
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_label_selector_is_read_like_kubectl_l() {
+        let got = parse_label_selector("line=3, gpu ,eos.dev/runtimes=wasm").unwrap();
+        let req = |k: &str, v: Option<&str>| LabelRequirement {
+            key: k.into(),
+            value: v.map(Into::into),
+        };
+        assert_eq!(
+            got,
+            [
+                req("line", Some("3")),
+                req("gpu", None),
+                req("eos.dev/runtimes", Some("wasm"))
+            ]
+        );
+        for bad in ["", "line=3,", "Bad Key=1", "line=not ok"] {
+            assert!(parse_label_selector(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn array_labels_match_by_each_element() {
+        let labels = serde_json::from_value(json!({
+            "eos.dev/runtimes": ["wasm", "oci"], "line": "3", "gpus": 2, "spare": true, "nested": {"a": 1}
+        }))
+        .unwrap();
+        let pairs = label_pairs(&labels);
+        let shown: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            shown,
+            [
+                "eos.dev/runtimes=oci",
+                "eos.dev/runtimes=wasm",
+                "gpus=2",
+                "line=3",
+                "spare=true"
+            ]
         );
     }
 }

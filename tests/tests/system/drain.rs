@@ -80,6 +80,9 @@ async fn a_cordoned_node_takes_nothing_new_and_a_drained_one_gives_up_its_worklo
     runs_only_on(&fleet, &a, &x).await;
     let (_, one) = get(&fleet, None, &format!("/api/v1/devices/{y}")).await;
     assert_eq!(one["status"], "cordoned", "{one}");
+    let (_, listed) = get(&fleet, None, "/api/v1/devices?status=cordoned").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["id"], y.as_str());
 
     // Open y, drain x: both move to y; x is draining, then drained.
     assert_eq!(act(&fleet, &y, "uncordon").await["status"], "online");

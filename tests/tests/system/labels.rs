@@ -1,6 +1,7 @@
 //! Labels and time zones of the fleet: an operator sets a site's labels and time zone (checked,
 //! all problems at once, nothing changed on a refusal) and the site's `site.yaml` carries them;
-//! an EN's configured labels are in its capabilities and placement selects nodes by them.
+//! an EN's configured labels are in its capabilities, lists select devices by them (and by
+//! status), and placement selects nodes by them.
 
 use crate::graphql::data;
 use crate::tenants::{call, get};
@@ -117,6 +118,48 @@ async fn sites_and_nodes_carry_labels_that_placement_and_git_see() {
         (d["capabilities"]["labels"]["line"] == "3" && d["online"] == true).then_some(())
     })
     .await;
+
+    // Lists select devices by label and by status.
+    let ids = |list: Value| -> Vec<String> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("a list: {list}"))
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("label=line=3", vec!["site-1/node-2"]),
+        ("label=line", vec!["site-1/node-2"]),
+        ("label=line=4", vec![]),
+        (
+            "label=eos.dev/runtimes=wasm",
+            vec!["site-1/node-1", "site-1/node-2"],
+        ),
+        ("label=eos.dev/runtimes=wasm,line=3", vec!["site-1/node-2"]),
+        ("status=online&label=line=3", vec!["site-1/node-2"]),
+        ("status=cordoned", vec![]),
+    ] {
+        let (code, list) = get(&fleet, None, &format!("/api/v1/devices?{query}")).await;
+        assert_eq!(code, 200, "{query}: {list}");
+        assert_eq!(ids(list), expected, "{query}");
+    }
+    for query in [
+        "label=Bad Key",
+        "label=line=not ok",
+        "status=asleep",
+        "status=online&online=false",
+    ] {
+        let (code, problem) = get(&fleet, None, &format!("/api/v1/devices?{query}")).await;
+        assert_eq!(code, 400, "{query}: {problem}");
+    }
+    let d = data(
+        &fleet,
+        None,
+        "{ devices(label: \"line=3\") { items { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(d["devices"]["items"], json!([{"id": "site-1/node-2"}]));
 
     // A profile that wants line 3 goes to node-2, whichever node scores higher.
     let variant = app_variant(

@@ -12,9 +12,7 @@ use crate::tenancy::{Tenant, User};
 use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
 use eos_domain::ids::{SiteId, TenantId};
 use eos_domain::service::control::UpdateRequest;
-use eos_domain::service::{
-    AppFilter, DeploymentFilter, DeviceFilter, Page, PageRequest, Schedule, UserRequest,
-};
+use eos_domain::service::{AppFilter, DeploymentFilter, Page, PageRequest, Schedule, UserRequest};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -146,20 +144,27 @@ impl Query {
         Ok(ctl(ctx).device(tenant(ctx), &id).await.map_err(gql)?.into())
     }
 
-    /// Devices by id; of one site, online or not.
+    /// Devices by id; of one site, online or not, of a status (`online`, `offline`,
+    /// `cordoned`, `draining`), with labels (`line=3,gpu`, as `kubectl -l` writes them).
     #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    #[allow(clippy::too_many_arguments)] // each is an argument of the GraphQL field
     async fn devices(
         &self,
         ctx: &Context<'_>,
         site: Option<String>,
         online: Option<bool>,
+        status: Option<String>,
+        label: Option<String>,
         after: Option<String>,
         limit: Option<i32>,
     ) -> Result<DevicePage> {
-        let filter = DeviceFilter {
-            site: site_id(site)?,
+        let filter = crate::lists::device_filter(
+            site.as_deref(),
             online,
-        };
+            status.as_deref(),
+            label.as_deref(),
+        )
+        .map_err(|e| async_graphql::Error::new(e.1.detail.unwrap_or(e.1.title)))?;
         let p = page(after, limit)?;
         let devices = ctl(ctx)
             .devices_page(tenant(ctx), &filter, &p)
