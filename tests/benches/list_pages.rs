@@ -3,7 +3,8 @@
 //! embedded SQLite database and on PostgreSQL. 100,000 devices by default, stored straight
 //! into the CO's database first. Reports the time per page (p50, p99, max) over every page of
 //! `EOS_BENCH_WALKS` walks (default 3), and the whole walk, as one JSON object; the ratio of
-//! PostgreSQL to SQLite comes from the same run.
+//! PostgreSQL to SQLite comes from the same run. Then the same walks with a label selector
+//! (`label=line=3`, a tenth of the devices), to show what selecting costs per page.
 //!
 //! Needs the test PostgreSQL server (`bash config/services.sh`).
 //! Run: `cargo bench -p eos-tests --bench list_pages` (`EOS_BENCH_DEVICES` to change N).
@@ -28,11 +29,32 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
     let co = eos_tests::bench::start_co(tmp.path(), Some(db.url.clone())).await?;
     let http = reqwest::Client::new();
     let base = format!("http://{}", co.http_addr);
+    let all = walk(&http, &base, "", walks, n).await?;
+    let selected = (0..n).filter(|i| i % 10 == 3).count();
+    let labelled = walk(&http, &base, "&label=line%3D3", walks, selected).await?;
+    co.shutdown().await;
+    let mut out = all;
+    out["devices"] = json!(n);
+    out["seed_s"] = json!(seeded_s);
+    out["label_line_3"] = labelled;
+    Ok(out)
+}
+
+/// Walks `/api/v1/devices?limit=1000{filter}` page by page `walks` times, expecting `expect`
+/// devices each time: the time per page (p50, p99, max) and per walk.
+async fn walk(
+    http: &reqwest::Client,
+    base: &str,
+    filter: &str,
+    walks: usize,
+    expect: usize,
+) -> anyhow::Result<Value> {
+    let n = expect;
     let mut pages = Vec::new();
     let mut walk_ms = Vec::new();
     for _ in 0..walks {
         let walk = Instant::now();
-        let mut url = format!("{base}/api/v1/devices?limit=1000");
+        let mut url = format!("{base}/api/v1/devices?limit=1000{filter}");
         let mut seen = 0;
         loop {
             let start = Instant::now();
@@ -55,10 +77,9 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
         anyhow::ensure!(seen == n, "walked {seen} devices of {n}");
         walk_ms.push(walk.elapsed().as_secs_f64() * 1000.0);
     }
-    co.shutdown().await;
     pages.sort();
     Ok(json!({
-        "devices": n,
+        "matched": expect,
         "pages_per_walk": pages.len() / walks,
         "page_ms": {
             "p50": quantile(&pages, 0.5),
@@ -66,7 +87,6 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
             "max": quantile(&pages, 1.0),
         },
         "walk_ms": walk_ms,
-        "seed_s": seeded_s,
     }))
 }
 

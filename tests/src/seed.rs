@@ -9,7 +9,8 @@ use eos_domain::service::ports::ControlStore;
 use eos_domain::service::{DeviceRecord, Schedule};
 
 /// Stores `count` devices `<site>/n<NNNNNN>` in the CO database at `database_url`, spread over
-/// `sites` in turn, every third one offline. Returns their ids in the order stored.
+/// `sites` in turn, every third one offline, device `n` labelled `line` = `n % 10`. Returns
+/// their ids in the order stored.
 pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<String> {
     let store = SqlStore::connect(database_url)
         .await
@@ -25,10 +26,14 @@ pub async fn devices(database_url: &str, count: usize, sites: &[&str]) -> Vec<St
         let tx = store.begin().await.expect("a transaction");
         for &n in chunk {
             let id = format!("{}/n{n:06}", sites[n % sites.len()]);
+            let mut capabilities = caps.clone();
+            capabilities
+                .labels
+                .insert("line".into(), (n % 10).to_string().into());
             tx.upsert_device(&DeviceRecord {
                 id: DeviceId::parse(&id).expect("a device id"),
                 tenant: eos_domain::ids::TenantId::default_tenant(),
-                capabilities: caps.clone(),
+                capabilities,
                 online: n % 3 != 0,
                 last_seen: None,
                 usage: None,
