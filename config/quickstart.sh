@@ -52,7 +52,8 @@ EOS is running (logs in $DATA/*.log):
   reference  $EOS_SERVER/api/reference
   events     curl -N $EOS_SERVER/api/v1/events
   GraphQL    $EOS_SERVER/graphql   (subscriptions: ws://${EOS_SERVER#http://}/graphql/ws)
-  the web portal is not built yet; use edgectl or the REST API.
+  GraphiQL   $EOS_SERVER/graphiql
+  the web portal is not built yet; use GraphiQL, edgectl or the REST API.
 
 Try next (EOS_SERVER is set in this shell only):
   export EOS_SERVER=$EOS_SERVER PATH="$BIN:\$PATH"
