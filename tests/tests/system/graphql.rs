@@ -221,22 +221,28 @@ async fn graphql_runs_the_journey_with_its_limits_and_keeps_tenants_apart() {
         .collect();
     assert_eq!(fields, ["email", "role"]);
 
-    // Limits: nesting and cost.
-    let mut deep = String::from("name");
-    for _ in 0..14 {
-        deep = format!("ofType {{ {deep} }}");
+    // Limits: nesting and cost. A query that only introspects may nest as deep as the
+    // introspection query of GraphiQL and client generators (ofType eight levels down), and
+    // no deeper than 20; any other query 12.
+    let of_types = |n: usize| {
+        let mut deep = String::from("name");
+        for _ in 0..n {
+            deep = format!("ofType {{ {deep} }}");
+        }
+        format!("__schema {{ types {{ fields {{ type {{ {deep} }} }} }} }}")
+    };
+    let introspection = data(&fleet, None, &format!("{{ {} }}", of_types(8)), json!({})).await;
+    assert!(introspection["__schema"]["types"].as_array().unwrap().len() > 10);
+    for query in [
+        format!("{{ {} }}", of_types(18)),
+        format!("{{ sites {{ items {{ id }} }} {} }}", of_types(8)),
+    ] {
+        let too_deep = error(&fleet, None, &query, json!({})).await;
+        assert!(
+            too_deep["message"].as_str().unwrap().contains("too deep"),
+            "{query}: {too_deep}"
+        );
     }
-    let too_deep = error(
-        &fleet,
-        None,
-        &format!("{{ __schema {{ types {{ fields {{ type {{ {deep} }} }} }} }} }}"),
-        json!({}),
-    )
-    .await;
-    assert!(
-        too_deep["message"].as_str().unwrap().contains("too deep"),
-        "{too_deep}"
-    );
     let aliases: String = (0..20)
         .map(|i| format!("a{i}: devices(limit: 1000) {{ items {{ id siteId online lastSeen }} }} "))
         .collect();
@@ -533,5 +539,11 @@ async fn graphiql_works_with_no_internet() {
         "the first query is not in the editor: {dom}"
     );
     assert!(!dom.contains("Loading GraphiQL"), "{dom}");
+    // Its schema loaded: the introspection query was not refused (an error would fill the
+    // response pane).
+    assert!(
+        !dom.contains("too deep") && !dom.contains("errors"),
+        "{dom}"
+    );
     fleet.shutdown().await;
 }

@@ -31,6 +31,10 @@ pub const MAX_DEPTH: usize = 12;
 /// How much a query may cost: each field costs 1, and a list field costs its page size times
 /// what each item costs, so `devices(limit: 1000) { id site { id } }` costs about 3,000.
 pub const MAX_COMPLEXITY: usize = 50_000;
+/// How deep a query that asks only about the schema (`__schema`, `__type`) may nest: the
+/// introspection query of GraphiQL and of client generators follows `ofType` about eight
+/// levels down, deeper than [`MAX_DEPTH`] allows other queries.
+pub const MAX_INTROSPECTION_DEPTH: usize = 20;
 
 pub type EosSchema = Schema<Query, Mutation, Subscription>;
 
@@ -42,6 +46,37 @@ pub fn schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
+}
+
+/// The schema for queries that only introspect: deeper, as costly at most.
+fn introspection_schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
+    Schema::build(Query, Mutation, Subscription)
+        .data(control)
+        .data(bell)
+        .limit_depth(MAX_INTROSPECTION_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// Whether every operation of `query` selects only introspection fields (`__schema`,
+/// `__type`, `__typename`) at its top.
+fn only_introspects(query: &str) -> bool {
+    use async_graphql::parser::types::Selection;
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let mut operations = doc.operations.iter().map(|(_, op)| op);
+    operations.all(|op| {
+        op.node
+            .selection_set
+            .node
+            .items
+            .iter()
+            .all(|s| match &s.node {
+                Selection::Field(f) => f.node.name.node.starts_with("__"),
+                _ => false,
+            })
+    })
 }
 
 /// The schema's text (SDL), as `openapi/schema.graphql` commits it.
@@ -129,6 +164,7 @@ pub(crate) fn gql(e: ServiceError) -> async_graphql::Error {
 #[derive(Clone)]
 struct GraphQlState {
     schema: EosSchema,
+    introspection: EosSchema,
     control: Shared,
 }
 
@@ -137,7 +173,8 @@ struct GraphQlState {
 /// GraphiQL at `GET /graphiql`.
 pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
     let state = GraphQlState {
-        schema: schema(control.clone(), bell),
+        schema: schema(control.clone(), bell.clone()),
+        introspection: introspection_schema(control.clone(), bell),
         control,
     };
     Router::new()
@@ -159,18 +196,20 @@ async fn execute(
     TenantScope(tenant): TenantScope,
     request: GraphQLBatchRequest,
 ) -> GraphQLResponse {
-    let request = request.into_inner();
-    let request = match request {
-        async_graphql::BatchRequest::Single(r) => {
-            async_graphql::BatchRequest::Single(for_tenant(r, &state.control, &tenant))
-        }
-        async_graphql::BatchRequest::Batch(rs) => async_graphql::BatchRequest::Batch(
-            rs.into_iter()
-                .map(|r| for_tenant(r, &state.control, &tenant))
-                .collect(),
-        ),
+    let run = |r: async_graphql::Request| {
+        let schema = match only_introspects(&r.query) {
+            true => &state.introspection,
+            false => &state.schema,
+        };
+        schema.execute(for_tenant(r, &state.control, &tenant))
     };
-    state.schema.execute_batch(request).await.into()
+    match request.into_inner() {
+        async_graphql::BatchRequest::Single(r) => run(r).await.into(),
+        async_graphql::BatchRequest::Batch(rs) => {
+            let answers = futures::future::join_all(rs.into_iter().map(run)).await;
+            async_graphql::BatchResponse::Batch(answers).into()
+        }
+    }
 }
 
 /// Subscriptions over WebSocket. The tenant is the `EOS-Tenant` header of the upgrade request,
