@@ -8,7 +8,7 @@ use crate::problem::{ApiError, ProblemDocument};
 use crate::routes::Shared;
 use crate::tenancy::TenantScope;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use eos_domain::ids::SiteId;
@@ -158,15 +158,6 @@ impl From<EventRecord> for ChangeEvent {
     }
 }
 
-fn bad(detail: String) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad-request",
-        "Bad Request",
-        detail,
-    )
-}
-
 /// A deployment's history: the events about it, oldest first.
 #[utoipa::path(get, path = "/api/v1/deployments/{deployment_id}/history", tag = "deployments", params(("deployment_id" = String, Path)), responses((status = 200, body = Vec<ChangeEvent>), (status = 404, body = ProblemDocument)))]
 pub async fn deployment_history(
@@ -193,20 +184,22 @@ pub async fn events(
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-'))
     {
-        return Err(bad(format!("kind {kind:?} is not an event kind")));
+        return Err(ApiError::bad_request(format!(
+            "kind {kind:?} is not an event kind"
+        )));
     }
     let site = q
         .site
         .as_deref()
         .map(SiteId::parse)
         .transpose()
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok())
-                .ok_or_else(|| bad("Last-Event-ID is not an event number".into()))?,
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID is not an event number"))?,
         ),
         None => q.after,
     };

@@ -40,17 +40,8 @@ pub(crate) fn paged<T: Serialize>(uri: &Uri, page: Page<T>) -> Response {
 }
 
 fn site_of(site: Option<&str>) -> Result<Option<SiteId>, ApiError> {
-    site.map(|s| {
-        SiteId::parse(s).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "Bad Request",
-                e.to_string(),
-            )
-        })
-    })
-    .transpose()
+    site.map(|s| SiteId::parse(s).map_err(|e| ApiError::bad_request(e.to_string())))
+        .transpose()
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -129,14 +120,6 @@ pub(crate) fn device_filter(
     status: Option<&str>,
     label: Option<&str>,
 ) -> Result<DeviceFilter, ApiError> {
-    let bad = |detail: String| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad Request",
-            detail,
-        )
-    };
     let mut filter = DeviceFilter {
         site: site_of(site)?,
         online,
@@ -146,7 +129,7 @@ pub(crate) fn device_filter(
         None => {}
         Some(s @ ("online" | "offline")) => {
             if online.is_some_and(|o| o != (s == "online")) {
-                return Err(bad(format!(
+                return Err(ApiError::bad_request(format!(
                     "status={s} contradicts online={}",
                     online.unwrap_or_default()
                 )));
@@ -157,14 +140,14 @@ pub(crate) fn device_filter(
         Some("cordoned") => filter.schedule = Some(Schedule::Cordoned),
         Some("draining" | "drained") => filter.schedule = Some(Schedule::Draining),
         Some(other) => {
-            return Err(bad(format!(
+            return Err(ApiError::bad_request(format!(
                 "status {other:?} is not online, offline, cordoned or draining"
             )));
         }
     }
     if let Some(selector) = label {
         filter.labels = parse_label_selector(selector)
-            .map_err(|why| bad(format!("label {selector:?}: {why}")))?;
+            .map_err(|why| ApiError::bad_request(format!("label {selector:?}: {why}")))?;
     }
     Ok(filter)
 }

@@ -164,12 +164,7 @@ pub(crate) fn against(model: Option<String>, device: Option<String>) -> Result<A
     match (model, device) {
         (Some(m), None) => Ok(Against::Model(m)),
         (None, Some(d)) => Ok(Against::Device(d)),
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "Bad Request",
-            "give exactly one of model or device",
-        )),
+        _ => Err(ApiError::bad_request("give exactly one of model or device")),
     }
 }
 

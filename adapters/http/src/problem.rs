@@ -42,6 +42,17 @@ impl ApiError {
             },
         )
     }
+
+    /// A 400 of type `bad-request`: a request the CO cannot read as meant (a malformed query
+    /// parameter or header, a contradiction between fields).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad Request",
+            detail,
+        )
+    }
 }
 
 impl From<ServiceError> for ApiError {

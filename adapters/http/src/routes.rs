@@ -297,10 +297,7 @@ async fn add_app(
         (Some(source), None) => c.add_app_from_source(&t, &source).await?,
         (None, Some(text)) => c.add_app(&t, &text, "inline", None).await?,
         _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "Bad Request",
+            return Err(ApiError::bad_request(
                 "give exactly one of source or description",
             ));
         }

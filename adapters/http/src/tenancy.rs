@@ -55,14 +55,9 @@ impl<S: HasControl + Send + Sync> FromRequestParts<S> for TenantScope {
                 .ok()
                 .and_then(|v| TenantId::parse(v.trim()).ok())
                 .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "bad-request",
-                        "Bad Request",
-                        format!(
+                    ApiError::bad_request(format!(
                             "{TENANT_HEADER} {value:?} is not a tenant id (lowercase letters, digits and '-', 1 to 63)"
-                        ),
-                    )
+                        ))
                 })?,
         };
         Ok(Self(state.control().tenant(&id).await?.id))
