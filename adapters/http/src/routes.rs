@@ -440,10 +440,7 @@ pub struct Device {
 
 impl From<DeviceRecord> for Device {
     fn from(r: DeviceRecord) -> Self {
-        let status = serde_json::to_value(r.status())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let status = r.status().as_str().to_owned();
         Self {
             schedule: r.schedule.to_string(),
             status,

@@ -75,6 +75,18 @@ pub enum DeviceStatus {
     Drained,
 }
 
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Offline => "offline",
+            Self::Cordoned => "cordoned",
+            Self::Draining => "draining",
+            Self::Drained => "drained",
+        }
+    }
+}
+
 impl DeviceRecord {
     pub fn status(&self) -> DeviceStatus {
         match self.schedule {

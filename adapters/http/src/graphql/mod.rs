@@ -136,7 +136,12 @@ fn for_tenant(
 /// A control-plane error as a GraphQL error: the problem document's detail as the message,
 /// and its `type`, `status` and field errors in the extensions.
 pub(crate) fn gql(e: ServiceError) -> async_graphql::Error {
-    let ApiError(_, problem) = e.into();
+    problem_error(e.into())
+}
+
+/// A GraphQL error carrying the REST problem's `type`, `status` and field `errors` in its
+/// extensions (for errors found before a service is called: a bad filter, say).
+pub(crate) fn problem_error(ApiError(_, problem): ApiError) -> async_graphql::Error {
     async_graphql::Error::new(problem.detail.clone().unwrap_or(problem.title.clone())).extend_with(
         |_, ext| {
             ext.set("type", problem.problem_type.clone());

@@ -164,7 +164,7 @@ impl Query {
             status.as_deref(),
             label.as_deref(),
         )
-        .map_err(|e| async_graphql::Error::new(e.1.detail.unwrap_or(e.1.title)))?;
+        .map_err(super::problem_error)?;
         let p = page(after, limit)?;
         let devices = ctl(ctx)
             .devices_page(tenant(ctx), &filter, &p)
@@ -299,8 +299,7 @@ impl Query {
         model: Option<String>,
         device: Option<String>,
     ) -> Result<Compatibility> {
-        let against = against(model, device)
-            .map_err(|e| async_graphql::Error::new(e.1.detail.unwrap_or(e.1.title)))?;
+        let against = against(model, device).map_err(super::problem_error)?;
         Ok(ctl(ctx)
             .compatibility(tenant(ctx), &app_id, version.as_deref(), &against)
             .await

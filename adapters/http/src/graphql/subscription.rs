@@ -28,7 +28,7 @@ async fn stream(
     };
     let events = follow(control, bell, filter, after)
         .await
-        .map_err(|e| async_graphql::Error::new(e.1.detail.unwrap_or(e.1.title)))?;
+        .map_err(super::problem_error)?;
     Ok(events.map(ChangeEvent::from))
 }
 

@@ -2,7 +2,7 @@
 //! pointed at the model they report, and an app version judged against a model or a device by
 //! the same rule the site's placement applies.
 
-use super::super::page::{Page, PageRequest};
+use super::super::page::{MAX_PAGE, Page, PageRequest};
 use super::super::records::*;
 use super::super::{ServiceError, StoreError, not_found};
 use super::{ControlPlane, change, stored_description};
@@ -137,15 +137,20 @@ impl ControlPlane {
         Ok(devices)
     }
 
+    /// Every model of the tenant (a maker's catalogue: tens, not thousands), read a store page
+    /// at a time.
     async fn all_models(&self, tenant: &TenantId) -> Result<Vec<DeviceModelRecord>, ServiceError> {
-        let mut all = Vec::new();
-        let mut page = PageRequest::default();
+        let mut all: Vec<DeviceModelRecord> = Vec::new();
         loop {
-            let p = self.models_page(tenant, &page).await?;
-            all.extend(p.items);
-            match p.next {
-                Some(next) => page = PageRequest::parse(Some(&next), None)?,
-                None => return Ok(all),
+            let after = all.last().map(|m| m.id.clone());
+            let page = self
+                .store
+                .page_device_models(tenant, after.as_deref(), MAX_PAGE)
+                .await?;
+            let done = (page.len() as u64) < MAX_PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
             }
         }
     }
