@@ -63,3 +63,52 @@ pub async fn engine_objects(part: &str) -> Vec<String> {
     found.sort();
     found
 }
+
+/// The test engine's socket passed through another Unix socket that a test opens and closes:
+/// an engine that comes up after the EN started, or goes away while it runs.
+pub struct EngineSocket {
+    path: std::path::PathBuf,
+    accepting: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EngineSocket {
+    /// A socket at `path` that nothing answers on yet.
+    pub fn closed(path: &std::path::Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            accepting: None,
+        }
+    }
+
+    /// Starts answering: each connection is carried to the test engine.
+    pub fn open(&mut self) {
+        self.close();
+        let listener = tokio::net::UnixListener::bind(&self.path).expect("the socket binds");
+        self.accepting = Some(tokio::spawn(async move {
+            let mut carried = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                carried.spawn(async move {
+                    if let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut engine).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops answering, and cuts the connections it carries.
+    pub fn close(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for EngineSocket {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

@@ -9,7 +9,7 @@ pub mod proxy;
 pub mod registry;
 pub mod seed;
 
-pub use engine::{all_containers, docker_engine, engine_objects};
+pub use engine::{EngineSocket, all_containers, docker_engine, engine_objects};
 pub use proxy::{Fault, FaultProxy};
 
 use eos_app_common::SimClock;

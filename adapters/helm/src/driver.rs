@@ -9,7 +9,9 @@
 
 use crate::{Chart, Manifest, Release, merge, overrides, render};
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use eos_driver::{
+    DriverError, DriverInfo, Fingerprint, Handle, Health, InstanceKey, RuntimeDriver,
+};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
@@ -287,6 +289,17 @@ impl RuntimeDriver for HelmDriver {
             source: "built-in".into(),
             version: self.version.clone(),
             deployment_types: vec!["helm".into()],
+        }
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        match self.client.apiserver_version().await {
+            Ok(info) => Fingerprint::Ready {
+                version: format!("kubernetes {}", info.git_version),
+            },
+            Err(e) => Fingerprint::Unavailable {
+                reason: format!("the cluster does not answer: {e}"),
+            },
         }
     }
 

@@ -28,7 +28,9 @@ use bollard::query_parameters::{
 };
 use eos_domain::container::{ContainerSettings, VolumeMount};
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
+use eos_driver::{
+    DriverError, DriverInfo, Fingerprint, Handle, Health, InstanceKey, RuntimeDriver, Stats,
+};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -79,17 +81,7 @@ impl OciDriver {
             .negotiate_version()
             .await
             .map_err(unreachable)?;
-        let version = docker.version().await.map_err(unreachable)?;
-        let engine = format!(
-            "{} {} (API {})",
-            version
-                .platform
-                .as_ref()
-                .map(|p| p.name.clone())
-                .unwrap_or_else(|| "engine".into()),
-            version.version.unwrap_or_default(),
-            version.api_version.unwrap_or_default()
-        );
+        let engine = engine_version(&docker).await.map_err(unreachable)?;
         Ok(Self {
             docker,
             scope: scope.to_owned(),
@@ -232,6 +224,34 @@ impl OciDriver {
 
 /// How a container stands: running (or restarting, or paused), failed (unhealthy, or never
 /// started), exited with its status, or unknown to the engine.
+/// The engine's name and version as it reports them (`Docker Engine 26.1.5 (API 1.45)`).
+pub(crate) async fn engine_version(docker: &Docker) -> Result<String, EngineError> {
+    let version = docker.version().await?;
+    Ok(format!(
+        "{} {} (API {})",
+        version
+            .platform
+            .as_ref()
+            .map(|p| p.name.clone())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "container engine".into()),
+        version.version.unwrap_or_default(),
+        version.api_version.unwrap_or_default()
+    ))
+}
+
+/// Whether the engine answers now, and as which version.
+pub(crate) async fn engine_fingerprint(docker: &Docker, prefix: &str) -> Fingerprint {
+    match engine_version(docker).await {
+        Ok(version) => Fingerprint::Ready {
+            version: format!("{prefix}{version}"),
+        },
+        Err(e) => Fingerprint::Unavailable {
+            reason: format!("the container engine does not answer: {e}"),
+        },
+    }
+}
+
 pub(crate) async fn container_health(docker: &Docker, name: &str) -> Health {
     let Ok(container) = docker.inspect_container(name, None).await else {
         return Health::Unknown;
@@ -473,6 +493,10 @@ impl RuntimeDriver for OciDriver {
             version: self.engine.clone(),
             deployment_types: vec!["custom".into()],
         }
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        engine_fingerprint(&self.docker, "").await
     }
 
     async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError> {

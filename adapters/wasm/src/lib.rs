@@ -120,7 +120,10 @@ impl RuntimeDriver for WasmDriver {
         DriverInfo {
             runtime: "wasm".into(),
             source: "built-in".into(),
-            version: format!("wasmtime {}", env!("CARGO_PKG_VERSION")),
+            version: format!(
+                "wasmtime {}",
+                wasmtime::ModuleVersionStrategy::WasmtimeVersion.as_str()
+            ),
             deployment_types: vec!["custom".into()],
         }
     }

@@ -372,20 +372,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let shown = with_usage_columns(json!([found]));
             print(out, &shown, DEVICE_COLUMNS)?;
-            let drivers: Vec<Value> =
-                found["capabilities"]["properties"]["labels"]["eos.dev/drivers"]
-                    .as_array()
-                    .or_else(|| found["capabilities"]["labels"]["eos.dev/drivers"].as_array())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|d| d.as_str())
-                    .map(|d| {
-                        let (runtime, source) = d.split_once(':').unwrap_or((d, "-"));
-                        json!({"runtime": runtime, "source": source})
-                    })
-                    .collect();
+            let labels = match &found["capabilities"]["properties"]["labels"] {
+                Value::Object(_) => &found["capabilities"]["properties"]["labels"],
+                _ => &found["capabilities"]["labels"],
+            };
+            let drivers: Vec<Value> = labels["eos.dev/drivers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.as_str())
+                .map(|d| {
+                    let (runtime, source) = d.split_once(':').unwrap_or((d, "-"));
+                    let version = labels["eos.dev/driver-versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str()?.strip_prefix(runtime)?.strip_prefix('='))
+                        .next()
+                        .unwrap_or("-");
+                    json!({"runtime": runtime, "source": source, "version": version})
+                })
+                .collect();
             println!();
-            print(out, &Value::Array(drivers), &["runtime", "source"])
+            print(
+                out,
+                &Value::Array(drivers),
+                &["runtime", "source", "version"],
+            )
         }
         Command::Device(DeviceCommand::List {
             site,

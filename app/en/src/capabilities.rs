@@ -1,16 +1,25 @@
-//! The EN's Margo device capabilities, read from this host and from its drivers.
+//! The EN's Margo device capabilities, read from this host and from the drivers whose runtime
+//! answers now (see `fingerprint`).
 
 use eos_domain::ids::DeviceId;
 use eos_domain::margo::DeviceCapabilities;
 use eos_domain::margo::capabilities::{Cpu, DeviceProperties, Peripheral, canonical_architecture};
 use eos_domain::margo::quantity::format_bytes;
 use eos_domain::placement::RUNTIMES_LABEL;
-use eos_driver::RuntimeDriver;
+use eos_driver::DriverInfo;
 use serde_json::json;
-use std::sync::Arc;
 
-pub fn detect(device: &DeviceId, drivers: &[Arc<dyn RuntimeDriver>]) -> DeviceCapabilities {
-    let infos: Vec<_> = drivers.iter().map(|d| d.info()).collect();
+/// The label listing the node's drivers as `runtime:source` (`oci:built-in`, `exec:native`).
+pub const DRIVERS_LABEL: &str = "eos.dev/drivers";
+/// The label listing the version each ready runtime's fingerprint found, as
+/// `runtime=version` (`oci=Docker Engine 26.1.5 (API 1.45)`): label values are strings or
+/// lists of them.
+pub const DRIVER_VERSIONS_LABEL: &str = "eos.dev/driver-versions";
+
+/// The capabilities of this node with the drivers that are ready, each with the version its
+/// fingerprint found.
+pub fn detect(device: &DeviceId, ready: &[(DriverInfo, String)]) -> DeviceCapabilities {
+    let infos: Vec<&DriverInfo> = ready.iter().map(|(info, _)| info).collect();
     let mut deployment_types: Vec<String> = infos
         .iter()
         .flat_map(|i| i.deployment_types.clone())
@@ -51,7 +60,13 @@ pub fn detect(device: &DeviceId, drivers: &[Arc<dyn RuntimeDriver>]) -> DeviceCa
     };
     caps.labels.insert(RUNTIMES_LABEL.into(), json!(runtimes));
     caps.labels
-        .insert("eos.dev/drivers".into(), json!(drivers_label));
+        .insert(DRIVERS_LABEL.into(), json!(drivers_label));
+    let versions: Vec<String> = ready
+        .iter()
+        .map(|(info, version)| format!("{}={version}", info.runtime))
+        .collect();
+    caps.labels
+        .insert(DRIVER_VERSIONS_LABEL.into(), json!(versions));
     caps
 }
 

@@ -17,8 +17,12 @@ pub struct EnConfig {
     pub heartbeat_secs: u64,
     /// How often the supervisor looks at every component (and restarts crashed ones).
     pub health_check_secs: u64,
-    /// The container engine's Unix socket (Docker, or Podman's compatible one). When nothing
-    /// answers there at start, the EN runs without the `oci` runtime and says so.
+    /// How often the EN asks its drivers whether their runtimes answer (fingerprint), and
+    /// tells the LO when the runtimes it can run change.
+    pub fingerprint_secs: u64,
+    /// The container engine's Unix socket (Docker, or Podman's compatible one). While nothing
+    /// answers there, the EN runs without the `oci` and `compose` runtimes and says so; it
+    /// takes them up when an engine answers later.
     pub container_socket: String,
     /// Labels this EN's containers; defaults to the device id. Only needed when several ENs
     /// share one engine under the same device id (tests).
@@ -36,7 +40,7 @@ pub struct EnConfig {
     /// runs from are always kept.
     pub keep_artifacts: usize,
     /// The kubeconfig of the cluster the `helm` runtime applies charts to. Without one, or
-    /// when its cluster does not answer at start, the EN runs without the `helm` runtime.
+    /// while its cluster does not answer, the EN runs without the `helm` runtime.
     pub kubeconfig: Option<PathBuf>,
     /// The namespace Helm components go to unless their `x-eos-extensions.helm.namespace`
     /// names another.
@@ -54,6 +58,7 @@ impl Default for EnConfig {
             data_dir: PathBuf::from(".eos/en"),
             heartbeat_secs: 5,
             health_check_secs: 2,
+            fingerprint_secs: 30,
             container_socket: "/var/run/docker.sock".into(),
             container_scope: None,
             registries: BTreeMap::new(),

@@ -1,10 +1,12 @@
 //! The edge node agent: dials its LO, registers with its Margo device capabilities, heartbeats,
 //! applies operations through runtime drivers and answers asynchronously
-//! (installing → installed | failed; removed). A crash-safe record of what it runs lets a
+//! (installing → installed | failed; removed), and tells it when its runtimes come or go
+//! (fingerprinting). A crash-safe record of what it runs lets a
 //! restarted EN resume instead of redeploying; a supervisor restarts crashed components.
 
 mod capabilities;
 mod config;
+mod fingerprint;
 mod link;
 mod record;
 mod supervise;
@@ -12,9 +14,7 @@ mod usage;
 
 pub use config::EnConfig;
 
-use eos_adapter_helm::HelmDriver;
 use eos_adapter_native::NativeDriver;
-use eos_adapter_oci::OciDriver;
 use eos_adapter_wasm::WasmDriver;
 use eos_adapter_wasm_plugin::WasmPluginDriver;
 use eos_driver::RuntimeDriver;
@@ -35,37 +35,8 @@ impl En {
         let wasm: Arc<dyn RuntimeDriver> =
             Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
         let mut drivers = vec![wasm];
-        let scope = config
-            .container_scope
-            .clone()
-            .unwrap_or_else(|| config.device_id.clone());
-        match OciDriver::connect(&config.container_socket, &scope, config.registries.clone()).await
-        {
-            Ok(oci) => {
-                let oci = oci.with_image_history(config.data_dir.join("images.json"));
-                tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci and compose runtimes on");
-                drivers.push(Arc::new(
-                    oci.compose_driver(config.data_dir.join("compose")),
-                ));
-                drivers.push(Arc::new(oci));
-            }
-            Err(e) => tracing::info!(error = %e, "oci runtime off"),
-        }
-        if let Some(kubeconfig) = &config.kubeconfig {
-            match HelmDriver::connect(
-                kubeconfig,
-                &config.helm_namespace,
-                config.data_dir.join("helm"),
-            )
-            .await
-            {
-                Ok(helm) => {
-                    tracing::info!(cluster = %helm.info().version, "helm runtime on");
-                    drivers.push(Arc::new(helm));
-                }
-                Err(e) => tracing::info!(error = %e, "helm runtime off"),
-            }
-        }
+        let engines = fingerprint::Engines::new(&config);
+        drivers.extend(engines.connect_missing(&drivers, false).await);
         let plugin_dir = config
             .plugin_dir
             .clone()
@@ -99,8 +70,13 @@ impl En {
                 Err(e) => tracing::error!(error = %e, "plugin refused"),
             }
         }
-        let mut caps = capabilities::detect(&device, &drivers);
-        capabilities::add_labels(&mut caps, &config.labels)?;
+        let found = fingerprint::fingerprints(&drivers).await;
+        for (info, fingerprint) in &found {
+            if let eos_driver::Fingerprint::Unavailable { reason } = fingerprint {
+                tracing::warn!(runtime = %info.runtime, %reason, "runtime unavailable");
+            }
+        }
+        let caps = fingerprint::capabilities(&device, &found, &config.labels)?;
         let logins = config
             .registries
             .iter()
@@ -126,8 +102,15 @@ impl En {
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
         let every = std::time::Duration::from_secs(config.health_check_secs.max(1));
+        let fingerprint_every = std::time::Duration::from_secs(config.fingerprint_secs.max(1));
         let tasks = vec![
             tokio::spawn(supervise::run(agent.clone(), every, stopped.clone())),
+            tokio::spawn(fingerprint::run(
+                agent.clone(),
+                engines,
+                fingerprint_every,
+                stopped.clone(),
+            )),
             tokio::spawn(link::run(agent, config, stopped)),
         ];
         Ok(Self { stop, tasks })

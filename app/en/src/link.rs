@@ -11,7 +11,7 @@ use eos_domain::margo::DeviceCapabilities;
 use eos_domain::state::ComponentSpec;
 use eos_driver::{DriverError, InstanceKey, RuntimeDriver};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,8 +35,10 @@ fn lane_of(command: &pb::LoCommand) -> String {
 
 pub struct Agent {
     device: DeviceId,
-    capabilities: DeviceCapabilities,
-    drivers: Vec<Arc<dyn RuntimeDriver>>,
+    /// What the node can run now, as its last fingerprint found.
+    capabilities: Mutex<DeviceCapabilities>,
+    /// Grows when a runtime outside the EN (an engine, a cluster) answers after start.
+    drivers: RwLock<Vec<Arc<dyn RuntimeDriver>>>,
     pub(crate) records: RunRecord,
     /// One lock per component: an operation from the LO and a restart by the supervisor never
     /// overlap on the same component.
@@ -61,8 +63,8 @@ impl Agent {
     ) -> Self {
         Self {
             device,
-            capabilities,
-            drivers,
+            capabilities: Mutex::new(capabilities),
+            drivers: RwLock::new(drivers),
             records,
             locks: Mutex::new(HashMap::new()),
             watches: Mutex::new(HashMap::new()),
@@ -96,7 +98,7 @@ impl Agent {
             }
             Err(e) => tracing::warn!(error = %e, "cannot collect old artifacts"),
         }
-        for driver in &self.drivers {
+        for driver in self.drivers() {
             match driver.collect_garbage(self.keep_artifacts).await {
                 Ok(deleted) => {
                     for image in deleted {
@@ -175,15 +177,81 @@ impl Agent {
             .is_some_and(|tx| tx.try_send(message).is_ok())
     }
 
-    pub(crate) fn driver(&self, runtime: &str) -> Option<&Arc<dyn RuntimeDriver>> {
-        self.drivers.iter().find(|d| d.info().runtime == runtime)
+    pub(crate) fn device(&self) -> &DeviceId {
+        &self.device
+    }
+
+    /// The drivers the EN has now.
+    pub(crate) fn drivers(&self) -> Vec<Arc<dyn RuntimeDriver>> {
+        self.drivers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn driver(&self, runtime: &str) -> Option<Arc<dyn RuntimeDriver>> {
+        self.drivers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|d| d.info().runtime == runtime)
+            .cloned()
+    }
+
+    /// Takes up drivers whose runtime came to answer after start.
+    pub(crate) fn add_drivers(&self, found: Vec<Arc<dyn RuntimeDriver>>) {
+        self.drivers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(found);
+    }
+
+    /// What the node offers now.
+    pub(crate) fn capabilities(&self) -> DeviceCapabilities {
+        self.capabilities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the node's capabilities; when they changed, tells the LO at once if a session
+    /// is open (otherwise the next hello carries them). Says whether they changed.
+    pub(crate) fn set_capabilities(&self, caps: DeviceCapabilities) -> bool {
+        let mut current = self.capabilities.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == caps {
+            return false;
+        }
+        let message = pb::EnMessage {
+            body: Some(en_message::Body::Capabilities(pb::CapabilitiesChanged {
+                capabilities_json: caps.to_json(),
+            })),
+        };
+        *current = caps;
+        drop(current);
+        let sent = self
+            .upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(message).is_ok());
+        tracing::info!(told_lo = sent, "capabilities changed");
+        true
     }
 
     /// Takes back what the record says runs here, before talking to anyone. Components are
     /// recovered several at a time: each may take a driver's whole start window.
     pub async fn recover(&self) {
+        self.recover_runtimes(None).await
+    }
+
+    /// Recovers the recorded components of `runtimes` (all when `None`), then lets those
+    /// runtimes' drivers prune what no record names. Called with the runtimes of drivers taken
+    /// up after start, whose components could not be recovered then.
+    pub(crate) async fn recover_runtimes(&self, runtimes: Option<&[String]>) {
         use futures::StreamExt;
-        let recoveries = self.records.entries().into_iter().map(|entry| async move {
+        let chosen = |runtime: &str| runtimes.is_none_or(|r| r.iter().any(|x| x == runtime));
+        let entries = self.records.entries();
+        let recoveries = entries.into_iter().filter(|e| chosen(&e.spec.runtime)).map(|entry| async move {
             let key = InstanceKey {
                 deployment_id: entry.deployment_id.clone(),
                 component: entry.spec.name.clone(),
@@ -214,7 +282,10 @@ impl Agent {
                 component: e.spec.name,
             })
             .collect();
-        for driver in &self.drivers {
+        for driver in self.drivers() {
+            if !chosen(&driver.info().runtime) {
+                continue;
+            }
             match driver.prune(&keep).await {
                 Ok(removed) => {
                     for key in removed {
@@ -267,7 +338,7 @@ impl Agent {
         drop(watches);
         let hello = pb::EnHello {
             device_id: self.device.to_string(),
-            capabilities_json: self.capabilities.to_json(),
+            capabilities_json: self.capabilities().to_json(),
             running,
         };
         pb::EnMessage {

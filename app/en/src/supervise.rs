@@ -81,7 +81,7 @@ impl Agent {
 
     async fn supervise(&self, entry: RunEntry) {
         let key = key_of(&entry);
-        let Some(driver) = self.driver(&entry.spec.runtime).cloned() else {
+        let Some(driver) = self.driver(&entry.spec.runtime) else {
             return;
         };
         let lock = self.component_lock(&key);
@@ -221,7 +221,7 @@ mod tests {
         let mock = Arc::new(MockDriver::new());
         let device = DeviceId::parse("s/n1").unwrap();
         let drivers: Vec<Arc<dyn eos_driver::RuntimeDriver>> = vec![mock.clone()];
-        let caps = crate::capabilities::detect(&device, &drivers);
+        let caps = crate::capabilities::detect(&device, &[]);
         let agent = Agent::new(
             device,
             caps,

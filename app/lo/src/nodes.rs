@@ -96,6 +96,14 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                         Some(en_message::Body::Observed(seen)) => site.observed(&device, seen),
                         Some(en_message::Body::Heartbeat(beat)) => site.heartbeat(&device, &beat),
                         Some(en_message::Body::Answer(answer)) => site.inspections.answered(answer),
+                        Some(en_message::Body::Capabilities(changed)) => {
+                            match DeviceCapabilities::from_json(&changed.capabilities_json) {
+                                Ok(caps) => site.capabilities_changed(&device, &tx, caps),
+                                Err(p) => {
+                                    tracing::warn!(device_id = %device, problem = %p, "ignored capabilities the EN sent")
+                                }
+                            }
+                        }
                         _ => {}
                     },
                     Ok(Ok(None)) => break "stream closed".to_owned(),

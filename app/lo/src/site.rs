@@ -329,6 +329,30 @@ impl Site {
         true
     }
 
+    /// The node's runtimes changed (its fingerprint): placement sees its new capabilities at
+    /// once, and the CO with the next report. Ignored from a session a newer one replaced.
+    pub fn capabilities_changed(
+        &self,
+        device: &DeviceId,
+        commands: &mpsc::Sender<Result<pb::LoCommand, tonic::Status>>,
+        capabilities: DeviceCapabilities,
+    ) {
+        let mut s = self.lock();
+        let Some(n) = s.nodes.get_mut(device).filter(|n| {
+            n.commands
+                .as_ref()
+                .is_some_and(|c| c.same_channel(commands))
+        }) else {
+            return;
+        };
+        n.capabilities = capabilities;
+        let change = device_report(device, &n.capabilities, n.online);
+        drop(s);
+        tracing::info!(device_id = %device, "en capabilities changed");
+        self.send_up(change);
+        self.wake.notify_one();
+    }
+
     /// The EN's supervisor saw a component crash (`failed`: it restarts it) or run again
     /// (`installed`). A crash is an event for the CO's log of the site, kept even when the
     /// restart's status supersedes the crash's in the outbox.

@@ -46,6 +46,16 @@ pub async fn run(fixture: Fixture<'_>) {
         !info.deployment_types.is_empty(),
         "info: MUST list the Margo deployment types it serves"
     );
+    // The suite runs where the driver's runtime answers, so its fingerprint MUST say so.
+    match driver.fingerprint().await {
+        crate::Fingerprint::Ready { version } => assert!(
+            !version.is_empty(),
+            "fingerprint: MUST name the version of a runtime that answers"
+        ),
+        crate::Fingerprint::Unavailable { reason } => {
+            panic!("fingerprint: MUST be Ready where the runtime answers, said: {reason}")
+        }
+    }
 
     // apply MUST start the component and MUST be idempotent.
     let a = key("conformance-a", &fixture.runs);

@@ -1,7 +1,7 @@
 //! The runtime-driver contract every EOS driver implements, built-in or plugin (shaped like
 //! Nomad's task drivers; the rules are in `CONTRACT.md`). This version covers what the EN needs
-//! to run, inspect, stop, recover and prune components; fingerprinting, stats, logs and garbage
-//! collection grow here with the drivers issue. With the `testing` feature: the conformance
+//! to fingerprint its runtime, run, inspect, stop, recover and prune components, report their
+//! stats and logs, and collect what it fetched. With the `testing` feature: the conformance
 //! suite every driver passes, and a scriptable mock driver.
 
 #[cfg(any(test, feature = "testing"))]
@@ -22,6 +22,22 @@ pub struct DriverInfo {
     pub version: String,
     /// Margo deployment types it serves (`custom` for WASM).
     pub deployment_types: Vec<String>,
+}
+
+/// What a driver finds of its runtime on this host now: whether it can run components here,
+/// and which version of the runtime answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Fingerprint {
+    /// The runtime answers; `version` names it (`Docker Engine 26.1.5 (API 1.45)`).
+    Ready { version: String },
+    /// It does not; `reason` says why (`no container engine answers at ...`).
+    Unavailable { reason: String },
+}
+
+impl Fingerprint {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Ready { .. })
+    }
 }
 
 /// An opaque handle the EN persists so the driver can find a component again after a restart.
@@ -74,6 +90,16 @@ impl std::fmt::Display for InstanceKey {
 #[async_trait::async_trait]
 pub trait RuntimeDriver: Send + Sync {
     fn info(&self) -> DriverInfo;
+
+    /// Asks the runtime whether it answers now and which version it is. The EN calls it at
+    /// start and every `fingerprint_secs`; only drivers that are `Ready` are advertised in the
+    /// device's capabilities, so nothing is placed where it cannot run. A driver whose runtime
+    /// is the EN itself (WASM, most plugins) is always ready with the version `info` names.
+    async fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::Ready {
+            version: self.info().version,
+        }
+    }
 
     /// Starts (or, for the same spec, keeps) a component. MUST be idempotent: applying the same
     /// spec twice changes nothing. Returns once the component has started or failed to start.

@@ -2,8 +2,9 @@
 //! it does: `mock://runs` starts and keeps running, `mock://fails` cannot start,
 //! `mock://exits/<code>` starts and exits at once with that code, `mock://slow/<ms>` takes that
 //! long to start. Every call is recorded, so a test can check what the orchestrator asked for.
+//! [`MockDriver::set_unavailable`] makes its fingerprint say the runtime went away.
 
-use crate::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver};
+use crate::{DriverError, DriverInfo, Fingerprint, Handle, Health, InstanceKey, RuntimeDriver};
 use eos_domain::state::ComponentSpec;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,6 +14,8 @@ use std::time::Duration;
 pub struct MockDriver {
     instances: Mutex<HashMap<InstanceKey, (ComponentSpec, Health)>>,
     calls: Mutex<Vec<String>>,
+    /// Why the runtime does not answer, while a test says so.
+    unavailable: Mutex<Option<String>>,
 }
 
 /// What a `mock://` repository scripts.
@@ -53,6 +56,11 @@ impl MockDriver {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Makes the fingerprint say `Unavailable` with `reason` (`None`: ready again).
+    pub fn set_unavailable(&self, reason: Option<&str>) {
+        *self.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = reason.map(str::to_owned);
+    }
+
     fn record(&self, call: &str, key: &InstanceKey) {
         self.calls
             .lock()
@@ -76,6 +84,20 @@ impl RuntimeDriver for MockDriver {
             source: "built-in".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             deployment_types: vec!["custom".into()],
+        }
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        match self
+            .unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some(reason) => Fingerprint::Unavailable { reason },
+            None => Fingerprint::Ready {
+                version: self.info().version,
+            },
         }
     }
 

@@ -13,6 +13,7 @@ mod drain;
 mod e2e;
 mod events;
 mod failpoints;
+mod fingerprint;
 mod generated_client;
 mod graphql;
 mod helm;

@@ -19,7 +19,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder};
 use eos_domain::state::ComponentSpec;
-use eos_driver::{DriverError, DriverInfo, Handle, Health, InstanceKey, RuntimeDriver, Stats};
+use eos_driver::{
+    DriverError, DriverInfo, Fingerprint, Handle, Health, InstanceKey, RuntimeDriver, Stats,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -404,6 +406,10 @@ impl RuntimeDriver for ComposeDriver {
             version: "compose through the Docker Engine API".into(),
             deployment_types: vec!["compose".into()],
         }
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        crate::engine_fingerprint(&self.docker, "compose on ").await
     }
 
     async fn apply(&self, key: &InstanceKey, spec: &ComponentSpec) -> Result<Handle, DriverError> {
