@@ -22,6 +22,8 @@ cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || tru
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 export EOS_SERVER="http://127.0.0.1:$HTTP_PORT"
+# The CO writes its bootstrap admin token (a platform admin's) there on first start.
+export EOS_TOKEN_FILE="$DATA/co/admin.token"
 # Waits up to 30 s for a command to succeed; says which step failed and where its log is.
 await() {
   local what="$1" log="$2"; shift 2
@@ -50,13 +52,17 @@ cat <<MSG
 EOS is running (logs in $DATA/*.log):
   REST API   $EOS_SERVER/api/v1   (OpenAPI: $EOS_SERVER/api/v1/openapi.json)
   reference  $EOS_SERVER/api/reference
-  events     curl -N $EOS_SERVER/api/v1/events
+  events     curl -N -H "Authorization: Bearer \$(cat $EOS_TOKEN_FILE)" $EOS_SERVER/api/v1/events
   GraphQL    $EOS_SERVER/graphql   (subscriptions: ws://${EOS_SERVER#http://}/graphql/ws)
-  GraphiQL   $EOS_SERVER/graphiql
+  GraphiQL   $EOS_SERVER/graphiql#token=\$(cat $EOS_TOKEN_FILE)
   the web portal is not built yet; use GraphiQL, edgectl or the REST API.
 
-Try next (EOS_SERVER is set in this shell only):
-  export EOS_SERVER=$EOS_SERVER PATH="$BIN:\$PATH"
+Every request but health carries a bearer token. The bootstrap admin token (a platform admin's,
+valid a year; keep it secret) is in $EOS_TOKEN_FILE:
+  curl -H "Authorization: Bearer \$(cat $EOS_TOKEN_FILE)" $EOS_SERVER/api/v1/me
+
+Try next (EOS_SERVER and EOS_TOKEN_FILE are set in this shell only):
+  export EOS_SERVER=$EOS_SERVER EOS_TOKEN_FILE=$EOS_TOKEN_FILE PATH="$BIN:\$PATH"
   edgectl device list
   edgectl deploy com-eos-hello-wasm --site site-1
   edgectl status

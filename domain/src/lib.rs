@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O and knows no wire format other than the Margo documents it
 //! models. Everything that touches a disk, a socket, a database or a runtime lives in `adapters/`.
 
+pub mod auth;
 pub mod container;
 pub mod diff;
 pub mod ids;

@@ -27,7 +27,7 @@ async fn measure(db: &TestDatabase, n: usize, walks: usize) -> anyhow::Result<Va
     let seeded_s = seeding.elapsed().as_secs_f64();
     let tmp = tempfile::tempdir()?;
     let co = eos_tests::bench::start_co(tmp.path(), Some(db.url.clone())).await?;
-    let http = reqwest::Client::new();
+    let http = eos_tests::authorized_client(&co.admin_token()?)?;
     let base = format!("http://{}", co.http_addr);
     let all = walk(&http, &base, "", walks, n).await?;
     let selected = (0..n).filter(|i| i % 10 == 3).count();

@@ -19,11 +19,11 @@ fn quantile(sorted: &[Duration], q: f64) -> f64 {
 
 /// Reads one SSE stream until `count` events came; returns (event number, arrival) of each.
 async fn subscribe(
+    client: reqwest::Client,
     url: String,
     count: usize,
     ready: tokio::sync::mpsc::Sender<()>,
 ) -> Vec<(u64, Instant)> {
-    let client = reqwest::Client::new();
     let mut r = client.get(&url).send().await.expect("the stream opens");
     ready.send(()).await.ok();
     let (mut text, mut seen) = (String::new(), Vec::with_capacity(count));
@@ -50,9 +50,17 @@ async fn main() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let co = eos_tests::bench::start_co(tmp.path(), None).await?;
     let url = format!("http://{}/api/v1/events?kind=site", co.http_addr);
+    let client = eos_tests::authorized_client(&co.admin_token()?)?;
     let (ready_tx, mut ready) = tokio::sync::mpsc::channel(subscribers);
     let readers: Vec<_> = (0..subscribers)
-        .map(|_| tokio::spawn(subscribe(url.clone(), events, ready_tx.clone())))
+        .map(|_| {
+            tokio::spawn(subscribe(
+                client.clone(),
+                url.clone(),
+                events,
+                ready_tx.clone(),
+            ))
+        })
         .collect();
     for _ in 0..subscribers {
         ready.recv().await;

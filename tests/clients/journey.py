@@ -6,10 +6,11 @@ tests/tests/generated_client.rs generates the client and runs this script.
 """
 
 import json
+import os
 import sys
 import time
 
-from eos_client import Client
+from eos_client import AuthenticatedClient
 from eos_client.api.apps import add_app
 from eos_client.api.deployments import create_deployment, get_deployment
 from eos_client.api.devices import list_devices
@@ -18,7 +19,9 @@ from eos_client.models import AddApp, CreateDeployment
 
 def main() -> None:
     base, app_folder, host = sys.argv[1:4]
-    client = Client(base_url=base, raise_on_unexpected_status=True)
+    client = AuthenticatedClient(
+        base_url=base, token=os.environ["EOS_TOKEN"], raise_on_unexpected_status=True
+    )
 
     added = add_app.sync_detailed(client=client, body=AddApp(source=app_folder))
     assert added.status_code in (201, 409), added.content

@@ -170,6 +170,7 @@ impl Fleet {
         for config in &en_configs {
             ens.push(Some(En::start(config.clone()).await?));
         }
+        let http = authorized_client(&co.admin_token()?)?;
         Ok(Self {
             co: Some(co),
             lo: Some(lo),
@@ -177,7 +178,7 @@ impl Fleet {
             site: site.into(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             dir: dir.to_owned(),
-            http: reqwest::Client::new(),
+            http,
             uplink,
             node_links,
             clock,
@@ -474,6 +475,17 @@ pub const CRASHY_APP: (&str, &str) = ("tests/fixtures/apps/crashy-wasm", "com-eo
 pub const WEB_OCI_APP: (&str, &str) = ("tests/fixtures/apps/web-oci", "com-eos-test-web-oci");
 /// A Helm chart app (Margo `helm` profile), which no EN without a cluster may run.
 pub const HELM_APP: (&str, &str) = ("tests/fixtures/apps/chart-helm", "com-eos-test-chart-helm");
+
+/// An HTTP client that sends `token` as its bearer token with every request.
+pub fn authorized_client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    value.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
 
 /// A copy of the application folder `source` (relative to the repository root) in `dir`, its
 /// description's text changed by `edits` (`(from, to)` pairs, each of which must match): a

@@ -143,8 +143,17 @@ impl ProcessFleet {
             en.start();
             tiers.push(en);
         }
+        // The CO wrote its bootstrap admin token before it printed its banner.
+        let token = std::fs::read_to_string(co_data.join("admin.token"))
+            .expect("the CO's bootstrap admin token");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()).parse().unwrap(),
+        );
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
+            .default_headers(headers)
             .build()
             .unwrap();
         Self {

@@ -61,12 +61,17 @@ pub async fn page() -> Html<String> {
 <script src="/graphiql/assets/react-dom.production.min.js"></script>
 <script src="/graphiql/assets/graphiql.min.js"></script>
 <script>
+  // A token may come in the page's fragment (/graphiql#token=…), which never reaches a server
+  // log; otherwise paste "Authorization": "Bearer …" into the headers editor.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const headers = {{ "EOS-Tenant": "default" }};
+  if (token) {{ headers["Authorization"] = "Bearer " + token; history.replaceState(null, "", location.pathname); }}
   const fetcher = GraphiQL.createFetcher({{ url: "/graphql" }});
   ReactDOM.createRoot(document.getElementById("graphiql")).render(
     React.createElement(GraphiQL, {{
       fetcher,
       defaultQuery: {first_query},
-      defaultHeaders: '{{"EOS-Tenant": "default"}}',
+      defaultHeaders: JSON.stringify(headers, null, 2),
       defaultEditorToolsVisibility: "headers",
       shouldPersistHeaders: true,
     }})

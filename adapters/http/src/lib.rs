@@ -1,10 +1,13 @@
-//! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1. Every error is
-//! an RFC 9457 problem document with a stable `type` per error kind.
+//! The CO's REST API under `/api/v1` (axum), described by utoipa as OpenAPI 3.1, and GraphQL
+//! beside it; every request but the public few carries a bearer token that `auth` verifies and
+//! authorizes. Every error is an RFC 9457 problem document with a stable `type` per error kind.
 
+pub mod auth;
 mod events;
 mod fleet;
 mod graphiql;
 pub mod graphql;
+mod identity;
 mod lists;
 mod models;
 mod problem;

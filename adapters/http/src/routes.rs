@@ -1,7 +1,7 @@
 //! Routes of `/api/v1`: applications, sites, devices, deployments, health.
 
 use crate::problem::{ApiError, ProblemDocument, rejection};
-use crate::tenancy::{TenantHeader, TenantScope};
+use crate::tenancy::{BearerAuth, TenantHeader, TenantScope};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
@@ -64,9 +64,11 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::list_users,
         crate::tenancy::add_user,
         crate::tenancy::get_user,
-        crate::tenancy::remove_user
+        crate::tenancy::remove_user,
+        crate::identity::me,
+        crate::identity::issue_token
     ),
-    modifiers(&TenantHeader),
+    modifiers(&TenantHeader, &BearerAuth),
     components(schemas(
         ProblemDocument,
         Health,
@@ -94,7 +96,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::Tenant,
         crate::tenancy::CreateTenant,
         crate::tenancy::User,
-        crate::tenancy::AddUser
+        crate::tenancy::AddUser,
+        crate::identity::Me,
+        crate::identity::IssueToken,
+        crate::identity::IssuedToken
     ))
 )]
 pub struct ApiDoc;
@@ -102,8 +107,13 @@ pub struct ApiDoc;
 pub(crate) type Shared = Arc<ControlPlane>;
 
 /// The REST router with GraphQL beside it, to be nested at the root of the CO's HTTP server; `bell` is the one the
-/// control plane rings (`ControlPlane::with_bell`), which event streams wait on.
-pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
+/// control plane rings (`ControlPlane::with_bell`), which event streams wait on; `authority`
+/// verifies every request's token (and issues tokens for users).
+pub fn router(
+    control: Shared,
+    bell: Arc<crate::Bell>,
+    authority: Arc<crate::auth::Authority>,
+) -> Router {
     use crate::lists::{list_apps, list_deployments, list_devices, list_sites};
     Router::new()
         .route("/api/v1/health", get(health))
@@ -211,7 +221,15 @@ pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
                 )
                 .with_state((control.clone(), bell.clone())),
         )
-        .merge(crate::graphql::router(control, bell).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .merge(
+            crate::graphql::router(control.clone(), bell)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .merge(crate::identity::router(control, authority.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            authority,
+            crate::auth::authorize,
+        ))
 }
 
 pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

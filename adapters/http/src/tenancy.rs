@@ -1,7 +1,7 @@
-//! Which tenant a request acts for, and the tenants and users resources. Until identity comes,
-//! the tenant is named by the `EOS-Tenant` header (the `default` tenant when absent); with
-//! identity it will come from the caller's token. Either way every handler gets a [`Tenant`]
-//! that exists, and passes it to the control plane, which scopes every read and change by it.
+//! Which tenant a request acts for, and the tenants and users resources. The tenant is the
+//! caller's token's, or the one the `EOS-Tenant` header names where the caller may act there (a
+//! platform admin); `auth` settles it. Every handler gets a [`TenantScope`] that exists, and
+//! passes it to the control plane, which scopes every read and change by it.
 
 use crate::lists::{PageQuery, paged};
 use crate::problem::{ApiError, ProblemDocument};
@@ -41,6 +41,12 @@ impl HasControl for (Shared, Arc<crate::Bell>) {
     }
 }
 
+impl HasControl for (Shared, Arc<crate::auth::Authority>) {
+    fn control(&self) -> &ControlPlane {
+        &self.0
+    }
+}
+
 /// The tenant a request acts for; one that exists.
 pub struct TenantScope(pub TenantId);
 
@@ -48,25 +54,57 @@ impl<S: HasControl + Send + Sync> FromRequestParts<S> for TenantScope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let id = match parts.headers.get(TENANT_HEADER) {
-            None => TenantId::default_tenant(),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| TenantId::parse(v.trim()).ok())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                            "{TENANT_HEADER} {value:?} is not a tenant id (lowercase letters, digits and '-', 1 to 63)"
-                        ))
-                })?,
+        // Settled by the authorization middleware from the token and the header; a route
+        // without it is refused rather than served for a tenant nobody vouched for.
+        let Some(crate::auth::ActingTenant(id)) = parts.extensions.get().cloned() else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "this operation needs a bearer token",
+            ));
         };
         Ok(Self(state.control().tenant(&id).await?.id))
     }
 }
 
 /// The `EOS-Tenant` header, as the OpenAPI document lists it on each operation that acts for a
-/// tenant (all but health, the document itself and the platform's tenants).
+/// tenant (all but health, the document itself and the platform's tenants), and the 401 and
+/// 403 answers of every operation that needs a token. The bearer scheme itself is `BearerAuth`.
 pub(crate) struct TenantHeader;
+
+/// The `bearer` security scheme (a JWT), required by every operation but health.
+pub(crate) struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some("A token of this CO's (edgectl login, POST /api/v1/tokens, or the bootstrap admin token in the CO's data directory)"))
+                        .build(),
+                ),
+            );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        if let Some(item) = openapi.paths.paths.get_mut("/api/v1/health")
+            && let Some(op) = item.get.as_mut()
+        {
+            op.security = Some(vec![SecurityRequirement::default()]);
+        }
+    }
+}
 
 impl utoipa::Modify for TenantHeader {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -83,6 +121,31 @@ impl utoipa::Modify for TenantHeader {
             ))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
+            if path != "/api/v1/health" {
+                for op in [
+                    &mut item.get,
+                    &mut item.post,
+                    &mut item.put,
+                    &mut item.patch,
+                    &mut item.delete,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    for (status, why) in [
+                        (
+                            "401",
+                            "No bearer token, or one that does not verify (expired, of another issuer or audience, badly signed)",
+                        ),
+                        ("403", "The caller's roles or tenant do not allow this"),
+                    ] {
+                        op.responses
+                            .responses
+                            .entry(status.into())
+                            .or_insert_with(|| problem(why).into());
+                    }
+                }
+            }
             if path == "/api/v1/health" || path.starts_with("/api/v1/tenants") {
                 continue;
             }

@@ -26,6 +26,8 @@ pub struct CoConfig {
     pub registries: BTreeMap<String, eos_adapter_registry::Login>,
     /// Registry hosts spoken to over plain HTTP (loopback hosts always are).
     pub insecure_registries: Vec<String>,
+    /// The issuer (`iss`) of the tokens the CO signs, and the only one it accepts.
+    pub token_issuer: String,
 }
 
 impl Default for CoConfig {
@@ -39,6 +41,7 @@ impl Default for CoConfig {
             event_retention_days: 30,
             registries: BTreeMap::new(),
             insecure_registries: Vec::new(),
+            token_issuer: "eos-co".into(),
         }
     }
 }

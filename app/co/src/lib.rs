@@ -2,6 +2,7 @@
 //! the LO uplink (gRPC) around the domain's control plane.
 
 mod config;
+mod identity;
 mod packages;
 mod uplink;
 
@@ -41,6 +42,10 @@ pub struct Co {
     tasks: Vec<JoinHandle<()>>,
     /// Rung by the control plane after each change; closed at shutdown to end event streams.
     bell: Arc<eos_adapter_http::Bell>,
+    /// Signs and verifies the API's bearer tokens.
+    pub authority: Arc<eos_adapter_http::auth::Authority>,
+    /// Where the bootstrap admin token is (a platform admin's).
+    pub admin_token_file: std::path::PathBuf,
 }
 
 impl Co {
@@ -75,6 +80,9 @@ impl Co {
                 config.insecure_registries.clone(),
             ),
         };
+        let (authority, admin_token_file) =
+            identity::start(&config.data_dir, &config.token_issuer)?;
+        let authority = Arc::new(authority);
         let bell = Arc::new(eos_adapter_http::Bell::default());
         let retention_clock = clock.clone();
         let control = Arc::new(
@@ -96,7 +104,7 @@ impl Co {
             .with_context(|| format!("cannot listen on {}", config.grpc_listen))?;
         let (http_addr, grpc_addr) = (http.local_addr()?, grpc.local_addr()?);
         let (stop, stopped) = watch::channel(false);
-        let app = eos_adapter_http::router(control.clone(), bell.clone())
+        let app = eos_adapter_http::router(control.clone(), bell.clone(), authority.clone())
             .layer(tower_http::trace::TraceLayer::new_for_http());
         let mut http_stop = stopped.clone();
         let http_task = tokio::spawn(async move {
@@ -165,7 +173,16 @@ impl Co {
             stop,
             tasks: vec![http_task, grpc_task, resync_task, prune_task],
             bell,
+            authority,
+            admin_token_file,
         })
+    }
+
+    /// The bootstrap admin token (a platform admin's), as its file holds it.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(&self.admin_token_file)
+            .with_context(|| format!("cannot read {}", self.admin_token_file.display()))?;
+        Ok(text.trim().to_owned())
     }
 
     /// Stops accepting work and waits for the servers to finish.

@@ -28,6 +28,14 @@ struct Cli {
     /// absent).
     #[arg(long, global = true, env = "EOS_TENANT")]
     tenant: Option<String>,
+    /// The bearer token to act with.
+    #[arg(long, global = true, env = "EOS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the token (`--token` wins). Without either, edgectl reads
+    /// ~/.config/eos/token, then the embedded default CO's bootstrap admin token
+    /// `.eos/co/admin.token`.
+    #[arg(long, global = true, env = "EOS_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     output: Output,
     #[command(subcommand)]
@@ -54,6 +62,8 @@ enum Command {
     /// Device models: a vendor's model with the capability template its devices share.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Who the token names, and the tenant requests act for.
+    Whoami,
     /// Deploy APP[@VERSION] to a site.
     Deploy {
         app: String,
@@ -163,6 +173,13 @@ enum UserCommand {
     },
     /// Remove one of the tenant's users (by id, as `user list` shows it).
     Remove { user: String },
+    /// Issue a token for one of the tenant's users (by id), with the user's role; prints it.
+    Token {
+        user: String,
+        /// Seconds it lives (default 12 hours, at most 30 days).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -233,8 +250,40 @@ async fn main() {
     }
 }
 
+/// The token to act with: `--token`, else the `--token-file`, else the user's saved one, else
+/// the bootstrap admin token of a CO on embedded defaults started from here.
+fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
+    if let Some(token) = &cli.token {
+        return Ok(Some(token.trim().to_owned()));
+    }
+    if let Some(file) = &cli.token_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the token file {}", file.display()))?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
+    let candidates = config_home
+        .map(|c| c.join("eos/token"))
+        .into_iter()
+        .chain([std::path::PathBuf::from(".eos/co/admin.token")]);
+    for path in candidates {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return Ok(Some(text.trim().to_owned()));
+        }
+    }
+    Ok(None)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = find_token(&cli)? {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the token has characters a header cannot carry")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     if let Some(tenant) = &cli.tenant {
         let value = reqwest::header::HeaderValue::from_str(tenant)
             .with_context(|| format!("--tenant {tenant:?} is not a tenant id"))?;
@@ -303,6 +352,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await?;
             print(out, &v, &["id", "email", "role", "created_at"])
+        }
+        Command::User(UserCommand::Token { user, ttl }) => {
+            let issued = api
+                .send(
+                    api.http
+                        .post(api.url("/tokens"))
+                        .json(&json!({"user_id": user, "ttl_secs": ttl})),
+                )
+                .await?;
+            if out == Output::Json {
+                return print(out, &issued, &[]);
+            }
+            println!("{}", issued["token"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        Command::Whoami => {
+            let me = api.get("/me").await?;
+            print(
+                out,
+                &json!([me]),
+                &["subject", "tenant", "acting_for", "roles"],
+            )
         }
         Command::User(UserCommand::Remove { user }) => {
             api.send(api.http.delete(api.url(&format!("/users/{user}"))))

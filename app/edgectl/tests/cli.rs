@@ -11,6 +11,7 @@ fn edgectl(fleet: &Fleet, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_edgectl"))
         .arg("--server")
         .arg(format!("http://{}", fleet.co().http_addr))
+        .env("EOS_TOKEN", fleet.co().admin_token().unwrap())
         .args(args)
         .output()
         .unwrap();
@@ -57,8 +58,8 @@ async fn devices_show_resource_use_and_sites_their_events() {
         devices[0].get("memory").is_none(),
         "table columns stay out of JSON"
     );
-    // One device with its drivers: the built-in wasm and, with the engine the test services
-    // start, the built-in oci driver.
+    // One device with its drivers and the versions their fingerprints found: the built-in wasm
+    // and, with the engine the test services start, the built-in oci driver.
     let (ok, shown, err) = edgectl(&fleet, &["device", "show", "site-1/node-1"]);
     assert!(ok, "{err}");
     let drivers: Vec<&str> = shown
@@ -67,15 +68,17 @@ async fn devices_show_resource_use_and_sites_their_events() {
         .skip(1)
         .collect();
     assert!(
-        drivers
-            .iter()
-            .any(|l| l.split_whitespace().eq(["wasm", "built-in"])),
+        drivers.iter().any(|l| l.starts_with("wasm")
+            && l.split_whitespace()
+                .skip(1)
+                .take(2)
+                .eq(["built-in", "wasmtime"])),
         "{shown}"
     );
     assert!(
         drivers
             .iter()
-            .any(|l| l.split_whitespace().eq(["oci", "built-in"])),
+            .any(|l| l.starts_with("oci ") && l.contains(" built-in ") && l.contains("(API 1.")),
         "{shown}"
     );
     let (ok, _, err) = edgectl(&fleet, &["device", "show", "site-1/nowhere"]);

@@ -59,8 +59,10 @@ async fn a_generated_python_client_walks_the_main_journey() {
     let script = repo_root().join("tests/clients/journey.py");
     let app = repo_root().join(SAMPLE_APP.0);
     let base = fleet.url("");
+    let token = fleet.co().admin_token().unwrap();
     let out = tokio::task::spawn_blocking(move || {
         run(Command::new(tools.join("bin/python"))
+            .env("EOS_TOKEN", token)
             .arg(script)
             .args([base.as_str(), app.to_str().unwrap(), "site-1/node-2"])
             .env("PYTHONPATH", &generated))
@@ -94,12 +96,17 @@ async fn property_based_requests_find_no_server_error_and_no_answer_off_its_sche
     // Something to find: an app and a deployment of it.
     fleet.deploy_sample(Some("node-1")).await.unwrap();
     let base = fleet.url("");
+    let authorization = format!(
+        "Authorization: Bearer {}",
+        fleet.co().admin_token().unwrap()
+    );
     let workdir = tmp.path().to_owned();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(tools.join("bin/schemathesis"))
             .arg("run")
             .arg(repo_root().join("openapi/openapi.json"))
             .args(["--url", &base])
+            .args(["--header", &authorization])
             .args(["--checks", "not_a_server_error,response_schema_conformance"])
             // The event stream never ends by design; its answers are checked in events.rs.
             .args(["--exclude-path", "/api/v1/events"])

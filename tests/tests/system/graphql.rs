@@ -66,6 +66,10 @@ impl Subscription {
             "sec-websocket-protocol",
             "graphql-transport-ws".parse().unwrap(),
         );
+        let token = fleet.co().admin_token().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         let payload = match tenant {
             Some(t) => json!({ "EOS-Tenant": t }),
@@ -506,8 +510,12 @@ async fn graphiql_works_with_no_internet() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 
-    // A real browser runs it.
-    let url = fleet.url("/graphiql");
+    // A real browser runs it, with the token in the page's fragment.
+    let url = format!(
+        "{}#token={}",
+        fleet.url("/graphiql"),
+        fleet.co().admin_token().unwrap()
+    );
     let profile = tmp.path().join("chromium");
     let dom = tokio::task::spawn_blocking(move || {
         std::process::Command::new("chromium")

@@ -38,10 +38,7 @@ impl Stream {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
-        let r = reqwest::Client::new()
-            .execute(request.build().unwrap())
-            .await
-            .unwrap();
+        let r = fleet.http.execute(request.build().unwrap()).await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/event-stream");
         Self {

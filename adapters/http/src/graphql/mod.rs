@@ -1,8 +1,9 @@
 //! GraphQL at `/graphql` (async-graphql): queries and mutations over the same control-plane
 //! services as REST (no logic in resolvers), subscriptions over WebSocket at `/graphql/ws` on the
 //! same event log as server-sent events, a data loader so a page of devices with their sites
-//! is two store reads, and limits on depth and complexity. Every request acts for one tenant,
-//! named as for REST by `EOS-Tenant` (for a WebSocket, also in the `connection_init` payload).
+//! is two store reads, and limits on depth and complexity. Every request carries a token and acts
+//! for one tenant as for REST (for a WebSocket, `EOS-Tenant` may also come in the
+//! `connection_init` payload); `auth::GraphQlGuard` checks each root field against the table.
 
 mod query;
 mod subscription;
@@ -13,11 +14,12 @@ use crate::tenancy::{HasControl, TENANT_HEADER, TenantScope};
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{ErrorExtensions, Schema};
 use async_graphql_axum::{GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::Extension;
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use eos_domain::auth::Principal;
 use eos_domain::ids::{SiteId, TenantId};
 use eos_domain::service::ServiceError;
 use std::collections::HashMap;
@@ -45,6 +47,7 @@ pub fn schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
         .data(bell)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(crate::auth::GraphQlGuard)
         .finish()
 }
 
@@ -55,6 +58,7 @@ fn introspection_schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
         .data(bell)
         .limit_depth(MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(crate::auth::GraphQlGuard)
         .finish()
 }
 
@@ -122,14 +126,16 @@ fn site_loader(control: &Shared, tenant: &TenantId) -> Sites {
     )
 }
 
-/// What one request runs with: its tenant, and a site loader of that tenant's.
+/// What one request runs with: its caller, its tenant, and a site loader of that tenant's.
 fn for_tenant(
     request: async_graphql::Request,
     control: &Shared,
+    principal: &Principal,
     tenant: &TenantId,
 ) -> async_graphql::Request {
     request
         .data(site_loader(control, tenant))
+        .data(principal.clone())
         .data(tenant.clone())
 }
 
@@ -198,6 +204,7 @@ impl HasControl for GraphQlState {
 
 async fn execute(
     State(state): State<GraphQlState>,
+    Extension(principal): Extension<Principal>,
     TenantScope(tenant): TenantScope,
     request: GraphQLBatchRequest,
 ) -> GraphQLResponse {
@@ -206,7 +213,7 @@ async fn execute(
             true => &state.introspection,
             false => &state.schema,
         };
-        schema.execute(for_tenant(r, &state.control, &tenant))
+        schema.execute(for_tenant(r, &state.control, &principal, &tenant))
     };
     match request.into_inner() {
         async_graphql::BatchRequest::Single(r) => run(r).await.into(),
@@ -217,39 +224,36 @@ async fn execute(
     }
 }
 
-/// Subscriptions over WebSocket. The tenant is the `EOS-Tenant` header of the upgrade request,
-/// or (browsers cannot set headers on a WebSocket) `EOS-Tenant` in the `connection_init`
-/// payload; a tenant that does not exist ends the connection.
+/// Subscriptions over WebSocket. The caller is the upgrade request's token's; the tenant is the
+/// one that request acts for, or (browsers cannot set headers on a WebSocket) `EOS-Tenant` in
+/// the `connection_init` payload where the caller may act there; a tenant that does not exist
+/// ends the connection. Each subscription's root field is checked like any other.
 async fn subscribe(
     State(state): State<GraphQlState>,
+    Extension(principal): Extension<Principal>,
+    TenantScope(acting): TenantScope,
     protocol: GraphQLProtocol,
-    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let header = headers
-        .get(TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let control = state.control.clone();
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
-                    let named = payload
-                        .get(TENANT_HEADER)
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                        .or(header);
-                    let id = match named {
-                        None => TenantId::default_tenant(),
+                    let id = match payload.get(TENANT_HEADER).and_then(|v| v.as_str()) {
+                        None => acting,
                         Some(t) => TenantId::parse(t.trim()).map_err(|e| {
                             async_graphql::Error::new(format!("{TENANT_HEADER}: {e}"))
                         })?,
                     };
+                    principal
+                        .may(eos_domain::auth::Action::Read, &id)
+                        .map_err(|denied| async_graphql::Error::new(denied.to_string()))?;
                     let tenant = control.tenant(&id).await.map_err(gql)?.id;
                     let mut data = async_graphql::Data::default();
                     data.insert(site_loader(&control, &tenant));
+                    data.insert(principal);
                     data.insert(tenant);
                     Ok(data)
                 })

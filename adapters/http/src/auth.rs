@@ -1,0 +1,552 @@
+//! Authentication and authorization of every request, in one place. A request carries a bearer
+//! token (a JWT the CO signed: EdDSA only, its issuer and audience, not expired); the token
+//! names the principal's tenant and roles. [`REST`] lists every operation with the action it
+//! needs and [`GRAPHQL`] every root field; the middleware and the GraphQL extension here are the
+//! only places that decide, by `eos_domain::auth`'s rules. A missing or bad token is 401, a
+//! refusal 403, both problem documents.
+
+use crate::problem::ApiError;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use eos_domain::auth::{Action, Principal};
+use eos_domain::ids::TenantId;
+use eos_domain::service::Role;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The audience of every token the CO issues and accepts.
+pub const AUDIENCE: &str = "eos";
+/// How far a token's times may be off the CO's clock.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// What a token says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub tenant: String,
+    pub roles: Vec<String>,
+}
+
+/// The CO's token authority: signs tokens with its Ed25519 key and verifies them.
+pub struct Authority {
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// The public key, raw (32 bytes), for the JWKS document.
+    public_key: Vec<u8>,
+    kid: String,
+}
+
+/// Why a token was refused (said in the 401's detail).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+impl Authority {
+    /// An authority over the Ed25519 key in `pkcs8` (DER), naming itself `issuer`.
+    pub fn from_pkcs8(pkcs8: &[u8], issuer: &str) -> Result<Self, String> {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| format!("not an Ed25519 key in PKCS#8: {e}"))?;
+        let public_key = pair.public_key().as_ref().to_vec();
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public_key);
+        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.algorithms = vec![Algorithm::EdDSA];
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            decoding: DecodingKey::from_ed_der(&public_key),
+            validation,
+            public_key,
+            kid,
+        })
+    }
+
+    /// A new Ed25519 key in PKCS#8 (DER), for the CO to keep.
+    pub fn generate_key() -> Vec<u8> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+            .expect("the system's random source works")
+            .as_ref()
+            .to_vec()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// A token for `principal`, valid from `now` (seconds since the epoch) for `ttl_secs`.
+    pub fn issue(&self, principal: &Principal, now: u64, ttl_secs: u64) -> String {
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: principal.subject.clone(),
+            iat: now,
+            exp: now + ttl_secs,
+            tenant: principal.tenant.to_string(),
+            roles: principal.roles.iter().map(|r| r.as_str().into()).collect(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("an Ed25519 key signs")
+    }
+
+    /// The principal a token names, when the token is this CO's, of the right audience,
+    /// unexpired and signed with an allowed algorithm (EdDSA; `none` and HMAC are refused).
+    pub fn verify(&self, token: &str) -> Result<Principal, Refused> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| Refused(describe(&e)))?;
+        let claims = data.claims;
+        let tenant = TenantId::parse(&claims.tenant)
+            .map_err(|e| Refused(format!("the token's tenant: {e}")))?;
+        let roles = claims
+            .roles
+            .iter()
+            .map(|r| Role::parse(r).ok_or_else(|| Refused(format!("unknown role {r:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Principal {
+            subject: claims.sub,
+            tenant,
+            roles,
+        })
+    }
+
+    /// The JSON Web Key Set of the CO's signing key (`GET /.well-known/jwks.json`).
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({"keys": [{
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "alg": "EdDSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public_key),
+        }]})
+    }
+}
+
+/// A person-readable reason for a refused token.
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::InvalidIssuer => "the token is not of this CO (issuer)".into(),
+        ErrorKind::InvalidAudience => format!("the token is not for {AUDIENCE} (audience)"),
+        ErrorKind::InvalidAlgorithm => "the token's algorithm is not allowed (EdDSA only)".into(),
+        ErrorKind::InvalidSignature => "the token's signature does not verify".into(),
+        ErrorKind::MissingRequiredClaim(c) => format!("the token lacks the {c} claim"),
+        ErrorKind::ImmatureSignature => "the token is not valid yet".into(),
+        _ => format!("the token cannot be read: {e}"),
+    }
+}
+
+/// Every REST operation (method, route) and the action it needs. The middleware refuses what
+/// is not here (fail closed), and a test checks that every operation of the OpenAPI document is.
+pub const REST: &[(&str, &str, Action)] = &[
+    ("GET", "/api/v1/health", Action::Public),
+    ("GET", "/api/v1/openapi.json", Action::Public),
+    ("GET", "/api/reference", Action::Public),
+    ("GET", "/.well-known/jwks.json", Action::Public),
+    ("GET", "/graphiql", Action::Public),
+    ("GET", "/graphiql/assets/{name}", Action::Public),
+    // GraphQL needs a token of the tenant; each root field is checked against GRAPHQL.
+    ("GET", "/graphql", Action::Read),
+    ("POST", "/graphql", Action::Read),
+    ("GET", "/graphql/ws", Action::Read),
+    ("GET", "/api/v1/me", Action::Read),
+    ("POST", "/api/v1/tokens", Action::ManageUsers),
+    ("GET", "/api/v1/tenants", Action::ManageTenants),
+    ("POST", "/api/v1/tenants", Action::ManageTenants),
+    ("GET", "/api/v1/tenants/{tenant_id}", Action::Read),
+    ("GET", "/api/v1/users", Action::ManageUsers),
+    ("POST", "/api/v1/users", Action::ManageUsers),
+    ("GET", "/api/v1/users/{user_id}", Action::ManageUsers),
+    ("DELETE", "/api/v1/users/{user_id}", Action::ManageUsers),
+    ("GET", "/api/v1/apps", Action::Read),
+    ("POST", "/api/v1/apps", Action::ManageApps),
+    ("GET", "/api/v1/apps/{app_id}", Action::Read),
+    (
+        "GET",
+        "/api/v1/apps/{app_id}/resources/{kind}",
+        Action::Read,
+    ),
+    ("GET", "/api/v1/apps/{app_id}/compatibility", Action::Read),
+    ("GET", "/api/v1/device-models", Action::Read),
+    ("POST", "/api/v1/device-models", Action::ManageFleet),
+    ("GET", "/api/v1/device-models/{model_id}", Action::Read),
+    (
+        "DELETE",
+        "/api/v1/device-models/{model_id}",
+        Action::ManageFleet,
+    ),
+    ("GET", "/api/v1/sites", Action::Read),
+    ("GET", "/api/v1/sites/{site_id}", Action::Read),
+    ("PATCH", "/api/v1/sites/{site_id}", Action::ManageFleet),
+    (
+        "GET",
+        "/api/v1/sites/{site_id}/events",
+        Action::ReadOperations,
+    ),
+    ("GET", "/api/v1/devices", Action::Read),
+    ("GET", "/api/v1/devices/{site_id}/{host}", Action::Read),
+    (
+        "POST",
+        "/api/v1/devices/{site_id}/{host}/cordon",
+        Action::ManageFleet,
+    ),
+    (
+        "POST",
+        "/api/v1/devices/{site_id}/{host}/drain",
+        Action::ManageFleet,
+    ),
+    (
+        "POST",
+        "/api/v1/devices/{site_id}/{host}/uncordon",
+        Action::ManageFleet,
+    ),
+    ("GET", "/api/v1/deployments", Action::Read),
+    ("POST", "/api/v1/deployments", Action::Deploy),
+    ("POST", "/api/v1/deployments/preview", Action::Deploy),
+    ("GET", "/api/v1/deployments/{deployment_id}", Action::Read),
+    (
+        "PATCH",
+        "/api/v1/deployments/{deployment_id}",
+        Action::Deploy,
+    ),
+    (
+        "DELETE",
+        "/api/v1/deployments/{deployment_id}",
+        Action::Deploy,
+    ),
+    (
+        "GET",
+        "/api/v1/deployments/{deployment_id}/live",
+        Action::ReadOperations,
+    ),
+    (
+        "GET",
+        "/api/v1/deployments/{deployment_id}/history",
+        Action::ReadOperations,
+    ),
+    ("GET", "/api/v1/events", Action::ReadOperations),
+];
+
+/// Every GraphQL root field (`Type.field`) and the action it needs, as for the REST
+/// operation it mirrors. A test checks that every root field of the schema is here.
+pub const GRAPHQL: &[(&str, Action)] = &[
+    ("Query.tenant", Action::Read),
+    ("Query.apps", Action::Read),
+    ("Query.app", Action::Read),
+    ("Query.sites", Action::Read),
+    ("Query.site", Action::Read),
+    ("Query.siteEvents", Action::ReadOperations),
+    ("Query.device", Action::Read),
+    ("Query.devices", Action::Read),
+    ("Query.deployments", Action::Read),
+    ("Query.deployment", Action::Read),
+    ("Query.preview", Action::Deploy),
+    ("Query.live", Action::ReadOperations),
+    ("Query.events", Action::ReadOperations),
+    ("Query.deviceModels", Action::Read),
+    ("Query.deviceModel", Action::Read),
+    ("Query.compatibility", Action::Read),
+    ("Query.tenants", Action::ManageTenants),
+    ("Query.users", Action::ManageUsers),
+    ("Mutation.addApp", Action::ManageApps),
+    ("Mutation.deploy", Action::Deploy),
+    ("Mutation.updateDeployment", Action::Deploy),
+    ("Mutation.undeploy", Action::Deploy),
+    ("Mutation.registerDeviceModel", Action::ManageFleet),
+    ("Mutation.updateSite", Action::ManageFleet),
+    ("Mutation.cordonDevice", Action::ManageFleet),
+    ("Mutation.drainDevice", Action::ManageFleet),
+    ("Mutation.uncordonDevice", Action::ManageFleet),
+    ("Mutation.removeDeviceModel", Action::ManageFleet),
+    ("Mutation.createTenant", Action::ManageTenants),
+    ("Mutation.addUser", Action::ManageUsers),
+    ("Mutation.removeUser", Action::ManageUsers),
+    ("Subscription.events", Action::ReadOperations),
+    ("Subscription.deploymentStatus", Action::ReadOperations),
+    ("Subscription.nodes", Action::Read),
+];
+
+/// The action a REST operation needs; `None` for one not in [`REST`].
+pub fn rest_action(method: &Method, route: &str) -> Option<Action> {
+    REST.iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map(|(_, _, a)| *a)
+}
+
+/// The action a GraphQL root field needs; `None` for one not in [`GRAPHQL`].
+pub fn graphql_action(parent: &str, field: &str) -> Option<Action> {
+    GRAPHQL
+        .iter()
+        .find(|(f, _)| f.split_once('.') == Some((parent, field)))
+        .map(|(_, a)| *a)
+}
+
+/// The tenant a request acts for, after authorization: the principal's own, or the one its
+/// `EOS-Tenant` header names when the principal may act there.
+#[derive(Debug, Clone)]
+pub struct ActingTenant(pub TenantId);
+
+/// A 401 with the reason and `WWW-Authenticate: Bearer`.
+pub fn unauthorized(detail: impl Into<String>) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Unauthorized",
+        detail,
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"eos\""),
+    );
+    response
+}
+
+/// A 403 with the reason.
+pub fn forbidden(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+}
+
+/// The bearer token of a request, if it has one.
+fn bearer(request: &Request) -> Option<Result<&str, ()>> {
+    let value = request.headers().get(header::AUTHORIZATION)?;
+    let text = value.to_str().map_err(|_| ());
+    Some(text.and_then(|t| {
+        t.strip_prefix("Bearer ")
+            .or_else(|| t.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or(())
+    }))
+}
+
+/// The middleware: finds the operation's action, verifies the token, settles the tenant,
+/// checks the roles, and hands the handler the [`Principal`] and [`ActingTenant`].
+pub async fn authorize(
+    State(authority): State<Arc<Authority>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(route) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        // No route matched: the fallback answers 404 (or 405) and reveals nothing.
+        return next.run(request).await;
+    };
+    let Some(action) = rest_action(request.method(), &route) else {
+        return forbidden(format!(
+            "{} {route} is in no authorization rule",
+            request.method()
+        ))
+        .into_response();
+    };
+    if action == Action::Public {
+        return next.run(request).await;
+    }
+    let token = match bearer(&request) {
+        None => {
+            return unauthorized("this operation needs a bearer token (Authorization: Bearer …)");
+        }
+        Some(Err(())) => {
+            return unauthorized("the Authorization header is not \"Bearer <token>\"");
+        }
+        Some(Ok(token)) => token,
+    };
+    let principal = match authority.verify(token) {
+        Ok(p) => p,
+        Err(why) => return unauthorized(why.to_string()),
+    };
+    let tenant = match request.headers().get(crate::TENANT_HEADER) {
+        None => principal.tenant.clone(),
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| TenantId::parse(v.trim()).ok())
+        {
+            Some(t) => t,
+            None => {
+                return ApiError::bad_request(format!(
+                    "{} {value:?} is not a tenant id (lowercase letters, digits and '-', 1 to 63)",
+                    crate::TENANT_HEADER
+                ))
+                .into_response();
+            }
+        },
+    };
+    if let Err(denied) = principal.may(action, &tenant) {
+        return forbidden(denied.to_string()).into_response();
+    }
+    request.extensions_mut().insert(ActingTenant(tenant));
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// The GraphQL extension that checks each root field of an operation against [`GRAPHQL`]
+/// before anything runs (queries, mutations and subscriptions alike).
+pub struct GraphQlGuard;
+
+impl async_graphql::extensions::ExtensionFactory for GraphQlGuard {
+    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        Arc::new(GraphQlGuard)
+    }
+}
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for GraphQlGuard {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        let (Some(principal), Some(tenant)) =
+            (ctx.data_opt::<Principal>(), ctx.data_opt::<TenantId>())
+        else {
+            return Err(async_graphql::ServerError::new(
+                "no verified principal",
+                None,
+            ));
+        };
+        for (name, field) in root_fields(&document) {
+            let Some(action) = graphql_action(name, &field) else {
+                continue; // introspection (`__schema`, `__typename`) and unknown fields
+            };
+            if let Err(denied) = principal.may(action, tenant) {
+                let mut error = async_graphql::ServerError::new(denied.to_string(), None);
+                let mut extensions = async_graphql::ErrorExtensionValues::default();
+                extensions.set("type", format!("{}forbidden", crate::problem::TYPE_BASE));
+                extensions.set("status", 403);
+                error.extensions = Some(extensions);
+                return Err(error);
+            }
+        }
+        Ok(document)
+    }
+}
+
+/// The root fields an executable document selects, with their operation's root type
+/// (`Query`, `Mutation`, `Subscription`), through fragments too.
+fn root_fields(
+    document: &async_graphql::parser::types::ExecutableDocument,
+) -> Vec<(&'static str, String)> {
+    use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
+    fn walk(
+        set: &SelectionSet,
+        document: &async_graphql::parser::types::ExecutableDocument,
+        root: &'static str,
+        out: &mut Vec<(&'static str, String)>,
+        depth: usize,
+    ) {
+        if depth > 8 {
+            return;
+        }
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => out.push((root, f.node.name.node.to_string())),
+                Selection::InlineFragment(f) => {
+                    walk(&f.node.selection_set.node, document, root, out, depth + 1)
+                }
+                Selection::FragmentSpread(s) => {
+                    if let Some(fragment) = document.fragments.get(&s.node.fragment_name.node) {
+                        walk(
+                            &fragment.node.selection_set.node,
+                            document,
+                            root,
+                            out,
+                            depth + 1,
+                        )
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (_, operation) in document.operations.iter() {
+        let root = match operation.node.ty {
+            OperationType::Query => "Query",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        walk(
+            &operation.node.selection_set.node,
+            document,
+            root,
+            &mut out,
+            0,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority() -> Authority {
+        Authority::from_pkcs8(&Authority::generate_key(), "https://co.test").unwrap()
+    }
+
+    fn operator() -> Principal {
+        Principal {
+            subject: "u1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            roles: vec![Role::Operator],
+        }
+    }
+
+    #[test]
+    fn a_token_it_issued_verifies_and_names_the_principal() {
+        let a = authority();
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = a.issue(&operator(), now, 60);
+        assert_eq!(a.verify(&token).unwrap(), operator());
+    }
+
+    #[test]
+    fn another_authority_s_token_is_refused() {
+        let now = jsonwebtoken::get_current_timestamp();
+        let token = authority().issue(&operator(), now, 60);
+        let refused = authority().verify(&token).unwrap_err();
+        assert_eq!(refused.to_string(), "the token's signature does not verify");
+    }
+
+    #[test]
+    fn the_jwks_names_the_key_the_tokens_name() {
+        let a = authority();
+        let token = a.issue(&operator(), jsonwebtoken::get_current_timestamp(), 60);
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), a.jwks()["keys"][0]["kid"].as_str());
+        assert_eq!(a.jwks()["keys"][0]["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn every_graphql_row_names_a_root_type() {
+        for (field, _) in GRAPHQL {
+            let (parent, _) = field.split_once('.').unwrap();
+            assert!(
+                ["Query", "Mutation", "Subscription"].contains(&parent),
+                "{field}"
+            );
+        }
+    }
+}

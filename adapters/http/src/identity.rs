@@ -1,0 +1,116 @@
+//! Who am I, tokens for users, and the CO's signing keys: `GET /api/v1/me`,
+//! `POST /api/v1/tokens` and `GET /.well-known/jwks.json`.
+
+use crate::auth::Authority;
+use crate::problem::{ApiError, ProblemDocument};
+use crate::routes::{Shared, body};
+use crate::tenancy::TenantScope;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use eos_domain::auth::Principal;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// How long a user's token lives unless asked otherwise: a working day.
+pub const DEFAULT_TTL_SECS: u64 = 12 * 3600;
+/// The longest a user's token may live.
+pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+
+type IdentityState = (Shared, Arc<Authority>);
+
+pub(crate) fn router(control: Shared, authority: Arc<Authority>) -> Router {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/tokens", post(issue_token))
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state((control, authority))
+}
+
+/// The caller as its token names it, and the tenant this request acts for.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub subject: String,
+    /// The tenant the caller belongs to.
+    pub tenant: String,
+    /// The tenant this request acts for (the caller's own, or the one `EOS-Tenant` names).
+    pub acting_for: String,
+    pub roles: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me", tag = "identity", responses((status = 200, body = Me)))]
+pub async fn me(
+    Extension(principal): Extension<Principal>,
+    TenantScope(tenant): TenantScope,
+) -> Json<Me> {
+    Json(Me {
+        subject: principal.subject,
+        tenant: principal.tenant.to_string(),
+        acting_for: tenant.to_string(),
+        roles: principal.roles.iter().map(|r| r.as_str().into()).collect(),
+    })
+}
+
+/// Issue a token for one of the tenant's users.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueToken {
+    pub user_id: String,
+    /// Seconds the token lives (default 43,200: 12 hours; at most 30 days).
+    pub ttl_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IssuedToken {
+    /// The bearer token (a JWT signed by the CO).
+    pub token: String,
+    pub subject: String,
+    pub tenant: String,
+    pub roles: Vec<String>,
+    /// Seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// A token for one of the tenant's users, with the user's role: what `edgectl login` gets
+/// when no single sign-on provider is configured, and what scripts run with.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", request_body = IssueToken, responses((status = 201, body = IssuedToken), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn issue_token(
+    State((control, authority)): State<IdentityState>,
+    TenantScope(tenant): TenantScope,
+    payload: Result<Json<IssueToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    let req = body(payload)?;
+    let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+    if ttl == 0 || ttl > MAX_TTL_SECS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+            "Validation Failed",
+            format!("ttl_secs: {ttl} is not between 1 and {MAX_TTL_SECS}"),
+        ));
+    }
+    let user = control.user(&tenant, &req.user_id).await?;
+    let principal = Principal {
+        subject: user.id.clone(),
+        tenant: user.tenant.clone(),
+        roles: vec![user.role],
+    };
+    let now = jsonwebtoken::get_current_timestamp();
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            token: authority.issue(&principal, now, ttl),
+            subject: principal.subject,
+            tenant: principal.tenant.to_string(),
+            roles: vec![user.role.as_str().into()],
+            expires_at: now + ttl,
+        }),
+    ))
+}
+
+async fn jwks(State((_, authority)): State<IdentityState>) -> Json<serde_json::Value> {
+    Json(authority.jwks())
+}

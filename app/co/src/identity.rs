@@ -1,0 +1,76 @@
+//! The CO's token authority at start: its Ed25519 signing key, kept in the data directory
+//! (created on first start, readable by the CO's user only), and the bootstrap admin token, a
+//! platform admin's, written once to `admin.token` beside it so the first operator can log in
+//! with nothing external.
+
+use anyhow::Context;
+use eos_adapter_http::auth::Authority;
+use eos_domain::auth::Principal;
+use eos_domain::ids::TenantId;
+use eos_domain::service::Role;
+use std::path::{Path, PathBuf};
+
+/// The signing key's file in the data directory (PKCS#8 DER).
+pub const KEY_FILE: &str = "token-signing.key";
+/// The bootstrap admin token's file in the data directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// How long the bootstrap admin token lives: a year. Delete the file and restart the CO for a
+/// new one.
+pub const ADMIN_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
+
+/// Writes `bytes` to `path`, readable and writable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The authority over the key in `data_dir` (made on first start), and the path of the
+/// bootstrap admin token (written when missing).
+pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<(Authority, PathBuf)> {
+    let key_path = data_dir.join(KEY_FILE);
+    let key = match std::fs::read(&key_path) {
+        Ok(key) => key,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Authority::generate_key();
+            write_private(&key_path, &key)?;
+            tracing::info!(path = %key_path.display(), "made the token signing key");
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_path.display())),
+    };
+    let authority = Authority::from_pkcs8(&key, issuer)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+    let token_path = data_dir.join(ADMIN_TOKEN_FILE);
+    let still_good = std::fs::read_to_string(&token_path)
+        .ok()
+        .is_some_and(|t| authority.verify(t.trim()).is_ok());
+    if !still_good {
+        let admin = Principal {
+            subject: "bootstrap-admin".into(),
+            tenant: TenantId::default_tenant(),
+            roles: vec![Role::PlatformAdmin],
+        };
+        let now = jsonwebtoken_now();
+        let token = authority.issue(&admin, now, ADMIN_TOKEN_TTL_SECS);
+        write_private(&token_path, format!("{token}\n").as_bytes())?;
+        tracing::warn!(path = %token_path.display(), "wrote the bootstrap admin token (a platform admin's, valid a year): edgectl uses it with --token-file, keep it secret");
+    }
+    Ok((authority, token_path))
+}
+
+fn jsonwebtoken_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
