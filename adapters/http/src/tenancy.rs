@@ -121,34 +121,11 @@ impl utoipa::Modify for TenantHeader {
             ))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path != "/api/v1/health" {
-                for op in [
-                    &mut item.get,
-                    &mut item.post,
-                    &mut item.put,
-                    &mut item.patch,
-                    &mut item.delete,
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    for (status, why) in [
-                        (
-                            "401",
-                            "No bearer token, or one that does not verify (expired, of another issuer or audience, badly signed)",
-                        ),
-                        ("403", "The caller's roles or tenant do not allow this"),
-                    ] {
-                        op.responses
-                            .responses
-                            .entry(status.into())
-                            .or_insert_with(|| problem(why).into());
-                    }
-                }
-            }
-            if path == "/api/v1/health" || path.starts_with("/api/v1/tenants") {
+            if path == "/api/v1/health" {
                 continue;
             }
+            // The platform's tenants are not of a tenant: no header there.
+            let of_tenant = !path.starts_with("/api/v1/tenants");
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -159,13 +136,21 @@ impl utoipa::Modify for TenantHeader {
             .into_iter()
             .flatten()
             {
-                op.parameters
-                    .get_or_insert_with(Vec::new)
-                    .insert(0, header.clone());
-                for (status, why) in [
-                    ("400", "The EOS-Tenant header is no tenant id"),
-                    ("404", "The tenant, or what the request names, is not found"),
-                ] {
+                let mut answers = vec![
+                    (
+                        "401",
+                        "No bearer token, or one that does not verify (expired, of another issuer or audience, badly signed)",
+                    ),
+                    ("403", "The caller's roles or tenant do not allow this"),
+                ];
+                if of_tenant {
+                    op.parameters
+                        .get_or_insert_with(Vec::new)
+                        .insert(0, header.clone());
+                    answers.push(("400", "The EOS-Tenant header is no tenant id"));
+                    answers.push(("404", "The tenant, or what the request names, is not found"));
+                }
+                for (status, why) in answers {
                     op.responses
                         .responses
                         .entry(status.into())
