@@ -13,6 +13,8 @@
 #     loopback, for the repository suite and the CO on PostgreSQL (EOS_TEST_POSTGRES, default
 #     postgres://postgres@127.0.0.1:55432/postgres).
 #   - Chromium (Debian's), for the browser tests of the CO's pages (GraphiQL);
+#   - the test OpenID Connect provider (npm oidc-provider, tests/oidc) with its Node packages,
+#     installed from the lock file; Node.js from Debian when the machine has none;
 #   - Python tools from PyPI in a virtual environment ($EOS_SERVICES_DIR/pytools): the client
 #     generator openapi-python-client and the API tester schemathesis, for the API tests.
 # Safe to run again: what already runs is left alone. Logs go to $EOS_SERVICES_DIR (default
@@ -40,6 +42,9 @@ command -v podman >/dev/null || missing+=(podman)
 command -v clang >/dev/null || missing+=(clang)
 # Headless Chromium, for the tests that load the CO's pages in a real browser.
 command -v chromium >/dev/null || missing+=(chromium)
+# Node.js, for the test OpenID Connect provider.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 command -v wasm-ld >/dev/null || missing+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
@@ -197,5 +202,12 @@ if [ ! -x "$pytools/bin/openapi-python-client" ] || [ ! -x "$pytools/bin/schemat
   fi
   "$pytools/bin/pip" install -q openapi-python-client==0.29.1 schemathesis==4.32.5 >"$dir/pip.log" 2>&1 \
     || { echo "services: pip failed; see $dir/pip.log" >&2; exit 1; }
+fi
+# The test OpenID Connect provider's packages, as the lock file pins them.
+oidc_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/oidc"
+if [ ! -d "$oidc_dir/node_modules/oidc-provider" ] || [ "$oidc_dir/package-lock.json" -nt "$oidc_dir/node_modules" ]; then
+  echo "services: installing the test OIDC provider's Node packages"
+  (cd "$oidc_dir" && npm ci --no-audit --no-fund >"$dir/npm-oidc.log" 2>&1) \
+    || { echo "services: npm ci failed; see $dir/npm-oidc.log" >&2; exit 1; }
 fi
 echo "services: docker, podman, PostgreSQL on 127.0.0.1:$pg_port, the registry on $registry and the private one on $private are up"

@@ -126,7 +126,10 @@ impl Principal {
         };
         Err(Denied::Role {
             subject: self.subject.clone(),
-            roles: names(&mut self.roles.iter().copied()),
+            roles: match self.roles.is_empty() {
+                true => "none of EOS's".into(),
+                false => names(&mut self.roles.iter().copied()),
+            },
             action: action.as_str(),
             needs: names(&mut Role::ALL.into_iter().filter(|r| r.grants(action))),
         })

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod engine;
+pub mod oidc;
 pub mod plugins;
 pub mod processes;
 pub mod proxy;
@@ -79,7 +80,18 @@ impl Fleet {
         hosts: &[&str],
         links: Links,
     ) -> anyhow::Result<Self> {
-        Self::start_full(dir, site, hosts, links, None).await
+        Self::start_full(dir, site, hosts, links, None, |_| {}).await
+    }
+
+    /// Like `start`, with the CO's configuration changed by `edit` first (an identity
+    /// provider, say).
+    pub async fn start_with_co(
+        dir: &Path,
+        site: &str,
+        hosts: &[&str],
+        edit: impl FnOnce(&mut CoConfig),
+    ) -> anyhow::Result<Self> {
+        Self::start_full(dir, site, hosts, Links::Direct, None, edit).await
     }
 
     /// Like `start`, with the CO's database at `database_url` (`DATABASE_URL`: PostgreSQL,
@@ -96,6 +108,7 @@ impl Fleet {
             hosts,
             Links::Direct,
             Some(database_url.to_owned()),
+            |_| {},
         )
         .await
     }
@@ -106,6 +119,7 @@ impl Fleet {
         hosts: &[&str],
         links: Links,
         database_url: Option<String>,
+        edit: impl FnOnce(&mut CoConfig),
     ) -> anyhow::Result<Self> {
         let uplink_proxy = links == Links::ProxiedUplink;
         let clock = SimClock::new();
@@ -117,6 +131,7 @@ impl Fleet {
             database_url,
             ..CoConfig::default()
         };
+        edit(&mut co_config);
         let co = Co::start_with_clock(co_config.clone(), clock.clone()).await?;
         // Later starts reuse the ports the first one got, so the LO finds the CO again.
         co_config.http_listen = co.http_addr.to_string();

@@ -1,6 +1,7 @@
 //! Authentication and authorization of every request, in one place. A request carries a bearer
-//! token (a JWT the CO signed: EdDSA only, its issuer and audience, not expired); the token
-//! names the principal's tenant and roles. [`REST`] lists every operation with the action it
+//! token: a JWT the CO signed (EdDSA only, its issuer and audience, not expired), or, where an
+//! OpenID Connect provider is configured, an access token of that provider (an
+//! [`ExternalIdentity`] the CO wires in); the token names the principal's tenant and roles. [`REST`] lists every operation with the action it
 //! needs and [`GRAPHQL`] every root field; the middleware and the GraphQL extension here are the
 //! only places that decide, by `eos_domain::auth`'s rules. A missing or bad token is 401, a
 //! refusal 403, both problem documents.
@@ -44,6 +45,20 @@ pub struct Authority {
     /// The public key, raw (32 bytes), for the JWKS document.
     public_key: Vec<u8>,
     kid: String,
+    /// The external provider whose tokens are accepted too, when one is configured.
+    external: Option<Arc<dyn ExternalIdentity>>,
+}
+
+/// An external identity provider (OpenID Connect) whose access tokens the CO accepts beside its
+/// own; the CO wires one in from its `[oidc]` settings.
+#[async_trait::async_trait]
+pub trait ExternalIdentity: Send + Sync {
+    /// The issuer (`iss`) of the provider's tokens.
+    fn issuer(&self) -> &str;
+    /// Where and how people log in, for `GET /api/v1/auth/provider`.
+    fn login(&self) -> crate::identity::AuthProvider;
+    /// The principal a token of the provider names, or why it is refused.
+    async fn verify(&self, token: &str) -> Result<Principal, String>;
 }
 
 /// Why a token was refused (said in the 401's detail).
@@ -73,7 +88,30 @@ impl Authority {
             validation,
             public_key,
             kid,
+            external: None,
         })
+    }
+
+    /// Accepts the access tokens of `provider` too.
+    pub fn with_external(mut self, provider: Arc<dyn ExternalIdentity>) -> Self {
+        self.external = Some(provider);
+        self
+    }
+
+    /// The external provider, when one is configured.
+    pub fn external(&self) -> Option<&dyn ExternalIdentity> {
+        self.external.as_deref()
+    }
+
+    /// The principal a bearer token names: the external provider's token when its issuer is the
+    /// provider's, else one of the CO's own (see [`Authority::verify`]).
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, Refused> {
+        if let Some(external) = &self.external
+            && issuer_of(token).as_deref() == Some(external.issuer())
+        {
+            return external.verify(token).await.map_err(Refused);
+        }
+        self.verify(token)
     }
 
     /// A new Ed25519 key in PKCS#8 (DER), for the CO to keep.
@@ -138,6 +176,19 @@ impl Authority {
     }
 }
 
+/// The issuer a token claims, read without verifying anything (only to pick the verifier).
+fn issuer_of(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<Iss>(&bytes).ok()?.iss
+}
+
 /// A person-readable reason for a refused token.
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
@@ -158,6 +209,7 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
 pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/health", Action::Public),
     ("GET", "/api/v1/openapi.json", Action::Public),
+    ("GET", "/api/v1/auth/provider", Action::Public),
     ("GET", "/api/reference", Action::Public),
     ("GET", "/.well-known/jwks.json", Action::Public),
     ("GET", "/graphiql", Action::Public),
@@ -370,7 +422,7 @@ pub async fn authorize(
         }
         Some(Ok(token)) => token,
     };
-    let principal = match authority.verify(token) {
+    let principal = match authority.authenticate(token).await {
         Ok(p) => p,
         Err(why) => return unauthorized(why.to_string()),
     };

@@ -1,5 +1,5 @@
-//! Who am I, tokens for users, and the CO's signing keys: `GET /api/v1/me`,
-//! `POST /api/v1/tokens` and `GET /.well-known/jwks.json`.
+//! Who am I, where to log in, tokens for users, and the CO's signing keys: `GET /api/v1/me`,
+//! `GET /api/v1/auth/provider`, `POST /api/v1/tokens` and `GET /.well-known/jwks.json`.
 
 use crate::auth::Authority;
 use crate::problem::{ApiError, ProblemDocument};
@@ -25,6 +25,7 @@ type IdentityState = (Shared, Arc<Authority>);
 pub(crate) fn router(control: Shared, authority: Arc<Authority>) -> Router {
     Router::new()
         .route("/api/v1/me", get(me))
+        .route("/api/v1/auth/provider", get(provider))
         .route("/api/v1/tokens", post(issue_token))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state((control, authority))
@@ -51,6 +52,41 @@ pub async fn me(
         tenant: principal.tenant.to_string(),
         acting_for: tenant.to_string(),
         roles: principal.roles.iter().map(|r| r.as_str().into()).collect(),
+    })
+}
+
+/// Who issues the tokens this CO accepts from people, and how to log in there.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthProvider {
+    /// `oidc`: people log in at an OpenID Connect provider (`edgectl login`); `builtin`: the
+    /// CO issues every token itself (`edgectl user token`, or the bootstrap `admin.token`).
+    pub kind: String,
+    /// The issuer (`iss`) of the tokens.
+    pub issuer: String,
+    /// The public client to log in with (`oidc` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The scopes to ask for (`oidc` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The resource indicator (RFC 8707) to ask tokens for, when the provider wants one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+/// Where people log in (no token needed: this is how a client finds out).
+#[utoipa::path(get, path = "/api/v1/auth/provider", tag = "identity", responses((status = 200, body = AuthProvider)))]
+pub async fn provider(State(state): State<IdentityState>) -> Json<AuthProvider> {
+    let authority = &state.1;
+    Json(match authority.external() {
+        Some(external) => external.login(),
+        None => AuthProvider {
+            kind: "builtin".into(),
+            issuer: authority.issuer().into(),
+            client_id: None,
+            scopes: Vec::new(),
+            resource: None,
+        },
     })
 }
 

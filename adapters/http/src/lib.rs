@@ -7,7 +7,7 @@ mod events;
 mod fleet;
 mod graphiql;
 pub mod graphql;
-mod identity;
+pub mod identity;
 mod lists;
 mod models;
 mod problem;

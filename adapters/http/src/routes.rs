@@ -66,6 +66,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::get_user,
         crate::tenancy::remove_user,
         crate::identity::me,
+        crate::identity::provider,
         crate::identity::issue_token
     ),
     modifiers(&TenantHeader, &BearerAuth),
@@ -98,6 +99,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::User,
         crate::tenancy::AddUser,
         crate::identity::Me,
+        crate::identity::AuthProvider,
         crate::identity::IssueToken,
         crate::identity::IssuedToken
     ))

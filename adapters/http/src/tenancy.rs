@@ -98,12 +98,21 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             Vec::<String>::new(),
         )]);
-        if let Some(item) = openapi.paths.paths.get_mut("/api/v1/health")
-            && let Some(op) = item.get.as_mut()
-        {
-            op.security = Some(vec![SecurityRequirement::default()]);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if is_public(path)
+                && let Some(op) = item.get.as_mut()
+            {
+                op.security = Some(vec![SecurityRequirement::default()]);
+            }
         }
     }
+}
+
+/// Whether the authorization table lets anyone call `path` (no token, no tenant).
+fn is_public(path: &str) -> bool {
+    crate::auth::REST
+        .iter()
+        .any(|(_, route, action)| *route == path && *action == eos_domain::auth::Action::Public)
 }
 
 impl utoipa::Modify for TenantHeader {
@@ -121,7 +130,7 @@ impl utoipa::Modify for TenantHeader {
             ))
             .build();
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path == "/api/v1/health" {
+            if is_public(path) {
                 continue;
             }
             // The platform's tenants are not of a tenant: no header there.

@@ -28,6 +28,11 @@ pub struct CoConfig {
     pub insecure_registries: Vec<String>,
     /// The issuer (`iss`) of the tokens the CO signs, and the only one it accepts.
     pub token_issuer: String,
+    /// An OpenID Connect provider (Keycloak, say) whose access tokens the CO accepts beside its
+    /// own: `[oidc]` with `issuer`, and where its tokens differ from the defaults, `audience`,
+    /// `client_id`, `resource`, `scopes`, `roles_client`, `tenant_claim`, `tenant_group_prefix`
+    /// and `jwks_cache_secs`.
+    pub oidc: Option<eos_adapter_oidc::OidcConfig>,
 }
 
 impl Default for CoConfig {
@@ -42,6 +47,7 @@ impl Default for CoConfig {
             registries: BTreeMap::new(),
             insecure_registries: Vec::new(),
             token_issuer: "eos-co".into(),
+            oidc: None,
         }
     }
 }

@@ -74,3 +74,28 @@ fn jsonwebtoken_now() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+/// The `[oidc]` provider, wired into the HTTP adapter's authority.
+pub struct Oidc(pub eos_adapter_oidc::Verifier);
+
+#[async_trait::async_trait]
+impl eos_adapter_http::auth::ExternalIdentity for Oidc {
+    fn issuer(&self) -> &str {
+        &self.0.config().issuer
+    }
+
+    fn login(&self) -> eos_adapter_http::identity::AuthProvider {
+        let c = self.0.config();
+        eos_adapter_http::identity::AuthProvider {
+            kind: "oidc".into(),
+            issuer: c.issuer.clone(),
+            client_id: Some(c.client_id.clone()),
+            scopes: c.scopes.clone(),
+            resource: c.resource.clone(),
+        }
+    }
+
+    async fn verify(&self, token: &str) -> Result<Principal, String> {
+        self.0.verify(token).await.map_err(|e| e.0)
+    }
+}

@@ -82,6 +82,21 @@ impl Co {
         };
         let (authority, admin_token_file) =
             identity::start(&config.data_dir, &config.token_issuer)?;
+        let authority = match &config.oidc {
+            None => authority,
+            Some(oidc) => {
+                let verifier = eos_adapter_oidc::Verifier::new(oidc.clone())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                // The provider may come up after the CO: its tokens are refused until it answers.
+                match verifier.refresh().await {
+                    Ok(keys) => {
+                        tracing::info!(issuer = %oidc.issuer, keys, "identity provider found")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "identity provider not reachable yet"),
+                }
+                authority.with_external(Arc::new(identity::Oidc(verifier)))
+            }
+        };
         let authority = Arc::new(authority);
         let bell = Arc::new(eos_adapter_http::Bell::default());
         let retention_clock = clock.clone();

@@ -2,6 +2,7 @@
 
 mod api;
 mod models;
+mod session;
 mod table;
 
 use anyhow::{Context, bail};
@@ -31,9 +32,9 @@ struct Cli {
     /// The bearer token to act with.
     #[arg(long, global = true, env = "EOS_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// A file holding the token (`--token` wins). Without either, edgectl reads
-    /// ~/.config/eos/token, then the embedded default CO's bootstrap admin token
-    /// `.eos/co/admin.token`.
+    /// A file holding the token (`--token` wins). Without either, edgectl uses the session of
+    /// `edgectl login` (~/.config/eos/session.json), then ~/.config/eos/token, then the
+    /// embedded default CO's bootstrap admin token `.eos/co/admin.token`.
     #[arg(long, global = true, env = "EOS_TOKEN_FILE")]
     token_file: Option<std::path::PathBuf>,
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
@@ -64,6 +65,18 @@ enum Command {
     Model(ModelCommand),
     /// Who the token names, and the tenant requests act for.
     Whoami,
+    /// Log in at the CO's single sign-on provider (OpenID Connect: the authorization code flow
+    /// with PKCE, answered on a loopback address); the session is kept and refreshed.
+    Login {
+        /// Name the user to the provider (it may prefill its login form).
+        #[arg(long)]
+        login_hint: Option<String>,
+        /// Only print the address to open; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Forget the login session.
+    Logout,
     /// Deploy APP[@VERSION] to a site.
     Deploy {
         app: String,
@@ -250,9 +263,10 @@ async fn main() {
     }
 }
 
-/// The token to act with: `--token`, else the `--token-file`, else the user's saved one, else
-/// the bootstrap admin token of a CO on embedded defaults started from here.
-fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
+/// The token to act with: `--token`, else the `--token-file`, else the login session's, else
+/// the user's saved one, else the bootstrap admin token of a CO on embedded defaults started
+/// from here.
+async fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     if let Some(token) = &cli.token {
         return Ok(Some(token.trim().to_owned()));
     }
@@ -261,11 +275,11 @@ fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
             .with_context(|| format!("cannot read the token file {}", file.display()))?;
         return Ok(Some(text.trim().to_owned()));
     }
-    let config_home = std::env::var_os("XDG_CONFIG_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
-    let candidates = config_home
-        .map(|c| c.join("eos/token"))
+    if let Some(token) = session::saved_token(server(cli)).await? {
+        return Ok(Some(token));
+    }
+    let candidates = session::config_dir()
+        .map(|c| c.join("token"))
         .into_iter()
         .chain([std::path::PathBuf::from(".eos/co/admin.token")]);
     for path in candidates {
@@ -276,9 +290,19 @@ fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
+/// The CO's address as given, without a trailing slash.
+fn server(cli: &Cli) -> &str {
+    cli.server.trim_end_matches('/')
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(token) = find_token(&cli)? {
+    let logging_in = matches!(cli.command, Command::Login { .. } | Command::Logout);
+    let token = match find_token(&cli).await {
+        Err(_) if logging_in => None,
+        found => found?,
+    };
+    if let Some(token) = token {
         let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .context("the token has characters a header cannot carry")?;
         value.set_sensitive(true);
@@ -290,7 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         headers.insert("eos-tenant", value);
     }
     let api = Api {
-        base: cli.server.trim_end_matches('/').to_owned(),
+        base: server(&cli).to_owned(),
         http: reqwest::Client::builder()
             .default_headers(headers)
             .build()
@@ -367,6 +391,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", issued["token"].as_str().unwrap_or_default());
             Ok(())
         }
+        Command::Login {
+            login_hint,
+            no_browser,
+        } => session::login(&api, &api.base, login_hint.as_deref(), !no_browser).await,
+        Command::Logout => session::logout(),
         Command::Whoami => {
             let me = api.get("/me").await?;
             print(

@@ -22,6 +22,7 @@ mod labels;
 mod long_outage;
 mod models;
 mod oci;
+mod oidc;
 mod openapi;
 mod outage;
 mod pages;
