@@ -22,12 +22,14 @@ pub enum Action {
     ManageFleet,
     /// Reads, adds and removes the tenant's users and issues their tokens.
     ManageUsers,
+    /// Sets the tenant's security policy (which artifacts must be signed, by which keys).
+    ManageSecurity,
     /// Lists and creates tenants: the platform's own business.
     ManageTenants,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Self::Public,
         Self::Read,
         Self::ReadOperations,
@@ -35,6 +37,7 @@ impl Action {
         Self::Deploy,
         Self::ManageFleet,
         Self::ManageUsers,
+        Self::ManageSecurity,
         Self::ManageTenants,
     ];
 
@@ -47,6 +50,7 @@ impl Action {
             Self::Deploy => "deploy",
             Self::ManageFleet => "manage-fleet",
             Self::ManageUsers => "manage-users",
+            Self::ManageSecurity => "manage-security",
             Self::ManageTenants => "manage-tenants",
         }
     }
@@ -167,7 +171,8 @@ mod tests {
                 ManageApps,
                 Deploy,
                 ManageFleet,
-                ManageUsers
+                ManageUsers,
+                ManageSecurity
             ]
         );
         assert_eq!(

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod problem;
 pub mod render;
 pub mod service;
+pub mod signing;
 pub mod state;
 
 pub use problem::{Problem, Problems};

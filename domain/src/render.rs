@@ -24,6 +24,9 @@ pub struct RenderRequest<'a> {
     /// When updating, the values the deployment was installed with (immutable settings keep
     /// them).
     pub installed: Option<&'a BTreeMap<String, Value>>,
+    /// The tenant's signature policy; one that requires signatures is written into the
+    /// deployment (`spec.x-eos-signatures`) for the EN to enforce.
+    pub signatures: Option<&'a crate::signing::SignaturePolicy>,
 }
 
 /// Renders the deployment; an unknown profile or parameter, or a value its configuration's
@@ -93,6 +96,15 @@ pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems
             namespace: Some(NAMESPACE.into()),
             device_id: Some(req.target.to_string()),
             labels: BTreeMap::from([(LABEL_APP_VERSION.to_owned(), ad.metadata.version.clone())]),
+            annotations: req
+                .signatures
+                .filter(|p| p.required)
+                .map(|p| {
+                    let policy = serde_json::to_string(p).expect("a policy is JSON");
+                    (crate::signing::ANNOTATION.to_owned(), policy)
+                })
+                .into_iter()
+                .collect(),
         },
         spec: DeploymentSpec {
             application_id: ad.id.clone(),

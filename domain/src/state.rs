@@ -21,6 +21,10 @@ pub struct ComponentSpec {
     /// container settings: see [`crate::container`]); null when there are none.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub settings: serde_json::Value,
+    /// The tenant's signature policy when the deployment was made, if it requires signatures:
+    /// the EN verifies the artifact before it starts anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<crate::signing::SignaturePolicy>,
 }
 
 /// One deployment's components on one device, in install order.
@@ -103,6 +107,20 @@ pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
         .get(crate::margo::deployment::LABEL_APP_VERSION)
         .cloned()
         .unwrap_or_default();
+    let signatures = deployment
+        .metadata
+        .annotations
+        .get(crate::signing::ANNOTATION)
+        .map(|text| {
+            // A policy that cannot be read is enforced as one no artifact satisfies.
+            serde_json::from_str::<crate::signing::SignaturePolicy>(text).unwrap_or(
+                crate::signing::SignaturePolicy {
+                    required: true,
+                    public_keys: Vec::new(),
+                },
+            )
+        })
+        .filter(|p| p.required);
     let components = profile
         .components
         .iter()
@@ -123,6 +141,7 @@ pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
                 .get(crate::margo::application::EOS_EXTENSIONS)
                 .cloned()
                 .unwrap_or_default(),
+            signatures: signatures.clone(),
         })
         .collect();
     AppInstance {

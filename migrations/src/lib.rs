@@ -14,6 +14,7 @@ mod m0009_device_schedule;
 mod m0010_app_resources;
 mod m0011_site_time_zone;
 mod m0012_device_labels;
+mod m0013_tenant_signature_policy;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_app_resources::Migration),
             Box::new(m0011_site_time_zone::Migration),
             Box::new(m0012_device_labels::Migration),
+            Box::new(m0013_tenant_signature_policy::Migration),
         ]
     }
 }

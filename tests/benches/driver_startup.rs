@@ -145,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             app_version: "1.0.0".into(),
             parameters: Default::default(),
             settings: json!({"container": {"command": ["sh", "-c", COMMAND], "ports": [format!("{port}:80")]}}),
+            signatures: None,
         };
         let start = Instant::now();
         let applying = {
@@ -191,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
             app_version: "1.0.0".into(),
             parameters: Default::default(),
             settings: Default::default(),
+            signatures: None,
         };
         let log = wasm.component_dir(&key).join("stdout.log");
         let start = Instant::now();

@@ -28,6 +28,7 @@ fn spec(repository: String) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: BTreeMap::from([("image.tag".to_owned(), "1.0.0".to_owned())]),
         settings: json!({"helm": {"namespace": "edge-apps"}}),
+        signatures: None,
     }
 }
 

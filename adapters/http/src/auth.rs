@@ -210,6 +210,8 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/health", Action::Public),
     ("GET", "/api/v1/openapi.json", Action::Public),
     ("GET", "/api/v1/auth/provider", Action::Public),
+    ("GET", "/api/v1/signature-policy", Action::Read),
+    ("PUT", "/api/v1/signature-policy", Action::ManageSecurity),
     ("GET", "/api/reference", Action::Public),
     ("GET", "/.well-known/jwks.json", Action::Public),
     ("GET", "/graphiql", Action::Public),

@@ -135,7 +135,7 @@ pub struct ChangeEvent {
     /// `app.added`, `deployment.created`, `deployment.updated`, `deployment.removing`,
     /// `deployment.removed`, `deployment.status`, `device.joined`, `device.online`,
     /// `device.offline`, `site.connected`, `site.disconnected`, `site.event`,
-    /// `tenant.created`, `user.added` or `user.removed`.
+    /// `tenant.created`, `tenant.signature_policy_set`, `user.added` or `user.removed`.
     pub kind: String,
     pub site: Option<String>,
     /// What it happened to: an app, deployment, device or site id.

@@ -62,6 +62,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::create_tenant,
         crate::tenancy::get_tenant,
         crate::tenancy::list_users,
+        crate::tenancy::signature_policy,
+        crate::tenancy::set_signature_policy,
         crate::tenancy::add_user,
         crate::tenancy::get_user,
         crate::tenancy::remove_user,
@@ -98,6 +100,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::CreateTenant,
         crate::tenancy::User,
         crate::tenancy::AddUser,
+        crate::tenancy::SignaturePolicyBody,
         crate::identity::Me,
         crate::identity::AuthProvider,
         crate::identity::IssueToken,
@@ -130,6 +133,10 @@ pub fn router(
         .route(
             "/api/v1/users",
             get(crate::tenancy::list_users).post(crate::tenancy::add_user),
+        )
+        .route(
+            "/api/v1/signature-policy",
+            get(crate::tenancy::signature_policy).put(crate::tenancy::set_signature_policy),
         )
         .route(
             "/api/v1/users/{user_id}",

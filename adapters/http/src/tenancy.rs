@@ -350,3 +350,52 @@ pub async fn remove_user(
     c.remove_user(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The tenant's artifact signature policy.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignaturePolicyBody {
+    /// Whether images and modules must carry a cosign signature by one of `public_keys`
+    /// before a device starts them (`oci` and `wasm` components; others cannot be verified and
+    /// are refused while this is on).
+    pub required: bool,
+    /// PEM public keys (`-----BEGIN PUBLIC KEY-----`), as `cosign generate-key-pair` writes
+    /// `cosign.pub`; a signature by any one of them is enough.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+}
+
+impl From<eos_domain::signing::SignaturePolicy> for SignaturePolicyBody {
+    fn from(p: eos_domain::signing::SignaturePolicy) -> Self {
+        Self {
+            required: p.required,
+            public_keys: p.public_keys,
+        }
+    }
+}
+
+/// The tenant's artifact signature policy (not required until set).
+#[utoipa::path(get, path = "/api/v1/signature-policy", tag = "tenants", responses((status = 200, body = SignaturePolicyBody)))]
+pub async fn signature_policy(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+) -> Result<Json<SignaturePolicyBody>, ApiError> {
+    Ok(Json(c.signature_policy(&tenant).await?.into()))
+}
+
+/// Sets the tenant's artifact signature policy. It holds for deployments made or updated from
+/// now on: each carries the policy it was made under to its devices, which verify the artifact
+/// before they start anything.
+#[utoipa::path(put, path = "/api/v1/signature-policy", tag = "tenants", request_body = SignaturePolicyBody, responses((status = 200, body = SignaturePolicyBody), (status = 422, body = ProblemDocument)))]
+pub async fn set_signature_policy(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    payload: Result<Json<SignaturePolicyBody>, JsonRejection>,
+) -> Result<Json<SignaturePolicyBody>, ApiError> {
+    let req = body(payload)?;
+    let policy = eos_domain::signing::SignaturePolicy {
+        required: req.required,
+        public_keys: req.public_keys,
+    };
+    Ok(Json(c.set_signature_policy(&tenant, policy).await?.into()))
+}

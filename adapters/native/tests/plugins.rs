@@ -59,6 +59,7 @@ fn spec(program: &str, exec: serde_json::Value) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: Default::default(),
         settings: json!({ "exec": exec }),
+        signatures: None,
     }
 }
 

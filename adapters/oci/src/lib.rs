@@ -661,6 +661,7 @@ mod tests {
             app_version: "1.0.0".into(),
             parameters: Default::default(),
             settings: Default::default(),
+            signatures: None,
         }
     }
 

@@ -74,6 +74,7 @@ fn spec(archive: &Path) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: [("GREETING".to_owned(), "hi".to_owned())].into(),
         settings: Default::default(),
+        signatures: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn spec(name: &str, settings: serde_json::Value) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: Default::default(),
         settings: json!({ "container": settings }),
+        signatures: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! resolved to, so an EN that restarts while its registry is out of reach still finds what it
 //! ran. Loopback registries are spoken to over plain HTTP, as Docker does; others need TLS
 //! unless listed as insecure. Margo application packages for the CO come from registries too
-//! (`package`).
+//! (`package`). Cosign signatures on artifacts are verified here too (`signatures`).
 
 use eos_domain::state::repository_of;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -15,18 +15,26 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 mod package;
+mod signatures;
 
 pub use package::{APP_ARTIFACT, DESCRIPTION_LAYER, OciPackages};
+pub use signatures::SignatureError;
 
-/// A registry client for `host`: plain HTTP for loopback hosts and those in `insecure`, TLS
-/// for the rest.
-fn client(host: &str, insecure: &[String]) -> Client {
+/// The hosts spoken to over plain HTTP: those in `insecure`, and `host` when it is loopback.
+fn plain_hosts(host: &str, insecure: &[String]) -> Vec<String> {
     let loopback =
         host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
     let mut plain: Vec<String> = insecure.to_vec();
     if loopback {
         plain.push(host.to_owned());
     }
+    plain
+}
+
+/// A registry client for `host`: plain HTTP for loopback hosts and those in `insecure`, TLS
+/// for the rest.
+fn client(host: &str, insecure: &[String]) -> Client {
+    let plain = plain_hosts(host, insecure);
     Client::new(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(plain),
         ..Default::default()

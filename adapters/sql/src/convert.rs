@@ -239,6 +239,13 @@ pub fn tenant_from(m: tenants::Model) -> Result<TenantRecord, StoreError> {
         name: m.name,
         plan: m.plan,
         created_at: m.created_at,
+        signature_policy: match m.signature_policy {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| corrupt("tenants", &m.id, format!("signature_policy: {e}")))?,
+            ),
+        },
     })
 }
 
@@ -248,6 +255,10 @@ pub fn tenant_to(r: &TenantRecord) -> tenants::ActiveModel {
         name: Set(r.name.clone()),
         plan: Set(r.plan.clone()),
         created_at: Set(r.created_at.clone()),
+        signature_policy: Set(r
+            .signature_policy
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("a policy is JSON"))),
     }
 }
 

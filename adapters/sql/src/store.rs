@@ -87,6 +87,24 @@ where
         Ok(())
     }
 
+    async fn set_signature_policy(
+        &self,
+        id: &TenantId,
+        policy: &eos_domain::signing::SignaturePolicy,
+    ) -> StoreResult<bool> {
+        let text = serde_json::to_string(policy).expect("a policy is JSON");
+        let done = tenants::Entity::update_many()
+            .col_expr(
+                tenants::Column::SignaturePolicy,
+                sea_orm::sea_query::Expr::value(text),
+            )
+            .filter(tenants::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected == 1)
+    }
+
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>> {
         tenants::Entity::find_by_id(id.to_string())
             .one(&self.db)

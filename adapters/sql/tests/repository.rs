@@ -594,6 +594,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                     name: t.to_string(),
                     plan: "standard".into(),
                     created_at: "t".into(),
+                    signature_policy: None,
                 })
                 .await
                 .unwrap();
@@ -606,6 +607,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                         name: "again".into(),
                         plan: "p".into(),
                         created_at: "t".into(),
+                        signature_policy: None,
                     })
                     .await,
                 Err(StoreError::Conflict(_))
@@ -845,6 +847,7 @@ async fn device_models_are_unique_per_tenant_by_id_and_by_vendor_and_model() {
                 name: "Globex".into(),
                 plan: "standard".into(),
                 created_at: "t".into(),
+                signature_policy: None,
             })
             .await
             .unwrap();

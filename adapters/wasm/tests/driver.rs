@@ -21,6 +21,7 @@ fn spec(repository: String) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: Default::default(),
         settings: Default::default(),
+        signatures: None,
     }
 }
 

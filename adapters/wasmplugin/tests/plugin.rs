@@ -29,6 +29,7 @@ fn spec(repository: &str) -> ComponentSpec {
         app_version: "1.0.0".into(),
         parameters: Default::default(),
         settings: Default::default(),
+        signatures: None,
     }
 }
 

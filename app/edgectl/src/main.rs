@@ -63,6 +63,9 @@ enum Command {
     /// Device models: a vendor's model with the capability template its devices share.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// The tenant's security policy: which artifacts must be signed, by which keys.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Who the token names, and the tenant requests act for.
     Whoami,
     /// Log in at the CO's single sign-on provider (OpenID Connect: the authorization code flow
@@ -170,6 +173,22 @@ enum TenantCommand {
         /// The subscription plan (default `standard`).
         #[arg(long)]
         plan: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// The tenant's artifact signature policy.
+    Show,
+    /// Require cosign signatures by one of the given public keys on every image and module
+    /// deployed from now on (`--off` stops requiring them).
+    Signatures {
+        /// A PEM public key file (`cosign.pub`); repeat for several.
+        #[arg(long = "key", required_unless_present = "off")]
+        keys: Vec<std::path::PathBuf>,
+        /// Stop requiring signatures.
+        #[arg(long, conflicts_with = "keys")]
+        off: bool,
     },
 }
 
@@ -290,6 +309,20 @@ async fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
+/// A signature policy: as JSON, or a line for people.
+fn print_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
+    if matches!(out, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(policy)?);
+        return Ok(());
+    }
+    let keys = policy["public_keys"].as_array().map_or(0, Vec::len);
+    match policy["required"].as_bool() {
+        Some(true) => println!("signatures required: by any of {keys} public key(s)"),
+        _ => println!("signatures not required"),
+    }
+    Ok(())
+}
+
 /// The CO's address as given, without a trailing slash.
 fn server(cli: &Cli) -> &str {
     cli.server.trim_end_matches('/')
@@ -403,6 +436,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &json!([me]),
                 &["subject", "tenant", "acting_for", "roles"],
             )
+        }
+        Command::Policy(PolicyCommand::Show) => {
+            let policy = api.get("/signature-policy").await?;
+            print_policy(out, &policy)
+        }
+        Command::Policy(PolicyCommand::Signatures { keys, off }) => {
+            let mut public_keys = Vec::new();
+            for path in &keys {
+                public_keys.push(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read the key {}", path.display()))?,
+                );
+            }
+            let policy = api
+                .send(
+                    api.http
+                        .put(api.url("/signature-policy"))
+                        .json(&json!({"required": !off, "public_keys": public_keys})),
+                )
+                .await?;
+            print_policy(out, &policy)
         }
         Command::User(UserCommand::Remove { user }) => {
             api.send(api.http.delete(api.url(&format!("/users/{user}"))))

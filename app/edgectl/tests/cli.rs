@@ -422,3 +422,51 @@ async fn models_and_compatibility_from_the_command_line() {
     assert!(!ok && err.contains("is not KEY=VALUE"), "{err}");
     fleet.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_signature_policy_is_shown_set_and_turned_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &[]).await.unwrap();
+    let (ok, out, _) = edgectl(&fleet, &["policy", "show"]);
+    assert!(ok && out.contains("signatures not required"), "{out}");
+
+    // A file that is no public key is refused, naming the field; nothing changes.
+    let bad = tmp.path().join("bad.pub");
+    std::fs::write(&bad, "ssh-ed25519 AAAAC3Nza").unwrap();
+    let (ok, _, err) = edgectl(
+        &fleet,
+        &["policy", "signatures", "--key", bad.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("public_keys[0]"), "{err}");
+    let (_, out, _) = edgectl(&fleet, &["policy", "show"]);
+    assert!(out.contains("signatures not required"), "{out}");
+
+    let key = tmp.path().join("cosign.pub");
+    std::fs::write(
+        &key,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAED5JJAdIy48arNTf8kRGSAIsbviBk\nKntOBLEfL+TxrVkYluB0VslQQxp7oDi8iOQwLkWAbesBOP9qEZsvPVtqIA==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let (ok, out, err) = edgectl(
+        &fleet,
+        &["policy", "signatures", "--key", key.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("signatures required: by any of 1 public key(s)"),
+        "{out}"
+    );
+    let (ok, json, _) = edgectl(&fleet, &["-o", "json", "policy", "show"]);
+    assert!(ok);
+    let policy: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        policy["public_keys"][0]
+            .as_str()
+            .unwrap()
+            .contains("MFkwEwYH")
+    );
+
+    let (ok, out, _) = edgectl(&fleet, &["policy", "signatures", "--off"]);
+    assert!(ok && out.contains("signatures not required"), "{out}");
+    fleet.shutdown().await;
+}

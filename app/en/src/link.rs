@@ -115,11 +115,22 @@ impl Agent {
     /// The spec a driver runs: a `wasm`, `compose` or `helm` component from a registry
     /// (`oci://`) is pulled (the module, the compose archive, or the chart) into
     /// the artifact cache first and run from there (from the cache alone when the registry is
-    /// out of reach and it was pulled before). The run record keeps the spec as the LO sent it.
+    /// out of reach and it was pulled before). Under a signature policy the artifact's cosign
+    /// signature is verified first and the artifact is run by the digest that verified; an
+    /// artifact that does not verify is refused before any driver sees it. The run record keeps
+    /// the spec as the LO sent it.
     pub(crate) async fn runnable(
         &self,
         spec: &ComponentSpec,
     ) -> Result<ComponentSpec, DriverError> {
+        let verified;
+        let spec = match &spec.signatures {
+            Some(policy) if policy.required => {
+                verified = self.verified(spec, policy).await?;
+                &verified
+            }
+            _ => spec,
+        };
         let layer = match spec.runtime.as_str() {
             "wasm" => WASM_LAYER,
             "compose" => COMPOSE_LAYER,
@@ -139,6 +150,42 @@ impl Agent {
                 })?;
         Ok(ComponentSpec {
             repository: format!("file://{}", path.display()),
+            ..spec.clone()
+        })
+    }
+
+    /// `spec` pinned to the digest whose signature verified under `policy`.
+    async fn verified(
+        &self,
+        spec: &ComponentSpec,
+        policy: &eos_domain::signing::SignaturePolicy,
+    ) -> Result<ComponentSpec, DriverError> {
+        let refuse = |why: String| {
+            DriverError::Other(format!(
+                "refused by the tenant's signature policy: {why}; nothing was started"
+            ))
+        };
+        if !eos_domain::signing::SignaturePolicy::verifiable(&spec.runtime) {
+            return Err(refuse(format!(
+                "{} components cannot be verified (only {})",
+                spec.runtime,
+                eos_domain::signing::VERIFIABLE_RUNTIMES.join(" and ")
+            )));
+        }
+        let Some(reference) = spec.oci_reference() else {
+            return Err(refuse(format!(
+                "{} is not in a registry (oci://…), so it carries no signature",
+                spec.repository
+            )));
+        };
+        let pinned = self
+            .artifacts
+            .verify_signature(&reference, &policy.public_keys)
+            .await
+            .map_err(|e| refuse(e.to_string()))?;
+        tracing::info!(%reference, %pinned, "artifact signature verified");
+        Ok(ComponentSpec {
+            repository: format!("oci://{pinned}"),
             ..spec.clone()
         })
     }

@@ -250,6 +250,7 @@ mod tests {
             app_version: "1".into(),
             parameters: Default::default(),
             settings: Default::default(),
+            signatures: None,
         };
         agent.apply("d1", &spec).await.unwrap();
         let applies = || {
@@ -302,6 +303,7 @@ mod tests {
             app_version: "1".into(),
             parameters: Default::default(),
             settings: serde_json::json!({ "restart": restart }),
+            signatures: None,
         };
         // A job that finished (status 0) under on-failure: nothing to report, nothing to restart.
         agent

@@ -31,6 +31,10 @@ pub struct DeploymentMetadata {
     pub device_id: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Notes for the tiers below, not for selection (EOS writes the tenant's signature policy
+    /// here: `eos.dev/signature-policy`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,8 +108,14 @@ fn normalize(tree: &mut Value) {
     let annotated = root
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
-        .and_then(|m| m.remove("annotations"))
-        .and_then(|a| a.get("applicationId").cloned());
+        .and_then(|m| {
+            let annotations = m.get_mut("annotations")?.as_object_mut()?;
+            let app = annotations.remove("applicationId");
+            if annotations.is_empty() {
+                m.remove("annotations");
+            }
+            app
+        });
     if let (Some(app), Some(spec)) = (
         annotated,
         root.get_mut("spec").and_then(Value::as_object_mut),

@@ -26,6 +26,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait ControlStore: Send + Sync {
     async fn insert_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>>;
+    /// Replaces a tenant's signature policy; whether the tenant exists.
+    async fn set_signature_policy(
+        &self,
+        id: &TenantId,
+        policy: &crate::signing::SignaturePolicy,
+    ) -> StoreResult<bool>;
     /// Up to `limit` tenants after the tenant id `after`, by id.
     async fn page_tenants(&self, after: Option<&str>, limit: u64)
     -> StoreResult<Vec<TenantRecord>>;

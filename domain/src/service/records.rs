@@ -350,6 +350,7 @@ pub mod change {
     /// An entry of a site's own event log (a refused desired state, a crashed component).
     pub const SITE_EVENT: &str = "site.event";
     pub const TENANT_CREATED: &str = "tenant.created";
+    pub const SIGNATURE_POLICY_SET: &str = "tenant.signature_policy_set";
     pub const USER_ADDED: &str = "user.added";
     pub const USER_REMOVED: &str = "user.removed";
     pub const DEVICE_MODEL_REGISTERED: &str = "device-model.registered";
@@ -419,6 +420,8 @@ pub struct TenantRecord {
     /// The subscription plan, free text (`standard`).
     pub plan: String,
     pub created_at: String,
+    /// Whether its artifacts must be signed, and by which keys; none until set.
+    pub signature_policy: Option<crate::signing::SignaturePolicy>,
 }
 
 /// What a user may do, as the seeds name the personas. The checks themselves come with

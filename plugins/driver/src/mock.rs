@@ -192,6 +192,7 @@ mod tests {
             app_version: "1".into(),
             parameters: Default::default(),
             settings: Default::default(),
+            signatures: None,
         }
     }
 

@@ -29,6 +29,7 @@ mod pages;
 mod plugins;
 mod postgres;
 mod preview;
+mod signatures;
 mod sse;
 mod tenants;
 mod wasm_registry;

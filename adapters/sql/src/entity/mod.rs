@@ -208,6 +208,9 @@ pub mod tenants {
         pub name: String,
         pub plan: String,
         pub created_at: String,
+        /// The artifact signature policy, JSON; none until set.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub signature_policy: Option<String>,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}

@@ -223,6 +223,7 @@ impl ControlPlane {
             .profile
             .clone()
             .unwrap_or_else(|| ad.deployment_profiles[0].id.clone());
+        let signatures = self.signature_policy(tenant).await?;
         let document = render(&RenderRequest {
             id,
             description: &ad,
@@ -230,6 +231,7 @@ impl ControlPlane {
             target: &target,
             parameters: &req.parameters,
             installed: None,
+            signatures: Some(&signatures),
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment request".into(),

@@ -54,6 +54,7 @@ impl ControlPlane {
             name: req.name,
             plan,
             created_at: self.clock.now(),
+            signature_policy: None,
         };
         let tx = self.store.begin().await?;
         tx.insert_tenant(&record).await?;
@@ -70,6 +71,58 @@ impl ControlPlane {
         tx.commit().await?;
         self.bell.ring();
         Ok(record)
+    }
+
+    /// The tenant's artifact signature policy (none required until set).
+    pub async fn signature_policy(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<crate::signing::SignaturePolicy, ServiceError> {
+        Ok(self
+            .tenant(tenant)
+            .await?
+            .signature_policy
+            .unwrap_or_default())
+    }
+
+    /// Replaces the tenant's artifact signature policy. It holds for deployments made or
+    /// updated from now on (each carries the policy it was made under to its devices).
+    pub async fn set_signature_policy(
+        &self,
+        tenant: &TenantId,
+        policy: crate::signing::SignaturePolicy,
+    ) -> Result<crate::signing::SignaturePolicy, ServiceError> {
+        self.tenant(tenant).await?;
+        policy.check().map_err(|problems| ServiceError::Invalid {
+            what: "signature policy".into(),
+            problems,
+        })?;
+        let policy = crate::signing::SignaturePolicy {
+            required: policy.required,
+            public_keys: policy
+                .public_keys
+                .iter()
+                .map(|k| format!("{}\n", k.trim()))
+                .collect(),
+        };
+        let tx = self.store.begin().await?;
+        if !tx.set_signature_policy(tenant, &policy).await? {
+            return Err(not_found("tenant", tenant));
+        }
+        let data =
+            serde_json::json!({"required": policy.required, "keys": policy.public_keys.len()});
+        let e = change(
+            tenant,
+            change::SIGNATURE_POLICY_SET,
+            None,
+            tenant,
+            data,
+            &self.clock.now(),
+        );
+        tx.append_event(&e).await?;
+        tx.commit().await?;
+        self.bell.ring();
+        Ok(policy)
     }
 
     pub async fn tenants_page(

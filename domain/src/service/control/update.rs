@@ -64,6 +64,7 @@ impl ControlPlane {
         let target = DeviceTarget::parse(&current.target)
             .map_err(|e| ServiceError::Backend(format!("stored target: {e}")))?;
         let parameters = req.parameters.unwrap_or_else(|| current.parameters.clone());
+        let signatures = self.signature_policy(tenant).await?;
         let rendered = render(&RenderRequest {
             id: &current.id,
             description: &ad,
@@ -71,6 +72,7 @@ impl ControlPlane {
             target: &target,
             parameters: &parameters,
             installed: Some(&current.parameters),
+            signatures: Some(&signatures),
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment update".into(),

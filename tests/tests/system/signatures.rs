@@ -1,0 +1,389 @@
+//! Signed artifacts through the whole system, on the real Docker engine and registry: a
+//! tenant's policy requires cosign signatures by a key the test generates. The test copies the
+//! test image into fresh repositories and signs some the way `cosign sign --key` does (a
+//! simple-signing payload naming the image's digest, its ECDSA P-256 signature in the
+//! `dev.cosignproject.cosign/signature` annotation, pushed at `sha256-<digest>.sig`). An
+//! unsigned image, and one signed by another key, end `failed` with the reason, and the engine
+//! never created a container from them; a signed image runs. The same holds for WASM modules:
+//! an unsigned module fails and never ran; a signed one runs, and with the registry out of
+//! reach a new deployment of it still runs (the EN remembers what verified) while the unsigned
+//! one still fails.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use eos_tests::registry::{push_artifact, push_wasm, test_registry};
+use eos_tests::{Fault, FaultProxy, Fleet, LIMIT, eventually, repo_root};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A fresh P-256 key pair and its public key in PEM, as `cosign generate-key-pair` makes.
+fn key_pair() -> (EcdsaKeyPair, String) {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let der = pair.public_key().as_der().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    (pair, pem)
+}
+
+/// A repository name no other test uses.
+fn fresh(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("eos-test/{prefix}-{n:x}")
+}
+
+/// Copies the test image `eos-test/busybox:1.0.0` to `repository:1.0.0` in the test registry
+/// (blobs mounted, the manifest put as it is); returns the manifest's digest.
+async fn copy_test_image(repository: &str) -> String {
+    let registry = test_registry();
+    let http = reqwest::Client::new();
+    let accept = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+    let r = http
+        .get(format!(
+            "http://{registry}/v2/eos-test/busybox/manifests/1.0.0"
+        ))
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    assert!(r.status().is_success(), "the test image: {}", r.status());
+    let media_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    let digest = r.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let bytes = r.bytes().await.unwrap();
+    let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+    let blobs = std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().unwrap());
+    for blob in blobs {
+        let mount = http
+            .post(format!(
+                "http://{registry}/v2/{repository}/blobs/uploads/?mount={}&from=eos-test/busybox",
+                blob["digest"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(mount.status(), 201, "mounting {}", blob["digest"]);
+    }
+    let put = http
+        .put(format!("http://{registry}/v2/{repository}/manifests/1.0.0"))
+        .header("content-type", media_type)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    digest
+}
+
+/// The digest of `repository:tag`'s manifest.
+async fn digest_of(repository: &str, tag: &str) -> String {
+    let r = reqwest::Client::new()
+        .head(format!("http://{}/v2/{repository}/manifests/{tag}", test_registry()))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    r.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Signs `repository@digest` with `key` as `cosign sign --key` does.
+async fn sign(key: &EcdsaKeyPair, repository: &str, digest: &str) {
+    let registry = test_registry();
+    let payload = serde_json::to_vec(&json!({
+        "critical": {
+            "identity": {"docker-reference": format!("{registry}/{repository}")},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .unwrap();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let signature = key.sign(&rng, &payload).unwrap();
+    let signature = base64::engine::general_purpose::STANDARD.encode(signature.as_ref());
+    let tag = digest.replace(':', "-") + ".sig";
+    push_artifact(
+        &format!("{registry}/{repository}:{tag}"),
+        payload,
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        &[("dev.cosignproject.cosign/signature", &signature)],
+    )
+    .await
+    .unwrap();
+}
+
+/// An application whose one component runs `repository` (an `oci://` reference) with
+/// `runtime`.
+fn app(dir: &Path, id: &str, runtime: &str, repository: &str) -> std::path::PathBuf {
+    let folder = dir.join(id);
+    std::fs::create_dir_all(&folder).unwrap();
+    let settings = match runtime {
+        "oci" => {
+            "        x-eos-extensions:\n          container:\n            command: [sh, -c, \"exec sleep 3600\"]\n            memory: 16Mi\n"
+        }
+        _ => "",
+    };
+    let yaml = format!(
+        "apiVersion: margo.org/v1-alpha1\nkind: ApplicationDescription\nid: {id}\nmetadata:\n  name: {id}\n  version: 1.0.0\n  catalog:\n    application:\n      tagline: A signature test.\n    organization:\n      - name: EOS\ndeploymentProfiles:\n  - type: custom\n    id: main\n    x-eos-extensions:\n      runtime: {runtime}\n    components:\n      - name: hello\n        properties:\n          repository: {repository}\n          revision: 1.0.0\n{settings}"
+    );
+    std::fs::write(folder.join("margo.yaml"), yaml).unwrap();
+    folder
+}
+
+async fn deploy(fleet: &Fleet, dir: &Path, id: &str, runtime: &str, repository: &str) -> String {
+    fleet
+        .add_app(&app(dir, id, runtime, repository))
+        .await
+        .unwrap();
+    let (code, body) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": id, "site": "site-1", "host": "node-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The deployment's view once it is `state`.
+async fn when(fleet: &Fleet, id: &str, state: &str) -> Value {
+    eventually(&format!("deployment {id} {state}"), LIMIT, || async {
+        let v = fleet.deployment(id).await;
+        (v["state"] == state).then_some(v)
+    })
+    .await
+}
+
+/// Whether the engine has, or had, a container of `image` (created since `since`).
+async fn engine_created_from(image: &str, since: i64) -> bool {
+    use futures::StreamExt;
+    let (docker, _) = eos_tests::all_containers().await.unwrap();
+    let until = chrono::Utc::now().timestamp() + 1;
+    let options = bollard::query_parameters::EventsOptions {
+        since: Some(since.to_string()),
+        until: Some(until.to_string()),
+        filters: Some(std::collections::HashMap::from([(
+            "type".to_owned(),
+            vec!["container".to_owned()],
+        )])),
+    };
+    let events: Vec<_> = docker.events(Some(options)).collect().await;
+    events.into_iter().filter_map(Result::ok).any(|e| {
+        e.actor
+            .and_then(|a| a.attributes)
+            .and_then(|a| a.get("image").cloned())
+            .is_some_and(|i| i.contains(image))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_signature_policy_only_images_signed_by_a_trusted_key_run() {
+    let since = chrono::Utc::now().timestamp() - 1;
+    let (trusted, trusted_pem) = key_pair();
+    let (stranger, _) = key_pair();
+    let unsigned = fresh("unsigned");
+    let foreign = fresh("foreign");
+    let signed = fresh("signed");
+    copy_test_image(&unsigned).await;
+    let foreign_digest = copy_test_image(&foreign).await;
+    sign(&stranger, &foreign, &foreign_digest).await;
+    let signed_digest = copy_test_image(&signed).await;
+    sign(&trusted, &signed, &signed_digest).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    // A bad policy is refused, naming the field.
+    let r = fleet
+        .http
+        .put(fleet.url("/api/v1/signature-policy"))
+        .json(&json!({"required": true, "public_keys": ["not a key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("public_keys[0]"));
+    let r = fleet
+        .http
+        .put(fleet.url("/api/v1/signature-policy"))
+        .json(&json!({"required": true, "public_keys": [trusted_pem]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let policy: Value = fleet.get("/api/v1/signature-policy").await.unwrap();
+    assert_eq!(policy["required"], true);
+
+    let registry = test_registry();
+    let oci = |repo: &str| format!("oci://{registry}/{repo}");
+    let d_unsigned = deploy(
+        &fleet,
+        tmp.path(),
+        "com-test-unsigned",
+        "oci",
+        &oci(&unsigned),
+    )
+    .await;
+    let d_foreign = deploy(
+        &fleet,
+        tmp.path(),
+        "com-test-foreign",
+        "oci",
+        &oci(&foreign),
+    )
+    .await;
+    let d_signed = deploy(&fleet, tmp.path(), "com-test-signed", "oci", &oci(&signed)).await;
+
+    let view = when(&fleet, &d_unsigned, "failed").await;
+    let why = view["devices"].to_string();
+    assert!(
+        why.contains("signature policy") && why.contains("not signed"),
+        "{view}"
+    );
+    let view = when(&fleet, &d_foreign, "failed").await;
+    let why = view["devices"].to_string();
+    assert!(
+        why.contains("none made by a key the signature policy trusts"),
+        "{view}"
+    );
+    when(&fleet, &d_signed, "installed").await;
+
+    // The signed image runs, by the digest that verified; the others never had a container.
+    assert!(engine_created_from(&signed, since).await);
+    assert!(
+        !engine_created_from(&unsigned, since).await,
+        "a container of the unsigned image"
+    );
+    assert!(
+        !engine_created_from(&foreign, since).await,
+        "a container of the foreign-signed image"
+    );
+    for id in [&d_unsigned, &d_foreign, &d_signed] {
+        let r = fleet
+            .http
+            .delete(fleet.url(&format!("/api/v1/deployments/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    eventually("the signed app removed", LIMIT, || async {
+        (fleet.deployment(&d_signed).await["state"] == "removed").then_some(())
+    })
+    .await;
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_signature_policy_an_unsigned_module_never_runs_and_a_signed_one_does() {
+    let (trusted, trusted_pem) = key_pair();
+    let registry = test_registry();
+    let wat =
+        std::fs::read_to_string(repo_root().join("config/apps/hello-wasm/hello.wat")).unwrap();
+    let unsigned = fresh("unsigned-wasm");
+    let signed = fresh("signed-wasm");
+    push_wasm(&format!("{registry}/{unsigned}:1.0.0"), &wat)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    push_wasm(&format!("{registry}/{signed}:1.0.0"), &wat)
+        .await
+        .unwrap();
+    sign(&trusted, &signed, &digest_of(&signed, "1.0.0").await).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let r = fleet
+        .http
+        .put(fleet.url("/api/v1/signature-policy"))
+        .json(&json!({"required": true, "public_keys": [trusted_pem]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The EN reaches the registry through a proxy the test can cut.
+    let proxy = FaultProxy::start(registry.parse().unwrap()).await.unwrap();
+    let via = proxy.addr;
+    let oci = |repo: &str| format!("oci://{via}/{repo}");
+    let d_unsigned = deploy(
+        &fleet,
+        tmp.path(),
+        "com-test-unsigned-wasm",
+        "wasm",
+        &oci(&unsigned),
+    )
+    .await;
+    let d_signed = deploy(
+        &fleet,
+        tmp.path(),
+        "com-test-signed-wasm",
+        "wasm",
+        &oci(&signed),
+    )
+    .await;
+
+    let view = when(&fleet, &d_unsigned, "failed").await;
+    assert!(view["devices"].to_string().contains("not signed"), "{view}");
+    eventually("the signed module to greet", LIMIT, || async {
+        (fleet.greetings("node-1", &d_signed) >= 1).then_some(())
+    })
+    .await;
+    // The unsigned module never ran: it has no output, and the EN has no folder for it.
+    assert_eq!(fleet.greetings("node-1", &d_unsigned), 0);
+    let log = fleet.workload_log("node-1", &d_unsigned, "hello");
+    assert!(!log.exists(), "{}", log.display());
+    assert!(
+        !log.parent().unwrap().exists(),
+        "{}",
+        log.parent().unwrap().display()
+    );
+
+    // The registry goes out of reach: the module that verified before runs again in a new
+    // deployment; the unsigned one is still refused.
+    proxy.set(Fault::Cut);
+    let again = |app: &'static str| {
+        let fleet = &fleet;
+        async move {
+            let (code, body) = fleet
+                .post(
+                    "/api/v1/deployments",
+                    json!({"app_id": app, "site": "site-1", "host": "node-1"}),
+                )
+                .await
+                .unwrap();
+            assert_eq!(code, 201, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let d_signed_offline = again("com-test-signed-wasm").await;
+    let d_unsigned_offline = again("com-test-unsigned-wasm").await;
+    eventually("the verified module to greet offline", LIMIT, || async {
+        (fleet.greetings("node-1", &d_signed_offline) >= 1).then_some(())
+    })
+    .await;
+    when(&fleet, &d_unsigned_offline, "failed").await;
+    assert_eq!(fleet.greetings("node-1", &d_unsigned_offline), 0);
+    fleet.shutdown().await;
+}
