@@ -33,15 +33,26 @@ await() {
   exit 1
 }
 
+# The gRPC links are mutual TLS: the LO and the ENs enrol with single-use claim tokens the
+# first time (their keys are made in their data folders and never leave them).
 "$BIN/eos-co" --data-dir "$DATA/co" --http-listen "127.0.0.1:$HTTP_PORT" --grpc-listen "127.0.0.1:$GRPC_PORT" \
-  >"$DATA/co.log" 2>&1 & pids+=($!)
+  --grpc-tls >"$DATA/co.log" 2>&1 & pids+=($!)
 await "the CO's REST API" "$DATA/co.log" "$BIN/edgectl" site list
+# Claim flags for a tier whose data folder holds no certificate yet.
+claim() { # data folder, edgectl site claim arguments...
+  local dir="$1"; shift
+  [ -f "$dir/tls/cert.pem" ] && return 0
+  echo "--claim-token $("$BIN/edgectl" site claim site-1 "$@" 2>/dev/null) --enrol-url $EOS_SERVER"
+}
+# shellcheck disable=SC2046 # the claim flags are words
 "$BIN/eos-lo" --site-id site-1 --co-endpoint "http://127.0.0.1:$GRPC_PORT" \
   --deployments-repo "$DATA/co/deployments.git" --listen "127.0.0.1:$LO_PORT" --data-dir "$DATA/lo" \
-  --poll-secs 10 >"$DATA/lo.log" 2>&1 & pids+=($!)
+  --poll-secs 10 $(claim "$DATA/lo" --role lo) >"$DATA/lo.log" 2>&1 & pids+=($!)
 for n in 1 2; do
+  # shellcheck disable=SC2046
   "$BIN/eos-en" --device-id "site-1/node-$n" --lo-endpoint "http://127.0.0.1:$LO_PORT" \
-    --data-dir "$DATA/en-$n" >"$DATA/en-$n.log" 2>&1 & pids+=($!)
+    --data-dir "$DATA/en-$n" $(claim "$DATA/en-$n" --role en --host "node-$n") \
+    >"$DATA/en-$n.log" 2>&1 & pids+=($!)
 done
 online() { [ "$("$BIN/edgectl" -o json device list | grep -c '"online": true')" -ge 2 ]; }
 await "both edge nodes to come online" "$DATA/lo.log" online

@@ -15,6 +15,7 @@ mod m0010_app_resources;
 mod m0011_site_time_zone;
 mod m0012_device_labels;
 mod m0013_tenant_signature_policy;
+mod m0014_claims;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_site_time_zone::Migration),
             Box::new(m0012_device_labels::Migration),
             Box::new(m0013_tenant_signature_policy::Migration),
+            Box::new(m0014_claims::Migration),
         ]
     }
 }

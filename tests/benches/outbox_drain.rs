@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let fill_ms = fill.elapsed().as_millis();
 
+    let claim = eos_tests::claim_token(&co, "bench", None).await?;
     let start = Instant::now();
     let lo = Lo::start(LoConfig {
         site_id: "bench".into(),
@@ -49,6 +50,9 @@ async fn main() -> anyhow::Result<()> {
         data_dir: tmp.path().join("lo"),
         poll_secs: 3600,
         en_grace_secs: 15,
+        claim_token: Some(claim),
+        enrol_url: Some(format!("http://{}", co.http_addr)),
+        ..LoConfig::default()
     })
     .await?;
     let site = SiteId::parse("bench")?;

@@ -22,6 +22,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A claim token of `co`'s admin for the LO of `site`, or its EN `host`.
+pub async fn claim_token(co: &Co, site: &str, host: Option<&str>) -> anyhow::Result<String> {
+    let body = match host {
+        None => json!({"role": "lo"}),
+        Some(h) => json!({"role": "en", "host": h}),
+    };
+    let r = authorized_client(&co.admin_token()?)?
+        .post(format!(
+            "http://{}/api/v1/sites/{site}/claims",
+            co.http_addr
+        ))
+        .json(&body)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "claim for {site}: {}", r.text().await?);
+    let claim: Value = r.json().await?;
+    Ok(claim["token"].as_str().unwrap_or_default().to_owned())
+}
+
 /// The repository root (for sample apps and committed files).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -141,6 +160,15 @@ impl Fleet {
             false => None,
         };
         let co_endpoint = uplink.as_ref().map_or(co.grpc_addr, |p| p.addr);
+        // A CO that wants mutual TLS gets an LO and ENs enrolled with claim tokens, as an
+        // operator enrols them.
+        let admin = authorized_client(&co.admin_token()?)?;
+        let co_url = format!("http://{}", co.http_addr);
+        let enrolled = co_config.grpc_tls;
+        let lo_claim = match enrolled {
+            true => Some(claim_token(&co, site, None).await?),
+            false => None,
+        };
         let mut lo_config = LoConfig {
             site_id: site.into(),
             tenant: eos_domain::ids::DEFAULT_TENANT.into(),
@@ -150,6 +178,9 @@ impl Fleet {
             data_dir: dir.join("lo"),
             poll_secs: 2,
             en_grace_secs: 3,
+            enrol_url: lo_claim.as_ref().map(|_| co_url.clone()),
+            claim_token: lo_claim,
+            ..LoConfig::default()
         };
         // The LO reaches the repository through a link that `cut_git` removes.
         std::os::unix::fs::symlink(dir.join("co/deployments.git"), Self::git_link(dir))?;
@@ -161,10 +192,19 @@ impl Fleet {
                 node_links.push(FaultProxy::start(lo.listen_addr).await?);
             }
         }
+        let mut en_claims = Vec::new();
+        for host in hosts {
+            en_claims.push(match enrolled {
+                true => Some(claim_token(&co, site, Some(host)).await?),
+                false => None,
+            });
+        }
         let en_configs: Vec<EnConfig> = hosts
             .iter()
             .enumerate()
             .map(|(i, host)| EnConfig {
+                enrol_url: en_claims[i].as_ref().map(|_| co_url.clone()),
+                claim_token: en_claims[i].clone(),
                 device_id: format!("{site}/{host}"),
                 lo_endpoint: format!(
                     "http://{}",
@@ -185,7 +225,7 @@ impl Fleet {
         for config in &en_configs {
             ens.push(Some(En::start(config.clone()).await?));
         }
-        let http = authorized_client(&co.admin_token()?)?;
+        let http = admin;
         Ok(Self {
             co: Some(co),
             lo: Some(lo),

@@ -92,7 +92,8 @@ impl ProcessFleet {
         let co_data = dir.join("co");
         let co_toml = |http: &str, grpc: &str| {
             format!(
-                "data_dir = {:?}\nhttp_listen = {http:?}\ngrpc_listen = {grpc:?}\n",
+                // These fleets test processes dying and coming back, over plain links.
+                "data_dir = {:?}\nhttp_listen = {http:?}\ngrpc_listen = {grpc:?}\ngrpc_tls = false\n",
                 co_data.display().to_string()
             )
         };

@@ -40,9 +40,42 @@ pub const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_se
 pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout.
-pub async fn dial(endpoint: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+/// What a tier holds to speak mutual TLS: its certificate and key, and the CA it trusts (PEM).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub certificate_pem: String,
+    pub key_pem: String,
+    pub ca_pem: String,
+}
+
+/// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout; over
+/// mutual TLS with `tls` (the server's certificate must be of the CA and name the host dialled).
+pub async fn dial(
+    endpoint: &str,
+    tls: Option<&Tls>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let mut target = tonic::transport::Endpoint::from_shared(match tls {
+        Some(_) => endpoint.replacen("http://", "https://", 1),
+        None => endpoint.to_owned(),
+    })?;
+    if let Some(tls) = tls {
+        let host = target
+            .uri()
+            .host()
+            .unwrap_or("localhost")
+            .trim_matches(['[', ']'])
+            .to_owned();
+        target = target.tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem))
+                .identity(tonic::transport::Identity::from_pem(
+                    &tls.certificate_pem,
+                    &tls.key_pem,
+                ))
+                .domain_name(host),
+        )?;
+    }
+    target
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
@@ -52,12 +85,31 @@ pub async fn dial(endpoint: &str) -> Result<tonic::transport::Channel, tonic::tr
         .await
 }
 
-/// A server builder that pings its clients the same way, so it notices a vanished tier below.
-pub fn server() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+/// A server builder that pings its clients the same way, so it notices a vanished tier below;
+/// with `tls`, it speaks TLS and refuses a client without a certificate of the CA.
+pub fn server(tls: Option<&Tls>) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder();
+    let builder = match tls {
+        None => builder,
+        Some(tls) => builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(
+                    &tls.certificate_pem,
+                    &tls.key_pem,
+                ))
+                .client_ca_root(tonic::transport::Certificate::from_pem(&tls.ca_pem)),
+        )?,
+    };
+    Ok(builder
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .tcp_nodelay(true)
+        .tcp_nodelay(true))
+}
+
+/// The client's certificate (DER) on a mutual TLS link; none on a plain one.
+pub fn peer_certificate<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
+    let certs = request.peer_certs()?;
+    certs.first().map(|c| c.as_ref().to_vec())
 }
 
 /// Binds a loopback or public address and serves until `shutdown` completes.

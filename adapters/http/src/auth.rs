@@ -47,6 +47,8 @@ pub struct Authority {
     kid: String,
     /// The external provider whose tokens are accepted too, when one is configured.
     external: Option<Arc<dyn ExternalIdentity>>,
+    /// The certificate authority that enrols LOs and ENs, when the CO runs one.
+    ca: Option<Arc<dyn crate::enrolment::CertificateAuthority>>,
 }
 
 /// An external identity provider (OpenID Connect) whose access tokens the CO accepts beside its
@@ -89,6 +91,7 @@ impl Authority {
             public_key,
             kid,
             external: None,
+            ca: None,
         })
     }
 
@@ -96,6 +99,17 @@ impl Authority {
     pub fn with_external(mut self, provider: Arc<dyn ExternalIdentity>) -> Self {
         self.external = Some(provider);
         self
+    }
+
+    /// Enrols LOs and ENs with `ca`.
+    pub fn with_ca(mut self, ca: Arc<dyn crate::enrolment::CertificateAuthority>) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// The certificate authority, when the CO runs one.
+    pub fn ca(&self) -> Option<Arc<dyn crate::enrolment::CertificateAuthority>> {
+        self.ca.clone()
     }
 
     /// The external provider, when one is configured.
@@ -210,6 +224,12 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/health", Action::Public),
     ("GET", "/api/v1/openapi.json", Action::Public),
     ("GET", "/api/v1/auth/provider", Action::Public),
+    ("POST", "/api/v1/enrolments", Action::Public),
+    (
+        "POST",
+        "/api/v1/sites/{site_id}/claims",
+        Action::ManageFleet,
+    ),
     ("GET", "/api/v1/signature-policy", Action::Read),
     ("PUT", "/api/v1/signature-policy", Action::ManageSecurity),
     ("GET", "/api/reference", Action::Public),

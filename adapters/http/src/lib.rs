@@ -3,6 +3,7 @@
 //! authorizes. Every error is an RFC 9457 problem document with a stable `type` per error kind.
 
 pub mod auth;
+pub mod enrolment;
 mod events;
 mod fleet;
 mod graphiql;

@@ -69,6 +69,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::remove_user,
         crate::identity::me,
         crate::identity::provider,
+        crate::enrolment::create_claim,
+        crate::enrolment::enrol,
         crate::identity::issue_token
     ),
     modifiers(&TenantHeader, &BearerAuth),
@@ -103,6 +105,10 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::SignaturePolicyBody,
         crate::identity::Me,
         crate::identity::AuthProvider,
+        crate::enrolment::CreateClaim,
+        crate::enrolment::Claim,
+        crate::enrolment::Enrol,
+        crate::enrolment::Enrolled,
         crate::identity::IssueToken,
         crate::identity::IssuedToken
     ))
@@ -234,6 +240,7 @@ pub fn router(
             crate::graphql::router(control.clone(), bell)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
+        .merge(crate::enrolment::router(control.clone(), authority.ca()))
         .merge(crate::identity::router(control, authority.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
             authority,

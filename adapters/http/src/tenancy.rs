@@ -41,6 +41,17 @@ impl HasControl for (Shared, Arc<crate::Bell>) {
     }
 }
 
+impl HasControl
+    for (
+        Shared,
+        Option<Arc<dyn crate::enrolment::CertificateAuthority>>,
+    )
+{
+    fn control(&self) -> &ControlPlane {
+        &self.0
+    }
+}
+
 impl HasControl for (Shared, Arc<crate::auth::Authority>) {
     fn control(&self) -> &ControlPlane {
         &self.0

@@ -87,6 +87,56 @@ where
         Ok(())
     }
 
+    async fn insert_claim(&self, claim: &ClaimRecord) -> StoreResult<()> {
+        claims::Entity::insert(claims::ActiveModel {
+            token_hash: Set(claim.token_hash.clone()),
+            tenant_id: Set(claim.tenant.to_string()),
+            site_id: Set(claim.site.to_string()),
+            role: Set(claim.role.as_str().into()),
+            host: Set(claim.host.clone()),
+            created_at: Set(claim.created_at.clone()),
+            expires_at: Set(claim.expires_at.clone()),
+            used_at: Set(claim.used_at.clone()),
+        })
+        .exec(&self.db)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_claim(&self, token_hash: &str) -> StoreResult<Option<ClaimRecord>> {
+        let Some(m) = claims::Entity::find_by_id(token_hash.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let corrupt_claim = |why: String| StoreError::Backend(format!("stored claim: {why}"));
+        Ok(Some(ClaimRecord {
+            tenant: TenantId::parse(&m.tenant_id).map_err(|e| corrupt_claim(e.to_string()))?,
+            site: SiteId::parse(&m.site_id).map_err(|e| corrupt_claim(e.to_string()))?,
+            role: ClaimRole::parse(&m.role)
+                .ok_or_else(|| corrupt_claim(format!("role {:?}", m.role)))?,
+            token_hash: m.token_hash,
+            host: m.host,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            used_at: m.used_at,
+        }))
+    }
+
+    async fn use_claim(&self, token_hash: &str, now: &str) -> StoreResult<bool> {
+        let done = claims::Entity::update_many()
+            .col_expr(claims::Column::UsedAt, sea_orm::sea_query::Expr::value(now))
+            .filter(claims::Column::TokenHash.eq(token_hash))
+            .filter(claims::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected == 1)
+    }
+
     async fn set_signature_policy(
         &self,
         id: &TenantId,

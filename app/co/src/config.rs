@@ -33,6 +33,12 @@ pub struct CoConfig {
     /// `client_id`, `resource`, `scopes`, `roles_client`, `tenant_claim`, `tenant_group_prefix`
     /// and `jwks_cache_secs`.
     pub oidc: Option<eos_adapter_oidc::OidcConfig>,
+    /// Whether LOs must speak mutual TLS on the gRPC link, with a certificate of the CO's CA
+    /// naming their site (LOs enrol with a claim token). On by default; off: plain gRPC, for a
+    /// lab or a link already protected otherwise.
+    pub grpc_tls: bool,
+    /// The DNS names and addresses LOs reach the gRPC listener at (its certificate's names).
+    pub grpc_tls_names: Vec<String>,
 }
 
 impl Default for CoConfig {
@@ -48,6 +54,8 @@ impl Default for CoConfig {
             insecure_registries: Vec::new(),
             token_issuer: "eos-co".into(),
             oidc: None,
+            grpc_tls: true,
+            grpc_tls_names: vec!["127.0.0.1".into(), "localhost".into()],
         }
     }
 }

@@ -99,3 +99,41 @@ impl eos_adapter_http::auth::ExternalIdentity for Oidc {
         self.0.verify(token).await.map_err(|e| e.0)
     }
 }
+
+/// The CO's certificate authority (in `<data_dir>/ca`), wired into the enrolment endpoint.
+pub struct Ca(pub eos_adapter_pki::Authority);
+
+impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
+    fn issue(
+        &self,
+        csr_pem: &str,
+        tenant: &str,
+        site: &str,
+        host: Option<&str>,
+        names: &[String],
+    ) -> Result<(String, String), String> {
+        let identity = eos_adapter_pki::Identity {
+            tenant: tenant.to_owned(),
+            site: site.to_owned(),
+            node: host.map(str::to_owned),
+        };
+        let issued = self
+            .0
+            .issue(
+                csr_pem,
+                &identity,
+                names,
+                eos_adapter_pki::DEVICE_LIFETIME_DAYS,
+            )
+            .map_err(|e| e.to_string())?;
+        let expires = issued
+            .not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Ok((issued.certificate_pem, expires))
+    }
+
+    fn ca_pem(&self) -> String {
+        self.0.certificate_pem().to_owned()
+    }
+}

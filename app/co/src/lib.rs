@@ -97,6 +97,22 @@ impl Co {
                 authority.with_external(Arc::new(identity::Oidc(verifier)))
             }
         };
+        let ca = eos_adapter_pki::Authority::open_or_create(&config.data_dir.join("ca"))
+            .context("cannot open the certificate authority")?;
+        let grpc_tls = match config.grpc_tls {
+            false => None,
+            true => {
+                let (certificate_pem, key_pem) = ca
+                    .server_certificate(&config.grpc_tls_names, 365)
+                    .context("cannot make the gRPC server's certificate")?;
+                Some(eos_adapter_grpc::Tls {
+                    certificate_pem,
+                    key_pem,
+                    ca_pem: ca.certificate_pem().to_owned(),
+                })
+            }
+        };
+        let authority = authority.with_ca(Arc::new(identity::Ca(ca)));
         let authority = Arc::new(authority);
         let bell = Arc::new(eos_adapter_http::Bell::default());
         let retention_clock = clock.clone();
@@ -133,8 +149,11 @@ impl Co {
         let service = eos_adapter_grpc::UplinkServer::new(uplink::UplinkService::new(
             control.clone(),
             sessions,
+            grpc_tls.is_some(),
         ));
-        let router = eos_adapter_grpc::server().add_service(service);
+        let router = eos_adapter_grpc::server(grpc_tls.as_ref())
+            .context("cannot set up TLS on the gRPC listener")?
+            .add_service(service);
         let mut grpc_stop = stopped.clone();
         let grpc_task = tokio::spawn(async move {
             if let Err(e) = eos_adapter_grpc::serve(router, grpc, async move {

@@ -29,6 +29,11 @@ struct Args {
     /// Days the event log keeps an event (0: forever).
     #[arg(long, env = "EOS_CO_EVENT_RETENTION_DAYS")]
     event_retention_days: Option<u64>,
+    /// Whether LOs must speak mutual TLS on the gRPC link (default true; `--grpc-tls false` for
+    /// plain gRPC): they enrol with claim tokens (`edgectl site claim`) and speak only for the
+    /// site their certificate names.
+    #[arg(long, env = "EOS_CO_GRPC_TLS", num_args = 0..=1, default_missing_value = "true")]
+    grpc_tls: Option<bool>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
     #[serde(skip)]

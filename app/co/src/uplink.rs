@@ -131,11 +131,17 @@ impl SiteNotifier for SiteSessions {
 pub struct UplinkService {
     control: Arc<ControlPlane>,
     sessions: Arc<SiteSessions>,
+    /// Whether the link is mutual TLS: an LO then speaks only for the site its certificate names.
+    tls: bool,
 }
 
 impl UplinkService {
-    pub fn new(control: Arc<ControlPlane>, sessions: Arc<SiteSessions>) -> Self {
-        Self { control, sessions }
+    pub fn new(control: Arc<ControlPlane>, sessions: Arc<SiteSessions>, tls: bool) -> Self {
+        Self {
+            control,
+            sessions,
+            tls,
+        }
     }
 }
 
@@ -149,6 +155,8 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         &self,
         request: Request<Streaming<pb::LoMessage>>,
     ) -> Result<Response<Outbound>, Status> {
+        let peer = eos_adapter_grpc::peer_certificate(&request)
+            .and_then(|der| eos_adapter_pki::Identity::of_certificate(&der));
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -159,6 +167,29 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         };
         let site =
             SiteId::parse(&hello.site_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let claimed_tenant = match hello.tenant.as_str() {
+            "" => eos_domain::ids::DEFAULT_TENANT,
+            t => t,
+        };
+        if self.tls {
+            match &peer {
+                Some(id)
+                    if id.node.is_none()
+                        && id.site == site.as_str()
+                        && id.tenant == claimed_tenant => {}
+                Some(id) => {
+                    tracing::warn!(%site, certificate = %id, "refused an LO speaking for another site");
+                    return Err(Status::permission_denied(format!(
+                        "the certificate names {id}, not the LO of site {site} (tenant {claimed_tenant})"
+                    )));
+                }
+                None => {
+                    return Err(Status::unauthenticated(
+                        "the link needs a certificate naming the site's LO",
+                    ));
+                }
+            }
+        }
         if hello.outbox_id.is_empty() {
             return Err(Status::invalid_argument(
                 "hello names no outbox_id; upgrade the LO",

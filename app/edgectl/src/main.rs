@@ -245,6 +245,19 @@ enum DeviceCommand {
 enum SiteCommand {
     /// Every site: whether its LO is connected, its manifest version, last contact.
     List,
+    /// Make a claim token for a new LO (`--role lo`) or EN (`--role en --host HOST`) of a site:
+    /// single-use, short-lived; prints the token (give it to the device's `--claim-token`).
+    Claim {
+        site: String,
+        #[arg(long, value_parser = ["lo", "en"])]
+        role: String,
+        /// The EN's host name (for `--role en`).
+        #[arg(long, required_if_eq("role", "en"))]
+        host: Option<String>,
+        /// Seconds the token lives (default 3600, at most 86400).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
     /// One site, with its labels and time zone.
     Show { site: String },
     /// Set a site's labels and time zone; its site.yaml in the deployments repository carries
@@ -511,6 +524,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await?;
             print(out, &site_row(out, updated), SITE_COLUMNS)
+        }
+        Command::Site(SiteCommand::Claim {
+            site,
+            role,
+            host,
+            ttl,
+        }) => {
+            let claim = api
+                .send(
+                    api.http
+                        .post(api.url(&format!("/sites/{site}/claims")))
+                        .json(&json!({"role": role, "host": host, "ttl_secs": ttl})),
+                )
+                .await?;
+            match out {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&claim)?),
+                Output::Table => {
+                    println!("{}", claim["token"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "single-use claim token for the {} of site {site}{}, valid until {}",
+                        role.to_uppercase(),
+                        host.map(|h| format!(" (host {h})")).unwrap_or_default(),
+                        claim["expires_at"].as_str().unwrap_or("?")
+                    );
+                }
+            }
+            Ok(())
         }
         Command::Site(SiteCommand::List) => print(
             out,

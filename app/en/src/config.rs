@@ -48,6 +48,22 @@ pub struct EnConfig {
     /// The node's own labels, reported in its device capabilities beside EOS's: placement
     /// rules select nodes by them (`[labels]`, `line = "3"`). Keys under `eos.dev/` are EOS's.
     pub labels: BTreeMap<String, String>,
+    /// Where the EN keeps its key and certificates (default: `tls` in the data directory). With
+    /// them, the link to the LO is mutual TLS.
+    pub tls_dir: Option<PathBuf>,
+    /// A claim token for enrolling (`edgectl site claim --host`); used once, when the EN has no
+    /// certificate yet.
+    pub claim_token: Option<String>,
+    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`).
+    pub enrol_url: Option<String>,
+}
+
+impl EnConfig {
+    pub fn tls_dir(&self) -> PathBuf {
+        self.tls_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls"))
+    }
 }
 
 impl Default for EnConfig {
@@ -68,6 +84,9 @@ impl Default for EnConfig {
             kubeconfig: None,
             helm_namespace: "default".into(),
             labels: BTreeMap::new(),
+            tls_dir: None,
+            claim_token: None,
+            enrol_url: None,
         }
     }
 }

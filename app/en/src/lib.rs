@@ -93,9 +93,28 @@ impl En {
             logins,
             config.insecure_registries.clone(),
         );
+        let claim = match (&config.enrol_url, &config.claim_token) {
+            (Some(url), Some(token)) => Some((url.as_str(), token.as_str())),
+            (None, Some(_)) => {
+                anyhow::bail!("claim_token is set but enrol_url (the CO's HTTP API) is not")
+            }
+            _ => None,
+        };
+        let tls = eos_adapter_pki::credentials(&config.tls_dir(), claim, &[])
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot enrol the EN: {e}"))?
+            .map(|c| eos_adapter_grpc::Tls {
+                certificate_pem: c.certificate_pem,
+                key_pem: c.key_pem,
+                ca_pem: c.ca_pem,
+            });
+        if tls.is_none() {
+            tracing::warn!(tls_dir = %config.tls_dir().display(), "no certificate: the link to the LO is plain gRPC, which a CO requiring mutual TLS refuses; enrol with a claim token (--claim-token, --enrol-url)");
+        }
         let agent = Arc::new(
             link::Agent::new(device, caps, drivers, records, artifacts)
-                .keep_artifacts(config.keep_artifacts),
+                .keep_artifacts(config.keep_artifacts)
+                .with_tls(tls),
         );
         agent.recover().await;
         agent.collect_garbage().await;

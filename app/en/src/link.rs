@@ -51,6 +51,8 @@ pub struct Agent {
     artifacts: ArtifactCache,
     /// How many artifacts to keep per registry reference.
     keep_artifacts: usize,
+    /// The EN's certificate, key and CA, when it is enrolled: the LO link is then mutual TLS.
+    tls: Option<eos_adapter_grpc::Tls>,
 }
 
 impl Agent {
@@ -71,7 +73,14 @@ impl Agent {
             upstream: Mutex::new(None),
             artifacts,
             keep_artifacts: 2,
+            tls: None,
         }
+    }
+
+    /// Speaks mutual TLS to the LO with `tls` (the EN's enrolled certificate).
+    pub fn with_tls(mut self, tls: Option<eos_adapter_grpc::Tls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Keeps `n` pulled artifacts per registry reference (the newest; at least one).
@@ -574,7 +583,8 @@ async fn session(
     config: EnConfig,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut client = NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint).await?);
+    let mut client =
+        NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint, agent.tls.as_ref()).await?);
     let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
     tx.send(agent.hello()).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();

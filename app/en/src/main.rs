@@ -34,6 +34,13 @@ struct Args {
     /// Seconds between looks at every component; crashed ones are restarted (default 2).
     #[arg(long, env = "EOS_EN_HEALTH_CHECK_SECS")]
     health_check_secs: Option<u64>,
+    /// A claim token to enrol with (`edgectl site claim`), used once when the EN has no
+    /// certificate yet; then every link of the EN is mutual TLS.
+    #[arg(long, env = "EOS_EN_CLAIM_TOKEN", hide_env_values = true)]
+    claim_token: Option<String>,
+    /// The CO's HTTP API to enrol at (`http://co:8080`).
+    #[arg(long, env = "EOS_EN_ENROL_URL")]
+    enrol_url: Option<String>,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
     #[serde(skip)]

@@ -23,6 +23,17 @@ pub struct LoConfig {
     /// An EN silent for this long (no heartbeat, no result) counts as offline: its stream is
     /// dropped and its components may move to other ENs. ENs heartbeat every 5 s by default.
     pub en_grace_secs: u64,
+    /// Where the LO keeps its key and certificates (default: `tls` in the data directory). With
+    /// them, both its links are mutual TLS: to the CO, and from ENs, which must then hold a
+    /// certificate naming one of this site's nodes.
+    pub tls_dir: Option<PathBuf>,
+    /// A claim token for enrolling (`edgectl site claim`); used once, when the LO has no
+    /// certificate yet.
+    pub claim_token: Option<String>,
+    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`).
+    pub enrol_url: Option<String>,
+    /// The DNS names and addresses ENs reach this LO at (its certificate's names).
+    pub tls_names: Vec<String>,
 }
 
 impl Default for LoConfig {
@@ -36,6 +47,18 @@ impl Default for LoConfig {
             data_dir: PathBuf::from(".eos/lo"),
             poll_secs: 30,
             en_grace_secs: 15,
+            tls_dir: None,
+            claim_token: None,
+            enrol_url: None,
+            tls_names: vec!["127.0.0.1".into(), "localhost".into()],
         }
+    }
+}
+
+impl LoConfig {
+    pub fn tls_dir(&self) -> PathBuf {
+        self.tls_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls"))
     }
 }

@@ -21,6 +21,7 @@ pub struct OutboxView {
     pub pending: usize,
 }
 
+use anyhow::Context;
 use eos_adapter_git::SiteReader;
 use eos_domain::ids::SiteId;
 use site::Site;
@@ -60,6 +61,26 @@ impl Lo {
             || uuid::Uuid::new_v4().to_string(),
             clock.clone(),
         )?);
+        let claim = match (&config.enrol_url, &config.claim_token) {
+            (Some(url), Some(token)) => Some((url.as_str(), token.as_str())),
+            (None, Some(_)) => {
+                anyhow::bail!("claim_token is set but enrol_url (the CO's HTTP API) is not")
+            }
+            _ => None,
+        };
+        let tls = eos_adapter_pki::credentials(&config.tls_dir(), claim, &config.tls_names)
+            .await
+            .context("cannot enrol the LO")?
+            .map(|c| {
+                Arc::new(eos_adapter_grpc::Tls {
+                    certificate_pem: c.certificate_pem,
+                    key_pem: c.key_pem,
+                    ca_pem: c.ca_pem,
+                })
+            });
+        if tls.is_none() {
+            tracing::warn!(tls_dir = %config.tls_dir().display(), "no certificate: the link to the CO is plain gRPC, which a CO requiring mutual TLS refuses; enrol with a claim token (--claim-token, --enrol-url)");
+        }
         let grace = std::time::Duration::from_secs(config.en_grace_secs.max(1));
         let site = Arc::new(Site::open(site_id, records, outbox, grace, clock)?);
         let settled = site.clone();
@@ -67,9 +88,11 @@ impl Lo {
         let listen_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let hints = Arc::new(tokio::sync::Notify::new());
-        let server = eos_adapter_grpc::server().add_service(eos_adapter_grpc::NodeLinkServer::new(
-            nodes::NodeService::new(site.clone(), grace, stopped.clone()),
-        ));
+        let server = eos_adapter_grpc::server(tls.as_deref())
+            .context("cannot set up TLS for ENs")?
+            .add_service(eos_adapter_grpc::NodeLinkServer::new(
+                nodes::NodeService::new(site.clone(), grace, stopped.clone(), tls.is_some()),
+            ));
         let mut server_stop = stopped.clone();
         let tasks = vec![
             tokio::spawn(async move {
@@ -98,6 +121,7 @@ impl Lo {
                 site.clone(),
                 tenant,
                 config.co_endpoint.clone(),
+                tls,
                 hints,
                 stopped,
             )),

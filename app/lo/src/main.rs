@@ -33,6 +33,14 @@ struct Args {
     /// Seconds of silence after which an EN counts as offline (default 15).
     #[arg(long, env = "EOS_LO_EN_GRACE_SECS")]
     en_grace_secs: Option<u64>,
+    /// A claim token to enrol with (`edgectl site claim`), used once when the LO has no
+    /// certificate yet; then every link of the LO is mutual TLS.
+    #[arg(long, env = "EOS_LO_CLAIM_TOKEN", hide_env_values = true)]
+    claim_token: Option<String>,
+    /// The CO's HTTP API to enrol at (`http://co:8080`).
+    #[arg(long, env = "EOS_LO_ENROL_URL")]
+    enrol_url: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "EOS_LOG_JSON")]
     #[serde(skip)]
     log_json: bool,

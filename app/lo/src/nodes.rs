@@ -19,13 +19,25 @@ pub struct NodeService {
     site: Arc<Site>,
     grace: Duration,
     stop: tokio::sync::watch::Receiver<bool>,
+    /// Whether the link is mutual TLS: an EN then speaks only as the node its certificate names.
+    tls: bool,
 }
 
 impl NodeService {
     /// Serves ENs until `stop`, when every EN stream is ended (so ENs notice at once and dial
     /// again, rather than talking to a server that is going away).
-    pub fn new(site: Arc<Site>, grace: Duration, stop: tokio::sync::watch::Receiver<bool>) -> Self {
-        Self { site, grace, stop }
+    pub fn new(
+        site: Arc<Site>,
+        grace: Duration,
+        stop: tokio::sync::watch::Receiver<bool>,
+        tls: bool,
+    ) -> Self {
+        Self {
+            site,
+            grace,
+            stop,
+            tls,
+        }
     }
 }
 
@@ -39,6 +51,8 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         &self,
         request: Request<Streaming<pb::EnMessage>>,
     ) -> Result<Response<Commands>, Status> {
+        let peer = eos_adapter_grpc::peer_certificate(&request)
+            .and_then(|der| eos_adapter_pki::Identity::of_certificate(&der));
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -54,6 +68,24 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                 "device {device} is not of site {}",
                 self.site.id
             )));
+        }
+        if self.tls {
+            match &peer {
+                Some(id)
+                    if id.site == self.site.id.as_str()
+                        && id.node.as_deref() == Some(device.host().as_str()) => {}
+                Some(id) => {
+                    tracing::warn!(%device, certificate = %id, "refused an EN speaking for another node");
+                    return Err(Status::permission_denied(format!(
+                        "the certificate names {id}, not EN {device}"
+                    )));
+                }
+                None => {
+                    return Err(Status::unauthenticated(
+                        "the link needs a certificate naming the EN",
+                    ));
+                }
+            }
         }
         let caps = DeviceCapabilities::from_json(&hello.capabilities_json)
             .map_err(|p| Status::invalid_argument(format!("capabilities: {p}")))?;

@@ -21,6 +21,7 @@ pub async fn run(
     site: Arc<Site>,
     tenant: eos_domain::ids::TenantId,
     endpoint: String,
+    tls: Option<Arc<eos_adapter_grpc::Tls>>,
     hints: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
@@ -30,6 +31,7 @@ pub async fn run(
             site.clone(),
             tenant.clone(),
             endpoint.clone(),
+            tls.clone(),
             hints.clone(),
         )
     });
@@ -40,10 +42,11 @@ async fn session(
     site: Arc<Site>,
     tenant: eos_domain::ids::TenantId,
     endpoint: String,
+    tls: Option<Arc<eos_adapter_grpc::Tls>>,
     hints: Arc<Notify>,
 ) -> anyhow::Result<()> {
     let outbox: &Outbox = &site.outbox;
-    let mut client = UplinkClient::new(eos_adapter_grpc::dial(&endpoint).await?);
+    let mut client = UplinkClient::new(eos_adapter_grpc::dial(&endpoint, tls.as_deref()).await?);
     let (tx, rx) = mpsc::channel::<pb::LoMessage>(CHUNK);
     tx.send(pb::LoMessage {
         seq: 0,

@@ -15,6 +15,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod claims;
 mod deploy;
 mod events;
 mod fleet;
@@ -25,6 +26,10 @@ mod reports;
 mod resources;
 mod tenants;
 mod update;
+pub use claims::{
+    ClaimRefused, ClaimRequest, DEFAULT_CLAIM_TTL_SECS, MAX_CLAIM_TTL_SECS, TOKEN_PREFIX,
+    token_hash,
+};
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use fleet::SiteUpdate;
 pub use live::MAX_LOG_LINES;

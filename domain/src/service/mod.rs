@@ -5,7 +5,9 @@ pub mod page;
 pub mod ports;
 pub mod records;
 
-pub use control::{ControlPlane, TenantRequest, UserRequest};
+pub use control::{
+    ClaimRefused, ClaimRequest, ControlPlane, TOKEN_PREFIX, TenantRequest, UserRequest,
+};
 pub use page::{
     AppFilter, DeploymentFilter, DeviceFilter, LabelRequirement, MAX_PAGE, Page, PageRequest,
     label_pairs, parse_label_selector,

@@ -26,6 +26,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait ControlStore: Send + Sync {
     async fn insert_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>>;
+    async fn insert_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
+    async fn get_claim(&self, token_hash: &str) -> StoreResult<Option<ClaimRecord>>;
+    /// Marks a claim used at `now` unless it was used already; whether this call used it.
+    async fn use_claim(&self, token_hash: &str, now: &str) -> StoreResult<bool>;
     /// Replaces a tenant's signature policy; whether the tenant exists.
     async fn set_signature_policy(
         &self,

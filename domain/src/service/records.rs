@@ -653,3 +653,44 @@ mod event_filter_tests {
         );
     }
 }
+
+/// What a claim token lets its holder become: a site's LO, or one EN of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClaimRole {
+    Lo,
+    En,
+}
+
+impl ClaimRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lo => "lo",
+            Self::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lo" => Some(Self::Lo),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+}
+
+/// A claim token as the CO keeps it: only the token's SHA-256, what it is for, and whether it
+/// was used (a token works once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimRecord {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    pub tenant: TenantId,
+    pub site: SiteId,
+    pub role: ClaimRole,
+    /// The EN's host name (for an EN claim).
+    pub host: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub used_at: Option<String>,
+}

@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod drain;
 mod e2e;
+mod enrolment;
 mod events;
 mod failpoints;
 mod fingerprint;

@@ -125,8 +125,27 @@ async fn no_tenant_sees_or_touches_another_tenants_data() {
     let mut default_stream = Stream::open_as(&fleet, None, "?after=0", None).await;
     let mut globex_stream = Stream::open_as(&fleet, Some(GLOBEX), "?after=0", None).await;
 
-    // globex's site: its own LO (naming the tenant) and EN, on the same CO.
+    // globex's site: its own LO (naming the tenant) and EN, on the same CO, enrolled with
+    // globex's claim tokens.
     let co = fleet.co();
+    let co_url = format!("http://{}", co.http_addr);
+    let mut claims = Vec::new();
+    for body in [
+        json!({"role": "lo"}),
+        json!({"role": "en", "host": "node-1"}),
+    ] {
+        let r = fleet
+            .http
+            .post(fleet.url("/api/v1/sites/site-g/claims"))
+            .header("EOS-Tenant", GLOBEX)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let claim: serde_json::Value = r.json().await.unwrap();
+        claims.push(claim["token"].as_str().unwrap().to_owned());
+    }
     let lo = Lo::start(LoConfig {
         site_id: "site-g".into(),
         tenant: GLOBEX.into(),
@@ -136,6 +155,9 @@ async fn no_tenant_sees_or_touches_another_tenants_data() {
         data_dir: tmp.path().join("lo-g"),
         poll_secs: 2,
         en_grace_secs: 3,
+        claim_token: Some(claims[0].clone()),
+        enrol_url: Some(co_url.clone()),
+        ..LoConfig::default()
     })
     .await
     .unwrap();
@@ -150,6 +172,8 @@ async fn no_tenant_sees_or_touches_another_tenants_data() {
             "site-g-node-1-{}",
             tmp.path().file_name().unwrap_or_default().to_string_lossy()
         )),
+        claim_token: Some(claims[1].clone()),
+        enrol_url: Some(co_url),
         ..EnConfig::default()
     })
     .await

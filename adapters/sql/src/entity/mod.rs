@@ -299,3 +299,25 @@ pub mod device_labels {
     pub enum Relation {}
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod claims {
+    //! Claim tokens for enrolling LOs and ENs (by the token's hash).
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "claims")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub tenant_id: String,
+        pub site_id: String,
+        pub role: String,
+        pub host: Option<String>,
+        pub created_at: String,
+        pub expires_at: String,
+        pub used_at: Option<String>,
+    }
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+    impl ActiveModelBehavior for ActiveModel {}
+}

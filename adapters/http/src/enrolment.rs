@@ -1,0 +1,195 @@
+//! Enrolling LOs and ENs: an operator makes a claim token for a site
+//! (`POST /api/v1/sites/{site_id}/claims`), and the new device presents it once with its
+//! certificate signing request (`POST /api/v1/enrolments`, no bearer token: the claim token is
+//! the credential). The certificate names the identity the claim was for, whatever the request
+//! asked; the device's private key never leaves it. The CO wires in its certificate authority
+//! as a [`CertificateAuthority`].
+
+use crate::problem::{ApiError, ProblemDocument};
+use crate::routes::{Shared, body};
+use crate::tenancy::TenantScope;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use eos_domain::service::{ClaimRequest, ClaimRole};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// The CO's certificate authority, as the enrolment endpoint uses it.
+pub trait CertificateAuthority: Send + Sync {
+    /// A certificate for the key that signed `csr_pem`, naming the LO of `tenant`'s `site`
+    /// (`host` none) or its EN `host`, and, for an LO, the server `names` it asked for; with
+    /// its end of validity (RFC 3339).
+    fn issue(
+        &self,
+        csr_pem: &str,
+        tenant: &str,
+        site: &str,
+        host: Option<&str>,
+        names: &[String],
+    ) -> Result<(String, String), String>;
+    /// The CA certificate every tier trusts (PEM).
+    fn ca_pem(&self) -> String;
+}
+
+type EnrolState = (Shared, Option<Arc<dyn CertificateAuthority>>);
+
+pub(crate) fn router(control: Shared, ca: Option<Arc<dyn CertificateAuthority>>) -> Router {
+    Router::new()
+        .route("/api/v1/sites/{site_id}/claims", post(create_claim))
+        .route("/api/v1/enrolments", post(enrol))
+        .with_state((control, ca))
+}
+
+/// A claim token to make.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClaim {
+    /// `lo` (the site's local orchestrator) or `en` (one edge node).
+    pub role: String,
+    /// The EN's host name (required for `en`).
+    pub host: Option<String>,
+    /// Seconds the token lives (default 3,600; at most 86,400).
+    pub ttl_secs: Option<u64>,
+}
+
+/// A claim token, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct Claim {
+    /// Give it to the new LO or EN (`claim_token` in its config); it works once.
+    pub token: String,
+    pub site: String,
+    pub role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub expires_at: String,
+}
+
+/// Makes a single-use claim token for a new LO or EN of the site.
+#[utoipa::path(post, path = "/api/v1/sites/{site_id}/claims", tag = "enrolment", params(("site_id" = String, Path)), request_body = CreateClaim, responses((status = 201, body = Claim), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn create_claim(
+    State(state): State<EnrolState>,
+    TenantScope(tenant): TenantScope,
+    Path(site): Path<String>,
+    payload: Result<Json<CreateClaim>, JsonRejection>,
+) -> Result<(StatusCode, Json<Claim>), ApiError> {
+    let req = body(payload)?;
+    let (token, record) = state
+        .0
+        .create_claim(
+            &tenant,
+            &site,
+            ClaimRequest {
+                role: req.role,
+                host: req.host,
+                ttl_secs: req.ttl_secs,
+            },
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Claim {
+            token,
+            site: record.site.to_string(),
+            role: record.role.as_str().into(),
+            host: record.host,
+            expires_at: record.expires_at,
+        }),
+    ))
+}
+
+/// A new device's enrolment.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enrol {
+    /// The claim token.
+    pub token: String,
+    /// A PKCS#10 certificate signing request (PEM) for the key the device made.
+    pub csr: String,
+    /// For an LO: the DNS names and addresses its ENs reach it at.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// The device's certificate.
+#[derive(Serialize, ToSchema)]
+pub struct Enrolled {
+    /// PEM.
+    pub certificate: String,
+    /// The CA certificate to trust (PEM).
+    pub ca: String,
+    pub site: String,
+    /// The EN's host (none for an LO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub expires_at: String,
+}
+
+/// The most bytes of a signing request taken.
+const MAX_CSR: usize = 16 * 1024;
+
+/// Enrols a new LO or EN: spends its claim token and signs its request.
+#[utoipa::path(post, path = "/api/v1/enrolments", tag = "enrolment", request_body = Enrol, responses((status = 201, body = Enrolled), (status = 401, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn enrol(
+    State(state): State<EnrolState>,
+    payload: Result<Json<Enrol>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let (control, ca) = state;
+    let req = body(payload)?;
+    let Some(ca) = ca else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not Found",
+            "this CO has no certificate authority",
+        ));
+    };
+    if req.csr.len() > MAX_CSR || !req.csr.contains("-----BEGIN CERTIFICATE REQUEST-----") {
+        return Err(invalid(
+            "csr",
+            format!("not a PEM certificate signing request of at most {MAX_CSR} bytes"),
+        ));
+    }
+    let claim = match control.redeem_claim(&req.token).await? {
+        Ok(claim) => claim,
+        Err(refused) => return Ok(crate::auth::unauthorized(refused.to_string())),
+    };
+    let names = match claim.role {
+        ClaimRole::Lo => req.names,
+        ClaimRole::En => Vec::new(),
+    };
+    let (certificate, expires_at) = ca
+        .issue(
+            &req.csr,
+            claim.tenant.as_str(),
+            claim.site.as_str(),
+            claim.host.as_deref(),
+            &names,
+        )
+        .map_err(|why| invalid("csr", why))?;
+    tracing::info!(site = %claim.site, host = ?claim.host, role = claim.role.as_str(), "enrolled");
+    Ok((
+        StatusCode::CREATED,
+        Json(Enrolled {
+            certificate,
+            ca: ca.ca_pem(),
+            site: claim.site.to_string(),
+            host: claim.host,
+            expires_at,
+        }),
+    )
+        .into_response())
+}
+
+fn invalid(field: &str, why: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+        "Validation Failed",
+        format!("{field}: {}", why.into()),
+    )
+}

@@ -1,0 +1,500 @@
+//! The fleet's certificates. The CO runs a certificate authority ([`Authority`]): an ECDSA P-256
+//! key and a self-signed CA certificate kept in its data directory, which signs the CO's own gRPC
+//! server certificate and the certificates LOs and ENs ask for. An LO or EN makes its key where it
+//! runs and sends only a signing request ([`Credentials::request`]); the CA decides what the
+//! certificate says from the claim token it was enrolled with, never from the request. A
+//! certificate names its holder in a URI subject alternative name ([`Identity`]):
+//! `spiffe://eos/<tenant>/site/<site>` for an LO, `spiffe://eos/<tenant>/site/<site>/node/<host>`
+//! for an EN.
+//!
+//! [`enrol`] is the device's side of enrolment: make the key, send the request with the claim
+//! token to the CO (`POST /api/v1/enrolments`), keep what comes back.
+//!
+//! Lifetimes: the CA lives ten years; a device certificate [`DEVICE_LIFETIME_DAYS`] (30) and is
+//! renewed when a third of it is left, so a site cut off from the CO for seven days and more
+//! still holds valid certificates.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// How long a device's certificate is valid.
+pub const DEVICE_LIFETIME_DAYS: i64 = 30;
+/// How long the CA is valid.
+pub const CA_LIFETIME_DAYS: i64 = 3650;
+/// The URI scheme and trust domain of identities.
+const PREFIX: &str = "spiffe://eos/";
+
+/// Why a certificate operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+fn invalid(what: impl Into<String>, reason: impl std::fmt::Display) -> PkiError {
+    PkiError::Invalid {
+        what: what.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Who a certificate names: an LO (`node` none) or an EN of a tenant's site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub tenant: String,
+    pub site: String,
+    pub node: Option<String>,
+}
+
+impl Identity {
+    /// The URI subject alternative name that carries the identity.
+    pub fn uri(&self) -> String {
+        let site = format!("{PREFIX}{}/site/{}", self.tenant, self.site);
+        match &self.node {
+            None => site,
+            Some(node) => format!("{site}/node/{node}"),
+        }
+    }
+
+    /// The identity a URI names, if it is one of EOS's.
+    pub fn from_uri(uri: &str) -> Option<Self> {
+        let parts: Vec<&str> = uri.strip_prefix(PREFIX)?.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        match parts.as_slice() {
+            [tenant, "site", site] => Some(Self {
+                tenant: (*tenant).to_owned(),
+                site: (*site).to_owned(),
+                node: None,
+            }),
+            [tenant, "site", site, "node", node] => Some(Self {
+                tenant: (*tenant).to_owned(),
+                site: (*site).to_owned(),
+                node: Some((*node).to_owned()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The identity a peer's certificate (DER) names, when it names exactly one.
+    pub fn of_certificate(der: &[u8]) -> Option<Self> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let names = cert.subject_alternative_name().ok()??;
+        let mut found = names.value.general_names.iter().filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(uri) => Self::from_uri(uri),
+            _ => None,
+        });
+        let one = found.next()?;
+        found.next().is_none().then_some(one)
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.node {
+            None => write!(f, "the LO of site {} (tenant {})", self.site, self.tenant),
+            Some(node) => write!(f, "EN {}/{node} (tenant {})", self.site, self.tenant),
+        }
+    }
+}
+
+/// A certificate as issued: PEM, with its serial number and end of validity.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub certificate_pem: String,
+    /// Hex, lowercase.
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+}
+
+/// The CO's certificate authority.
+pub struct Authority {
+    issuer: Issuer<'static, KeyPair>,
+    certificate_pem: String,
+}
+
+/// The CA key's file in the data directory (PKCS#8 PEM, mode 0600).
+pub const CA_KEY_FILE: &str = "ca-key.pem";
+/// The CA certificate's file in the data directory.
+pub const CA_CERT_FILE: &str = "ca.pem";
+
+impl Authority {
+    /// The CA in `dir`, made on first use.
+    pub fn open_or_create(dir: &Path) -> Result<Self, PkiError> {
+        let key_path = dir.join(CA_KEY_FILE);
+        let cert_path = dir.join(CA_CERT_FILE);
+        if key_path.exists() && cert_path.exists() {
+            let key_pem = read(&key_path)?;
+            let certificate_pem = read(&cert_path)?;
+            let key = KeyPair::from_pem(&key_pem)
+                .map_err(|e| invalid(key_path.display().to_string(), e))?;
+            let issuer = Issuer::from_ca_cert_pem(&certificate_pem, key)
+                .map_err(|e| invalid(cert_path.display().to_string(), e))?;
+            return Ok(Self {
+                issuer,
+                certificate_pem,
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let key =
+            KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("CA key", e))?;
+        let mut params = CertificateParams::default();
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "EOS fleet CA");
+        name.push(DnType::OrganizationName, "EOS");
+        params.distinguished_name = name;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(CA_LIFETIME_DAYS);
+        let certificate = params
+            .self_signed(&key)
+            .map_err(|e| invalid("CA certificate", e))?;
+        write_private(&key_path, key.serialize_pem().as_bytes())?;
+        write(&cert_path, certificate.pem().as_bytes())?;
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            certificate_pem: certificate.pem(),
+        })
+    }
+
+    /// The CA certificate (PEM): what every tier trusts.
+    pub fn certificate_pem(&self) -> &str {
+        &self.certificate_pem
+    }
+
+    /// A certificate for the holder of the key that signed `csr_pem` (its signature is checked),
+    /// naming `identity`, and as a server also `names` (DNS names or IP addresses), valid
+    /// `days` from now.
+    pub fn issue(
+        &self,
+        csr_pem: &str,
+        identity: &Identity,
+        names: &[String],
+        days: i64,
+    ) -> Result<Issued, PkiError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| invalid("the certificate signing request", e))?;
+        let params = leaf(identity.uri(), Some(identity), names, days, true)?;
+        let serial = params.serial_number.clone().expect("leaf sets a serial");
+        let certificate = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(|e| invalid("signing", e))?;
+        Ok(Issued {
+            certificate_pem: certificate.pem(),
+            serial: hex(serial.as_ref()),
+            not_after: params.not_after,
+        })
+    }
+
+    /// A server certificate and its new key (PEM) for the CO's own gRPC listener, naming
+    /// `names`.
+    pub fn server_certificate(
+        &self,
+        names: &[String],
+        days: i64,
+    ) -> Result<(String, String), PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
+        let params = leaf("EOS CO".into(), None, names, days, false)?;
+        let certificate = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| invalid("signing", e))?;
+        Ok((certificate.pem(), key.serialize_pem()))
+    }
+}
+
+/// The parameters of a certificate for an end entity.
+fn leaf(
+    common_name: String,
+    identity: Option<&Identity>,
+    names: &[String],
+    days: i64,
+    client: bool,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    if let Some(identity) = identity {
+        let uri = identity
+            .uri()
+            .try_into()
+            .map_err(|e| invalid("identity", format!("{e:?}")))?;
+        params.subject_alt_names.push(SanType::URI(uri));
+    }
+    for name in names {
+        params.subject_alt_names.push(match name.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(
+                name.as_str()
+                    .try_into()
+                    .map_err(|e| invalid(format!("the name {name:?}"), format!("{e:?}")))?,
+            ),
+        });
+    }
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    if client {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
+    }
+    let mut serial = [0u8; 16];
+    getrandom(&mut serial);
+    serial[0] &= 0x7f;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(days);
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+/// Random bytes from the system's source.
+fn getrandom(out: &mut [u8]) {
+    aws_lc_rs::rand::fill(out).expect("the system's random source works");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What an LO or EN holds to speak mTLS: its key (never leaves the device), its certificate
+/// and the CA's, as PEM files in its TLS folder.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key_pem: String,
+    pub certificate_pem: String,
+    pub ca_pem: String,
+}
+
+/// The files of [`Credentials`] in a TLS folder.
+pub const KEY_FILE: &str = "key.pem";
+pub const CERT_FILE: &str = "cert.pem";
+pub const CA_FILE: &str = "ca.pem";
+
+impl Credentials {
+    /// The credentials in `dir`, when it holds all three files.
+    pub fn load(dir: &Path) -> Result<Option<Self>, PkiError> {
+        let [key, cert, ca] = [KEY_FILE, CERT_FILE, CA_FILE].map(|f| dir.join(f));
+        if !(key.exists() && cert.exists() && ca.exists()) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            key_pem: read(&key)?,
+            certificate_pem: read(&cert)?,
+            ca_pem: read(&ca)?,
+        }))
+    }
+
+    /// A new key, kept in `dir` (mode 0600) before anything is sent, and a signing request
+    /// for it naming `names` (the addresses this tier serves on, for an LO).
+    pub fn request(dir: &Path, names: &[String]) -> Result<String, PkiError> {
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
+        write_private(&dir.join(KEY_FILE), key.serialize_pem().as_bytes())?;
+        let params = CertificateParams::new(names.to_vec()).map_err(|e| invalid("names", e))?;
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| invalid("signing request", e))?;
+        csr.pem().map_err(|e| invalid("signing request", e))
+    }
+
+    /// Keeps the certificate and CA the CO sent for the key `request` made.
+    pub fn store(dir: &Path, certificate_pem: &str, ca_pem: &str) -> Result<Self, PkiError> {
+        write(&dir.join(CERT_FILE), certificate_pem.as_bytes())?;
+        write(&dir.join(CA_FILE), ca_pem.as_bytes())?;
+        Self::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "no key"))
+    }
+
+    /// Who the certificate names, and until when it is valid.
+    pub fn identity(&self) -> Result<(Identity, OffsetDateTime), PkiError> {
+        let pem = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?
+            .1;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let identity = Identity::of_certificate(&pem.contents)
+            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
+        Ok((identity, cert.validity().not_after.to_datetime()))
+    }
+}
+
+/// The credentials in `dir`; when there are none and a claim token is given, enrols at the CO
+/// whose HTTP API is `enrol_url` first (the key is made here and never sent). `names` are the
+/// addresses an LO serves its ENs on. `None`: not enrolled and no token (plain links).
+pub async fn credentials(
+    dir: &Path,
+    claim: Option<(&str, &str)>,
+    names: &[String],
+) -> Result<Option<Credentials>, PkiError> {
+    if let Some(found) = Credentials::load(dir)? {
+        return Ok(Some(found));
+    }
+    let Some((enrol_url, token)) = claim else {
+        return Ok(None);
+    };
+    enrol(dir, enrol_url, token, names).await.map(Some)
+}
+
+/// Enrols with `token` at the CO whose HTTP API is `enrol_url`.
+pub async fn enrol(
+    dir: &Path,
+    enrol_url: &str,
+    token: &str,
+    names: &[String],
+) -> Result<Credentials, PkiError> {
+    let csr = Credentials::request(dir, names)?;
+    let url = format!("{}/api/v1/enrolments", enrol_url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({"token": token.trim(), "csr": csr, "names": names}))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| invalid(format!("enrolment at {url}"), e))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| invalid(format!("enrolment at {url}"), e))?;
+    if !status.is_success() {
+        let why = answer["detail"].as_str().unwrap_or("no reason given");
+        return Err(invalid(
+            format!("enrolment at {url} refused ({status})"),
+            why,
+        ));
+    }
+    let (Some(certificate), Some(ca)) = (answer["certificate"].as_str(), answer["ca"].as_str())
+    else {
+        return Err(invalid(
+            format!("enrolment at {url}"),
+            "no certificate in the answer",
+        ));
+    };
+    Credentials::store(dir, certificate, ca)
+}
+
+fn read(path: &Path) -> Result<String, PkiError> {
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.into(),
+        source,
+    })
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| PkiError::Io {
+            path: path.into(),
+            source,
+        })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| PkiError::Io {
+            path: path.into(),
+            source,
+        })?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| PkiError::Io {
+            path: path.into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_gets_a_certificate_naming_what_its_claim_said() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Authority::open_or_create(&tmp.path().join("ca")).unwrap();
+        let device = tmp.path().join("en");
+        // The request asks for a name of its own; the CA names the claim's identity.
+        let csr = Credentials::request(&device, &["evil.example".into()]).unwrap();
+        let identity = Identity {
+            tenant: "acme".into(),
+            site: "site-1".into(),
+            node: Some("node-1".into()),
+        };
+        let issued = ca
+            .issue(&csr, &identity, &[], DEVICE_LIFETIME_DAYS)
+            .unwrap();
+        let creds =
+            Credentials::store(&device, &issued.certificate_pem, ca.certificate_pem()).unwrap();
+        let (named, not_after) = creds.identity().unwrap();
+        assert_eq!(named, identity);
+        assert!(not_after > OffsetDateTime::now_utc() + Duration::days(29));
+        assert!(!issued.certificate_pem.contains("evil"));
+        // The same CA again, from its files.
+        let again = Authority::open_or_create(&tmp.path().join("ca")).unwrap();
+        assert_eq!(again.certificate_pem(), ca.certificate_pem());
+    }
+
+    #[test]
+    fn a_tampered_request_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Authority::open_or_create(tmp.path()).unwrap();
+        let csr = Credentials::request(&tmp.path().join("lo"), &[]).unwrap();
+        let lines: Vec<&str> = csr.lines().collect();
+        let mut body: Vec<u8> = lines[1].bytes().collect();
+        body[40] = if body[40] == b'A' { b'B' } else { b'A' };
+        let tampered = csr.replace(lines[1], std::str::from_utf8(&body).unwrap());
+        let identity = Identity {
+            tenant: "acme".into(),
+            site: "s".into(),
+            node: None,
+        };
+        assert!(ca.issue(&tampered, &identity, &[], 1).is_err());
+    }
+
+    #[test]
+    fn identities_read_back_from_their_uris() {
+        for node in [None, Some("n".to_owned())] {
+            let id = Identity {
+                tenant: "acme".into(),
+                site: "site-1".into(),
+                node,
+            };
+            assert_eq!(Identity::from_uri(&id.uri()), Some(id));
+        }
+        assert_eq!(Identity::from_uri("spiffe://other/acme/site/x"), None);
+        assert_eq!(Identity::from_uri("spiffe://eos/acme/site/a/b"), None);
+        assert_eq!(Identity::from_uri("spiffe://eos/site/a"), None);
+    }
+}

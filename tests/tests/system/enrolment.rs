@@ -1,0 +1,228 @@
+//! Device enrolment and mutual TLS, through the real CO, LO and EN. The CO requires mTLS on its
+//! gRPC link; the LO and the EN start with claim tokens an operator made, make their keys
+//! locally, enrol, and the EN appears online with its capabilities, a sample app running on it
+//! over the mTLS links. A claim token works once and not after it expires. A gRPC client with
+//! no certificate, one of a CA of its own, or another site's or node's certificate is refused
+//! by the CO and by the LO.
+
+use eos_adapter_grpc::pb::{self, en_message, lo_message};
+use eos_adapter_grpc::{NodeLinkClient, Tls, UplinkClient};
+use eos_tests::{Fleet, LIMIT, eventually};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// A claim token for `site` (an LO's, or the EN `host`'s when given), made by the admin.
+async fn claim(fleet: &Fleet, site: &str, host: Option<&str>, ttl: u64) -> String {
+    let body = match host {
+        None => json!({"role": "lo", "ttl_secs": ttl}),
+        Some(h) => json!({"role": "en", "host": h, "ttl_secs": ttl}),
+    };
+    let (code, answer) = fleet
+        .post(&format!("/api/v1/sites/{site}/claims"), body)
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{answer}");
+    let token = answer["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("eosclaim_"));
+    token
+}
+
+/// Enrols with `token` into `dir` as a device would; the mTLS material, or the refusal.
+async fn enrol(fleet: &Fleet, dir: &Path, token: &str) -> Result<Tls, String> {
+    let url = format!("http://{}", fleet.co().http_addr);
+    eos_adapter_pki::enrol(dir, &url, token, &["127.0.0.1".into()])
+        .await
+        .map(|c| Tls {
+            certificate_pem: c.certificate_pem,
+            key_pem: c.key_pem,
+            ca_pem: c.ca_pem,
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Opens an uplink session as the LO of `site` with `tls`: the status it ends with, if refused.
+async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), tonic::Status> {
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
+    let hello = pb::LoMessage {
+        seq: 0,
+        body: Some(lo_message::Body::Hello(pb::LoHello {
+            site_id: site.into(),
+            version: "test".into(),
+            outbox_id: "test-outbox".into(),
+            tenant: String::new(),
+        })),
+        observed_at: String::new(),
+    };
+    let mut inbound = UplinkClient::new(channel)
+        .session(tokio_stream::iter([hello]))
+        .await?
+        .into_inner();
+    inbound.message().await?;
+    Ok(())
+}
+
+/// Opens a node session as EN `device` with `tls`.
+async fn node_as(endpoint: &str, tls: Option<&Tls>, device: &str) -> Result<(), tonic::Status> {
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
+    let hello = pb::EnMessage {
+        body: Some(en_message::Body::Hello(pb::EnHello {
+            device_id: device.into(),
+            capabilities_json: r#"{"labels":{}}"#.into(),
+            running: vec![],
+        })),
+    };
+    let mut inbound = NodeLinkClient::new(channel)
+        .session(tokio_stream::iter([hello]))
+        .await?
+        .into_inner();
+    inbound.message().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &["node-1"], |c| c.grpc_tls = true)
+        .await
+        .unwrap();
+    // Zero touch: the EN enrolled with its claim token and is online with its capabilities.
+    fleet.await_online(&["node-1"]).await;
+    let devices: Value = fleet.get("/api/v1/devices").await.unwrap();
+    let runtimes = devices[0]["capabilities"].to_string();
+    assert!(runtimes.contains("wasm"), "{devices}");
+    // The key was made on the device and stays there; the certificate names the node.
+    let tls_dir = tmp.path().join("en/node-1/tls");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tls_dir.join("key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let creds = eos_adapter_pki::Credentials::load(&tls_dir)
+        .unwrap()
+        .unwrap();
+    let (identity, _) = creds.identity().unwrap();
+    assert_eq!(
+        identity.uri(),
+        "spiffe://eos/default/site/site-1/node/node-1"
+    );
+    // Work flows over the mTLS links.
+    fleet.deploy_sample(Some("node-1")).await.unwrap();
+
+    // A claim token works once.
+    let token = claim(&fleet, "site-1", Some("node-2"), 600).await;
+    let node2 = enrol(&fleet, &tmp.path().join("node-2"), &token)
+        .await
+        .unwrap();
+    let again = enrol(&fleet, &tmp.path().join("node-2b"), &token)
+        .await
+        .unwrap_err();
+    assert!(again.contains("used already"), "{again}");
+    // An expired one not at all.
+    let late = claim(&fleet, "site-1", Some("node-3"), 60).await;
+    fleet.clock.advance(std::time::Duration::from_secs(61));
+    let expired = enrol(&fleet, &tmp.path().join("node-3"), &late)
+        .await
+        .unwrap_err();
+    assert!(expired.contains("expired"), "{expired}");
+    let unknown = enrol(&fleet, &tmp.path().join("node-4"), "eosclaim_made-up")
+        .await
+        .unwrap_err();
+    assert!(unknown.contains("not one this CO issued"), "{unknown}");
+
+    // The CO refuses an LO without a certificate, with one of another CA, or of another site.
+    let co = format!("http://{}", fleet.co().grpc_addr);
+    let ca_pem = creds.ca_pem.clone();
+    assert!(
+        uplink_as(&co, None, "site-1").await.is_err(),
+        "plain gRPC to the CO"
+    );
+    // TLS that trusts the CA but shows no certificate of its own.
+    let bare = tonic::transport::Endpoint::from_shared(co.replacen("http://", "https://", 1))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&ca_pem))
+                .domain_name("127.0.0.1"),
+        )
+        .unwrap();
+    let refused = match bare.connect().await {
+        Err(_) => true,
+        Ok(channel) => UplinkClient::new(channel)
+            .session(tokio_stream::iter(Vec::<pb::LoMessage>::new()))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "no client certificate");
+    let own_ca = eos_adapter_pki::Authority::open_or_create(&tmp.path().join("rogue-ca")).unwrap();
+    let rogue_dir = tmp.path().join("rogue");
+    let csr = eos_adapter_pki::Credentials::request(&rogue_dir, &[]).unwrap();
+    let rogue_cert = own_ca
+        .issue(
+            &csr,
+            &eos_adapter_pki::Identity {
+                tenant: "default".into(),
+                site: "site-1".into(),
+                node: None,
+            },
+            &[],
+            1,
+        )
+        .unwrap();
+    let rogue = Tls {
+        certificate_pem: rogue_cert.certificate_pem,
+        key_pem: std::fs::read_to_string(rogue_dir.join("key.pem")).unwrap(),
+        ca_pem: ca_pem.clone(),
+    };
+    assert!(
+        uplink_as(&co, Some(&rogue), "site-1").await.is_err(),
+        "a certificate of another CA"
+    );
+    let site2 = enrol(
+        &fleet,
+        &tmp.path().join("site-2"),
+        &claim(&fleet, "site-2", None, 600).await,
+    )
+    .await
+    .unwrap();
+    let status = uplink_as(&co, Some(&site2), "site-1").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("site site-2"), "{status:?}");
+
+    // The LO refuses an EN without a certificate, or one with another node's certificate.
+    let lo = format!("http://{}", fleet.lo.as_ref().unwrap().listen_addr);
+    assert!(
+        node_as(&lo, None, "site-1/node-1").await.is_err(),
+        "plain gRPC to the LO"
+    );
+    assert!(
+        node_as(&lo, Some(&rogue), "site-1/node-1").await.is_err(),
+        "another CA to the LO"
+    );
+    let status = node_as(&lo, Some(&node2), "site-1/node-1")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // node-2's own certificate passes as node-2: the LO goes on to read its hello (and finds
+    // the test's made-up capabilities wanting).
+    let welcome = node_as(&lo, Some(&node2), "site-1/node-2")
+        .await
+        .unwrap_err();
+    assert_eq!(welcome.code(), tonic::Code::InvalidArgument, "{welcome:?}");
+    assert!(welcome.message().starts_with("capabilities"), "{welcome:?}");
+    eventually("node-1 still online", LIMIT, || async {
+        (fleet
+            .devices_online()
+            .await?
+            .contains(&("site-1/node-1".to_owned(), true)))
+        .then_some(())
+    })
+    .await;
+    fleet.shutdown().await;
+}
