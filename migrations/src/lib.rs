@@ -16,6 +16,7 @@ mod m0011_site_time_zone;
 mod m0012_device_labels;
 mod m0013_tenant_signature_policy;
 mod m0014_claims;
+mod m0015_revocations;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0012_device_labels::Migration),
             Box::new(m0013_tenant_signature_policy::Migration),
             Box::new(m0014_claims::Migration),
+            Box::new(m0015_revocations::Migration),
         ]
     }
 }

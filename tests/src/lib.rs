@@ -46,6 +46,12 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A tier's settings, for a test to change before the tier starts.
+pub enum Tier<'a> {
+    Lo(&'a mut LoConfig),
+    En(&'a mut EnConfig),
+}
+
 /// Which links of a [`Fleet`] run through a [`FaultProxy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {
@@ -99,7 +105,7 @@ impl Fleet {
         hosts: &[&str],
         links: Links,
     ) -> anyhow::Result<Self> {
-        Self::start_full(dir, site, hosts, links, None, |_| {}).await
+        Self::start_full(dir, site, hosts, links, None, |_| {}, &|_| {}).await
     }
 
     /// Like `start`, with the CO's configuration changed by `edit` first (an identity
@@ -110,7 +116,19 @@ impl Fleet {
         hosts: &[&str],
         edit: impl FnOnce(&mut CoConfig),
     ) -> anyhow::Result<Self> {
-        Self::start_full(dir, site, hosts, Links::Direct, None, edit).await
+        Self::start_full(dir, site, hosts, Links::Direct, None, edit, &|_| {}).await
+    }
+
+    /// Like `start_with_co`, with each LO and EN setting changed by `tier` too (for the LO,
+    /// and each EN, after the harness filled them in).
+    pub async fn start_with_tiers(
+        dir: &Path,
+        site: &str,
+        hosts: &[&str],
+        co: impl FnOnce(&mut CoConfig),
+        tier: &dyn Fn(Tier<'_>),
+    ) -> anyhow::Result<Self> {
+        Self::start_full(dir, site, hosts, Links::Direct, None, co, tier).await
     }
 
     /// Like `start`, with the CO's database at `database_url` (`DATABASE_URL`: PostgreSQL,
@@ -128,6 +146,7 @@ impl Fleet {
             Links::Direct,
             Some(database_url.to_owned()),
             |_| {},
+            &|_| {},
         )
         .await
     }
@@ -139,6 +158,7 @@ impl Fleet {
         links: Links,
         database_url: Option<String>,
         edit: impl FnOnce(&mut CoConfig),
+        tier: &dyn Fn(Tier<'_>),
     ) -> anyhow::Result<Self> {
         let uplink_proxy = links == Links::ProxiedUplink;
         let clock = SimClock::new();
@@ -182,6 +202,7 @@ impl Fleet {
             claim_token: lo_claim,
             ..LoConfig::default()
         };
+        tier(Tier::Lo(&mut lo_config));
         // The LO reaches the repository through a link that `cut_git` removes.
         std::os::unix::fs::symlink(dir.join("co/deployments.git"), Self::git_link(dir))?;
         let lo = Lo::start_with_clock(lo_config.clone(), clock.clone()).await?;
@@ -221,6 +242,10 @@ impl Fleet {
                 ..EnConfig::default()
             })
             .collect();
+        let mut en_configs = en_configs;
+        for config in &mut en_configs {
+            tier(Tier::En(config));
+        }
         let mut ens = Vec::new();
         for config in &en_configs {
             ens.push(Some(En::start(config.clone()).await?));

@@ -106,6 +106,106 @@ pub fn server(tls: Option<&Tls>) -> Result<tonic::transport::Server, tonic::tran
         .tcp_nodelay(true))
 }
 
+/// A server's mutual TLS whose certificate can be replaced while it serves (a renewal): new
+/// connections get the new one, open ones go on. Clients must show a certificate of the CA.
+#[derive(Clone)]
+pub struct ServerTls {
+    config: std::sync::Arc<std::sync::RwLock<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>>,
+}
+
+impl ServerTls {
+    pub fn new(tls: &Tls) -> Result<Self, String> {
+        Ok(Self {
+            config: std::sync::Arc::new(std::sync::RwLock::new(server_config(tls)?)),
+        })
+    }
+
+    /// Serves with `tls` from the next connection on.
+    pub fn replace(&self, tls: &Tls) -> Result<(), String> {
+        let config = server_config(tls)?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        tokio_rustls::TlsAcceptor::from(config)
+    }
+}
+
+fn server_config(tls: &Tls) -> Result<std::sync::Arc<tokio_rustls::rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| format!("the CA certificate: {e}"))?)
+            .map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("client verification: {e}"))?;
+    let chain = CertificateDer::pem_slice_iter(tls.certificate_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| format!("the key: {e}"))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+/// Like [`serve`], speaking mutual TLS with `tls` (whose certificate may be replaced while it
+/// serves). Handshakes run beside each other; one that fails is logged and dropped.
+pub async fn serve_tls<F>(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+    tls: ServerTls,
+    shutdown: F,
+) -> Result<(), tonic::transport::Error>
+where
+    F: std::future::Future<Output = ()> + Send,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let accepting = tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (tls.acceptor(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok::<_, std::io::Error>(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "refused a TLS client"),
+                    Err(_) => tracing::info!(%peer, "a TLS handshake took too long"),
+                }
+            });
+        }
+    });
+    let served = router
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
+        .await;
+    accepting.abort();
+    served
+}
+
 /// The client's certificate (DER) on a mutual TLS link; none on a plain one.
 pub fn peer_certificate<T>(request: &tonic::Request<T>) -> Option<Vec<u8>> {
     let certs = request.peer_certs()?;

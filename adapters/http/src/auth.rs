@@ -225,9 +225,15 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/openapi.json", Action::Public),
     ("GET", "/api/v1/auth/provider", Action::Public),
     ("POST", "/api/v1/enrolments", Action::Public),
+    ("POST", "/api/v1/renewals", Action::Public),
     (
         "POST",
         "/api/v1/sites/{site_id}/claims",
+        Action::ManageFleet,
+    ),
+    (
+        "POST",
+        "/api/v1/sites/{site_id}/revocations",
         Action::ManageFleet,
     ),
     ("GET", "/api/v1/signature-policy", Action::Read),

@@ -32,8 +32,27 @@ pub trait CertificateAuthority: Send + Sync {
         host: Option<&str>,
         names: &[String],
     ) -> Result<(String, String), String>;
+    /// The next certificate for the holder of `certificate_pem` and its key (`proof`: the
+    /// request signed with it), naming the same identity.
+    fn renew(
+        &self,
+        certificate_pem: &str,
+        csr_pem: &str,
+        proof: &[u8],
+        names: &[String],
+    ) -> Result<Renewal, String>;
     /// The CA certificate every tier trusts (PEM).
     fn ca_pem(&self) -> String;
+}
+
+/// A renewed certificate and what the caller checks it against.
+pub struct Renewal {
+    pub site: String,
+    pub host: Option<String>,
+    pub certificate_pem: String,
+    pub expires_at: String,
+    /// When the certificate it replaces was issued (RFC 3339): a revocation since refuses it.
+    pub previous_issued_at: String,
 }
 
 type EnrolState = (Shared, Option<Arc<dyn CertificateAuthority>>);
@@ -42,6 +61,8 @@ pub(crate) fn router(control: Shared, ca: Option<Arc<dyn CertificateAuthority>>)
     Router::new()
         .route("/api/v1/sites/{site_id}/claims", post(create_claim))
         .route("/api/v1/enrolments", post(enrol))
+        .route("/api/v1/sites/{site_id}/revocations", post(revoke))
+        .route("/api/v1/renewals", post(renew))
         .with_state((control, ca))
 }
 
@@ -98,6 +119,45 @@ pub async fn create_claim(
             role: record.role.as_str().into(),
             host: record.host,
             expires_at: record.expires_at,
+        }),
+    ))
+}
+
+/// What to revoke.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    /// The EN's host name; none revokes the site's LO.
+    pub host: Option<String>,
+}
+
+/// A revocation.
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    pub site: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Certificates issued until then are refused.
+    pub revoked_at: String,
+}
+
+/// Revokes the certificates of a site's LO, or of one of its ENs: refused from now on, and cut
+/// off at once when connected. The device can enrol again with a new claim token.
+#[utoipa::path(post, path = "/api/v1/sites/{site_id}/revocations", tag = "enrolment", params(("site_id" = String, Path)), request_body = Revoke, responses((status = 201, body = Revoked), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn revoke(
+    State(state): State<EnrolState>,
+    TenantScope(tenant): TenantScope,
+    Path(site): Path<String>,
+    payload: Result<Json<Revoke>, JsonRejection>,
+) -> Result<(StatusCode, Json<Revoked>), ApiError> {
+    let req = body(payload)?;
+    let r = state.0.revoke(&tenant, &site, req.host).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Revoked {
+            site: r.site.to_string(),
+            host: r.host,
+            revoked_at: r.revoked_at,
         }),
     ))
 }
@@ -180,6 +240,82 @@ pub async fn enrol(
             site: claim.site.to_string(),
             host: claim.host,
             expires_at,
+        }),
+    )
+        .into_response())
+}
+
+/// A device's renewal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// The device's current certificate (PEM), of this CO's CA and unexpired.
+    pub certificate: String,
+    /// A PKCS#10 request (PEM) for the device's new key.
+    pub csr: String,
+    /// `csr` signed with the current certificate's key (ECDSA P-256, SHA-256; base64).
+    pub proof: String,
+    /// For an LO: the names its ENs reach it at.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// Renews a device's certificate before it expires: no claim token, the current certificate
+/// and its key are the credential. A revoked certificate is refused.
+#[utoipa::path(post, path = "/api/v1/renewals", tag = "enrolment", request_body = Renew, responses((status = 201, body = Enrolled), (status = 401, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn renew(
+    State(state): State<EnrolState>,
+    payload: Result<Json<Renew>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    let (control, ca) = state;
+    let req = body(payload)?;
+    let Some(ca) = ca else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not Found",
+            "this CO has no certificate authority",
+        ));
+    };
+    if req.csr.len() > MAX_CSR || req.certificate.len() > MAX_CSR {
+        return Err(invalid("csr", format!("at most {MAX_CSR} bytes")));
+    }
+    let proof = base64::engine::general_purpose::STANDARD
+        .decode(req.proof.trim())
+        .map_err(|e| invalid("proof", format!("not base64: {e}")))?;
+    let renewal = match ca.renew(&req.certificate, &req.csr, &proof, &req.names) {
+        Ok(r) => r,
+        Err(why) => return Ok(crate::auth::unauthorized(why)),
+    };
+    let site = eos_domain::ids::SiteId::parse(&renewal.site)
+        .map_err(|e| invalid("certificate", e.to_string()))?;
+    let revoked = control
+        .site_revocations(&site)
+        .await?
+        .into_iter()
+        .find(|r| {
+            r.host == renewal.host
+                && eos_domain::service::revocation_covers(
+                    &r.revoked_at,
+                    &renewal.previous_issued_at,
+                )
+        });
+    if let Some(r) = revoked {
+        return Ok(crate::auth::unauthorized(format!(
+            "the certificate was revoked at {}",
+            r.revoked_at
+        )));
+    }
+    tracing::info!(site = %renewal.site, host = ?renewal.host, "certificate renewed");
+    Ok((
+        StatusCode::CREATED,
+        Json(Enrolled {
+            certificate: renewal.certificate_pem,
+            ca: ca.ca_pem(),
+            site: renewal.site,
+            host: renewal.host,
+            expires_at: renewal.expires_at,
         }),
     )
         .into_response())

@@ -71,6 +71,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::identity::provider,
         crate::enrolment::create_claim,
         crate::enrolment::enrol,
+        crate::enrolment::revoke,
+        crate::enrolment::renew,
         crate::identity::issue_token
     ),
     modifiers(&TenantHeader, &BearerAuth),
@@ -109,6 +111,9 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::enrolment::Claim,
         crate::enrolment::Enrol,
         crate::enrolment::Enrolled,
+        crate::enrolment::Revoke,
+        crate::enrolment::Renew,
+        crate::enrolment::Revoked,
         crate::identity::IssueToken,
         crate::identity::IssuedToken
     ))

@@ -49,6 +49,26 @@ fn invalid(what: impl Into<String>, reason: impl std::fmt::Display) -> PkiError 
     }
 }
 
+/// How far before its issue a certificate's validity starts (clocks differ a little).
+const BACKDATE: Duration = Duration::minutes(5);
+
+/// When a certificate (DER) was issued, as its validity says.
+pub fn issued_at(der: &[u8]) -> Option<OffsetDateTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_before.to_datetime() + BACKDATE)
+}
+
+/// Whether a revocation at `revoked_at` (RFC 3339) covers a certificate (DER): one issued no
+/// later than that.
+/// An unreadable time counts as revoked.
+pub fn revoked_by(der: &[u8], revoked_at: &str) -> bool {
+    let at = OffsetDateTime::parse(revoked_at, &time::format_description::well_known::Rfc3339);
+    match (issued_at(der), at) {
+        (Some(issued), Ok(at)) => issued <= at,
+        _ => true,
+    }
+}
+
 /// Who a certificate names: an LO (`node` none) or an EN of a tenant's site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -108,6 +128,15 @@ impl std::fmt::Display for Identity {
             Some(node) => write!(f, "EN {}/{node} (tenant {})", self.site, self.tenant),
         }
     }
+}
+
+/// What a renewal proved: who the current certificate names, and that certificate (DER), for
+/// the caller's revocation check.
+#[derive(Debug, Clone)]
+pub struct Renewed {
+    pub identity: Identity,
+    pub previous_der: Vec<u8>,
+    pub issued: Issued,
 }
 
 /// A certificate as issued: PEM, with its serial number and end of validity.
@@ -207,6 +236,49 @@ impl Authority {
         })
     }
 
+    /// The next certificate for a device that holds `certificate_pem` (of this CA, unexpired)
+    /// and its key: `proof` is `csr_pem` signed with that key (ECDSA P-256, SHA-256). The new
+    /// certificate names the same identity, for the new key the request carries.
+    pub fn renew(
+        &self,
+        certificate_pem: &str,
+        csr_pem: &str,
+        proof: &[u8],
+        names: &[String],
+        days: i64,
+    ) -> Result<Renewed, PkiError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("CA", e))?;
+        let (_, ca) =
+            x509_parser::parse_x509_certificate(&ca_pem.contents).map_err(|e| invalid("CA", e))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| invalid("certificate", "not issued by this CO's CA"))?;
+        if !cert.validity().is_valid() {
+            return Err(invalid(
+                "certificate",
+                "expired; enrol again with a new claim token",
+            ));
+        }
+        let identity = Identity::of_certificate(&pem.contents)
+            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            cert.public_key().subject_public_key.data.to_vec(),
+        );
+        key.verify(csr_pem.as_bytes(), proof)
+            .map_err(|_| invalid("proof", "not the request signed with the certificate's key"))?;
+        let issued = self.issue(csr_pem, &identity, names, days)?;
+        Ok(Renewed {
+            identity,
+            previous_der: pem.contents.clone(),
+            issued,
+        })
+    }
+
     /// A server certificate and its new key (PEM) for the CO's own gRPC listener, naming
     /// `names`.
     pub fn server_certificate(
@@ -264,7 +336,7 @@ fn leaf(
     serial[0] &= 0x7f;
     params.serial_number = Some(SerialNumber::from_slice(&serial));
     let now = OffsetDateTime::now_utc();
-    params.not_before = now - Duration::minutes(5);
+    params.not_before = now - BACKDATE;
     params.not_after = now + Duration::days(days);
     params.use_authority_key_identifier_extension = true;
     Ok(params)
@@ -340,6 +412,109 @@ impl Credentials {
         let identity = Identity::of_certificate(&pem.contents)
             .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
         Ok((identity, cert.validity().not_after.to_datetime()))
+    }
+}
+
+impl Credentials {
+    /// Whether less than a third of the certificate's lifetime is left (or `within` of it, when
+    /// given: a test's way to renew now).
+    pub fn needs_renewal(&self, within: Option<Duration>) -> Result<bool, PkiError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let not_after = cert.validity().not_after.to_datetime();
+        let issued = cert.validity().not_before.to_datetime() + BACKDATE;
+        let margin = within.unwrap_or((not_after - issued) / 3);
+        Ok(OffsetDateTime::now_utc() + margin >= not_after)
+    }
+}
+
+/// Renews the credentials in `dir` at the CO whose HTTP API is `enrol_url`: a new key is made
+/// here, its request is signed with the current key as proof, and the new certificate and key
+/// replace the old once the CO has answered. Links opened afterwards use them; open ones go on.
+pub async fn renew(dir: &Path, enrol_url: &str, names: &[String]) -> Result<Credentials, PkiError> {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let current = Credentials::load(dir)?
+        .ok_or_else(|| invalid(dir.display().to_string(), "not enrolled"))?;
+    let current_key = KeyPair::from_pem(&current.key_pem).map_err(|e| invalid("key", e))?;
+    let next = dir.join("next");
+    let csr = Credentials::request(&next, names)?;
+    let proof = current_key
+        .sign(csr.as_bytes())
+        .map_err(|e| invalid("proof", e))?;
+    let url = format!("{}/api/v1/renewals", enrol_url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&serde_json::json!({
+            "certificate": current.certificate_pem,
+            "csr": csr,
+            "proof": base64::engine::general_purpose::STANDARD.encode(proof),
+            "names": names,
+        }))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| invalid(format!("renewal at {url}"), e))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| invalid(format!("renewal at {url}"), e))?;
+    if !status.is_success() {
+        let why = answer["detail"].as_str().unwrap_or("no reason given");
+        return Err(invalid(format!("renewal at {url} refused ({status})"), why));
+    }
+    let Some(certificate) = answer["certificate"].as_str() else {
+        return Err(invalid(
+            format!("renewal at {url}"),
+            "no certificate in the answer",
+        ));
+    };
+    // The new pair replaces the old: the key first, then its certificate.
+    write(&next.join(CERT_FILE), certificate.as_bytes())?;
+    for file in [KEY_FILE, CERT_FILE] {
+        std::fs::rename(next.join(file), dir.join(file)).map_err(|source| PkiError::Io {
+            path: dir.join(file),
+            source,
+        })?;
+    }
+    Credentials::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "lost on renewal"))
+}
+
+/// Checks the credentials in `dir` now and every `every`, renews them when
+/// [`Credentials::needs_renewal`] says so, and hands each renewed set to `renewed`; until `stop`.
+pub async fn keep_renewed(
+    dir: PathBuf,
+    enrol_url: String,
+    names: Vec<String>,
+    every: std::time::Duration,
+    within: Option<Duration>,
+    renewed: impl Fn(Credentials) + Send,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match Credentials::load(&dir).and_then(|c| match c {
+            Some(c) => c.needs_renewal(within),
+            None => Ok(false),
+        }) {
+            Ok(false) => {}
+            Ok(true) => match renew(&dir, &enrol_url, &names).await {
+                Ok(fresh) => {
+                    if let Ok((identity, until)) = fresh.identity() {
+                        tracing::info!(%identity, %until, "certificate renewed");
+                    }
+                    renewed(fresh);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the certificate yet"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot read the certificate"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -464,6 +639,45 @@ mod tests {
         // The same CA again, from its files.
         let again = Authority::open_or_create(&tmp.path().join("ca")).unwrap();
         assert_eq!(again.certificate_pem(), ca.certificate_pem());
+    }
+
+    #[test]
+    fn a_renewal_needs_the_current_key_and_a_certificate_of_this_ca() {
+        use rcgen::SigningKey;
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Authority::open_or_create(&tmp.path().join("ca")).unwrap();
+        let other = Authority::open_or_create(&tmp.path().join("other")).unwrap();
+        let identity = Identity {
+            tenant: "acme".into(),
+            site: "site-1".into(),
+            node: Some("n1".into()),
+        };
+        let device = tmp.path().join("en");
+        let csr = Credentials::request(&device, &[]).unwrap();
+        let issued = ca.issue(&csr, &identity, &[], 30).unwrap();
+        let creds =
+            Credentials::store(&device, &issued.certificate_pem, ca.certificate_pem()).unwrap();
+        assert!(!creds.needs_renewal(None).unwrap());
+        assert!(creds.needs_renewal(Some(Duration::days(40))).unwrap());
+        let key = KeyPair::from_pem(&creds.key_pem).unwrap();
+        let next = Credentials::request(&tmp.path().join("next"), &[]).unwrap();
+        let proof = key.sign(next.as_bytes()).unwrap();
+        let renewed = ca
+            .renew(&creds.certificate_pem, &next, &proof, &[], 30)
+            .unwrap();
+        assert_eq!(renewed.identity, identity);
+        // Another key's proof, or the certificate shown to another CA, is refused.
+        let stranger = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let forged = stranger.sign(next.as_bytes()).unwrap();
+        assert!(
+            ca.renew(&creds.certificate_pem, &next, &forged, &[], 30)
+                .is_err()
+        );
+        assert!(
+            other
+                .renew(&creds.certificate_pem, &next, &proof, &[], 30)
+                .is_err()
+        );
     }
 
     #[test]

@@ -104,6 +104,47 @@ where
         Ok(())
     }
 
+    async fn put_revocation(&self, revocation: &Revocation) -> StoreResult<()> {
+        revocations::Entity::insert(revocations::ActiveModel {
+            site_id: Set(revocation.site.to_string()),
+            host: Set(revocation.host.clone().unwrap_or_default()),
+            tenant_id: Set(revocation.tenant.to_string()),
+            revoked_at: Set(revocation.revoked_at.clone()),
+        })
+        .on_conflict(
+            OnConflict::columns([revocations::Column::SiteId, revocations::Column::Host])
+                .update_columns([
+                    revocations::Column::RevokedAt,
+                    revocations::Column::TenantId,
+                ])
+                .to_owned(),
+        )
+        .exec(&self.db)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn site_revocations(&self, site: &SiteId) -> StoreResult<Vec<Revocation>> {
+        let rows = revocations::Entity::find()
+            .filter(revocations::Column::SiteId.eq(site.as_str()))
+            .order_by_asc(revocations::Column::Host)
+            .all(&self.db)
+            .await
+            .map_err(backend)?;
+        rows.into_iter()
+            .map(|m| {
+                Ok(Revocation {
+                    tenant: TenantId::parse(&m.tenant_id)
+                        .map_err(|e| StoreError::Backend(format!("stored revocation: {e}")))?,
+                    site: site.clone(),
+                    host: (!m.host.is_empty()).then_some(m.host),
+                    revoked_at: m.revoked_at,
+                })
+            })
+            .collect()
+    }
+
     async fn get_claim(&self, token_hash: &str) -> StoreResult<Option<ClaimRecord>> {
         let Some(m) = claims::Entity::find_by_id(token_hash.to_owned())
             .one(&self.db)

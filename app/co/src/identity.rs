@@ -133,6 +133,38 @@ impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
         Ok((issued.certificate_pem, expires))
     }
 
+    fn renew(
+        &self,
+        certificate_pem: &str,
+        csr_pem: &str,
+        proof: &[u8],
+        names: &[String],
+    ) -> Result<eos_adapter_http::enrolment::Renewal, String> {
+        let renewed = self
+            .0
+            .renew(
+                certificate_pem,
+                csr_pem,
+                proof,
+                names,
+                eos_adapter_pki::DEVICE_LIFETIME_DAYS,
+            )
+            .map_err(|e| e.to_string())?;
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let previous = eos_adapter_pki::issued_at(&renewed.previous_der)
+            .ok_or("the certificate has no readable validity")?;
+        Ok(eos_adapter_http::enrolment::Renewal {
+            site: renewed.identity.site,
+            host: renewed.identity.node,
+            certificate_pem: renewed.issued.certificate_pem,
+            expires_at: rfc3339(renewed.issued.not_after),
+            previous_issued_at: rfc3339(previous),
+        })
+    }
+
     fn ca_pem(&self) -> String {
         self.0.certificate_pem().to_owned()
     }

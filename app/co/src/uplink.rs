@@ -75,6 +75,35 @@ impl SiteNotifier for SiteSessions {
         }
     }
 
+    async fn revoked(&self, revocation: &eos_domain::service::Revocation) {
+        let site = &revocation.site;
+        let Some(tx) = self.sender(site) else {
+            return; // checked when the LO connects next
+        };
+        match &revocation.host {
+            None => {
+                // The LO itself: its stream ends now with the reason, and its next hello is refused.
+                self.senders
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(site);
+                let _ = tx
+                    .send(Err(Status::permission_denied(format!(
+                        "the certificate of the LO of site {site} was revoked at {}",
+                        revocation.revoked_at
+                    ))))
+                    .await;
+                tracing::warn!(site_id = %site, "revoked lo cut off");
+            }
+            Some(host) => {
+                let _ = tx
+                    .send(Ok(revocations(std::slice::from_ref(revocation))))
+                    .await;
+                tracing::info!(site_id = %site, %host, "en revocation sent to the lo");
+            }
+        }
+    }
+
     async fn inspect(&self, query: &LiveQuery) -> Result<Vec<ComponentLive>, String> {
         let site = query.device.site();
         let sender = self
@@ -128,6 +157,24 @@ impl SiteNotifier for SiteSessions {
     }
 }
 
+/// The message telling an LO of its site's revoked ENs (an LO's own revocation is not sent:
+/// the LO is refused instead).
+fn revocations(list: &[eos_domain::service::Revocation]) -> pb::CoMessage {
+    pb::CoMessage {
+        body: Some(co_message::Body::Revocations(pb::Revocations {
+            items: list
+                .iter()
+                .filter_map(|r| {
+                    Some(pb::Revoked {
+                        host: r.host.clone()?,
+                        revoked_at: r.revoked_at.clone(),
+                    })
+                })
+                .collect(),
+        })),
+    }
+}
+
 pub struct UplinkService {
     control: Arc<ControlPlane>,
     sessions: Arc<SiteSessions>,
@@ -155,8 +202,10 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         &self,
         request: Request<Streaming<pb::LoMessage>>,
     ) -> Result<Response<Outbound>, Status> {
-        let peer = eos_adapter_grpc::peer_certificate(&request)
-            .and_then(|der| eos_adapter_pki::Identity::of_certificate(&der));
+        let peer_der = eos_adapter_grpc::peer_certificate(&request);
+        let peer = peer_der
+            .as_deref()
+            .and_then(eos_adapter_pki::Identity::of_certificate);
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -199,6 +248,21 @@ impl eos_adapter_grpc::Uplink for UplinkService {
             "" => TenantId::default_tenant(),
             t => TenantId::parse(t).map_err(|e| Status::invalid_argument(e.to_string()))?,
         };
+        let revoked = self
+            .control
+            .site_revocations(&site)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(der) = &peer_der
+            && let Some(r) = revoked
+                .iter()
+                .find(|r| r.host.is_none() && eos_adapter_pki::revoked_by(der, &r.revoked_at))
+        {
+            return Err(Status::permission_denied(format!(
+                "the certificate of the LO of site {site} was revoked at {}",
+                r.revoked_at
+            )));
+        }
         let applied = self
             .control
             .uplink_opened(&tenant, &site, &hello.outbox_id)
@@ -216,6 +280,7 @@ impl eos_adapter_grpc::Uplink for UplinkService {
             .insert(site.clone(), tx.clone());
         tracing::info!(site_id = %site, outbox_id = %hello.outbox_id, applied, "lo connected");
         let _ = tx.send(Ok(ack(applied))).await;
+        let _ = tx.send(Ok(revocations(&revoked))).await;
         // A reader task hands messages to the applier, which takes whatever has arrived (up to
         // BATCH) in one go: one cursor write and one acknowledgement per batch.
         let (reports_tx, mut reports) = mpsc::channel::<pb::LoMessage>(BATCH);

@@ -245,6 +245,13 @@ enum DeviceCommand {
 enum SiteCommand {
     /// Every site: whether its LO is connected, its manifest version, last contact.
     List,
+    /// Revoke the certificates of a site's LO, or of its EN `--host`: cut off at once and
+    /// refused until enrolled again with a new claim token.
+    Revoke {
+        site: String,
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// Make a claim token for a new LO (`--role lo`) or EN (`--role en --host HOST`) of a site:
     /// single-use, short-lived; prints the token (give it to the device's `--claim-token`).
     Claim {
@@ -524,6 +531,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
                 .await?;
             print(out, &site_row(out, updated), SITE_COLUMNS)
+        }
+        Command::Site(SiteCommand::Revoke { site, host }) => {
+            let revoked = api
+                .send(
+                    api.http
+                        .post(api.url(&format!("/sites/{site}/revocations")))
+                        .json(&json!({"host": host})),
+                )
+                .await?;
+            print(out, &json!([revoked]), &["site", "host", "revoked_at"])
         }
         Command::Site(SiteCommand::Claim {
             site,

@@ -54,8 +54,13 @@ pub struct EnConfig {
     /// A claim token for enrolling (`edgectl site claim --host`); used once, when the EN has no
     /// certificate yet.
     pub claim_token: Option<String>,
-    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`).
+    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`) and where the
+    /// certificate is renewed.
     pub enrol_url: Option<String>,
+    /// How often the certificate is looked at; it is renewed when a third of its lifetime is
+    /// left (ten of 30 days), or `renew_within_secs` when set.
+    pub renew_check_secs: u64,
+    pub renew_within_secs: Option<u64>,
 }
 
 impl EnConfig {
@@ -87,6 +92,8 @@ impl Default for EnConfig {
             tls_dir: None,
             claim_token: None,
             enrol_url: None,
+            renew_check_secs: 3600,
+            renew_within_secs: None,
         }
     }
 }

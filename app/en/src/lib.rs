@@ -108,6 +108,7 @@ impl En {
                 key_pem: c.key_pem,
                 ca_pem: c.ca_pem,
             });
+        let enrolled = tls.is_some();
         if tls.is_none() {
             tracing::warn!(tls_dir = %config.tls_dir().display(), "no certificate: the link to the LO is plain gRPC, which a CO requiring mutual TLS refuses; enrol with a claim token (--claim-token, --enrol-url)");
         }
@@ -122,7 +123,28 @@ impl En {
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");
         let every = std::time::Duration::from_secs(config.health_check_secs.max(1));
         let fingerprint_every = std::time::Duration::from_secs(config.fingerprint_secs.max(1));
-        let tasks = vec![
+        let mut renewal = None;
+        if let (true, Some(url)) = (enrolled, &config.enrol_url) {
+            let agent = agent.clone();
+            renewal = Some(tokio::spawn(eos_adapter_pki::keep_renewed(
+                config.tls_dir(),
+                url.clone(),
+                Vec::new(),
+                std::time::Duration::from_secs(config.renew_check_secs.max(1)),
+                config
+                    .renew_within_secs
+                    .map(|s| time::Duration::seconds(s as i64)),
+                move |c| {
+                    agent.set_tls(Some(eos_adapter_grpc::Tls {
+                        certificate_pem: c.certificate_pem,
+                        key_pem: c.key_pem,
+                        ca_pem: c.ca_pem,
+                    }))
+                },
+                stopped.clone(),
+            )));
+        }
+        let mut tasks = vec![
             tokio::spawn(supervise::run(agent.clone(), every, stopped.clone())),
             tokio::spawn(fingerprint::run(
                 agent.clone(),
@@ -132,6 +154,7 @@ impl En {
             )),
             tokio::spawn(link::run(agent, config, stopped)),
         ];
+        tasks.extend(renewal);
         Ok(Self { stop, tasks })
     }
 

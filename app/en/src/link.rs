@@ -52,7 +52,8 @@ pub struct Agent {
     /// How many artifacts to keep per registry reference.
     keep_artifacts: usize,
     /// The EN's certificate, key and CA, when it is enrolled: the LO link is then mutual TLS.
-    tls: Option<eos_adapter_grpc::Tls>,
+    /// A renewal replaces them; the next dial uses the new ones.
+    tls: RwLock<Option<eos_adapter_grpc::Tls>>,
 }
 
 impl Agent {
@@ -73,14 +74,19 @@ impl Agent {
             upstream: Mutex::new(None),
             artifacts,
             keep_artifacts: 2,
-            tls: None,
+            tls: RwLock::new(None),
         }
     }
 
     /// Speaks mutual TLS to the LO with `tls` (the EN's enrolled certificate).
-    pub fn with_tls(mut self, tls: Option<eos_adapter_grpc::Tls>) -> Self {
-        self.tls = tls;
+    pub fn with_tls(self, tls: Option<eos_adapter_grpc::Tls>) -> Self {
+        self.set_tls(tls);
         self
+    }
+
+    /// Uses `tls` from the next dial on (a renewed certificate).
+    pub fn set_tls(&self, tls: Option<eos_adapter_grpc::Tls>) {
+        *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls;
     }
 
     /// Keeps `n` pulled artifacts per registry reference (the newest; at least one).
@@ -583,8 +589,9 @@ async fn session(
     config: EnConfig,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let tls = agent.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
     let mut client =
-        NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint, agent.tls.as_ref()).await?);
+        NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint, tls.as_ref()).await?);
     let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
     tx.send(agent.hello()).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();

@@ -30,8 +30,13 @@ pub struct LoConfig {
     /// A claim token for enrolling (`edgectl site claim`); used once, when the LO has no
     /// certificate yet.
     pub claim_token: Option<String>,
-    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`).
+    /// The CO's HTTP API, where the claim token is taken (`http://co:8080`) and where the
+    /// certificate is renewed.
     pub enrol_url: Option<String>,
+    /// How often the certificate is looked at; it is renewed when a third of its lifetime is
+    /// left (ten of 30 days), or `renew_within_secs` when set.
+    pub renew_check_secs: u64,
+    pub renew_within_secs: Option<u64>,
     /// The DNS names and addresses ENs reach this LO at (its certificate's names).
     pub tls_names: Vec<String>,
 }
@@ -50,6 +55,8 @@ impl Default for LoConfig {
             tls_dir: None,
             claim_token: None,
             enrol_url: None,
+            renew_check_secs: 3600,
+            renew_within_secs: None,
             tls_names: vec!["127.0.0.1".into(), "localhost".into()],
         }
     }

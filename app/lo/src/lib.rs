@@ -6,6 +6,7 @@ mod config;
 mod inspect;
 mod nodes;
 mod outbox;
+mod revocation;
 mod site;
 mod uplink;
 mod watcher;
@@ -88,22 +89,60 @@ impl Lo {
         let listen_addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let hints = Arc::new(tokio::sync::Notify::new());
-        let server = eos_adapter_grpc::server(tls.as_deref())
-            .context("cannot set up TLS for ENs")?
-            .add_service(eos_adapter_grpc::NodeLinkServer::new(
-                nodes::NodeService::new(site.clone(), grace, stopped.clone(), tls.is_some()),
-            ));
+        // The current certificate: a renewal replaces it for new EN connections (open ones go
+        // on) and for the next uplink dial.
+        let server_tls = tls
+            .as_deref()
+            .map(eos_adapter_grpc::ServerTls::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS for ENs: {e}"))?;
+        let (tls_tx, tls_rx) = watch::channel(tls.clone());
+        let mut tasks = Vec::new();
+        if let (Some(server_tls), Some(url)) = (&server_tls, &config.enrol_url) {
+            let server_tls = server_tls.clone();
+            tasks.push(tokio::spawn(eos_adapter_pki::keep_renewed(
+                config.tls_dir(),
+                url.clone(),
+                config.tls_names.clone(),
+                std::time::Duration::from_secs(config.renew_check_secs.max(1)),
+                config
+                    .renew_within_secs
+                    .map(|s| time::Duration::seconds(s as i64)),
+                move |c| {
+                    let fresh = eos_adapter_grpc::Tls {
+                        certificate_pem: c.certificate_pem,
+                        key_pem: c.key_pem,
+                        ca_pem: c.ca_pem,
+                    };
+                    if let Err(e) = server_tls.replace(&fresh) {
+                        tracing::error!(error = %e, "the renewed certificate cannot serve ENs");
+                    }
+                    tls_tx.send_replace(Some(Arc::new(fresh)));
+                },
+                stopped.clone(),
+            )));
+        }
+        let service = eos_adapter_grpc::NodeLinkServer::new(nodes::NodeService::new(
+            site.clone(),
+            grace,
+            stopped.clone(),
+            server_tls.is_some(),
+        ));
+        let router = eos_adapter_grpc::server(None)
+            .context("cannot set up the EN listener")?
+            .add_service(service);
         let mut server_stop = stopped.clone();
-        let tasks = vec![
-            tokio::spawn(async move {
-                if let Err(e) = eos_adapter_grpc::serve(server, listener, async move {
-                    eos_app_common::stopped(&mut server_stop).await
-                })
-                .await
-                {
-                    tracing::error!(error = %e, "en server failed");
-                }
-            }),
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move { eos_app_common::stopped(&mut server_stop).await };
+            let served = match server_tls {
+                Some(tls) => eos_adapter_grpc::serve_tls(router, listener, tls, shutdown).await,
+                None => eos_adapter_grpc::serve(router, listener, shutdown).await,
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "en server failed");
+            }
+        }));
+        tasks.extend([
             tokio::spawn(watcher::run(
                 site.clone(),
                 reader,
@@ -121,11 +160,11 @@ impl Lo {
                 site.clone(),
                 tenant,
                 config.co_endpoint.clone(),
-                tls,
+                tls_rx,
                 hints,
                 stopped,
             )),
-        ];
+        ]);
         tracing::info!(site_id = %config.site_id, %listen_addr, "local orchestrator started");
         Ok(Self {
             listen_addr,

@@ -51,8 +51,10 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         &self,
         request: Request<Streaming<pb::EnMessage>>,
     ) -> Result<Response<Commands>, Status> {
-        let peer = eos_adapter_grpc::peer_certificate(&request)
-            .and_then(|der| eos_adapter_pki::Identity::of_certificate(&der));
+        let peer_der = eos_adapter_grpc::peer_certificate(&request);
+        let peer = peer_der
+            .as_deref()
+            .and_then(eos_adapter_pki::Identity::of_certificate);
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -73,7 +75,16 @@ impl eos_adapter_grpc::NodeLink for NodeService {
             match &peer {
                 Some(id)
                     if id.site == self.site.id.as_str()
-                        && id.node.as_deref() == Some(device.host().as_str()) => {}
+                        && id.node.as_deref() == Some(device.host().as_str()) =>
+                {
+                    if let Some(der) = &peer_der
+                        && let Some(at) = self.site.revocations.refuses(device.host().as_str(), der)
+                    {
+                        return Err(Status::permission_denied(format!(
+                            "the certificate of EN {device} was revoked at {at}"
+                        )));
+                    }
+                }
                 Some(id) => {
                     tracing::warn!(%device, certificate = %id, "refused an EN speaking for another node");
                     return Err(Status::permission_denied(format!(

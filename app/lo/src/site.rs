@@ -71,6 +71,8 @@ pub struct Site {
     records: RecordDir,
     state: Mutex<State>,
     pub outbox: Arc<Outbox>,
+    /// The site's revoked ENs.
+    pub revocations: crate::revocation::Revocations,
     pub wake: Notify,
     /// Questions from the CO passed on to ENs.
     pub inspections: crate::inspect::Inspections,
@@ -123,6 +125,7 @@ impl Site {
         Ok(Self {
             id,
             clock,
+            revocations: crate::revocation::Revocations::open(records.clone())?,
             records,
             state: Mutex::new(state),
             outbox,

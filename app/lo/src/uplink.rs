@@ -21,7 +21,7 @@ pub async fn run(
     site: Arc<Site>,
     tenant: eos_domain::ids::TenantId,
     endpoint: String,
-    tls: Option<Arc<eos_adapter_grpc::Tls>>,
+    tls: watch::Receiver<Option<Arc<eos_adapter_grpc::Tls>>>,
     hints: Arc<Notify>,
     stop: watch::Receiver<bool>,
 ) {
@@ -31,7 +31,7 @@ pub async fn run(
             site.clone(),
             tenant.clone(),
             endpoint.clone(),
-            tls.clone(),
+            tls.borrow().clone(),
             hints.clone(),
         )
     });
@@ -111,6 +111,9 @@ async fn session(
                         let message = pb::LoMessage { seq: 0, body: Some(lo_message::Body::Answer(answer)), observed_at: String::new() };
                         let _ = tx.send(message).await;
                     });
+                }
+                Some(pb::CoMessage { body: Some(co_message::Body::Revocations(list)) }) => {
+                    site.revocations.apply(&site, list).await;
                 }
                 Some(_) => {}
                 None => anyhow::bail!("co closed the stream"),

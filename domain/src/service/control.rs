@@ -28,7 +28,7 @@ mod tenants;
 mod update;
 pub use claims::{
     ClaimRefused, ClaimRequest, DEFAULT_CLAIM_TTL_SECS, MAX_CLAIM_TTL_SECS, TOKEN_PREFIX,
-    token_hash,
+    revocation_covers, token_hash,
 };
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use fleet::SiteUpdate;

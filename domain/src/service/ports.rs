@@ -27,6 +27,10 @@ pub trait ControlStore: Send + Sync {
     async fn insert_tenant(&self, tenant: &TenantRecord) -> StoreResult<()>;
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>>;
     async fn insert_claim(&self, claim: &ClaimRecord) -> StoreResult<()>;
+    /// Records a revocation, replacing an earlier one of the same site and host.
+    async fn put_revocation(&self, revocation: &Revocation) -> StoreResult<()>;
+    /// Every revocation of a site (whatever tenant: the site's links ask).
+    async fn site_revocations(&self, site: &SiteId) -> StoreResult<Vec<Revocation>>;
     async fn get_claim(&self, token_hash: &str) -> StoreResult<Option<ClaimRecord>>;
     /// Marks a claim used at `now` unless it was used already; whether this call used it.
     async fn use_claim(&self, token_hash: &str, now: &str) -> StoreResult<bool>;
@@ -272,6 +276,12 @@ pub trait SiteNotifier: Send + Sync {
     /// Asks the EN of `query.device`, through its site's LO, how the deployment's components
     /// are doing now. Fails (with the reason) when the LO or the EN cannot be reached or does
     /// not answer in time; nothing is queued for later.
+    /// Tells a site's LO of a revocation at once: an LO revoked is cut off, an EN revoked is cut
+    /// off by its LO. Links opened later are checked against every revocation of the site.
+    async fn revoked(&self, revocation: &Revocation) {
+        let _ = revocation;
+    }
+
     async fn inspect(&self, query: &super::LiveQuery) -> Result<Vec<super::ComponentLive>, String> {
         let _ = query;
         Err("no link to sites".into())

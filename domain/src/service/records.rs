@@ -694,3 +694,14 @@ pub struct ClaimRecord {
     pub expires_at: String,
     pub used_at: Option<String>,
 }
+
+/// A revocation: every certificate of a site's LO (`host` none) or of one of its ENs issued
+/// until `revoked_at` is refused from then on. A device enrolled again afterwards (with a new
+/// claim) is welcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub tenant: TenantId,
+    pub site: SiteId,
+    pub host: Option<String>,
+    pub revoked_at: String,
+}

@@ -216,13 +216,134 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         .unwrap_err();
     assert_eq!(welcome.code(), tonic::Code::InvalidArgument, "{welcome:?}");
     assert!(welcome.message().starts_with("capabilities"), "{welcome:?}");
-    eventually("node-1 still online", LIMIT, || async {
-        (fleet
-            .devices_online()
-            .await?
-            .contains(&("site-1/node-1".to_owned(), true)))
-        .then_some(())
+    assert_eq!(
+        fleet.devices_online().await.unwrap(),
+        [("site-1/node-1".to_owned(), true)]
+    );
+
+    // Revoking node-1 cuts it off at once, and the LO refuses its certificate from then on.
+    let (code, body) = fleet
+        .post(
+            "/api/v1/sites/site-1/revocations",
+            json!({"host": "node-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    eventually("node-1 cut off", LIMIT, || async {
+        (fleet.devices_online().await? == [("site-1/node-1".to_owned(), false)]).then_some(())
     })
     .await;
+    let node1 = Tls {
+        certificate_pem: creds.certificate_pem.clone(),
+        key_pem: creds.key_pem.clone(),
+        ca_pem: creds.ca_pem.clone(),
+    };
+    let status = node_as(&lo, Some(&node1), "site-1/node-1")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("revoked"), "{status:?}");
+    // Revoking the LO: the CO refuses its certificate.
+    let (code, body) = fleet
+        .post("/api/v1/sites/site-1/revocations", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let lo_creds = eos_adapter_pki::Credentials::load(&tmp.path().join("lo/tls"))
+        .unwrap()
+        .unwrap();
+    let lo_tls = Tls {
+        certificate_pem: lo_creds.certificate_pem,
+        key_pem: lo_creds.key_pem,
+        ca_pem: lo_creds.ca_pem,
+    };
+    let status = uplink_as(&co, Some(&lo_tls), "site-1").await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("revoked"), "{status:?}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn certificates_renew_before_they_expire_and_work_carries_on() {
+    use eos_tests::Tier;
+    // Renewal when less than 40 days are left: every look, certificates lasting 30 days. The LO
+    // and the EN look every 3 s, so the test sees several renewals.
+    let renew = |tier: Tier<'_>| match tier {
+        Tier::Lo(c) => {
+            c.renew_within_secs = Some(40 * 86_400);
+            c.renew_check_secs = 3;
+        }
+        Tier::En(c) => {
+            c.renew_within_secs = Some(40 * 86_400);
+            c.renew_check_secs = 3;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_tiers(
+        tmp.path(),
+        "site-1",
+        &["node-1"],
+        |c| c.grpc_tls = true,
+        &renew,
+    )
+    .await
+    .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let deployment = fleet.deploy_sample(Some("node-1")).await.unwrap();
+    let certificate =
+        |tier: &str| std::fs::read_to_string(tmp.path().join(tier).join("tls/cert.pem")).unwrap();
+    let (lo_first, en_first) = (certificate("lo"), certificate("en/node-1"));
+    let greeted = fleet.greetings("node-1", &deployment);
+    // New certificates come, the EN stays online, and the workload never stops greeting.
+    eventually("both certificates renewed", LIMIT, || async {
+        (certificate("lo") != lo_first && certificate("en/node-1") != en_first).then_some(())
+    })
+    .await;
+    eventually(
+        "the EN online on its renewed certificate",
+        LIMIT,
+        || async {
+            (fleet.devices_online().await? == [("site-1/node-1".to_owned(), true)]).then_some(())
+        },
+    )
+    .await;
+    let creds = eos_adapter_pki::Credentials::load(&tmp.path().join("en/node-1/tls"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        creds.identity().unwrap().0.uri(),
+        "spiffe://eos/default/site/site-1/node/node-1",
+        "a renewed certificate names the same node"
+    );
+    // The LO takes the renewed certificate (its hello then fails only on the test's made-up
+    // capabilities).
+    let lo = format!("http://{}", fleet.lo.as_ref().unwrap().listen_addr);
+    let renewed = Tls {
+        certificate_pem: creds.certificate_pem.clone(),
+        key_pem: creds.key_pem.clone(),
+        ca_pem: creds.ca_pem.clone(),
+    };
+    let status = node_as(&lo, Some(&renewed), "site-1/node-1")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    eventually("the module to go on greeting", LIMIT, || async {
+        (fleet.greetings("node-1", &deployment) >= greeted + 3).then_some(())
+    })
+    .await;
+    assert_eq!(fleet.deployment(&deployment).await["state"], "installed");
+    // A renewal needs the current key: a made-up proof is refused.
+    let r = reqwest::Client::new()
+        .post(fleet.url("/api/v1/renewals"))
+        .json(&json!({
+            "certificate": creds.certificate_pem,
+            "csr": eos_adapter_pki::Credentials::request(&tmp.path().join("thief"), &[]).unwrap(),
+            "proof": "AAAA",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     fleet.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! Claim tokens: an operator asks for one per LO or EN to enrol (single-use, short-lived,
 //! scoped to a site and a role, and for an EN to its host name); the device presents it once
-//! with its certificate signing request. Only the token's SHA-256 is stored.
+//! with its certificate signing request. Only the token's SHA-256 is stored. Revocations cut an
+//! enrolled LO or EN off.
 
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
@@ -131,6 +132,55 @@ impl ControlPlane {
             used_at: Some(now),
             ..record
         }))
+    }
+}
+
+impl ControlPlane {
+    /// Revokes the certificates of the LO of `site` (`host` none) or of its EN `host` issued
+    /// until now, and tells the site's link at once.
+    pub async fn revoke(
+        &self,
+        tenant: &TenantId,
+        site: &str,
+        host: Option<String>,
+    ) -> Result<Revocation, ServiceError> {
+        let site = self.site(tenant, site).await?.id;
+        if let Some(h) = &host
+            && !crate::ids::is_device_segment(h)
+        {
+            let mut problems = Problems::default();
+            problems.push("host", format!("{h:?} is not a host name"));
+            return Err(ServiceError::Invalid {
+                what: "revocation".into(),
+                problems,
+            });
+        }
+        let revocation = Revocation {
+            tenant: tenant.clone(),
+            site,
+            host,
+            revoked_at: self.clock.now(),
+        };
+        self.store.put_revocation(&revocation).await?;
+        self.notifier.revoked(&revocation).await;
+        Ok(revocation)
+    }
+
+    /// Every revocation of a site, for its link.
+    pub async fn site_revocations(&self, site: &SiteId) -> Result<Vec<Revocation>, ServiceError> {
+        Ok(self.store.site_revocations(site).await?)
+    }
+}
+
+/// Whether a revocation at `revoked_at` covers a certificate issued at `issued_at` (both RFC
+/// 3339): one issued no later than the revocation. Unreadable times count as covered.
+pub fn revocation_covers(revoked_at: &str, issued_at: &str) -> bool {
+    match (
+        revoked_at.parse::<jiff::Timestamp>(),
+        issued_at.parse::<jiff::Timestamp>(),
+    ) {
+        (Ok(revoked), Ok(issued)) => issued <= revoked,
+        _ => true,
     }
 }
 
