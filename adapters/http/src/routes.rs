@@ -242,7 +242,7 @@ pub fn router(
                 .with_state((control.clone(), bell.clone())),
         )
         .merge(
-            crate::graphql::router(control.clone(), bell)
+            crate::graphql::router(control.clone(), bell, authority.clone())
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .merge(crate::enrolment::router(control.clone(), authority.ca()))

@@ -57,9 +57,28 @@ struct Subscription {
     >,
 }
 
+/// Where a WebSocket client puts its token.
+#[derive(Clone, Copy, PartialEq)]
+enum TokenIn {
+    /// The upgrade request's `Authorization` header (non-browser clients).
+    Header,
+    /// The `connection_init` payload, as a browser must.
+    Payload,
+    Nowhere,
+}
+
 impl Subscription {
     /// Opens the socket and starts `query`; `Err` carries why the server refused.
     async fn start(fleet: &Fleet, tenant: Option<&str>, query: &str) -> Result<Self, String> {
+        Self::start_with(fleet, TokenIn::Header, tenant, query).await
+    }
+
+    async fn start_with(
+        fleet: &Fleet,
+        token_in: TokenIn,
+        tenant: Option<&str>,
+        query: &str,
+    ) -> Result<Self, String> {
         let url = format!("ws://{}/graphql/ws", fleet.co().http_addr);
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert(
@@ -67,14 +86,19 @@ impl Subscription {
             "graphql-transport-ws".parse().unwrap(),
         );
         let token = fleet.co().admin_token().unwrap();
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        if token_in == TokenIn::Header {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let payload = match tenant {
+        let mut payload = match tenant {
             Some(t) => json!({ "EOS-Tenant": t }),
             None => json!({}),
         };
+        if token_in == TokenIn::Payload {
+            payload["Authorization"] = json!(format!("Bearer {token}"));
+        }
         socket
             .send(Message::text(
                 json!({"type": "connection_init", "payload": payload}).to_string(),
@@ -341,6 +365,27 @@ async fn graphql_runs_the_journey_with_its_limits_and_keeps_tenants_apart() {
         "another tenant's deployment has no progress to follow: {refused}"
     );
     assert!(refused["payload"]["data"].is_null(), "{refused}");
+    // A browser sends its token in connection_init; without one there is no socket.
+    let mut from_browser = Subscription::start_with(
+        &fleet,
+        TokenIn::Payload,
+        g,
+        "subscription { events(after: 0) { kind } }",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        from_browser.next().await["events"]["kind"],
+        "tenant.created"
+    );
+    let anonymous = Subscription::start_with(
+        &fleet,
+        TokenIn::Nowhere,
+        None,
+        "subscription { events { kind } }",
+    )
+    .await;
+    assert!(anonymous.is_err(), "a socket without a token");
     let unknown_tenant =
         Subscription::start(&fleet, Some("nobody"), "subscription { events { kind } }").await;
     assert!(

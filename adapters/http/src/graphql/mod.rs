@@ -2,8 +2,8 @@
 //! services as REST (no logic in resolvers), subscriptions over WebSocket at `/graphql/ws` on the
 //! same event log as server-sent events, a data loader so a page of devices with their sites
 //! is two store reads, and limits on depth and complexity. Every request carries a token and acts
-//! for one tenant as for REST (for a WebSocket, `EOS-Tenant` may also come in the
-//! `connection_init` payload); `auth::GraphQlGuard` checks each root field against the table.
+//! for one tenant as for REST (for a WebSocket, the token and `EOS-Tenant` may come in the
+//! `connection_init` payload instead, as browsers send them); `auth::GraphQlGuard` checks each root field against the table.
 
 mod query;
 mod subscription;
@@ -177,16 +177,23 @@ struct GraphQlState {
     schema: EosSchema,
     introspection: EosSchema,
     control: Shared,
+    /// Verifies the token of a WebSocket's `connection_init`.
+    authority: Arc<crate::auth::Authority>,
 }
 
 /// The GraphQL routes: `POST /graphql` (one query or a batch of them), `GET /graphql` (a query
 /// in the URL), `GET /graphql/ws` (subscriptions; graphql-transport-ws or graphql-ws) and
 /// GraphiQL at `GET /graphiql`.
-pub fn router(control: Shared, bell: Arc<crate::Bell>) -> Router {
+pub fn router(
+    control: Shared,
+    bell: Arc<crate::Bell>,
+    authority: Arc<crate::auth::Authority>,
+) -> Router {
     let state = GraphQlState {
         schema: schema(control.clone(), bell.clone()),
         introspection: introspection_schema(control.clone(), bell),
         control,
+        authority,
     };
     Router::new()
         .route("/graphql", get(execute).post(execute))
@@ -224,25 +231,58 @@ async fn execute(
     }
 }
 
-/// Subscriptions over WebSocket. The caller is the upgrade request's token's; the tenant is the
-/// one that request acts for, or (browsers cannot set headers on a WebSocket) `EOS-Tenant` in
-/// the `connection_init` payload where the caller may act there; a tenant that does not exist
-/// ends the connection. Each subscription's root field is checked like any other.
+/// Subscriptions over WebSocket. Browsers cannot set headers on a WebSocket, so the upgrade
+/// itself needs no token: the caller is the one the `connection_init` payload's `Authorization`
+/// (`Bearer …`) names, or else the upgrade request's own `Authorization` header; without either,
+/// or with a token that does not verify, the connection ends there. The tenant is the token's,
+/// or the one `EOS-Tenant` names (in the payload, else on the upgrade request) where the caller
+/// may act there. Each subscription's root field is checked like any other.
 async fn subscribe(
     State(state): State<GraphQlState>,
-    Extension(principal): Extension<Principal>,
-    TenantScope(acting): TenantScope,
+    headers: axum::http::HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (upgrade_token, upgrade_tenant) = (
+        header(axum::http::header::AUTHORIZATION.as_str()),
+        header(TENANT_HEADER),
+    );
     upgrade
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
-            let control = state.control.clone();
+            let (control, authority) = (state.control.clone(), state.authority.clone());
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
-                    let id = match payload.get(TENANT_HEADER).and_then(|v| v.as_str()) {
-                        None => acting,
+                    let text = |key: &str| {
+                        payload
+                            .get(key)
+                            .or_else(|| payload.get(key.to_lowercase()))
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned)
+                    };
+                    let bearer = text("Authorization").or(upgrade_token).ok_or_else(|| {
+                        async_graphql::Error::new(
+                            "unauthorized: send the token in the connection_init payload as \
+                             Authorization: Bearer <token>",
+                        )
+                    })?;
+                    let token = bearer
+                        .strip_prefix("Bearer ")
+                        .or_else(|| bearer.strip_prefix("bearer "))
+                        .unwrap_or(&bearer)
+                        .trim();
+                    let principal = authority
+                        .authenticate(token)
+                        .await
+                        .map_err(|why| async_graphql::Error::new(format!("unauthorized: {why}")))?;
+                    let id = match text(TENANT_HEADER).or(upgrade_tenant) {
+                        None => principal.tenant.clone(),
                         Some(t) => TenantId::parse(t.trim()).map_err(|e| {
                             async_graphql::Error::new(format!("{TENANT_HEADER}: {e}"))
                         })?,
