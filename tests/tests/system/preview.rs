@@ -36,6 +36,8 @@ async fn a_preview_places_like_the_site_and_a_history_tells_what_happened() {
     let mut fleet = Fleet::start(tmp.path(), "site-1", &["node-1", "node-2", "node-3"])
         .await
         .unwrap();
+    // Every node known to the CO first: node-3 is to be one that went away, not one never seen.
+    fleet.await_online(&["node-1", "node-2", "node-3"]).await;
     fleet
         .reconfigure_en(1, |c| {
             c.container_socket = "/nonexistent/docker.sock".into()
