@@ -85,25 +85,13 @@ pub async fn dial(
         .await
 }
 
-/// A server builder that pings its clients the same way, so it notices a vanished tier below;
-/// with `tls`, it speaks TLS and refuses a client without a certificate of the CA.
-pub fn server(tls: Option<&Tls>) -> Result<tonic::transport::Server, tonic::transport::Error> {
-    let builder = tonic::transport::Server::builder();
-    let builder = match tls {
-        None => builder,
-        Some(tls) => builder.tls_config(
-            tonic::transport::ServerTlsConfig::new()
-                .identity(tonic::transport::Identity::from_pem(
-                    &tls.certificate_pem,
-                    &tls.key_pem,
-                ))
-                .client_ca_root(tonic::transport::Certificate::from_pem(&tls.ca_pem)),
-        )?,
-    };
-    Ok(builder
+/// A server builder that pings its clients the same way, so it notices a vanished tier below.
+/// For mutual TLS, serve it with [`serve_tls`].
+pub fn server() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .tcp_nodelay(true))
+        .tcp_nodelay(true)
 }
 
 /// A server's mutual TLS whose certificate can be replaced while it serves (a renewal): new

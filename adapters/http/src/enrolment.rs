@@ -200,14 +200,7 @@ pub async fn enrol(
 ) -> Result<Response, ApiError> {
     let (control, ca) = state;
     let req = body(payload)?;
-    let Some(ca) = ca else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not Found",
-            "this CO has no certificate authority",
-        ));
-    };
+    let ca = ca.ok_or_else(no_ca)?;
     if req.csr.len() > MAX_CSR || !req.csr.contains("-----BEGIN CERTIFICATE REQUEST-----") {
         return Err(invalid(
             "csr",
@@ -270,14 +263,7 @@ pub async fn renew(
     use base64::Engine;
     let (control, ca) = state;
     let req = body(payload)?;
-    let Some(ca) = ca else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not Found",
-            "this CO has no certificate authority",
-        ));
-    };
+    let ca = ca.ok_or_else(no_ca)?;
     if req.csr.len() > MAX_CSR || req.certificate.len() > MAX_CSR {
         return Err(invalid("csr", format!("at most {MAX_CSR} bytes")));
     }
@@ -319,6 +305,15 @@ pub async fn renew(
         }),
     )
         .into_response())
+}
+
+fn no_ca() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not Found",
+        "this CO has no certificate authority",
+    )
 }
 
 fn invalid(field: &str, why: impl Into<String>) -> ApiError {

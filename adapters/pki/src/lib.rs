@@ -23,6 +23,12 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
 
+mod device;
+
+pub use device::{
+    CA_FILE, CERT_FILE, Credentials, KEY_FILE, credentials, enrol, keep_renewed, renew,
+};
+
 /// How long a device's certificate is valid.
 pub const DEVICE_LIFETIME_DAYS: i64 = 30;
 /// How long the CA is valid.
@@ -42,7 +48,7 @@ pub enum PkiError {
     Invalid { what: String, reason: String },
 }
 
-fn invalid(what: impl Into<String>, reason: impl std::fmt::Display) -> PkiError {
+pub(crate) fn invalid(what: impl Into<String>, reason: impl std::fmt::Display) -> PkiError {
     PkiError::Invalid {
         what: what.into(),
         reason: reason.to_string(),
@@ -50,7 +56,7 @@ fn invalid(what: impl Into<String>, reason: impl std::fmt::Display) -> PkiError 
 }
 
 /// How far before its issue a certificate's validity starts (clocks differ a little).
-const BACKDATE: Duration = Duration::minutes(5);
+pub(crate) const BACKDATE: Duration = Duration::minutes(5);
 
 /// When a certificate (DER) was issued, as its validity says.
 pub fn issued_at(der: &[u8]) -> Option<OffsetDateTime> {
@@ -351,236 +357,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// What an LO or EN holds to speak mTLS: its key (never leaves the device), its certificate
-/// and the CA's, as PEM files in its TLS folder.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub key_pem: String,
-    pub certificate_pem: String,
-    pub ca_pem: String,
-}
-
-/// The files of [`Credentials`] in a TLS folder.
-pub const KEY_FILE: &str = "key.pem";
-pub const CERT_FILE: &str = "cert.pem";
-pub const CA_FILE: &str = "ca.pem";
-
-impl Credentials {
-    /// The credentials in `dir`, when it holds all three files.
-    pub fn load(dir: &Path) -> Result<Option<Self>, PkiError> {
-        let [key, cert, ca] = [KEY_FILE, CERT_FILE, CA_FILE].map(|f| dir.join(f));
-        if !(key.exists() && cert.exists() && ca.exists()) {
-            return Ok(None);
-        }
-        Ok(Some(Self {
-            key_pem: read(&key)?,
-            certificate_pem: read(&cert)?,
-            ca_pem: read(&ca)?,
-        }))
-    }
-
-    /// A new key, kept in `dir` (mode 0600) before anything is sent, and a signing request
-    /// for it naming `names` (the addresses this tier serves on, for an LO).
-    pub fn request(dir: &Path, names: &[String]) -> Result<String, PkiError> {
-        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
-            path: dir.into(),
-            source,
-        })?;
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
-        write_private(&dir.join(KEY_FILE), key.serialize_pem().as_bytes())?;
-        let params = CertificateParams::new(names.to_vec()).map_err(|e| invalid("names", e))?;
-        let csr = params
-            .serialize_request(&key)
-            .map_err(|e| invalid("signing request", e))?;
-        csr.pem().map_err(|e| invalid("signing request", e))
-    }
-
-    /// Keeps the certificate and CA the CO sent for the key `request` made.
-    pub fn store(dir: &Path, certificate_pem: &str, ca_pem: &str) -> Result<Self, PkiError> {
-        write(&dir.join(CERT_FILE), certificate_pem.as_bytes())?;
-        write(&dir.join(CA_FILE), ca_pem.as_bytes())?;
-        Self::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "no key"))
-    }
-
-    /// Who the certificate names, and until when it is valid.
-    pub fn identity(&self) -> Result<(Identity, OffsetDateTime), PkiError> {
-        let pem = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
-            .map_err(|e| invalid("certificate", e))?
-            .1;
-        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
-            .map_err(|e| invalid("certificate", e))?;
-        let identity = Identity::of_certificate(&pem.contents)
-            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
-        Ok((identity, cert.validity().not_after.to_datetime()))
-    }
-}
-
-impl Credentials {
-    /// Whether less than a third of the certificate's lifetime is left (or `within` of it, when
-    /// given: a test's way to renew now).
-    pub fn needs_renewal(&self, within: Option<Duration>) -> Result<bool, PkiError> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
-            .map_err(|e| invalid("certificate", e))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
-            .map_err(|e| invalid("certificate", e))?;
-        let not_after = cert.validity().not_after.to_datetime();
-        let issued = cert.validity().not_before.to_datetime() + BACKDATE;
-        let margin = within.unwrap_or((not_after - issued) / 3);
-        Ok(OffsetDateTime::now_utc() + margin >= not_after)
-    }
-}
-
-/// Renews the credentials in `dir` at the CO whose HTTP API is `enrol_url`: a new key is made
-/// here, its request is signed with the current key as proof, and the new certificate and key
-/// replace the old once the CO has answered. Links opened afterwards use them; open ones go on.
-pub async fn renew(dir: &Path, enrol_url: &str, names: &[String]) -> Result<Credentials, PkiError> {
-    use base64::Engine;
-    use rcgen::SigningKey;
-    let current = Credentials::load(dir)?
-        .ok_or_else(|| invalid(dir.display().to_string(), "not enrolled"))?;
-    let current_key = KeyPair::from_pem(&current.key_pem).map_err(|e| invalid("key", e))?;
-    let next = dir.join("next");
-    let csr = Credentials::request(&next, names)?;
-    let proof = current_key
-        .sign(csr.as_bytes())
-        .map_err(|e| invalid("proof", e))?;
-    let url = format!("{}/api/v1/renewals", enrol_url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&serde_json::json!({
-            "certificate": current.certificate_pem,
-            "csr": csr,
-            "proof": base64::engine::general_purpose::STANDARD.encode(proof),
-            "names": names,
-        }))
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| invalid(format!("renewal at {url}"), e))?;
-    let status = response.status();
-    let answer: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| invalid(format!("renewal at {url}"), e))?;
-    if !status.is_success() {
-        let why = answer["detail"].as_str().unwrap_or("no reason given");
-        return Err(invalid(format!("renewal at {url} refused ({status})"), why));
-    }
-    let Some(certificate) = answer["certificate"].as_str() else {
-        return Err(invalid(
-            format!("renewal at {url}"),
-            "no certificate in the answer",
-        ));
-    };
-    // The new pair replaces the old: the key first, then its certificate.
-    write(&next.join(CERT_FILE), certificate.as_bytes())?;
-    for file in [KEY_FILE, CERT_FILE] {
-        std::fs::rename(next.join(file), dir.join(file)).map_err(|source| PkiError::Io {
-            path: dir.join(file),
-            source,
-        })?;
-    }
-    Credentials::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "lost on renewal"))
-}
-
-/// Checks the credentials in `dir` now and every `every`, renews them when
-/// [`Credentials::needs_renewal`] says so, and hands each renewed set to `renewed`; until `stop`.
-pub async fn keep_renewed(
-    dir: PathBuf,
-    enrol_url: String,
-    names: Vec<String>,
-    every: std::time::Duration,
-    within: Option<Duration>,
-    renewed: impl Fn(Credentials) + Send,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        match Credentials::load(&dir).and_then(|c| match c {
-            Some(c) => c.needs_renewal(within),
-            None => Ok(false),
-        }) {
-            Ok(false) => {}
-            Ok(true) => match renew(&dir, &enrol_url, &names).await {
-                Ok(fresh) => {
-                    if let Ok((identity, until)) = fresh.identity() {
-                        tracing::info!(%identity, %until, "certificate renewed");
-                    }
-                    renewed(fresh);
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot renew the certificate yet"),
-            },
-            Err(e) => tracing::warn!(error = %e, "cannot read the certificate"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-/// The credentials in `dir`; when there are none and a claim token is given, enrols at the CO
-/// whose HTTP API is `enrol_url` first (the key is made here and never sent). `names` are the
-/// addresses an LO serves its ENs on. `None`: not enrolled and no token (plain links).
-pub async fn credentials(
-    dir: &Path,
-    claim: Option<(&str, &str)>,
-    names: &[String],
-) -> Result<Option<Credentials>, PkiError> {
-    if let Some(found) = Credentials::load(dir)? {
-        return Ok(Some(found));
-    }
-    let Some((enrol_url, token)) = claim else {
-        return Ok(None);
-    };
-    enrol(dir, enrol_url, token, names).await.map(Some)
-}
-
-/// Enrols with `token` at the CO whose HTTP API is `enrol_url`.
-pub async fn enrol(
-    dir: &Path,
-    enrol_url: &str,
-    token: &str,
-    names: &[String],
-) -> Result<Credentials, PkiError> {
-    let csr = Credentials::request(dir, names)?;
-    let url = format!("{}/api/v1/enrolments", enrol_url.trim_end_matches('/'));
-    let response = reqwest::Client::new()
-        .post(&url)
-        .json(&serde_json::json!({"token": token.trim(), "csr": csr, "names": names}))
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| invalid(format!("enrolment at {url}"), e))?;
-    let status = response.status();
-    let answer: serde_json::Value = response
-        .json()
-        .await
-        .map_err(|e| invalid(format!("enrolment at {url}"), e))?;
-    if !status.is_success() {
-        let why = answer["detail"].as_str().unwrap_or("no reason given");
-        return Err(invalid(
-            format!("enrolment at {url} refused ({status})"),
-            why,
-        ));
-    }
-    let (Some(certificate), Some(ca)) = (answer["certificate"].as_str(), answer["ca"].as_str())
-    else {
-        return Err(invalid(
-            format!("enrolment at {url}"),
-            "no certificate in the answer",
-        ));
-    };
-    Credentials::store(dir, certificate, ca)
-}
-
-fn read(path: &Path) -> Result<String, PkiError> {
+pub(crate) fn read(path: &Path) -> Result<String, PkiError> {
     std::fs::read_to_string(path).map_err(|source| PkiError::Io {
         path: path.into(),
         source,
     })
 }
 
-fn write(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
@@ -590,7 +374,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
         })
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()

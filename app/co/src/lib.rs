@@ -151,16 +151,22 @@ impl Co {
             sessions,
             grpc_tls.is_some(),
         ));
-        let router = eos_adapter_grpc::server(grpc_tls.as_ref())
-            .context("cannot set up TLS on the gRPC listener")?
-            .add_service(service);
+        let server_tls = grpc_tls
+            .as_ref()
+            .map(eos_adapter_grpc::ServerTls::new)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("cannot set up TLS on the gRPC listener: {e}"))?;
+        let router = eos_adapter_grpc::server().add_service(service);
         let mut grpc_stop = stopped.clone();
         let grpc_task = tokio::spawn(async move {
-            if let Err(e) = eos_adapter_grpc::serve(router, grpc, async move {
+            let shutdown = async move {
                 let _ = grpc_stop.wait_for(|s| *s).await;
-            })
-            .await
-            {
+            };
+            let served = match server_tls {
+                Some(tls) => eos_adapter_grpc::serve_tls(router, grpc, tls, shutdown).await,
+                None => eos_adapter_grpc::serve(router, grpc, shutdown).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "grpc server failed");
             }
         });

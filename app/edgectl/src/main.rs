@@ -4,6 +4,7 @@ mod api;
 mod models;
 mod session;
 mod table;
+mod trust;
 
 use anyhow::{Context, bail};
 use api::Api;
@@ -329,20 +330,6 @@ async fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     Ok(None)
 }
 
-/// A signature policy: as JSON, or a line for people.
-fn print_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
-    if matches!(out, Output::Json) {
-        println!("{}", serde_json::to_string_pretty(policy)?);
-        return Ok(());
-    }
-    let keys = policy["public_keys"].as_array().map_or(0, Vec::len);
-    match policy["required"].as_bool() {
-        Some(true) => println!("signatures required: by any of {keys} public key(s)"),
-        _ => println!("signatures not required"),
-    }
-    Ok(())
-}
-
 /// The CO's address as given, without a trailing slash.
 fn server(cli: &Cli) -> &str {
     cli.server.trim_end_matches('/')
@@ -457,26 +444,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &["subject", "tenant", "acting_for", "roles"],
             )
         }
-        Command::Policy(PolicyCommand::Show) => {
-            let policy = api.get("/signature-policy").await?;
-            print_policy(out, &policy)
-        }
+        Command::Policy(PolicyCommand::Show) => trust::show_policy(&api, out).await,
         Command::Policy(PolicyCommand::Signatures { keys, off }) => {
-            let mut public_keys = Vec::new();
-            for path in &keys {
-                public_keys.push(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read the key {}", path.display()))?,
-                );
-            }
-            let policy = api
-                .send(
-                    api.http
-                        .put(api.url("/signature-policy"))
-                        .json(&json!({"required": !off, "public_keys": public_keys})),
-                )
-                .await?;
-            print_policy(out, &policy)
+            trust::set_signature_policy(&api, out, &keys, off).await
         }
         Command::User(UserCommand::Remove { user }) => {
             api.send(api.http.delete(api.url(&format!("/users/{user}"))))
@@ -533,42 +503,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(out, &site_row(out, updated), SITE_COLUMNS)
         }
         Command::Site(SiteCommand::Revoke { site, host }) => {
-            let revoked = api
-                .send(
-                    api.http
-                        .post(api.url(&format!("/sites/{site}/revocations")))
-                        .json(&json!({"host": host})),
-                )
-                .await?;
-            print(out, &json!([revoked]), &["site", "host", "revoked_at"])
+            trust::revoke(&api, out, &site, host.as_deref()).await
         }
         Command::Site(SiteCommand::Claim {
             site,
             role,
             host,
             ttl,
-        }) => {
-            let claim = api
-                .send(
-                    api.http
-                        .post(api.url(&format!("/sites/{site}/claims")))
-                        .json(&json!({"role": role, "host": host, "ttl_secs": ttl})),
-                )
-                .await?;
-            match out {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&claim)?),
-                Output::Table => {
-                    println!("{}", claim["token"].as_str().unwrap_or_default());
-                    eprintln!(
-                        "single-use claim token for the {} of site {site}{}, valid until {}",
-                        role.to_uppercase(),
-                        host.map(|h| format!(" (host {h})")).unwrap_or_default(),
-                        claim["expires_at"].as_str().unwrap_or("?")
-                    );
-                }
-            }
-            Ok(())
-        }
+        }) => trust::claim(&api, out, &site, &role, host.as_deref(), ttl).await,
         Command::Site(SiteCommand::List) => print(
             out,
             &api.list("/sites").await?,

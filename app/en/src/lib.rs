@@ -93,21 +93,15 @@ impl En {
             logins,
             config.insecure_registries.clone(),
         );
-        let claim = match (&config.enrol_url, &config.claim_token) {
-            (Some(url), Some(token)) => Some((url.as_str(), token.as_str())),
-            (None, Some(_)) => {
-                anyhow::bail!("claim_token is set but enrol_url (the CO's HTTP API) is not")
-            }
-            _ => None,
-        };
-        let tls = eos_adapter_pki::credentials(&config.tls_dir(), claim, &[])
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot enrol the EN: {e}"))?
-            .map(|c| eos_adapter_grpc::Tls {
-                certificate_pem: c.certificate_pem,
-                key_pem: c.key_pem,
-                ca_pem: c.ca_pem,
-            });
+        let tls = eos_adapter_pki::credentials(
+            &config.tls_dir(),
+            config.enrol_url.as_deref(),
+            config.claim_token.as_deref(),
+            &[],
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot enrol the EN: {e}"))?
+        .map(grpc_tls);
         let enrolled = tls.is_some();
         if tls.is_none() {
             tracing::warn!(tls_dir = %config.tls_dir().display(), "no certificate: the link to the LO is plain gRPC, which a CO requiring mutual TLS refuses; enrol with a claim token (--claim-token, --enrol-url)");
@@ -134,13 +128,7 @@ impl En {
                 config
                     .renew_within_secs
                     .map(|s| time::Duration::seconds(s as i64)),
-                move |c| {
-                    agent.set_tls(Some(eos_adapter_grpc::Tls {
-                        certificate_pem: c.certificate_pem,
-                        key_pem: c.key_pem,
-                        ca_pem: c.ca_pem,
-                    }))
-                },
+                move |c| agent.set_tls(Some(grpc_tls(c))),
                 stopped.clone(),
             )));
         }
@@ -166,5 +154,14 @@ impl En {
 impl eos_app_common::Daemon for En {
     async fn shutdown(self) {
         En::shutdown(self).await
+    }
+}
+
+/// The gRPC link's view of enrolled credentials.
+fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
+    eos_adapter_grpc::Tls {
+        certificate_pem: c.certificate_pem,
+        key_pem: c.key_pem,
+        ca_pem: c.ca_pem,
     }
 }

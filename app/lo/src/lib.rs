@@ -62,23 +62,15 @@ impl Lo {
             || uuid::Uuid::new_v4().to_string(),
             clock.clone(),
         )?);
-        let claim = match (&config.enrol_url, &config.claim_token) {
-            (Some(url), Some(token)) => Some((url.as_str(), token.as_str())),
-            (None, Some(_)) => {
-                anyhow::bail!("claim_token is set but enrol_url (the CO's HTTP API) is not")
-            }
-            _ => None,
-        };
-        let tls = eos_adapter_pki::credentials(&config.tls_dir(), claim, &config.tls_names)
-            .await
-            .context("cannot enrol the LO")?
-            .map(|c| {
-                Arc::new(eos_adapter_grpc::Tls {
-                    certificate_pem: c.certificate_pem,
-                    key_pem: c.key_pem,
-                    ca_pem: c.ca_pem,
-                })
-            });
+        let tls = eos_adapter_pki::credentials(
+            &config.tls_dir(),
+            config.enrol_url.as_deref(),
+            config.claim_token.as_deref(),
+            &config.tls_names,
+        )
+        .await
+        .context("cannot enrol the LO")?
+        .map(|c| Arc::new(grpc_tls(c)));
         if tls.is_none() {
             tracing::warn!(tls_dir = %config.tls_dir().display(), "no certificate: the link to the CO is plain gRPC, which a CO requiring mutual TLS refuses; enrol with a claim token (--claim-token, --enrol-url)");
         }
@@ -109,11 +101,7 @@ impl Lo {
                     .renew_within_secs
                     .map(|s| time::Duration::seconds(s as i64)),
                 move |c| {
-                    let fresh = eos_adapter_grpc::Tls {
-                        certificate_pem: c.certificate_pem,
-                        key_pem: c.key_pem,
-                        ca_pem: c.ca_pem,
-                    };
+                    let fresh = grpc_tls(c);
                     if let Err(e) = server_tls.replace(&fresh) {
                         tracing::error!(error = %e, "the renewed certificate cannot serve ENs");
                     }
@@ -128,9 +116,7 @@ impl Lo {
             stopped.clone(),
             server_tls.is_some(),
         ));
-        let router = eos_adapter_grpc::server(None)
-            .context("cannot set up the EN listener")?
-            .add_service(service);
+        let router = eos_adapter_grpc::server().add_service(service);
         let mut server_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
             let shutdown = async move { eos_app_common::stopped(&mut server_stop).await };
@@ -208,5 +194,14 @@ impl Lo {
 impl eos_app_common::Daemon for Lo {
     async fn shutdown(self) {
         Lo::shutdown(self).await
+    }
+}
+
+/// The gRPC links' view of enrolled credentials.
+fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
+    eos_adapter_grpc::Tls {
+        certificate_pem: c.certificate_pem,
+        key_pem: c.key_pem,
+        ca_pem: c.ca_pem,
     }
 }

@@ -163,6 +163,18 @@ async fn deploy(fleet: &Fleet, dir: &Path, id: &str, runtime: &str, repository: 
     body["id"].as_str().unwrap().to_owned()
 }
 
+/// Sets the default tenant's policy to require signatures by `key`: the status and answer.
+async fn require_signatures(fleet: &Fleet, key: &str) -> (u16, String) {
+    let r = fleet
+        .http
+        .put(fleet.url("/api/v1/signature-policy"))
+        .json(&json!({"required": true, "public_keys": [key]}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 /// The deployment's view once it is `state`.
 async fn when(fleet: &Fleet, id: &str, state: &str) -> Value {
     eventually(&format!("deployment {id} {state}"), LIMIT, || async {
@@ -214,23 +226,11 @@ async fn under_a_signature_policy_only_images_signed_by_a_trusted_key_run() {
         .unwrap();
     fleet.await_online(&["node-1"]).await;
     // A bad policy is refused, naming the field.
-    let r = fleet
-        .http
-        .put(fleet.url("/api/v1/signature-policy"))
-        .json(&json!({"required": true, "public_keys": ["not a key"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("public_keys[0]"));
-    let r = fleet
-        .http
-        .put(fleet.url("/api/v1/signature-policy"))
-        .json(&json!({"required": true, "public_keys": [trusted_pem]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (status, answer) = require_signatures(&fleet, "not a key").await;
+    assert_eq!(status, 422);
+    assert!(answer.contains("public_keys[0]"), "{answer}");
+    let (status, answer) = require_signatures(&fleet, &trusted_pem).await;
+    assert_eq!(status, 200, "{answer}");
     let policy: Value = fleet.get("/api/v1/signature-policy").await.unwrap();
     assert_eq!(policy["required"], true);
 
@@ -315,14 +315,8 @@ async fn under_a_signature_policy_an_unsigned_module_never_runs_and_a_signed_one
         .await
         .unwrap();
     fleet.await_online(&["node-1"]).await;
-    let r = fleet
-        .http
-        .put(fleet.url("/api/v1/signature-policy"))
-        .json(&json!({"required": true, "public_keys": [trusted_pem]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, answer) = require_signatures(&fleet, &trusted_pem).await;
+    assert_eq!(status, 200, "{answer}");
     // The EN reaches the registry through a proxy the test can cut.
     let proxy = FaultProxy::start(registry.parse().unwrap()).await.unwrap();
     let via = proxy.addr;

@@ -1,0 +1,217 @@
+//! The device's side of its certificate: what an LO or EN holds in its TLS folder (key,
+//! certificate, CA), enrolling with a claim token, renewing before expiry, and the loop that
+//! keeps the certificate fresh. The key is made here and never sent.
+
+use crate::{BACKDATE, Identity, PkiError, invalid, read, write, write_private};
+use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+/// What an LO or EN holds to speak mTLS: its key (never leaves the device), its certificate
+/// and the CA's, as PEM files in its TLS folder.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub key_pem: String,
+    pub certificate_pem: String,
+    pub ca_pem: String,
+}
+
+/// The files of [`Credentials`] in a TLS folder.
+pub const KEY_FILE: &str = "key.pem";
+pub const CERT_FILE: &str = "cert.pem";
+pub const CA_FILE: &str = "ca.pem";
+
+impl Credentials {
+    /// The credentials in `dir`, when it holds all three files.
+    pub fn load(dir: &Path) -> Result<Option<Self>, PkiError> {
+        let [key, cert, ca] = [KEY_FILE, CERT_FILE, CA_FILE].map(|f| dir.join(f));
+        if !(key.exists() && cert.exists() && ca.exists()) {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            key_pem: read(&key)?,
+            certificate_pem: read(&cert)?,
+            ca_pem: read(&ca)?,
+        }))
+    }
+
+    /// A new key, kept in `dir` (mode 0600) before anything is sent, and a signing request
+    /// for it naming `names` (the addresses this tier serves on, for an LO).
+    pub fn request(dir: &Path, names: &[String]) -> Result<String, PkiError> {
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+            path: dir.into(),
+            source,
+        })?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
+        write_private(&dir.join(KEY_FILE), key.serialize_pem().as_bytes())?;
+        let params = CertificateParams::new(names.to_vec()).map_err(|e| invalid("names", e))?;
+        let csr = params
+            .serialize_request(&key)
+            .map_err(|e| invalid("signing request", e))?;
+        csr.pem().map_err(|e| invalid("signing request", e))
+    }
+
+    /// Keeps the certificate and CA the CO sent for the key `request` made.
+    pub fn store(dir: &Path, certificate_pem: &str, ca_pem: &str) -> Result<Self, PkiError> {
+        write(&dir.join(CERT_FILE), certificate_pem.as_bytes())?;
+        write(&dir.join(CA_FILE), ca_pem.as_bytes())?;
+        Self::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "no key"))
+    }
+
+    /// Who the certificate names, and until when it is valid.
+    pub fn identity(&self) -> Result<(Identity, OffsetDateTime), PkiError> {
+        let pem = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?
+            .1;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let identity = Identity::of_certificate(&pem.contents)
+            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
+        Ok((identity, cert.validity().not_after.to_datetime()))
+    }
+}
+
+impl Credentials {
+    /// Whether less than a third of the certificate's lifetime is left (or `within` of it, when
+    /// given: a test's way to renew now).
+    pub fn needs_renewal(&self, within: Option<Duration>) -> Result<bool, PkiError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let not_after = cert.validity().not_after.to_datetime();
+        let issued = cert.validity().not_before.to_datetime() + BACKDATE;
+        let margin = within.unwrap_or((not_after - issued) / 3);
+        Ok(OffsetDateTime::now_utc() + margin >= not_after)
+    }
+}
+
+/// Renews the credentials in `dir` at the CO whose HTTP API is `enrol_url`: a new key is made
+/// here, its request is signed with the current key as proof, and the new certificate and key
+/// replace the old once the CO has answered. Links opened afterwards use them; open ones go on.
+pub async fn renew(dir: &Path, enrol_url: &str, names: &[String]) -> Result<Credentials, PkiError> {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let current = Credentials::load(dir)?
+        .ok_or_else(|| invalid(dir.display().to_string(), "not enrolled"))?;
+    let current_key = KeyPair::from_pem(&current.key_pem).map_err(|e| invalid("key", e))?;
+    let next = dir.join("next");
+    let csr = Credentials::request(&next, names)?;
+    let proof = current_key
+        .sign(csr.as_bytes())
+        .map_err(|e| invalid("proof", e))?;
+    let body = serde_json::json!({
+        "certificate": current.certificate_pem,
+        "csr": csr,
+        "proof": base64::engine::general_purpose::STANDARD.encode(proof),
+        "names": names,
+    });
+    let (certificate, _) = ask_co(enrol_url, "renewals", &body).await?;
+    // The new pair replaces the old: the key first, then its certificate.
+    write(&next.join(CERT_FILE), certificate.as_bytes())?;
+    for file in [KEY_FILE, CERT_FILE] {
+        std::fs::rename(next.join(file), dir.join(file)).map_err(|source| PkiError::Io {
+            path: dir.join(file),
+            source,
+        })?;
+    }
+    Credentials::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "lost on renewal"))
+}
+
+/// Checks the credentials in `dir` now and every `every`, renews them when
+/// [`Credentials::needs_renewal`] says so, and hands each renewed set to `renewed`; until `stop`.
+pub async fn keep_renewed(
+    dir: PathBuf,
+    enrol_url: String,
+    names: Vec<String>,
+    every: std::time::Duration,
+    within: Option<Duration>,
+    renewed: impl Fn(Credentials) + Send,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match Credentials::load(&dir).and_then(|c| match c {
+            Some(c) => c.needs_renewal(within),
+            None => Ok(false),
+        }) {
+            Ok(false) => {}
+            Ok(true) => match renew(&dir, &enrol_url, &names).await {
+                Ok(fresh) => {
+                    if let Ok((identity, until)) = fresh.identity() {
+                        tracing::info!(%identity, %until, "certificate renewed");
+                    }
+                    renewed(fresh);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the certificate yet"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot read the certificate"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The credentials in `dir`; when there are none and a claim token is given, enrols at the CO
+/// whose HTTP API is `enrol_url` first (the key is made here and never sent). `names` are the
+/// addresses an LO serves its ENs on. `None`: not enrolled and no token (plain links).
+pub async fn credentials(
+    dir: &Path,
+    enrol_url: Option<&str>,
+    claim_token: Option<&str>,
+    names: &[String],
+) -> Result<Option<Credentials>, PkiError> {
+    if let Some(found) = Credentials::load(dir)? {
+        return Ok(Some(found));
+    }
+    match (enrol_url, claim_token) {
+        (_, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(
+            "claim_token",
+            "is set but enrol_url (the CO's HTTP API) is not",
+        )),
+        (Some(url), Some(token)) => enrol(dir, url, token, names).await.map(Some),
+    }
+}
+
+/// Enrols with `token` at the CO whose HTTP API is `enrol_url`.
+pub async fn enrol(
+    dir: &Path,
+    enrol_url: &str,
+    token: &str,
+    names: &[String],
+) -> Result<Credentials, PkiError> {
+    let csr = Credentials::request(dir, names)?;
+    let body = serde_json::json!({"token": token.trim(), "csr": csr, "names": names});
+    let (certificate, ca) = ask_co(enrol_url, "enrolments", &body).await?;
+    Credentials::store(dir, &certificate, &ca)
+}
+
+/// Posts `body` to the CO's `/api/v1/<what>` and returns the certificate and CA it answers
+/// with, or the CO's reason for refusing.
+async fn ask_co(
+    enrol_url: &str,
+    what: &str,
+    body: &serde_json::Value,
+) -> Result<(String, String), PkiError> {
+    let url = format!("{}/api/v1/{what}", enrol_url.trim_end_matches('/'));
+    let failed = |e: &dyn std::fmt::Display| invalid(format!("{what} at {url}"), e);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(body)
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| failed(&e))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.map_err(|e| failed(&e))?;
+    if !status.is_success() {
+        let why = answer["detail"].as_str().unwrap_or("no reason given");
+        return Err(invalid(format!("{what} at {url} refused ({status})"), why));
+    }
+    match (answer["certificate"].as_str(), answer["ca"].as_str()) {
+        (Some(certificate), Some(ca)) => Ok((certificate.to_owned(), ca.to_owned())),
+        _ => Err(failed(&"no certificate in the answer")),
+    }
+}

@@ -1,0 +1,93 @@
+//! `edgectl policy` and `edgectl site claim | revoke`: the tenant's artifact signature policy,
+//! claim tokens for enrolling LOs and ENs, and revoking their certificates.
+
+use crate::api::Api;
+use crate::table::{Output, print};
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+pub async fn show_policy(api: &Api, out: Output) -> anyhow::Result<()> {
+    let policy = api.get("/signature-policy").await?;
+    print_policy(out, &policy)
+}
+
+/// Requires signatures by the keys in `keys` (PEM files), or none with `off`.
+pub async fn set_signature_policy(
+    api: &Api,
+    out: Output,
+    keys: &[PathBuf],
+    off: bool,
+) -> anyhow::Result<()> {
+    let mut public_keys = Vec::new();
+    for path in keys {
+        public_keys.push(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the key {}", path.display()))?,
+        );
+    }
+    let policy = api
+        .send(
+            api.http
+                .put(api.url("/signature-policy"))
+                .json(&json!({"required": !off, "public_keys": public_keys})),
+        )
+        .await?;
+    print_policy(out, &policy)
+}
+
+/// A signature policy: as JSON, or a line for people.
+fn print_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
+    if matches!(out, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(policy)?);
+        return Ok(());
+    }
+    let keys = policy["public_keys"].as_array().map_or(0, Vec::len);
+    match policy["required"].as_bool() {
+        Some(true) => println!("signatures required: by any of {keys} public key(s)"),
+        _ => println!("signatures not required"),
+    }
+    Ok(())
+}
+
+/// Prints a new claim token alone on stdout (for scripts), what it is for on stderr.
+pub async fn claim(
+    api: &Api,
+    out: Output,
+    site: &str,
+    role: &str,
+    host: Option<&str>,
+    ttl: Option<u64>,
+) -> anyhow::Result<()> {
+    let claim = api
+        .send(
+            api.http
+                .post(api.url(&format!("/sites/{site}/claims")))
+                .json(&json!({"role": role, "host": host, "ttl_secs": ttl})),
+        )
+        .await?;
+    match out {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&claim)?),
+        Output::Table => {
+            println!("{}", claim["token"].as_str().unwrap_or_default());
+            eprintln!(
+                "single-use claim token for the {} of site {site}{}, valid until {}",
+                role.to_uppercase(),
+                host.map(|h| format!(" (host {h})")).unwrap_or_default(),
+                claim["expires_at"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn revoke(api: &Api, out: Output, site: &str, host: Option<&str>) -> anyhow::Result<()> {
+    let revoked = api
+        .send(
+            api.http
+                .post(api.url(&format!("/sites/{site}/revocations")))
+                .json(&json!({"host": host})),
+        )
+        .await?;
+    print(out, &json!([revoked]), &["site", "host", "revoked_at"])
+}
