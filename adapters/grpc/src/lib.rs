@@ -171,8 +171,20 @@ where
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let accepting = tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
+            // The server drops its end of the channel when it stops taking connections (at
+            // shutdown, before open ones drain): the listener goes then, freeing the address.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = tx.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let (acceptor, tx) = (tls.acceptor(), tx.clone());
@@ -190,7 +202,10 @@ where
     let served = router
         .serve_with_incoming_shutdown(tokio_stream::wrappers::ReceiverStream::new(rx), shutdown)
         .await;
+    // The listener goes with the accepting task: wait until it is gone, so the address is free
+    // for a restart the moment this returns.
     accepting.abort();
+    let _ = accepting.await;
     served
 }
 
