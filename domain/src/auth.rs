@@ -22,7 +22,8 @@ pub enum Action {
     ManageFleet,
     /// Reads, adds and removes the tenant's users and issues their tokens.
     ManageUsers,
-    /// Sets the tenant's security policy (which artifacts must be signed, by which keys).
+    /// Sets the tenant's security policy (which artifacts must be signed, by which keys) and
+    /// revokes its sites' and devices' certificates.
     ManageSecurity,
     /// Lists and creates tenants: the platform's own business.
     ManageTenants,
@@ -67,8 +68,12 @@ impl Role {
                 action,
                 Public | Read | ReadOperations | ManageApps | Deploy | ManageFleet
             ),
-            // Audits what happened and what runs; changes nothing.
-            Role::SecurityAnalyst => matches!(action, Public | Read | ReadOperations),
+            // Audits what happened and what runs, and keeps the supply chain and the fleet's
+            // credentials: artifact signatures, certificate revocation, key rotation (seed 004
+            // §2 and UC 3.7).
+            Role::SecurityAnalyst => {
+                matches!(action, Public | Read | ReadOperations | ManageSecurity)
+            }
             Role::Viewer => matches!(action, Public | Read | ReadOperations),
             // Reports on what the fleet is and costs; no logs or event trails.
             Role::Finops => matches!(action, Public | Read),
@@ -102,11 +107,63 @@ pub enum Denied {
         action: &'static str,
         needs: String,
     },
+    #[error("{subject} may not {what} {role}: {why}")]
+    AboveOwn {
+        subject: String,
+        /// `grant`, `act as` (a token), `change a user who is`, …
+        what: &'static str,
+        role: &'static str,
+        why: String,
+    },
 }
 
 impl Principal {
+    /// Whether the principal is a platform admin: it has the role *and* belongs to the platform
+    /// tenant. A `platform-admin` role held in any other tenant (a stored row of an ordinary
+    /// tenant, a provider's token naming another tenant) counts for nothing.
     pub fn is_platform_admin(&self) -> bool {
-        self.roles.contains(&Role::PlatformAdmin)
+        self.tenant.is_platform() && self.roles.contains(&Role::PlatformAdmin)
+    }
+
+    /// The roles that count: all of them, less `platform-admin` outside the platform tenant.
+    pub fn effective_roles(&self) -> impl Iterator<Item = Role> + '_ {
+        self.roles
+            .iter()
+            .copied()
+            .filter(|r| *r != Role::PlatformAdmin || self.tenant.is_platform())
+    }
+
+    /// Whether the principal may give `role` to a user (add one with it, change one to it),
+    /// mint a token carrying it, or change or remove a user who has it: only a platform admin
+    /// deals in `platform-admin`, and anyone else only in roles that grant nothing the
+    /// principal's own roles do not.
+    pub fn may_grant(&self, role: Role, what: &'static str) -> Result<(), Denied> {
+        let refuse = |why: String| Denied::AboveOwn {
+            subject: self.subject.clone(),
+            what,
+            role: role.as_str(),
+            why,
+        };
+        if role == Role::PlatformAdmin {
+            return match self.is_platform_admin() {
+                true => Ok(()),
+                false => Err(refuse(
+                    "only a platform admin deals in platform admins".into(),
+                )),
+            };
+        }
+        let above: Vec<&str> = Action::ALL
+            .into_iter()
+            .filter(|a| role.grants(*a) && !self.effective_roles().any(|r| r.grants(*a)))
+            .map(Action::as_str)
+            .collect();
+        match above.is_empty() {
+            true => Ok(()),
+            false => Err(refuse(format!(
+                "it grants {} that the principal's own roles do not",
+                above.join(", ")
+            ))),
+        }
     }
 
     /// Whether the principal may do `action` for `tenant`: in its own tenant by its roles; in
@@ -122,7 +179,7 @@ impl Principal {
                 asked: tenant.to_string(),
             });
         }
-        if self.roles.iter().any(|r| r.grants(action)) {
+        if self.effective_roles().any(|r| r.grants(action)) {
             return Ok(());
         }
         let names = |roles: &mut dyn Iterator<Item = Role>| {
@@ -188,7 +245,7 @@ mod tests {
         );
         assert_eq!(
             granted(Role::SecurityAnalyst),
-            [Public, Read, ReadOperations]
+            [Public, Read, ReadOperations, ManageSecurity]
         );
         assert_eq!(granted(Role::Viewer), [Public, Read, ReadOperations]);
         assert_eq!(granted(Role::Finops), [Public, Read]);
@@ -204,8 +261,60 @@ mod tests {
             "u1 belongs to tenant globex and may not act for tenant acme"
         );
         assert!(operator.may(Action::Public, &acme).is_ok());
-        let admin = principal("globex", &[Role::PlatformAdmin]);
+        let admin = principal("default", &[Role::PlatformAdmin]);
         assert!(admin.may(Action::Deploy, &acme).is_ok());
+    }
+
+    #[test]
+    fn platform_admin_counts_only_in_the_platform_tenant() {
+        let acme = TenantId::parse("acme").unwrap();
+        let forged = principal("acme", &[Role::PlatformAdmin]);
+        assert!(!forged.is_platform_admin());
+        assert!(forged.may(Action::ManageTenants, &acme).is_err());
+        assert!(
+            forged.may(Action::Read, &acme).is_err(),
+            "the role counts for nothing"
+        );
+        assert!(
+            forged
+                .may(Action::Read, &TenantId::parse("globex").unwrap())
+                .is_err()
+        );
+        assert!(principal("default", &[Role::PlatformAdmin]).is_platform_admin());
+    }
+
+    #[test]
+    fn nobody_grants_a_role_above_their_own() {
+        let admin = principal("acme", &[Role::TenantAdmin]);
+        for role in [
+            Role::TenantAdmin,
+            Role::Operator,
+            Role::SecurityAnalyst,
+            Role::Viewer,
+            Role::Finops,
+        ] {
+            assert!(admin.may_grant(role, "grant").is_ok(), "{role:?}");
+        }
+        let denied = admin.may_grant(Role::PlatformAdmin, "grant").unwrap_err();
+        assert_eq!(
+            denied.to_string(),
+            "u1 may not grant platform-admin: only a platform admin deals in platform admins"
+        );
+        let operator = principal("acme", &[Role::Operator]);
+        assert!(operator.may_grant(Role::Viewer, "grant").is_ok());
+        assert_eq!(
+            operator
+                .may_grant(Role::SecurityAnalyst, "grant")
+                .unwrap_err()
+                .to_string(),
+            "u1 may not grant security-analyst: it grants manage-security that the principal's own roles do not"
+        );
+        assert!(operator.may_grant(Role::TenantAdmin, "grant").is_err());
+        let platform = principal("default", &[Role::PlatformAdmin]);
+        assert!(platform.may_grant(Role::PlatformAdmin, "grant").is_ok());
+        let forged = principal("acme", &[Role::PlatformAdmin]);
+        assert!(forged.may_grant(Role::PlatformAdmin, "grant").is_err());
+        assert!(forged.may_grant(Role::Viewer, "grant").is_err());
     }
 
     #[test]

@@ -128,9 +128,21 @@ impl TenantId {
     pub fn default_tenant() -> Self {
         Self(DEFAULT_TENANT.to_owned())
     }
+
+    /// The platform tenant: the only one whose principals may be platform admins.
+    pub fn platform() -> Self {
+        Self::default_tenant()
+    }
+
+    /// Whether this is the platform tenant.
+    pub fn is_platform(&self) -> bool {
+        self.0 == DEFAULT_TENANT
+    }
 }
 
-/// The id of the tenant every CO has from its first start.
+/// The id of the tenant every CO has from its first start. It is also the platform tenant:
+/// the bootstrap admin belongs to it, and the `platform-admin` role counts only for principals
+/// of this tenant (see `auth::Principal::is_platform_admin`).
 pub const DEFAULT_TENANT: &str = "default";
 
 string_id!(

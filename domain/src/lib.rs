@@ -17,5 +17,6 @@ pub mod render;
 pub mod service;
 pub mod signing;
 pub mod state;
+pub mod workload;
 
 pub use problem::{Problem, Problems};

@@ -1,4 +1,9 @@
 //! Application packages from directories and Git repositories, kept in the CO's data folder.
+//! A folder is read only outside the folders the fetcher refuses (the CO's data folder: one
+//! tenant must not import another's kept packages) and never as the whole file system; a
+//! Git source must be a remote URL (`https://`, `http://`, `ssh://`, `git@host:path`), never a
+//! local or `ext::` transport or anything that looks like an option. A package holds at most
+//! [`MAX_FILES`] files and [`MAX_BYTES`] bytes; a fetch that fails leaves nothing behind.
 
 use crate::command::git;
 use eos_domain::service::{FetchedPackage, PackageSource};
@@ -7,15 +12,108 @@ use std::path::{Path, PathBuf};
 /// Copies each fetched package into `root/<n>/` so the app store keeps its files.
 pub struct PackageFetcher {
     root: PathBuf,
+    /// Folders never read as a package, nor any folder holding one of them.
+    refused: Vec<PathBuf>,
 }
+
+/// The most files a package may hold.
+pub const MAX_FILES: usize = 10_000;
+/// The most bytes a package's files may hold together.
+pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 impl PackageFetcher {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            refused: Vec::new(),
+        }
+    }
+
+    /// Never reads `folder` (nor what lies under it, nor a folder holding it) as a package.
+    pub fn refusing(mut self, folder: impl Into<PathBuf>) -> Self {
+        let folder = folder.into();
+        let real = std::fs::canonicalize(&folder).unwrap_or(folder);
+        self.refused.push(real);
+        self
     }
 
     fn is_git_url(source: &str) -> bool {
-        source.contains("://") || source.starts_with("git@") || source.ends_with(".git")
+        source.contains("://")
+            || source.contains("::")
+            || source.starts_with("git@")
+            || source.ends_with(".git")
+    }
+
+    /// Refused unless `source` is a remote Git URL of an allowed transport.
+    fn check_git_url(source: &str) -> Result<(), String> {
+        let remote = ["https://", "http://", "ssh://"]
+            .iter()
+            .any(|p| source.starts_with(p))
+            || source.strip_prefix("git@").is_some_and(|rest| {
+                rest.split_once(':')
+                    .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
+            });
+        if !remote || source.starts_with('-') || source.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{source:?} is not a remote Git URL (https://, http://, ssh:// or git@host:path; \
+                 no file://, ext:: or other transports)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The folder `source` names, resolved, unless it is refused.
+    fn check_folder(&self, source: &str) -> Result<PathBuf, String> {
+        let dir = std::fs::canonicalize(source)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or("not a directory the CO can read, nor a Git URL")?;
+        if dir.parent().is_none() {
+            return Err("the whole file system is not a package".into());
+        }
+        for refused in &self.refused {
+            if dir.starts_with(refused) || refused.starts_with(&dir) {
+                return Err(format!(
+                    "{} is or holds the CO's own data folder, which is never read as a package",
+                    dir.display()
+                ));
+            }
+        }
+        Ok(dir)
+    }
+
+    async fn fetch_into(&self, source: &str, folder: &Path) -> Result<String, String> {
+        if Self::is_git_url(source) {
+            Self::check_git_url(source)?;
+            git(
+                &self.root,
+                &[
+                    "-c",
+                    "protocol.allow=never",
+                    "-c",
+                    "protocol.https.allow=always",
+                    "-c",
+                    "protocol.http.allow=always",
+                    "-c",
+                    "protocol.ssh.allow=always",
+                    "clone",
+                    "--quiet",
+                    "--depth",
+                    "1",
+                    "--",
+                    source,
+                    &folder.display().to_string(),
+                ],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        } else {
+            let dir = self.check_folder(source)?;
+            copy_dir(&dir, folder)
+                .await
+                .map_err(|e| format!("cannot copy the package: {e}"))?;
+        }
+        find_description(folder).await
     }
 
     async fn fresh_folder(&self) -> Result<PathBuf, String> {
@@ -36,30 +134,13 @@ impl PackageFetcher {
 impl PackageSource for PackageFetcher {
     async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
         let folder = self.fresh_folder().await?;
-        if Self::is_git_url(source) {
-            git(
-                &self.root,
-                &[
-                    "clone",
-                    "--quiet",
-                    "--depth",
-                    "1",
-                    source,
-                    &folder.display().to_string(),
-                ],
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        } else {
-            let dir = Path::new(source);
-            if !dir.is_dir() {
-                return Err("not a directory the CO can read, nor a Git URL".into());
+        let description_yaml = match self.fetch_into(source, &folder).await {
+            Ok(text) => text,
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&folder).await;
+                return Err(e);
             }
-            copy_dir(dir, &folder)
-                .await
-                .map_err(|e| format!("cannot copy the package: {e}"))?;
-        }
-        let description_yaml = find_description(&folder).await?;
+        };
         Ok(FetchedPackage {
             description_yaml,
             folder: folder.display().to_string(),
@@ -146,7 +227,11 @@ async fn find_description(folder: &Path) -> Result<String, String> {
     }
 }
 
+/// Copies the files and folders of `from` (not `.git`, not symbolic links) into `to`, up to
+/// [`MAX_FILES`] files and [`MAX_BYTES`] bytes.
 async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    let too_big = |what: String| std::io::Error::other(format!("the package holds {what}"));
+    let (mut files, mut bytes) = (0usize, 0u64);
     let mut stack = vec![(from.to_owned(), to.to_owned())];
     while let Some((src, dst)) = stack.pop() {
         tokio::fs::create_dir_all(&dst).await?;
@@ -159,6 +244,14 @@ async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
                     stack.push((entry.path(), target));
                 }
             } else if kind.is_file() {
+                files += 1;
+                bytes += entry.metadata().await?.len();
+                if files > MAX_FILES {
+                    return Err(too_big(format!("more than {MAX_FILES} files")));
+                }
+                if bytes > MAX_BYTES {
+                    return Err(too_big(format!("more than {MAX_BYTES} bytes")));
+                }
                 tokio::fs::copy(entry.path(), target).await?;
             }
         }

@@ -2,7 +2,7 @@
 //! token: a JWT the CO signed (EdDSA only, its issuer and audience, not expired), or, where an
 //! OpenID Connect provider is configured, an access token of that provider (an
 //! [`ExternalIdentity`] the CO wires in); the token names the principal's tenant and roles. [`REST`] lists every operation with the action it
-//! needs and [`GRAPHQL`] every root field; the middleware and the GraphQL extension here are the
+//! needs and [`GRAPHQL`] every root field; the middleware and the GraphQL guard here are the
 //! only places that decide, by `eos_domain::auth`'s rules. A missing or bad token is 401, a
 //! refusal 403, both problem documents.
 
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use eos_domain::auth::{Action, Principal};
 use eos_domain::ids::TenantId;
-use eos_domain::service::Role;
+use eos_domain::service::{ControlPlane, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -118,14 +118,28 @@ impl Authority {
     }
 
     /// The principal a bearer token names: the external provider's token when its issuer is the
-    /// provider's, else one of the CO's own (see [`Authority::verify`]).
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, Refused> {
+    /// provider's, else one of the CO's own (see [`Authority::verify`]) whose user still stands
+    /// in `users` ([`still_stands`]).
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        users: &ControlPlane,
+    ) -> Result<Authenticated, Refused> {
         if let Some(external) = &self.external
             && issuer_of(token).as_deref() == Some(external.issuer())
         {
-            return external.verify(token).await.map_err(Refused);
+            let principal = external.verify(token).await.map_err(Refused)?;
+            return Ok(Authenticated {
+                principal,
+                own: false,
+            });
         }
-        self.verify(token)
+        let principal = self.verify(token)?;
+        still_stands(users, &principal).await?;
+        Ok(Authenticated {
+            principal,
+            own: true,
+        })
     }
 
     /// A new Ed25519 key in PKCS#8 (DER), for the CO to keep.
@@ -190,6 +204,54 @@ impl Authority {
     }
 }
 
+/// A verified caller, and whether its token is one of the CO's own (tied to a stored user,
+/// checked again while a stream stays open) or the external provider's.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub principal: Principal,
+    pub own: bool,
+}
+
+/// How often an open stream (server-sent events, a GraphQL WebSocket) checks that its caller's
+/// user still stands.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Refused unless the user a CO token names still exists with the role the token carries:
+/// removing a user or changing its role ends what its tokens allow at once.
+pub async fn still_stands(users: &ControlPlane, principal: &Principal) -> Result<(), Refused> {
+    let user = users
+        .token_user(&principal.tenant, &principal.subject)
+        .await
+        .map_err(|e| Refused(format!("cannot check the token's user: {e}")))?;
+    match user {
+        None => Err(Refused(format!(
+            "the token's user {} of tenant {} no longer exists",
+            principal.subject, principal.tenant
+        ))),
+        Some(u) if principal.roles != [u.role] => Err(Refused(format!(
+            "the token's user {} is {} now: the token no longer counts, get a new one",
+            principal.subject,
+            u.role.as_str()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Resolves, with the reason, once `caller` no longer stands (never for a provider's token,
+/// whose lifetime the provider decides): open streams end on it.
+pub async fn revoked(users: Arc<ControlPlane>, caller: Authenticated) -> Refused {
+    if !caller.own {
+        return std::future::pending().await;
+    }
+    loop {
+        tokio::time::sleep(RECHECK).await;
+        match still_stands(&users, &caller.principal).await {
+            Err(why) if !why.0.starts_with("cannot check") => return why,
+            _ => {}
+        }
+    }
+}
+
 /// The issuer a token claims, read without verifying anything (only to pick the verifier).
 fn issuer_of(token: &str) -> Option<String> {
     #[derive(Deserialize)]
@@ -234,7 +296,7 @@ pub const REST: &[(&str, &str, Action)] = &[
     (
         "POST",
         "/api/v1/sites/{site_id}/revocations",
-        Action::ManageFleet,
+        Action::ManageSecurity,
     ),
     ("GET", "/api/v1/signature-policy", Action::Read),
     ("PUT", "/api/v1/signature-policy", Action::ManageSecurity),
@@ -256,6 +318,7 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/users", Action::ManageUsers),
     ("POST", "/api/v1/users", Action::ManageUsers),
     ("GET", "/api/v1/users/{user_id}", Action::ManageUsers),
+    ("PATCH", "/api/v1/users/{user_id}", Action::ManageUsers),
     ("DELETE", "/api/v1/users/{user_id}", Action::ManageUsers),
     ("GET", "/api/v1/apps", Action::Read),
     ("POST", "/api/v1/apps", Action::ManageApps),
@@ -360,6 +423,7 @@ pub const GRAPHQL: &[(&str, Action)] = &[
     ("Mutation.createTenant", Action::ManageTenants),
     ("Mutation.addUser", Action::ManageUsers),
     ("Mutation.removeUser", Action::ManageUsers),
+    ("Mutation.setUserRole", Action::ManageUsers),
     ("Subscription.events", Action::ReadOperations),
     ("Subscription.deploymentStatus", Action::ReadOperations),
     ("Subscription.nodes", Action::Read),
@@ -421,7 +485,7 @@ fn bearer(request: &Request) -> Option<Result<&str, ()>> {
 /// The middleware: finds the operation's action, verifies the token, settles the tenant,
 /// checks the roles, and hands the handler the [`Principal`] and [`ActingTenant`].
 pub async fn authorize(
-    State(authority): State<Arc<Authority>>,
+    State((authority, users)): State<(Arc<Authority>, Arc<ControlPlane>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -452,10 +516,11 @@ pub async fn authorize(
         }
         Some(Ok(token)) => token,
     };
-    let principal = match authority.authenticate(token).await {
-        Ok(p) => p,
+    let caller = match authority.authenticate(token, &users).await {
+        Ok(c) => c,
         Err(why) => return unauthorized(why.to_string()),
     };
+    let principal = caller.principal.clone();
     let tenant = match request.headers().get(crate::TENANT_HEADER) {
         None => principal.tenant.clone(),
         Some(value) => match value
@@ -478,21 +543,39 @@ pub async fn authorize(
     }
     request.extensions_mut().insert(ActingTenant(tenant));
     request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(caller);
     next.run(request).await
 }
 
-/// The GraphQL extension that checks each root field of an operation against [`GRAPHQL`]
-/// before anything runs (queries, mutations and subscriptions alike).
-pub struct GraphQlGuard;
+/// A first look at each operation before anything runs, so that a refused field answers 403
+/// even where the document would fail validation: every root field the document selects,
+/// through any nesting of fragments, is judged by [`GRAPHQL`] (introspection fields aside), and
+/// a document the walk cannot follow to its end is refused. [`RootGuard`] judges each field
+/// again as it is resolved; this walk only refuses earlier, it never lets anything through.
+pub struct GraphQlPrecheck;
 
-impl async_graphql::extensions::ExtensionFactory for GraphQlGuard {
+/// How deep fragments may nest inside an operation's root selection before the walk refuses
+/// the document (no real query comes near it).
+pub const MAX_FRAGMENT_NESTING: usize = 32;
+
+impl async_graphql::extensions::ExtensionFactory for GraphQlPrecheck {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
-        Arc::new(GraphQlGuard)
+        Arc::new(GraphQlPrecheck)
     }
 }
 
+/// A GraphQL error with the problem type `forbidden` and status 403 in its extensions.
+fn forbidden_gql(detail: String) -> async_graphql::ServerError {
+    let mut error = async_graphql::ServerError::new(detail, None);
+    let mut extensions = async_graphql::ErrorExtensionValues::default();
+    extensions.set("type", format!("{}forbidden", crate::problem::TYPE_BASE));
+    extensions.set("status", 403);
+    error.extensions = Some(extensions);
+    error
+}
+
 #[async_trait::async_trait]
-impl async_graphql::extensions::Extension for GraphQlGuard {
+impl async_graphql::extensions::Extension for GraphQlPrecheck {
     async fn parse_query(
         &self,
         ctx: &async_graphql::extensions::ExtensionContext<'_>,
@@ -504,22 +587,17 @@ impl async_graphql::extensions::Extension for GraphQlGuard {
         let (Some(principal), Some(tenant)) =
             (ctx.data_opt::<Principal>(), ctx.data_opt::<TenantId>())
         else {
-            return Err(async_graphql::ServerError::new(
-                "no verified principal",
-                None,
-            ));
+            return Err(forbidden_gql("no verified principal".into()));
         };
-        for (name, field) in root_fields(&document) {
-            let Some(action) = graphql_action(name, &field) else {
-                continue; // introspection (`__schema`, `__typename`) and unknown fields
+        for (root, field) in root_fields(&document).map_err(forbidden_gql)? {
+            if field.starts_with("__") {
+                continue; // introspection: `__schema`, `__type`, `__typename`
+            }
+            let Some(action) = graphql_action(root, &field) else {
+                continue; // no such field: validation answers it; the guard never sees it run
             };
             if let Err(denied) = principal.may(action, tenant) {
-                let mut error = async_graphql::ServerError::new(denied.to_string(), None);
-                let mut extensions = async_graphql::ErrorExtensionValues::default();
-                extensions.set("type", format!("{}forbidden", crate::problem::TYPE_BASE));
-                extensions.set("status", 403);
-                error.extensions = Some(extensions);
-                return Err(error);
+                return Err(forbidden_gql(denied.to_string()));
             }
         }
         Ok(document)
@@ -527,40 +605,55 @@ impl async_graphql::extensions::Extension for GraphQlGuard {
 }
 
 /// The root fields an executable document selects, with their operation's root type
-/// (`Query`, `Mutation`, `Subscription`), through fragments too.
+/// (`Query`, `Mutation`, `Subscription`), through inline fragments and fragment spreads to any
+/// depth up to [`MAX_FRAGMENT_NESTING`]; deeper, or a spread of a fragment already being
+/// followed (a cycle), is an error, never a field skipped.
 fn root_fields(
     document: &async_graphql::parser::types::ExecutableDocument,
-) -> Vec<(&'static str, String)> {
+) -> Result<Vec<(&'static str, String)>, String> {
     use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
-    fn walk(
-        set: &SelectionSet,
-        document: &async_graphql::parser::types::ExecutableDocument,
+    fn walk<'d>(
+        set: &'d SelectionSet,
+        document: &'d async_graphql::parser::types::ExecutableDocument,
         root: &'static str,
         out: &mut Vec<(&'static str, String)>,
-        depth: usize,
-    ) {
-        if depth > 8 {
-            return;
+        following: &mut Vec<&'d str>,
+    ) -> Result<(), String> {
+        if following.len() > MAX_FRAGMENT_NESTING {
+            return Err(format!(
+                "fragments nest deeper than {MAX_FRAGMENT_NESTING} at the root of the operation"
+            ));
         }
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => out.push((root, f.node.name.node.to_string())),
                 Selection::InlineFragment(f) => {
-                    walk(&f.node.selection_set.node, document, root, out, depth + 1)
+                    following.push("");
+                    walk(&f.node.selection_set.node, document, root, out, following)?;
+                    following.pop();
                 }
                 Selection::FragmentSpread(s) => {
-                    if let Some(fragment) = document.fragments.get(&s.node.fragment_name.node) {
-                        walk(
-                            &fragment.node.selection_set.node,
-                            document,
-                            root,
-                            out,
-                            depth + 1,
-                        )
+                    let name = s.node.fragment_name.node.as_str();
+                    if following.contains(&name) {
+                        return Err(format!("fragment {name} spreads itself"));
                     }
+                    let fragment = document
+                        .fragments
+                        .get(&s.node.fragment_name.node)
+                        .ok_or_else(|| format!("fragment {name} is not defined"))?;
+                    following.push(name);
+                    walk(
+                        &fragment.node.selection_set.node,
+                        document,
+                        root,
+                        out,
+                        following,
+                    )?;
+                    following.pop();
                 }
             }
         }
+        Ok(())
     }
     let mut out = Vec::new();
     for (_, operation) in document.operations.iter() {
@@ -574,10 +667,51 @@ fn root_fields(
             document,
             root,
             &mut out,
-            0,
-        );
+            &mut Vec::new(),
+        )?;
     }
-    out
+    Ok(out)
+}
+
+/// The guard on every root field of the GraphQL schema (`#[Object(guard = …)]` on `Query` and
+/// `Mutation`, `#[Subscription(guard = …)]` on `Subscription`): async-graphql runs it before
+/// each root resolver however the field was reached (inline or named fragments, aliases,
+/// batches, subscriptions over WebSocket), so no walk of the document can be outrun. It judges
+/// by [`GRAPHQL`] and refuses what it cannot judge (fail closed): a field with no row, a request
+/// without a verified principal.
+pub struct RootGuard(pub &'static str);
+
+impl RootGuard {
+    pub const QUERY: Self = Self("Query");
+    pub const MUTATION: Self = Self("Mutation");
+    pub const SUBSCRIPTION: Self = Self("Subscription");
+}
+
+impl async_graphql::Guard for RootGuard {
+    async fn check(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+        let field = ctx.item.node.name.node.as_str();
+        let refuse = |detail: String| {
+            use async_graphql::ErrorExtensions;
+            async_graphql::Error::new(detail).extend_with(|_, e| {
+                e.set("type", format!("{}forbidden", crate::problem::TYPE_BASE));
+                e.set("status", 403);
+            })
+        };
+        let (Some(principal), Some(tenant)) =
+            (ctx.data_opt::<Principal>(), ctx.data_opt::<TenantId>())
+        else {
+            return Err(refuse("no verified principal".into()));
+        };
+        let Some(action) = graphql_action(self.0, field) else {
+            return Err(refuse(format!(
+                "{}.{field} is in no authorization rule",
+                self.0
+            )));
+        };
+        principal
+            .may(action, tenant)
+            .map_err(|denied| refuse(denied.to_string()))
+    }
 }
 
 #[cfg(test)]

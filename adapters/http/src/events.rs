@@ -174,6 +174,7 @@ pub async fn deployment_history(
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event number")), responses((status = 200, content_type = "text/event-stream", body = ChangeEvent, description = "A stream of events: `id` is the event's number, `event` its kind, `data` the event as JSON"), (status = 400, body = ProblemDocument)))]
 pub async fn events(
     State((control, bell)): State<(Shared, Arc<Bell>)>,
+    axum::Extension(caller): axum::Extension<crate::auth::Authenticated>,
     TenantScope(tenant): TenantScope,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
@@ -213,9 +214,11 @@ pub async fn events(
         site,
         subject: q.subject,
     };
-    let stream = follow(control, bell, filter, after)
+    // The stream ends within a few seconds of its caller's user being removed or demoted.
+    let stream = follow(control.clone(), bell, filter, after)
         .await?
-        .map(|e| Ok::<_, std::convert::Infallible>(message(e)));
+        .map(|e| Ok::<_, std::convert::Infallible>(message(e)))
+        .take_until(crate::auth::revoked(control, caller));
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -111,10 +111,13 @@ pub struct IssuedToken {
 }
 
 /// A token for one of the tenant's users, with the user's role: what `edgectl login` gets
-/// when no single sign-on provider is configured, and what scripts run with.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", request_body = IssueToken, responses((status = 201, body = IssuedToken), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+/// when no single sign-on provider is configured, and what scripts run with. Nobody mints a
+/// token for a user whose role is above their own. The token works while its user exists with
+/// that role.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "identity", request_body = IssueToken, responses((status = 201, body = IssuedToken), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn issue_token(
     State((control, authority)): State<IdentityState>,
+    Extension(actor): Extension<Principal>,
     TenantScope(tenant): TenantScope,
     payload: Result<Json<IssueToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
@@ -128,7 +131,14 @@ pub async fn issue_token(
             format!("ttl_secs: {ttl} is not between 1 and {MAX_TTL_SECS}"),
         ));
     }
-    let user = control.user(&tenant, &req.user_id).await?;
+    let user = control
+        .user_for(
+            &actor,
+            &tenant,
+            &req.user_id,
+            "mint a token for a user who is",
+        )
+        .await?;
     let principal = Principal {
         subject: user.id.clone(),
         tenant: user.tenant.clone(),

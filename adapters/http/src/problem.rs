@@ -65,6 +65,9 @@ impl From<ServiceError> for ApiError {
                 e.to_string(),
             ),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
+            ServiceError::Forbidden(m) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m)
+            }
             ServiceError::PreconditionFailed(m) => Self::new(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition-failed",

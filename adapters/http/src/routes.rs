@@ -67,6 +67,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::add_user,
         crate::tenancy::get_user,
         crate::tenancy::remove_user,
+        crate::tenancy::update_user,
         crate::identity::me,
         crate::identity::provider,
         crate::enrolment::create_claim,
@@ -104,6 +105,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::CreateTenant,
         crate::tenancy::User,
         crate::tenancy::AddUser,
+        crate::tenancy::UpdateUser,
         crate::tenancy::SignaturePolicyBody,
         crate::identity::Me,
         crate::identity::AuthProvider,
@@ -151,7 +153,9 @@ pub fn router(
         )
         .route(
             "/api/v1/users/{user_id}",
-            get(crate::tenancy::get_user).delete(crate::tenancy::remove_user),
+            get(crate::tenancy::get_user)
+                .patch(crate::tenancy::update_user)
+                .delete(crate::tenancy::remove_user),
         )
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))
@@ -246,9 +250,9 @@ pub fn router(
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
         .merge(crate::enrolment::router(control.clone(), authority.ca()))
-        .merge(crate::identity::router(control, authority.clone()))
+        .merge(crate::identity::router(control.clone(), authority.clone()))
         .route_layer(axum::middleware::from_fn_with_state(
-            authority,
+            (authority, control),
             crate::auth::authorize,
         ))
 }
@@ -325,15 +329,16 @@ pub struct App {
     pub versions: Vec<AppVersion>,
 }
 
-#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AddApp, responses((status = 201, body = AppVersion), (status = 403, body = ProblemDocument), (status = 422, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn add_app(
     State(c): State<Shared>,
+    axum::Extension(actor): axum::Extension<eos_domain::auth::Principal>,
     TenantScope(t): TenantScope,
     payload: Result<Json<AddApp>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
     let record = match (req.source, req.description) {
-        (Some(source), None) => c.add_app_from_source(&t, &source).await?,
+        (Some(source), None) => c.add_app_from_source(&actor, &t, &source).await?,
         (None, Some(text)) => c.add_app(&t, &text, "inline", None).await?,
         _ => {
             return Err(ApiError::bad_request(

@@ -6,12 +6,13 @@
 use crate::lists::{PageQuery, paged};
 use crate::problem::{ApiError, ProblemDocument};
 use crate::routes::{Shared, body};
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use eos_domain::auth::Principal;
 use eos_domain::ids::TenantId;
 use eos_domain::service::{
     ControlPlane, PageRequest, TenantRecord, TenantRequest, UserRecord, UserRequest,
@@ -255,10 +256,13 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, Json(Tenant::from(record))))
 }
 
-/// One tenant.
+/// One tenant: the one the request acts for (any tenant for a platform admin; another tenant
+/// is 404 to everyone else, as if it did not exist).
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}", tag = "tenants", params(("tenant_id" = String, Path)), responses((status = 200, body = Tenant), (status = 404, body = ProblemDocument)))]
 pub async fn get_tenant(
     State(c): State<Shared>,
+    Extension(actor): Extension<Principal>,
+    TenantScope(acting): TenantScope,
     Path(id): Path<String>,
 ) -> Result<Json<Tenant>, ApiError> {
     let not_found = || {
@@ -268,6 +272,9 @@ pub async fn get_tenant(
         })
     };
     let id = TenantId::parse(&id).map_err(|_| not_found())?;
+    if id != acting && !actor.is_platform_admin() {
+        return Err(not_found());
+    }
     Ok(Json(c.tenant(&id).await?.into()))
 }
 
@@ -320,16 +327,19 @@ pub async fn list_users(
     ))
 }
 
-/// Adds a user to the tenant.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = AddUser, responses((status = 201, body = User), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+/// Adds a user to the tenant, with a role no higher than the caller's own (only a platform
+/// admin adds platform admins, and only to the platform tenant).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = AddUser, responses((status = 201, body = User), (status = 403, body = ProblemDocument), (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 pub async fn add_user(
     State(c): State<Shared>,
+    Extension(actor): Extension<Principal>,
     TenantScope(tenant): TenantScope,
     payload: Result<Json<AddUser>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
     let record = c
         .add_user(
+            &actor,
             &tenant,
             UserRequest {
                 email: req.email,
@@ -351,15 +361,44 @@ pub async fn get_user(
     Ok(Json(c.user(&tenant, &id).await?.into()))
 }
 
-/// Removes one of the tenant's users.
-#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 404, body = ProblemDocument)))]
+/// Removes one of the tenant's users (not one whose role is above the caller's). Its tokens
+/// stop working at once, open event streams and GraphQL WebSockets included.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), responses((status = 204, description = "Removed"), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 pub async fn remove_user(
     State(c): State<Shared>,
+    Extension(actor): Extension<Principal>,
     TenantScope(tenant): TenantScope,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    c.remove_user(&tenant, &id).await?;
+    c.remove_user(&actor, &tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A change to a user.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    /// The user's new role: `platform-admin` (platform tenant only), `tenant-admin`,
+    /// `operator`, `security-analyst`, `viewer` or `finops`.
+    pub role: String,
+}
+
+/// Changes a user's role. Neither the user's present role nor the new one may be above the
+/// caller's own. Tokens issued before carry the old role and stop working at once.
+#[utoipa::path(patch, path = "/api/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)), request_body = UpdateUser, responses((status = 200, body = User), (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn update_user(
+    State(c): State<Shared>,
+    Extension(actor): Extension<Principal>,
+    TenantScope(tenant): TenantScope,
+    Path(id): Path<String>,
+    payload: Result<Json<UpdateUser>, JsonRejection>,
+) -> Result<Json<User>, ApiError> {
+    let req = body(payload)?;
+    Ok(Json(
+        c.set_user_role(&actor, &tenant, &id, &req.role)
+            .await?
+            .into(),
+    ))
 }
 
 /// The tenant's artifact signature policy.

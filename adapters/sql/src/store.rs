@@ -274,6 +274,35 @@ where
         Ok(done.rows_affected > 0)
     }
 
+    async fn set_user_role(&self, tenant: &TenantId, id: &str, role: Role) -> StoreResult<bool> {
+        let done = users::Entity::update_many()
+            .col_expr(
+                users::Column::Role,
+                sea_orm::sea_query::Expr::value(role.as_str()),
+            )
+            .filter(users::Column::TenantId.eq(tenant.as_str()))
+            .filter(users::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected > 0)
+    }
+
+    async fn user_by_email(
+        &self,
+        tenant: &TenantId,
+        email: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        users::Entity::find()
+            .filter(users::Column::TenantId.eq(tenant.as_str()))
+            .filter(users::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+            .map(user_from)
+            .transpose()
+    }
+
     async fn insert_app_resource(&self, resource: &AppResourceRecord) -> StoreResult<()> {
         app_resources::Entity::insert(app_resource_to(resource))
             .exec(&self.db)

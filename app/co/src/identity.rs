@@ -1,13 +1,14 @@
 //! The CO's token authority at start: its Ed25519 signing key, kept in the data directory
 //! (created on first start, readable by the CO's user only), and the bootstrap admin token, a
 //! platform admin's, written once to `admin.token` beside it so the first operator can log in
-//! with nothing external.
+//! with nothing external. The bootstrap admin is a stored user of the platform tenant
+//! ([`BOOTSTRAP_EMAIL`]): removing it revokes the token, and the next start writes a new one.
 
 use anyhow::Context;
 use eos_adapter_http::auth::Authority;
 use eos_domain::auth::Principal;
 use eos_domain::ids::TenantId;
-use eos_domain::service::Role;
+use eos_domain::service::ControlPlane;
 use std::path::{Path, PathBuf};
 
 /// The signing key's file in the data directory (PKCS#8 DER).
@@ -17,6 +18,9 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// How long the bootstrap admin token lives: a year. Delete the file and restart the CO for a
 /// new one.
 pub const ADMIN_TOKEN_TTL_SECS: u64 = 365 * 24 * 3600;
+
+/// The bootstrap admin's email, in the platform tenant.
+pub const BOOTSTRAP_EMAIL: &str = "admin@eos.invalid";
 
 /// Writes `bytes` to `path`, readable and writable by the owner only.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -34,9 +38,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The authority over the key in `data_dir` (made on first start), and the path of the
-/// bootstrap admin token (written when missing).
-pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<(Authority, PathBuf)> {
+/// The authority over the key in `data_dir` (made on first start).
+pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<Authority> {
     let key_path = data_dir.join(KEY_FILE);
     let key = match std::fs::read(&key_path) {
         Ok(key) => key,
@@ -48,24 +51,37 @@ pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<(Authority, PathBu
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_path.display())),
     };
-    let authority = Authority::from_pkcs8(&key, issuer)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+    Authority::from_pkcs8(&key, issuer).map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))
+}
+
+/// The path of the bootstrap admin token in `data_dir`, written anew when it is missing or no
+/// longer good (expired, of another key, or its user removed or demoted).
+pub async fn bootstrap_token(
+    data_dir: &Path,
+    authority: &Authority,
+    control: &ControlPlane,
+) -> anyhow::Result<PathBuf> {
     let token_path = data_dir.join(ADMIN_TOKEN_FILE);
+    let user = control
+        .bootstrap_admin(BOOTSTRAP_EMAIL)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot keep the bootstrap admin user: {e}"))?;
     let still_good = std::fs::read_to_string(&token_path)
         .ok()
-        .is_some_and(|t| authority.verify(t.trim()).is_ok());
+        .and_then(|t| authority.verify(t.trim()).ok())
+        .is_some_and(|p| p.subject == user.id && p.roles == [user.role]);
     if !still_good {
         let admin = Principal {
-            subject: "bootstrap-admin".into(),
-            tenant: TenantId::default_tenant(),
-            roles: vec![Role::PlatformAdmin],
+            subject: user.id.clone(),
+            tenant: TenantId::platform(),
+            roles: vec![user.role],
         };
         let now = jsonwebtoken_now();
         let token = authority.issue(&admin, now, ADMIN_TOKEN_TTL_SECS);
         write_private(&token_path, format!("{token}\n").as_bytes())?;
         tracing::warn!(path = %token_path.display(), "wrote the bootstrap admin token (a platform admin's, valid a year): edgectl uses it with --token-file, keep it secret");
     }
-    Ok((authority, token_path))
+    Ok(token_path)
 }
 
 fn jsonwebtoken_now() -> u64 {

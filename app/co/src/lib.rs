@@ -73,15 +73,14 @@ impl Co {
             .context("cannot open the deployments repository")?;
         let sessions = Arc::new(uplink::SiteSessions::default());
         let packages = packages::Packages {
-            files: PackageFetcher::new(config.data_dir.join("packages")),
+            files: PackageFetcher::new(config.data_dir.join("packages")).refusing(&config.data_dir),
             registries: eos_adapter_registry::OciPackages::new(
                 config.data_dir.join("packages"),
                 config.registries.clone(),
                 config.insecure_registries.clone(),
             ),
         };
-        let (authority, admin_token_file) =
-            identity::start(&config.data_dir, &config.token_issuer)?;
+        let authority = identity::start(&config.data_dir, &config.token_issuer)?;
         let authority = match &config.oidc {
             None => authority,
             Some(oidc) => {
@@ -126,6 +125,8 @@ impl Co {
             )
             .with_bell(bell.clone()),
         );
+        let admin_token_file =
+            identity::bootstrap_token(&config.data_dir, &authority, &control).await?;
 
         let http = tokio::net::TcpListener::bind(&config.http_listen)
             .await

@@ -109,6 +109,7 @@ impl En {
         let agent = Arc::new(
             link::Agent::new(device, caps, drivers, records, artifacts)
                 .keep_artifacts(config.keep_artifacts)
+                .protect(protected_folders(&config.data_dir))
                 .with_tls(tls),
         );
         agent.recover().await;
@@ -164,4 +165,18 @@ fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
         key_pem: c.key_pem,
         ca_pem: c.ca_pem,
     }
+}
+
+/// The EN's data folder, as given and as its links resolve: never mounted into a workload.
+fn protected_folders(data_dir: &std::path::Path) -> Vec<String> {
+    let mut out = vec![data_dir.display().to_string()];
+    if let Ok(real) = std::fs::canonicalize(data_dir) {
+        out.push(real.display().to_string());
+    }
+    if let Ok(cwd) = std::env::current_dir()
+        && data_dir.is_relative()
+    {
+        out.push(cwd.join(data_dir).display().to_string());
+    }
+    out
 }

@@ -54,6 +54,8 @@ pub struct Agent {
     /// The EN's certificate, key and CA, when it is enrolled: the LO link is then mutual TLS.
     /// A renewal replaces them; the next dial uses the new ones.
     tls: RwLock<Option<eos_adapter_grpc::Tls>>,
+    /// The EN's own folders (its data folder): never mounted into a workload.
+    protected: Vec<String>,
 }
 
 impl Agent {
@@ -75,7 +77,47 @@ impl Agent {
             artifacts,
             keep_artifacts: 2,
             tls: RwLock::new(None),
+            protected: Vec::new(),
         }
+    }
+
+    /// Never mounts `folders` (the EN's data folder) into a workload, whatever a policy says.
+    pub fn protect(mut self, folders: Vec<String>) -> Self {
+        self.protected = folders;
+        self
+    }
+
+    /// Refuses, before any driver sees it, an `oci` component that asks more of the device
+    /// than the workload security policy allows: the strict default (no host paths), whatever
+    /// the desired state in Git says. A host path is judged as written and, where it exists, as
+    /// its symbolic links resolve.
+    fn check_workload(&self, spec: &ComponentSpec) -> Result<(), DriverError> {
+        use eos_domain::container::{VolumeMount, parse_volume};
+        let policy = eos_domain::workload::WorkloadPolicy::strict();
+        let protected: Vec<&str> = self.protected.iter().map(String::as_str).collect();
+        let volumes = spec
+            .settings
+            .get("container")
+            .and_then(|c| c.get("volumes"))
+            .and_then(|v| v.as_array());
+        for (i, volume) in volumes.into_iter().flatten().enumerate() {
+            let Some(Ok(VolumeMount::Host { source, .. })) = volume.as_str().map(parse_volume)
+            else {
+                continue;
+            };
+            let resolved = std::fs::canonicalize(&source)
+                .ok()
+                .map(|p| p.display().to_string());
+            for path in std::iter::once(source.as_str()).chain(resolved.as_deref()) {
+                policy.allows_host_path(path, &protected).map_err(|why| {
+                    DriverError::Start(format!(
+                        "refused by the workload security policy: container.volumes[{i}]: \
+                             {why}; nothing was started"
+                    ))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Speaks mutual TLS to the LO with `tls` (the EN's enrolled certificate).
@@ -138,6 +180,7 @@ impl Agent {
         &self,
         spec: &ComponentSpec,
     ) -> Result<ComponentSpec, DriverError> {
+        self.check_workload(spec)?;
         let verified;
         let spec = match &spec.signatures {
             Some(policy) if policy.required => {

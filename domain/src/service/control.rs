@@ -79,12 +79,26 @@ impl ControlPlane {
         self
     }
 
-    /// Registers an application from a directory or a Git repository the CO can read.
+    /// Registers an application from an OCI artifact, a Git repository, or a folder on the
+    /// CO's own disk, which only a platform admin may name (the CO's disk is not a tenant's).
     pub async fn add_app_from_source(
         &self,
+        actor: &crate::auth::Principal,
         tenant: &TenantId,
         source: &str,
     ) -> Result<AppVersionRecord, ServiceError> {
+        let remote = source.contains("://")
+            || source.contains("::")
+            || source.starts_with("git@")
+            || source.ends_with(".git");
+        if !remote && !actor.is_platform_admin() {
+            return Err(ServiceError::Forbidden(format!(
+                "{} may not read a folder on the CO's disk ({source:?}): only a platform admin \
+                 may; name an OCI artifact (oci://…) or a Git repository, or send the \
+                 description itself",
+                actor.subject
+            )));
+        }
         let package = self
             .packages
             .fetch(source)
@@ -103,6 +117,37 @@ impl ControlPlane {
             self.packages.discard(&package.folder).await;
         }
         Ok(stored?.0)
+    }
+
+    /// Refuses a description whose components ask more of a device than the tenant's workload
+    /// security policy allows, naming each field.
+    pub(crate) async fn check_workload_policy(
+        &self,
+        tenant: &TenantId,
+        ad: &ApplicationDescription,
+        what: &str,
+    ) -> Result<(), ServiceError> {
+        let policy = self.workload_policy(tenant).await?;
+        let found = crate::workload::description_problems(ad, &policy);
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut problems = crate::Problems::default();
+        for (field, message) in found {
+            problems.push(field, message);
+        }
+        Err(ServiceError::Invalid {
+            what: what.into(),
+            problems,
+        })
+    }
+
+    /// The tenant's workload security policy: the strict default.
+    pub async fn workload_policy(
+        &self,
+        _tenant: &TenantId,
+    ) -> Result<crate::workload::WorkloadPolicy, ServiceError> {
+        Ok(crate::workload::WorkloadPolicy::strict())
     }
 
     pub fn store(&self) -> &Arc<dyn ControlStore> {
@@ -144,6 +189,8 @@ impl ControlPlane {
             }
         })?;
         let digest = digest_of(ad.to_yaml().as_bytes());
+        self.check_workload_policy(tenant, &ad, "application description")
+            .await?;
         let resources = self.read_resources(tenant, &ad, folder).await?;
         resolve_local_repositories(&mut ad, folder)?;
         let document = ad.to_yaml();

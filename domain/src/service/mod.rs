@@ -38,6 +38,9 @@ pub enum ServiceError {
     NotPlaceable(String),
     #[error("backend failure: {0}")]
     Backend(String),
+    /// The caller's roles do not reach what it asked (a role above its own, say).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<StoreError> for ServiceError {

@@ -56,6 +56,14 @@ pub trait ControlStore: Send + Sync {
     ) -> StoreResult<Vec<UserRecord>>;
     /// Deletes one of the tenant's users; whether it was there.
     async fn delete_user(&self, tenant: &TenantId, id: &str) -> StoreResult<bool>;
+    /// Gives one of the tenant's users another role; whether it was there.
+    async fn set_user_role(&self, tenant: &TenantId, id: &str, role: Role) -> StoreResult<bool>;
+    /// One of the tenant's users by email (lower case), if any.
+    async fn user_by_email(
+        &self,
+        tenant: &TenantId,
+        email: &str,
+    ) -> StoreResult<Option<UserRecord>>;
 
     /// Inserts a device model; `Conflict` when the tenant has one of that id, or of that
     /// vendor and model.

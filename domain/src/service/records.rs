@@ -353,6 +353,7 @@ pub mod change {
     pub const SIGNATURE_POLICY_SET: &str = "tenant.signature_policy_set";
     pub const USER_ADDED: &str = "user.added";
     pub const USER_REMOVED: &str = "user.removed";
+    pub const USER_ROLE_CHANGED: &str = "user.role_changed";
     pub const DEVICE_MODEL_REGISTERED: &str = "device-model.registered";
     pub const DEVICE_MODEL_REMOVED: &str = "device-model.removed";
 }

@@ -5,6 +5,7 @@
 //! system -- oci::`.
 
 mod architecture;
+mod attacks;
 mod authz;
 mod catalog;
 mod compose;

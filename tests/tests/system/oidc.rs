@@ -22,6 +22,8 @@ fn accounts() -> Value {
     let mut accounts = serde_json::Map::new();
     for (i, role) in Role::ALL.iter().enumerate() {
         let account = match i % 3 {
+            // A platform admin belongs to the platform tenant: no tenant claim names it.
+            _ if *role == Role::PlatformAdmin => json!({"realm": [role.as_str()]}),
             0 => json!({"realm": [role.as_str(), "offline_access"], "tenant": "acme"}),
             1 => json!({"client": [role.as_str()], "tenant": "acme"}),
             _ => json!({"realm": [role.as_str()], "groups": ["/staff", "/tenants/acme"]}),
@@ -37,6 +39,11 @@ fn accounts() -> Value {
         json!({"realm": ["default-roles-eos"], "tenant": "acme"}),
     );
     accounts.insert("drifter".into(), json!({"realm": ["operator"]}));
+    // The provider names a platform admin of an ordinary tenant: the role counts for nothing.
+    accounts.insert(
+        "usurper".into(),
+        json!({"realm": ["platform-admin"], "tenant": "acme"}),
+    );
     Value::Object(accounts)
 }
 
@@ -97,7 +104,11 @@ async fn people_log_in_at_the_provider_and_every_role_is_allowed_and_refused_as_
         let (code, who) = me(&fleet, &token).await;
         assert_eq!(code, 200, "{account}: {who}");
         assert_eq!(who["subject"], account.as_str());
-        assert_eq!(who["tenant"], "acme", "{account}");
+        let tenant = match role {
+            Role::PlatformAdmin => "default",
+            _ => "acme",
+        };
+        assert_eq!(who["tenant"], tenant, "{account}");
         assert_eq!(who["roles"], json!([role.as_str()]), "{account}");
         clients.push((role, authorized_client(&token).unwrap()));
     }
@@ -116,6 +127,18 @@ async fn people_log_in_at_the_provider_and_every_role_is_allowed_and_refused_as_
             .starts_with("nobody (roles: none of EOS's) may not read"),
         "{problem}"
     );
+    // A platform admin of an ordinary tenant is no platform admin: not even a reader there.
+    let usurper = provider.token("usurper").await.unwrap();
+    let (code, problem) = me(&fleet, &usurper).await;
+    assert_eq!(code, 403, "{problem}");
+    let r = authorized_client(&usurper)
+        .unwrap()
+        .post(fleet.url("/api/v1/tenants"))
+        .json(&json!({"id": "usurped", "name": "usurped"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // A token that names no tenant is refused, saying so.
     let (code, problem) = me(&fleet, &provider.token("drifter").await.unwrap()).await;
     assert_eq!(code, 401);

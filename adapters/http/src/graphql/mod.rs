@@ -3,7 +3,8 @@
 //! same event log as server-sent events, a data loader so a page of devices with their sites
 //! is two store reads, and limits on depth and complexity. Every request carries a token and acts
 //! for one tenant as for REST (for a WebSocket, the token and `EOS-Tenant` may come in the
-//! `connection_init` payload instead, as browsers send them); `auth::GraphQlGuard` checks each root field against the table.
+//! `connection_init` payload instead, as browsers send them); `auth::RootGuard` checks each root
+//! field against the table before its resolver runs.
 
 mod query;
 mod subscription;
@@ -47,7 +48,7 @@ pub fn schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
         .data(bell)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(crate::auth::GraphQlGuard)
+        .extension(crate::auth::GraphQlPrecheck)
         .finish()
 }
 
@@ -58,7 +59,7 @@ fn introspection_schema(control: Shared, bell: Arc<crate::Bell>) -> EosSchema {
         .data(bell)
         .limit_depth(MAX_INTROSPECTION_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .extension(crate::auth::GraphQlGuard)
+        .extension(crate::auth::GraphQlPrecheck)
         .finish()
 }
 
@@ -257,7 +258,10 @@ async fn subscribe(
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let (control, authority) = (state.control.clone(), state.authority.clone());
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+            // The caller, once `connection_init` names one: the socket is watched from then on
+            // and closed within a few seconds of its user being removed or demoted.
+            let (caller_tx, mut caller_rx) = tokio::sync::watch::channel(None);
+            let serve = GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
                 .on_connection_init(move |payload| async move {
                     let text = |key: &str| {
                         payload
@@ -277,10 +281,11 @@ async fn subscribe(
                         .or_else(|| bearer.strip_prefix("bearer "))
                         .unwrap_or(&bearer)
                         .trim();
-                    let principal = authority
-                        .authenticate(token)
+                    let caller = authority
+                        .authenticate(token, &control)
                         .await
                         .map_err(|why| async_graphql::Error::new(format!("unauthorized: {why}")))?;
+                    let principal = caller.principal.clone();
                     let id = match text(TENANT_HEADER).or(upgrade_tenant) {
                         None => principal.tenant.clone(),
                         Some(t) => TenantId::parse(t.trim()).map_err(|e| {
@@ -295,9 +300,24 @@ async fn subscribe(
                     data.insert(site_loader(&control, &tenant));
                     data.insert(principal);
                     data.insert(tenant);
+                    caller_tx.send_replace(Some(caller));
                     Ok(data)
                 })
-                .serve()
-                .await
+                .serve();
+            let watched = async move {
+                let caller = loop {
+                    if let Some(caller) = caller_rx.borrow_and_update().clone() {
+                        break caller;
+                    }
+                    if caller_rx.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                };
+                crate::auth::revoked(state.control.clone(), caller).await
+            };
+            tokio::select! {
+                _ = serve => {}
+                why = watched => tracing::info!(reason = %why, "closed a GraphQL WebSocket"),
+            }
         })
 }

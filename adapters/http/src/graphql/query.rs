@@ -27,6 +27,11 @@ fn tenant<'a>(ctx: &'a Context<'_>) -> &'a TenantId {
     ctx.data_unchecked::<TenantId>()
 }
 
+/// The caller (its root field was authorized, so it is there).
+fn actor<'a>(ctx: &'a Context<'_>) -> &'a eos_domain::auth::Principal {
+    ctx.data_unchecked::<eos_domain::auth::Principal>()
+}
+
 fn page(after: Option<String>, limit: Option<i32>) -> Result<PageRequest> {
     let limit = u64::try_from(limit.unwrap_or(DEFAULT_PAGE)).unwrap_or(0);
     PageRequest::parse(after.as_deref(), Some(limit)).map_err(gql)
@@ -72,7 +77,7 @@ page_type!(UserPage, User, "A page of users.");
 
 pub struct Query;
 
-#[Object]
+#[Object(guard = "crate::auth::RootGuard::QUERY")]
 impl Query {
     /// The tenant this request acts for.
     async fn tenant(&self, ctx: &Context<'_>) -> Result<Tenant> {
@@ -371,7 +376,7 @@ pub struct DeploymentChange {
 
 pub struct Mutation;
 
-#[Object]
+#[Object(guard = "crate::auth::RootGuard::MUTATION")]
 impl Mutation {
     /// Registers an application from a directory or Git repository the CO reads, or from the
     /// description text itself (exactly one of the two).
@@ -383,7 +388,7 @@ impl Mutation {
     ) -> Result<AppVersion> {
         let (c, t) = (ctl(ctx), tenant(ctx));
         let record = match (source, description) {
-            (Some(source), None) => c.add_app_from_source(t, &source).await,
+            (Some(source), None) => c.add_app_from_source(actor(ctx), t, &source).await,
             (None, Some(text)) => c.add_app(t, &text, "inline", None).await,
             _ => return Err("give exactly one of source or description".into()),
         }
@@ -511,7 +516,7 @@ impl Mutation {
         Ok(ctl(ctx).create_tenant(req).await.map_err(gql)?.into())
     }
 
-    /// Adds a user to the tenant.
+    /// Adds a user to the tenant, with a role no higher than the caller's own.
     async fn add_user(
         &self,
         ctx: &Context<'_>,
@@ -525,16 +530,28 @@ impl Mutation {
             sso_id,
         };
         Ok(ctl(ctx)
-            .add_user(tenant(ctx), req)
+            .add_user(actor(ctx), tenant(ctx), req)
             .await
             .map_err(gql)?
             .into())
     }
 
-    /// Removes one of the tenant's users; its id.
+    /// Removes one of the tenant's users (not one above the caller's role); its id.
     async fn remove_user(&self, ctx: &Context<'_>, id: String) -> Result<String> {
-        ctl(ctx).remove_user(tenant(ctx), &id).await.map_err(gql)?;
+        ctl(ctx)
+            .remove_user(actor(ctx), tenant(ctx), &id)
+            .await
+            .map_err(gql)?;
         Ok(id)
+    }
+
+    /// Changes a user's role (neither the present nor the new role above the caller's).
+    async fn set_user_role(&self, ctx: &Context<'_>, id: String, role: String) -> Result<User> {
+        Ok(ctl(ctx)
+            .set_user_role(actor(ctx), tenant(ctx), &id, &role)
+            .await
+            .map_err(gql)?
+            .into())
     }
 }
 

@@ -41,7 +41,7 @@ fn site_id(site: Option<String>) -> Result<Option<SiteId>> {
         .transpose()
 }
 
-#[GraphQlSubscription]
+#[GraphQlSubscription(guard = "crate::auth::RootGuard::SUBSCRIPTION")]
 impl Subscription {
     /// The tenant's events as they happen: of a kind (or the kinds under it), a site, a
     /// subject; after event number `after`, or from now on.

@@ -212,6 +212,8 @@ impl ControlPlane {
             .app_version(tenant, &req.app_id, req.version.as_deref())
             .await?;
         let ad = stored_description(&version)?;
+        self.check_workload_policy(tenant, &ad, "deployment request")
+            .await?;
         let target = match &req.host {
             Some(h) => DeviceTarget::Pinned(DeviceId::new(
                 site_id.clone(),

@@ -1,11 +1,14 @@
-//! Tenants and their users: creating a tenant, and adding, listing and removing the users of
-//! one. Which role may do what is enforced with identity; here every user read or change is of
-//! the tenant named.
+//! Tenants and their users: creating a tenant, and adding, listing, changing and removing the
+//! users of one. Which action a role may take is enforced with identity; here every user read
+//! or change is of the tenant named, and nobody deals in a role above their own
+//! ([`Principal::may_grant`]): not adding, changing or removing such a user, nor minting its
+//! tokens. `platform-admin` belongs to users of the platform tenant only.
 
 use super::super::page::{Page, PageRequest};
 use super::super::records::*;
 use super::super::{ServiceError, not_found};
 use super::{ControlPlane, change};
+use crate::auth::Principal;
 use crate::ids::TenantId;
 use crate::problem::Problems;
 
@@ -136,9 +139,11 @@ impl ControlPlane {
         Ok(page.page(fetched, |t| t.id.to_string()))
     }
 
-    /// Adds a user to the tenant; `Conflict` when the tenant has a user of that email.
+    /// Adds a user to the tenant for `actor`; `Conflict` when the tenant has a user of that
+    /// email, `Forbidden` when the role is above the actor's own.
     pub async fn add_user(
         &self,
+        actor: &Principal,
         tenant: &TenantId,
         req: UserRequest,
     ) -> Result<UserRecord, ServiceError> {
@@ -167,6 +172,18 @@ impl ControlPlane {
         }
         if let Some(sso) = &req.sso_id {
             check_text(&mut problems, "sso_id", sso);
+        }
+        if let Some(role) = role {
+            grant(actor, role, "grant")?;
+        }
+        if role == Some(Role::PlatformAdmin) && !tenant.is_platform() {
+            problems.push(
+                "role",
+                format!(
+                    "platform-admin is only for users of the platform tenant {}",
+                    TenantId::platform()
+                ),
+            );
         }
         let Some(role) = role.filter(|_| problems.is_empty()) else {
             return Err(ServiceError::Invalid {
@@ -224,8 +241,128 @@ impl ControlPlane {
         Ok(page.page(fetched, |u| u.id.clone()))
     }
 
-    /// Removes one of the tenant's users.
-    pub async fn remove_user(&self, tenant: &TenantId, id: &str) -> Result<(), ServiceError> {
+    /// A user of the tenant that `actor` may act on or mint a token for (its role is not
+    /// above the actor's own).
+    pub async fn user_for(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        id: &str,
+        what: &'static str,
+    ) -> Result<UserRecord, ServiceError> {
+        let user = self.user(tenant, id).await?;
+        grant(actor, user.role, what)?;
+        Ok(user)
+    }
+
+    /// Gives one of the tenant's users another role, for `actor`: neither the user's present
+    /// role nor the new one may be above the actor's own.
+    pub async fn set_user_role(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        id: &str,
+        role: &str,
+    ) -> Result<UserRecord, ServiceError> {
+        let Some(new) = Role::parse(role) else {
+            let all: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+            let mut problems = Problems::default();
+            problems.push("role", format!("{role:?} is none of {}", all.join(", ")));
+            return Err(ServiceError::Invalid {
+                what: "user".into(),
+                problems,
+            });
+        };
+        if new == Role::PlatformAdmin && !tenant.is_platform() {
+            let mut problems = Problems::default();
+            problems.push(
+                "role",
+                format!(
+                    "platform-admin is only for users of the platform tenant {}",
+                    TenantId::platform()
+                ),
+            );
+            return Err(ServiceError::Invalid {
+                what: "user".into(),
+                problems,
+            });
+        }
+        let mut user = self
+            .user_for(actor, tenant, id, "change a user who is")
+            .await?;
+        grant(actor, new, "grant")?;
+        if user.role == new {
+            return Ok(user);
+        }
+        let tx = self.store.begin().await?;
+        if !tx.set_user_role(tenant, id, new).await? {
+            return Err(not_found("user", id));
+        }
+        let data = serde_json::json!({"email": user.email, "from": user.role, "role": new});
+        let e = change(
+            tenant,
+            change::USER_ROLE_CHANGED,
+            None,
+            id,
+            data,
+            &self.clock.now(),
+        );
+        tx.append_event(&e).await?;
+        tx.commit().await?;
+        self.bell.ring();
+        user.role = new;
+        Ok(user)
+    }
+
+    /// The stored user a token of this CO names, as it is now: `None` when it was removed.
+    /// Tokens carry a role; a token whose user has another role now is no longer good.
+    pub async fn token_user(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<UserRecord>, ServiceError> {
+        Ok(self.store.get_user(tenant, id).await?)
+    }
+
+    /// The platform tenant's bootstrap admin (the user `email`), added when missing: the
+    /// subject of the token the CO writes to `admin.token`, so that removing the user revokes
+    /// that token like any other.
+    pub async fn bootstrap_admin(&self, email: &str) -> Result<UserRecord, ServiceError> {
+        let tenant = TenantId::platform();
+        if let Some(user) = self.store.user_by_email(&tenant, email).await? {
+            return Ok(user);
+        }
+        let actor = Principal {
+            subject: "eos-co".into(),
+            tenant: tenant.clone(),
+            roles: vec![Role::PlatformAdmin],
+        };
+        let req = UserRequest {
+            email: email.into(),
+            role: Role::PlatformAdmin.as_str().into(),
+            sso_id: None,
+        };
+        match self.add_user(&actor, &tenant, req).await {
+            // Another CO on the same database added it first.
+            Err(ServiceError::Conflict(_)) => self
+                .store
+                .user_by_email(&tenant, email)
+                .await?
+                .ok_or_else(|| not_found("user", email)),
+            other => other,
+        }
+    }
+
+    /// Removes one of the tenant's users, for `actor` (whose role may not be below the
+    /// user's). Its tokens stop working at once.
+    pub async fn remove_user(
+        &self,
+        actor: &Principal,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<(), ServiceError> {
+        self.user_for(actor, tenant, id, "remove a user who is")
+            .await?;
         let tx = self.store.begin().await?;
         if !tx.delete_user(tenant, id).await? {
             return Err(not_found("user", id));
@@ -243,6 +380,13 @@ impl ControlPlane {
         self.bell.ring();
         Ok(())
     }
+}
+
+/// `Forbidden` unless `actor` may deal in `role`.
+fn grant(actor: &Principal, role: Role, what: &'static str) -> Result<(), ServiceError> {
+    actor
+        .may_grant(role, what)
+        .map_err(|denied| ServiceError::Forbidden(denied.to_string()))
 }
 
 fn check_text(problems: &mut Problems, path: &str, text: &str) {

@@ -56,6 +56,8 @@ impl ControlPlane {
             )
             .await?;
         let ad = stored_description(&version)?;
+        self.check_workload_policy(tenant, &ad, "deployment request")
+            .await?;
         let profile_id = if ad.profile(&current.profile_id).is_some() {
             current.profile_id.clone()
         } else {

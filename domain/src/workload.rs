@@ -1,0 +1,236 @@
+//! The workload security policy: what a component may ask of its device beyond an ordinary
+//! container. By default nothing: no host bind mounts (named volumes are fine), and the
+//! drivers run every container unprivileged, with no added capabilities or devices, no host
+//! namespaces and `no-new-privileges`. A platform admin may allow host paths per tenant; the
+//! EN's own `en.toml` is the ceiling, so a grant counts on a device only when both allow it.
+//! Some paths are never mounted, whatever either says: the whole file system, `/proc`, `/sys`,
+//! `/dev`, the container engines' sockets and state, and the EN's data folder.
+//!
+//! The CO checks an application when it is added and a deployment when it is made; the EN
+//! checks again before any driver sees a component (whoever can write to Git could skip the
+//! CO). Pure rules: the drivers resolve symbolic links before they ask.
+
+use serde::{Deserialize, Serialize};
+
+/// Paths no component ever mounts, nor any folder that holds one of them.
+pub const NEVER: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/etc",
+    "/root",
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/podman",
+    "/var/run/podman",
+    "/run/containerd",
+    "/var/run/containerd",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/var/lib/containers",
+];
+
+/// What a tenant's components may ask beyond the default, or what a device allows at most.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkloadPolicy {
+    /// Host folders (absolute) whose contents components may bind-mount, each with what lies
+    /// under it (`/srv/data`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_paths: Vec<String>,
+}
+
+impl WorkloadPolicy {
+    /// The default: nothing beyond an ordinary container.
+    pub fn strict() -> Self {
+        Self::default()
+    }
+
+    /// Every problem of the policy itself, as `(field, message)`: paths that are not
+    /// absolute and plain, or that reach what is never mounted.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, p) in self.host_paths.iter().enumerate() {
+            if let Err(e) = plain_path(p).and_then(|p| never(&p, &[])) {
+                out.push((format!("hostPaths[{i}]"), e));
+            }
+        }
+        out
+    }
+
+    /// Whether a component may bind-mount the host path `source`; `also_never` adds paths of
+    /// the device's own (its data folder) to [`NEVER`].
+    pub fn allows_host_path(&self, source: &str, also_never: &[&str]) -> Result<(), String> {
+        let path = plain_path(source)?;
+        never(&path, also_never)?;
+        let granted = self
+            .host_paths
+            .iter()
+            .filter_map(|g| plain_path(g).ok())
+            .any(|g| under(&path, &g));
+        match granted {
+            true => Ok(()),
+            false if self.host_paths.is_empty() => Err(format!(
+                "host path {source} is not allowed: the workload policy allows no host paths \
+                 (named volumes are fine)"
+            )),
+            false => Err(format!(
+                "host path {source} is not allowed: the workload policy allows only {}",
+                self.host_paths.join(", ")
+            )),
+        }
+    }
+}
+
+/// Every host path an application description's `oci` components ask to mount that `policy`
+/// does not allow, as `(field path, message)`
+/// (`deploymentProfiles[0].components[0].x-eos-extensions.container.volumes[0]`).
+pub fn description_problems(
+    ad: &crate::margo::application::ApplicationDescription,
+    policy: &WorkloadPolicy,
+) -> Vec<(String, String)> {
+    use crate::margo::application::EOS_EXTENSIONS;
+    let mut out = Vec::new();
+    for (p, profile) in ad.deployment_profiles.iter().enumerate() {
+        for (c, component) in profile.components.iter().enumerate() {
+            let volumes = component
+                .extensions
+                .get(EOS_EXTENSIONS)
+                .and_then(|e| e.get("container"))
+                .and_then(|c| c.get("volumes"))
+                .and_then(|v| v.as_array());
+            for (v, volume) in volumes.into_iter().flatten().enumerate() {
+                let field = format!(
+                    "deploymentProfiles[{p}].components[{c}].{EOS_EXTENSIONS}.container.volumes[{v}]"
+                );
+                let Some(text) = volume.as_str() else {
+                    continue;
+                };
+                if let Ok(crate::container::VolumeMount::Host { source, .. }) =
+                    crate::container::parse_volume(text)
+                    && let Err(e) = policy.allows_host_path(&source, &[])
+                {
+                    out.push((field, e));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `text` as an absolute path of plain components (no `.`, `..` or empty ones, no control
+/// characters), with a trailing `/` dropped.
+fn plain_path(text: &str) -> Result<String, String> {
+    let bad = |why: &str| Err(format!("{text:?} {why}"));
+    if !text.starts_with('/') {
+        return bad("is not an absolute path");
+    }
+    if text.chars().any(char::is_control) {
+        return bad("holds control characters");
+    }
+    let parts: Vec<&str> = text[1..].split('/').collect();
+    let parts: &[&str] = match parts.as_slice() {
+        [rest @ .., ""] => rest,
+        all => all,
+    };
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        return bad("is not a plain path (no empty, '.' or '..' parts)");
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// Whether `path` is `folder` or lies under it.
+fn under(path: &str, folder: &str) -> bool {
+    folder == "/"
+        || path == folder
+        || path
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Refused when `path` is the root, or is, lies under or holds a path never mounted.
+fn never(path: &str, also: &[&str]) -> Result<(), String> {
+    if path == "/" {
+        return Err("the whole file system (/) is never mounted".into());
+    }
+    for n in NEVER.iter().copied().chain(also.iter().copied()) {
+        let n = n.trim_end_matches('/');
+        if n.is_empty() {
+            continue;
+        }
+        if under(path, n) {
+            return Err(format!("{path} is never mounted (it is or lies under {n})"));
+        }
+        if under(n, path) {
+            return Err(format!("{path} is never mounted (it holds {n})"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(paths: &[&str]) -> WorkloadPolicy {
+        WorkloadPolicy {
+            host_paths: paths.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_default_allows_no_host_path() {
+        let e = WorkloadPolicy::strict()
+            .allows_host_path("/srv/data", &[])
+            .unwrap_err();
+        assert!(e.contains("allows no host paths"), "{e}");
+    }
+
+    #[test]
+    fn a_grant_allows_its_folder_and_what_lies_under_it_only() {
+        let p = grant(&["/srv/data/"]);
+        assert!(p.allows_host_path("/srv/data", &[]).is_ok());
+        assert!(p.allows_host_path("/srv/data/camera-1", &[]).is_ok());
+        assert!(p.allows_host_path("/srv/database", &[]).is_err());
+        assert!(p.allows_host_path("/srv", &[]).is_err());
+        let e = p.allows_host_path("/srv/data/../../etc", &[]).unwrap_err();
+        assert!(e.contains("not a plain path"), "{e}");
+        assert!(p.allows_host_path("srv/data", &[]).is_err());
+    }
+
+    #[test]
+    fn what_is_never_mounted_stays_so_whatever_the_grant() {
+        let p = grant(&["/"]);
+        for path in [
+            "/",
+            "//",
+            "/proc",
+            "/proc/1/root",
+            "/sys/fs",
+            "/dev",
+            "/var/run/docker.sock",
+            "/run",
+            "/var",
+            "/var/lib",
+            "/etc/shadow",
+        ] {
+            assert!(p.allows_host_path(path, &[]).is_err(), "{path}");
+        }
+        assert!(p.allows_host_path("/srv/x", &[]).is_ok());
+        let e = p
+            .allows_host_path("/var/lib/eos-en/records", &["/var/lib/eos-en"])
+            .unwrap_err();
+        assert!(e.contains("/var/lib/eos-en"), "{e}");
+        assert_eq!(
+            p.problems(),
+            [(
+                "hostPaths[0]".to_string(),
+                "the whole file system (/) is never mounted".to_string()
+            )]
+        );
+    }
+}

@@ -1,0 +1,570 @@
+//! Attacks by ordinary accounts against the real CO, each of which got through once: a viewer
+//! reaching a mutation through nested fragments, aliases and batches (over HTTP and over a
+//! GraphQL WebSocket); a tenant admin making a platform admin or minting a token above its own
+//! role; an operator mounting the device's root file system or the engine socket through an
+//! app; an operator importing folders of the CO's own disk. Each test attacks and checks that
+//! nothing was done, and that the honest request next to it still works.
+
+use crate::authz::token_for;
+use eos_domain::service::Role;
+use eos_tests::{Fleet, authorized_client, repo_root};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A fleet (no nodes) with tenants `acme` and `globex`.
+async fn fleet_with_tenants(dir: &std::path::Path) -> Fleet {
+    let fleet = Fleet::start(dir, "site-1", &[]).await.unwrap();
+    for tenant in ["acme", "globex"] {
+        let (code, body) = fleet
+            .post("/api/v1/tenants", json!({"id": tenant, "name": tenant}))
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+    }
+    fleet
+}
+
+/// The tenant ids the platform has, as its admin lists them.
+async fn tenant_ids(fleet: &Fleet) -> Vec<String> {
+    let tenants: Value = fleet.get("/api/v1/tenants?limit=1000").await.unwrap();
+    tenants
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `query` nested in `depth` inline fragments on `root`.
+fn in_fragments(root: &str, depth: usize, field: &str) -> String {
+    let open = format!("... on {root} {{ ").repeat(depth);
+    format!("{open}{field}{}", " }".repeat(depth))
+}
+
+/// Whether a GraphQL answer carries a 403 error.
+fn forbidden(answer: &Value) -> bool {
+    answer["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["extensions"]["status"] == 403)
+}
+
+async fn graphql(http: &reqwest::Client, fleet: &Fleet, body: Value) -> Value {
+    http.post(fleet.url("/graphql"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_viewer_reaches_no_mutation_through_fragments_aliases_or_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let viewer = authorized_client(&token_for(&fleet, "acme", Role::Viewer).await).unwrap();
+    let create = |id: &str| format!(r#"createTenant(id: "{id}", name: "x") {{ id }}"#);
+
+    let attacks = [
+        (
+            "x-inline",
+            format!(
+                "mutation {{ {} }}",
+                in_fragments("Mutation", 9, &create("x-inline"))
+            ),
+        ),
+        (
+            "x-deep",
+            format!(
+                "mutation {{ {} }}",
+                in_fragments("Mutation", 30, &create("x-deep"))
+            ),
+        ),
+        (
+            "x-named",
+            format!(
+                "mutation {{ ...A }} fragment A on Mutation {{ ...B }} \
+                 fragment B on Mutation {{ ... on Mutation {{ ...C }} }} \
+                 fragment C on Mutation {{ {} }}",
+                create("x-named")
+            ),
+        ),
+        (
+            "x-alias",
+            format!("mutation {{ harmless: {} }}", create("x-alias")),
+        ),
+    ];
+    for (id, query) in &attacks {
+        let answer = graphql(&viewer, &fleet, json!({ "query": query })).await;
+        assert!(forbidden(&answer), "{id}: {answer}");
+        assert!(answer["data"].is_null() || answer["data"]["createTenant"].is_null());
+    }
+    // A batch: the allowed query answers, the mutation beside it is refused.
+    let batch = viewer
+        .post(fleet.url("/graphql"))
+        .json(&json!([
+            {"query": "{ tenant { id } }"},
+            {"query": format!("mutation {{ {} }}", create("x-batch"))},
+        ]))
+        .send()
+        .await
+        .unwrap();
+    let answers: Vec<Value> = batch.json().await.unwrap();
+    assert_eq!(answers[0]["data"]["tenant"]["id"], "acme", "{answers:?}");
+    assert!(forbidden(&answers[1]), "{answers:?}");
+    let tenants = tenant_ids(&fleet).await;
+    for id in ["x-inline", "x-deep", "x-named", "x-alias", "x-batch"] {
+        assert!(!tenants.contains(&id.to_owned()), "{id} was created");
+    }
+
+    // The same over a WebSocket: a finops user may not follow events, however it nests them.
+    let finops = token_for(&fleet, "acme", Role::Finops).await;
+    let nested = format!(
+        "subscription {{ {} }}",
+        in_fragments("Subscription", 12, "events { id kind }")
+    );
+    let first = subscribe(&fleet, &finops, &nested).await;
+    // Refused as an error message, or as a result with only errors: never data.
+    assert!(
+        ["error", "next"].contains(&first["type"].as_str().unwrap()),
+        "{first}"
+    );
+    assert!(first["payload"]["data"].is_null(), "{first}");
+    assert!(first.to_string().contains("403"), "{first}");
+    // An operator may: it sees the next event of acme.
+    let operator = token_for(&fleet, "acme", Role::Operator).await;
+    let mut socket = open_socket(&fleet, &operator).await;
+    start(&mut socket, "subscription { events { id kind } }").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, _) = call(
+        &fleet.http,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/users",
+        Some(json!({"email": "new@acme.test", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let event = next_message(&mut socket).await;
+    assert_eq!(event["type"], "next", "{event}");
+    assert_eq!(
+        event["payload"]["data"]["events"]["kind"], "user.added",
+        "{event}"
+    );
+    fleet.shutdown().await;
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A GraphQL WebSocket (graphql-transport-ws) for `token`, acknowledged.
+async fn open_socket(fleet: &Fleet, token: &str) -> Socket {
+    let url = format!("ws://{}/graphql/ws", fleet.co().http_addr);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let payload = json!({"Authorization": format!("Bearer {token}")});
+    socket
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": payload}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = next_message(&mut socket).await;
+    assert_eq!(ack["type"], "connection_ack", "{ack}");
+    socket
+}
+
+async fn start(socket: &mut Socket, query: &str) {
+    socket
+        .send(Message::text(
+            json!({"id": "1", "type": "subscribe", "payload": {"query": query}}).to_string(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// The next text message, or `{"type": "closed"}` once the socket ends.
+async fn next_message(socket: &mut Socket) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(&text).unwrap(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(_))) | Ok(Some(Err(_))) | Ok(None) => return json!({"type": "closed"}),
+            Err(_) => return json!({"type": "timeout"}),
+        }
+    }
+}
+
+/// The first answer to `query` subscribed over a new socket for `token`.
+async fn subscribe(fleet: &Fleet, token: &str, query: &str) -> Value {
+    let mut socket = open_socket(fleet, token).await;
+    start(&mut socket, query).await;
+    next_message(&mut socket).await
+}
+
+/// `method path` with `body` as `http` for tenant `tenant`: the status and the answer.
+async fn call(
+    http: &reqwest::Client,
+    fleet: &Fleet,
+    method: reqwest::Method,
+    tenant: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http
+        .request(method, fleet.url(path))
+        .header("EOS-Tenant", tenant);
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    let r = request.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET /api/v1/me` as `http` for acme.
+async fn me(http: &reqwest::Client, fleet: &Fleet) -> (u16, Value) {
+    call(
+        http,
+        fleet,
+        reqwest::Method::GET,
+        "acme",
+        "/api/v1/me",
+        None,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nobody_grants_mints_or_keeps_a_role_above_their_own() {
+    use reqwest::Method;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let acme_admin =
+        authorized_client(&token_for(&fleet, "acme", Role::TenantAdmin).await).unwrap();
+
+    // The attack as it was: a platform-admin user in acme, then its token.
+    let (code, problem) = call(
+        &acme_admin,
+        &fleet,
+        Method::POST,
+        "acme",
+        "/api/v1/users",
+        Some(json!({"email": "root@acme.test", "role": "platform-admin"})),
+    )
+    .await;
+    assert_eq!(code, 403, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only a platform admin deals in platform admins"),
+        "{problem}"
+    );
+    // Even a platform admin makes platform admins in the platform tenant only.
+    let (code, problem) = fleet
+        .post(
+            "/api/v1/users",
+            json!({"email": "root@acme.test", "role": "platform-admin"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "in the platform tenant: {problem}");
+    let (code, problem) = call(
+        &fleet.http,
+        &fleet,
+        Method::POST,
+        "acme",
+        "/api/v1/users",
+        Some(json!({"email": "root@acme.test", "role": "platform-admin"})),
+    )
+    .await;
+    assert_eq!(code, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "role", "{problem}");
+
+    // A tenant admin of the platform tenant may not touch, or act as, the platform admins.
+    let platform_admin =
+        authorized_client(&token_for(&fleet, "default", Role::TenantAdmin).await).unwrap();
+    let users: Value = fleet.get("/api/v1/users?limit=1000").await.unwrap();
+    let root = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "platform-admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/tokens".to_owned(),
+            Some(json!({"user_id": root})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/users/{root}"),
+            Some(json!({"role": "viewer"})),
+        ),
+        (Method::DELETE, format!("/api/v1/users/{root}"), None),
+        (
+            Method::POST,
+            "/api/v1/users".to_owned(),
+            Some(json!({"email": "second@default.test", "role": "platform-admin"})),
+        ),
+    ] {
+        let (code, problem) = call(
+            &platform_admin,
+            &fleet,
+            method.clone(),
+            "default",
+            &path,
+            body,
+        )
+        .await;
+        assert_eq!(code, 403, "{method} {path}: {problem}");
+    }
+
+    // Role changes: up to one's own role, and the old tokens stop at once.
+    let viewer_token = token_for(&fleet, "acme", Role::Viewer).await;
+    let viewer = authorized_client(&viewer_token).unwrap();
+    let (code, who) = me(&viewer, &fleet).await;
+    assert_eq!(code, 200, "{who}");
+    let id = who["subject"].as_str().unwrap().to_owned();
+    let (code, problem) = call(
+        &acme_admin,
+        &fleet,
+        Method::PATCH,
+        "acme",
+        &format!("/api/v1/users/{id}"),
+        Some(json!({"role": "platform-admin"})),
+    )
+    .await;
+    assert_eq!(code, 422, "{problem}");
+    let (code, user) = call(
+        &acme_admin,
+        &fleet,
+        Method::PATCH,
+        "acme",
+        &format!("/api/v1/users/{id}"),
+        Some(json!({"role": "operator"})),
+    )
+    .await;
+    assert_eq!(
+        (code, user["role"].as_str()),
+        (200, Some("operator")),
+        "{user}"
+    );
+    let (code, problem) = me(&viewer, &fleet).await;
+    assert_eq!(code, 401, "a token of the old role: {problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("operator now"));
+
+    // Removing a user ends its token, and its open event stream within a few seconds.
+    let operator_token = token_for(&fleet, "acme", Role::Operator).await;
+    let operator = authorized_client(&operator_token).unwrap();
+    let (code, who) = me(&operator, &fleet).await;
+    assert_eq!(code, 200);
+    let id = who["subject"].as_str().unwrap().to_owned();
+    let mut stream = operator
+        .get(fleet.url("/api/v1/events"))
+        .header("EOS-Tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut socket = open_socket(&fleet, &operator_token).await;
+    start(&mut socket, "subscription { events { id } }").await;
+    let (code, _) = call(
+        &acme_admin,
+        &fleet,
+        Method::DELETE,
+        "acme",
+        &format!("/api/v1/users/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 204);
+    let (code, problem) = me(&operator, &fleet).await;
+    assert_eq!(code, 401, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no longer exists")
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the event stream of a removed user stays open"
+    );
+    // The socket closes (events of the removal may come first).
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let m = next_message(&mut socket).await;
+            if m["type"] == "closed" {
+                return;
+            }
+            assert_ne!(m["type"], "timeout");
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the WebSocket of a removed user stays open");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_app_may_not_mount_the_host_root_or_the_engine_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let operator = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let sample =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/apps/web-oci/margo.yaml"))
+            .unwrap();
+    let hostile = sample.replace(
+        "            memory: 32Mi",
+        "            memory: 32Mi\n            volumes: [\"/:/host\", \"/var/run/docker.sock:/var/run/docker.sock\", \"state:/state\"]",
+    );
+    assert_ne!(hostile, sample);
+    let (code, problem) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/apps",
+        Some(json!({ "description": hostile })),
+    )
+    .await;
+    assert_eq!(code, 422, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "deploymentProfiles[0].components[0].x-eos-extensions.container.volumes[0]",
+            "deploymentProfiles[0].components[0].x-eos-extensions.container.volumes[1]",
+        ],
+        "{problem}"
+    );
+    // Nothing was stored; the same app with only its named volume is fine.
+    let (code, _) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::GET,
+        "acme",
+        "/api/v1/apps/com-eos-test-web-oci",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    let named = sample.replace(
+        "            memory: 32Mi",
+        "            memory: 32Mi\n            volumes: [\"state:/state\"]",
+    );
+    let (code, problem) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/apps",
+        Some(json!({ "description": named })),
+    )
+    .await;
+    assert_eq!(code, 201, "{problem}");
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_reads_no_folder_of_the_co_and_nobody_reads_its_data_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let operator = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let sample = repo_root().join("config/apps/hello-wasm");
+    let data = tmp.path().join("co");
+    let packages = std::fs::read_dir(data.join("packages"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    for source in [
+        sample.display().to_string(),
+        data.display().to_string(),
+        "/".to_owned(),
+    ] {
+        let (code, problem) = call(
+            &operator,
+            &fleet,
+            reqwest::Method::POST,
+            "acme",
+            "/api/v1/apps",
+            Some(json!({ "source": source })),
+        )
+        .await;
+        assert_eq!(code, 403, "{source}: {problem}");
+    }
+    // A platform admin may read a folder, but not the data folder, a folder holding it, or /.
+    for (source, why) in [
+        (data.display().to_string(), "data folder"),
+        (tmp.path().display().to_string(), "data folder"),
+        ("/".to_owned(), "whole file system"),
+        ("file:///etc".to_owned(), "not a remote Git URL"),
+        (
+            "ext::sh -c touch% /tmp/pwned".to_owned(),
+            "not a remote Git URL",
+        ),
+        ("--upload-pack=touch /tmp/pwned".to_owned(), "nor a Git URL"),
+    ] {
+        let (code, problem) = call(
+            &fleet.http,
+            &fleet,
+            reqwest::Method::POST,
+            "acme",
+            "/api/v1/apps",
+            Some(json!({ "source": source })),
+        )
+        .await;
+        assert_eq!(code, 422, "{source}: {problem}");
+        assert!(problem.to_string().contains(why), "{source}: {problem}");
+    }
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    let after = std::fs::read_dir(data.join("packages"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(after, packages, "a failed fetch left a folder behind");
+    let (code, problem) = call(
+        &fleet.http,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/apps",
+        Some(json!({ "source": sample.display().to_string() })),
+    )
+    .await;
+    assert_eq!(code, 201, "{problem}");
+    // Another tenant's record is not readable either.
+    let (code, _) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::GET,
+        "acme",
+        "/api/v1/tenants/globex",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    fleet.shutdown().await;
+}
