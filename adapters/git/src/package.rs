@@ -96,6 +96,10 @@ impl PackageFetcher {
                     "protocol.http.allow=always",
                     "-c",
                     "protocol.ssh.allow=always",
+                    "-c",
+                    "core.symlinks=false",
+                    "-c",
+                    "credential.helper=",
                     "clone",
                     "--quiet",
                     "--depth",
@@ -195,9 +199,26 @@ pub async fn read_in_package(folder: &Path, path: &str, limit: u64) -> Result<Ve
     tokio::fs::read(&file).await.map_err(missing)
 }
 
+/// A YAML file of the package root, read only when it is a plain file (a symbolic link could
+/// lead to another tenant's package or anywhere else on the CO's disk).
+async fn read_plain(path: &Path) -> Result<Option<String>, String> {
+    match tokio::fs::symlink_metadata(path).await {
+        Err(_) => Ok(None),
+        Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+            "{} is a symbolic link; a package's description must be a plain file",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        )),
+        Ok(meta) if !meta.is_file() => Ok(None),
+        Ok(_) => tokio::fs::read_to_string(path)
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// The one YAML file of kind ApplicationDescription at the package root (`margo.yaml` first).
 async fn find_description(folder: &Path) -> Result<String, String> {
-    if let Ok(text) = tokio::fs::read_to_string(folder.join("margo.yaml")).await {
+    if let Some(text) = read_plain(&folder.join("margo.yaml")).await? {
         return Ok(text);
     }
     let mut entries = tokio::fs::read_dir(folder)
@@ -207,9 +228,9 @@ async fn find_description(folder: &Path) -> Result<String, String> {
     while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let text = tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|e| e.to_string())?;
+            let Some(text) = read_plain(&path).await? else {
+                continue;
+            };
             if text
                 .lines()
                 .any(|l| l.trim() == "kind: ApplicationDescription")

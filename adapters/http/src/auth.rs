@@ -243,11 +243,14 @@ pub async fn revoked(users: Arc<ControlPlane>, caller: Authenticated) -> Refused
     if !caller.own {
         return std::future::pending().await;
     }
+    // A store that cannot answer three times in a row ends the stream too (fail closed).
+    let mut unanswered = 0;
     loop {
         tokio::time::sleep(RECHECK).await;
         match still_stands(&users, &caller.principal).await {
-            Err(why) if !why.0.starts_with("cannot check") => return why,
-            _ => {}
+            Ok(()) => unanswered = 0,
+            Err(why) if why.0.starts_with("cannot check") && unanswered < 2 => unanswered += 1,
+            Err(why) => return why,
         }
     }
 }
@@ -426,7 +429,7 @@ pub const GRAPHQL: &[(&str, Action)] = &[
     ("Mutation.setUserRole", Action::ManageUsers),
     ("Subscription.events", Action::ReadOperations),
     ("Subscription.deploymentStatus", Action::ReadOperations),
-    ("Subscription.nodes", Action::Read),
+    ("Subscription.nodes", Action::ReadOperations),
 ];
 
 /// The action a REST operation needs; `None` for one not in [`REST`].
@@ -685,6 +688,27 @@ impl RootGuard {
     pub const QUERY: Self = Self("Query");
     pub const MUTATION: Self = Self("Mutation");
     pub const SUBSCRIPTION: Self = Self("Subscription");
+}
+
+/// The guard on a nested field that shows more than the root field reaching it needs (a
+/// deployment's history below `deployments`): the caller needs this action too.
+pub struct Needs(pub Action);
+
+impl async_graphql::Guard for Needs {
+    async fn check(&self, ctx: &async_graphql::Context<'_>) -> async_graphql::Result<()> {
+        use async_graphql::ErrorExtensions;
+        let (Some(principal), Some(tenant)) =
+            (ctx.data_opt::<Principal>(), ctx.data_opt::<TenantId>())
+        else {
+            return Err(async_graphql::Error::new("no verified principal"));
+        };
+        principal.may(self.0, tenant).map_err(|denied| {
+            async_graphql::Error::new(denied.to_string()).extend_with(|_, e| {
+                e.set("type", format!("{}forbidden", crate::problem::TYPE_BASE));
+                e.set("status", 403);
+            })
+        })
+    }
 }
 
 impl async_graphql::Guard for RootGuard {

@@ -234,6 +234,30 @@ async fn archives_the_spec_forbids_are_refused_with_the_reason() {
             )],
             "privileged",
         ),
+        (
+            "host-root",
+            vec![(
+                "a/compose.yaml",
+                "services:\n  a: {image: x, volumes: [\"/:/host\"]}\n".into(),
+            )],
+            "workload security policy",
+        ),
+        (
+            "engine-socket",
+            vec![(
+                "a/compose.yaml",
+                "services:\n  a: {image: x, volumes: [\"/var/run/docker.sock:/s\"]}\n".into(),
+            )],
+            "workload security policy",
+        ),
+        (
+            "cap-add",
+            vec![(
+                "a/compose.yaml",
+                "services:\n  a: {image: x, cap_add: [SYS_ADMIN]}\n".into(),
+            )],
+            "cap_add",
+        ),
     ];
     for (name, entries, why) in cases {
         let path = archive(files.path(), name, &entries);

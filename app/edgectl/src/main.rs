@@ -204,8 +204,18 @@ enum UserCommand {
         #[arg(long)]
         role: String,
     },
-    /// Remove one of the tenant's users (by id, as `user list` shows it).
+    /// Remove one of the tenant's users (by id, as `user list` shows it); its tokens stop
+    /// working at once.
     Remove { user: String },
+    /// Give one of the tenant's users (by id) another role, no higher than your own; its
+    /// earlier tokens stop working at once.
+    SetRole {
+        user: String,
+        /// platform-admin (platform tenant only), tenant-admin, operator, security-analyst,
+        /// viewer or finops.
+        #[arg(long)]
+        role: String,
+    },
     /// Issue a token for one of the tenant's users (by id), with the user's role; prints it.
     Token {
         user: String,
@@ -305,7 +315,7 @@ async fn main() {
 
 /// The token to act with: `--token`, else the `--token-file`, else the login session's, else
 /// the user's saved one, else the bootstrap admin token of a CO on embedded defaults started
-/// from here.
+/// from here, which goes only to a CO on this machine (a loopback `--server`).
 async fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     if let Some(token) = &cli.token {
         return Ok(Some(token.trim().to_owned()));
@@ -318,16 +328,31 @@ async fn find_token(cli: &Cli) -> anyhow::Result<Option<String>> {
     if let Some(token) = session::saved_token(server(cli)).await? {
         return Ok(Some(token));
     }
+    let embedded =
+        is_loopback(server(cli)).then(|| std::path::PathBuf::from(".eos/co/admin.token"));
     let candidates = session::config_dir()
         .map(|c| c.join("token"))
         .into_iter()
-        .chain([std::path::PathBuf::from(".eos/co/admin.token")]);
+        .chain(embedded);
     for path in candidates {
         if let Ok(text) = std::fs::read_to_string(&path) {
             return Ok(Some(text.trim().to_owned()));
         }
     }
     Ok(None)
+}
+
+/// Whether `url`'s host is this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback(url: &str) -> bool {
+    let Some(url) = reqwest::Url::parse(url).ok() else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The CO's address as given, without a trailing slash.
@@ -447,6 +472,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Show) => trust::show_policy(&api, out).await,
         Command::Policy(PolicyCommand::Signatures { keys, off }) => {
             trust::set_signature_policy(&api, out, &keys, off).await
+        }
+        Command::User(UserCommand::SetRole { user, role }) => {
+            let v = api
+                .send(
+                    api.http
+                        .patch(api.url(&format!("/users/{user}")))
+                        .json(&json!({ "role": role })),
+                )
+                .await?;
+            print(out, &v, &["id", "email", "role", "created_at"])
         }
         Command::User(UserCommand::Remove { user }) => {
             api.send(api.http.delete(api.url(&format!("/users/{user}"))))
@@ -878,4 +913,26 @@ fn with_usage_columns(mut devices: Value) -> Value {
         d["workloads"] = usage["workloads"].clone();
     }
     devices
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_embedded_admin_token_goes_to_loopback_only() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/",
+            "http://[::1]:80",
+        ] {
+            assert!(super::is_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://co.example:8080",
+            "https://10.0.0.1",
+            "http://127.0.0.1.nip.io",
+            "nonsense",
+        ] {
+            assert!(!super::is_loopback(remote), "{remote}");
+        }
+    }
 }

@@ -719,3 +719,65 @@ async fn session(
     let _ = worker.await;
     outcome
 }
+
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+    use crate::record::RunRecord;
+
+    fn agent(tmp: &std::path::Path) -> Agent {
+        let device = DeviceId::parse("s/n1").unwrap();
+        let caps = crate::fingerprint::capabilities(&device, &[], &Default::default()).unwrap();
+        Agent::new(
+            device,
+            caps,
+            Vec::new(),
+            RunRecord::open(tmp.join("state")).unwrap(),
+            eos_adapter_registry::ArtifactCache::new(
+                tmp.join("artifacts"),
+                Default::default(),
+                Vec::new(),
+            ),
+        )
+        .protect(vec![tmp.display().to_string()])
+    }
+
+    fn oci(volumes: &[&str]) -> ComponentSpec {
+        ComponentSpec {
+            name: "web".into(),
+            runtime: "oci".into(),
+            repository: "oci://127.0.0.1:5000/eos-test/busybox".into(),
+            revision: "1.0.0".into(),
+            app_version: "1.0.0".into(),
+            parameters: Default::default(),
+            settings: serde_json::json!({"container": {"volumes": volumes}}),
+            signatures: None,
+        }
+    }
+
+    /// Whatever the desired state in Git says, the EN runs no host mount: not `/`, not the
+    /// engine socket, not its own data folder, not a link that leads to one of them.
+    #[test]
+    fn host_mounts_are_refused_before_any_driver_sees_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let agent = agent(tmp.path());
+        let link = tmp.path().join("innocent");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let inside = format!("{}/state:/s", tmp.path().display());
+        let linked = format!("{}:/s", link.display());
+        for volume in [
+            "/:/host",
+            "/var/run/docker.sock:/s",
+            "/srv/data:/d",
+            &inside,
+            &linked,
+        ] {
+            let refused = agent.check_workload(&oci(&[volume])).unwrap_err();
+            assert!(
+                refused.to_string().contains("workload security policy"),
+                "{volume}: {refused}"
+            );
+        }
+        assert!(agent.check_workload(&oci(&["state:/state"])).is_ok());
+    }
+}

@@ -353,7 +353,9 @@ impl Device {
 
 #[ComplexObject]
 impl Deployment {
-    /// What happened to the deployment, oldest first.
+    /// What happened to the deployment, oldest first (needs read-operations, as its REST
+    /// twin does).
+    #[graphql(guard = "crate::auth::Needs(eos_domain::auth::Action::ReadOperations)")]
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<ChangeEvent>> {
         let events = ctl(ctx)
             .deployment_history(tenant(ctx), &self.id)

@@ -280,6 +280,16 @@ impl ComposeDriver {
                     .display()
                     .to_string()
             } else if source.starts_with('/') {
+                // Host paths under the workload security policy: the strict default allows
+                // none, whatever the desired state in Git says.
+                eos_domain::workload::WorkloadPolicy::strict()
+                    .allows_host_path(source, &[])
+                    .map_err(|why| {
+                        format!(
+                            "service {service_name}: volume {v:?}: refused by the workload \
+                             security policy: {why}"
+                        )
+                    })?;
                 source.to_owned()
             } else {
                 format!("{project}-{}", sanitize(source))
