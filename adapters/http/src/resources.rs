@@ -30,8 +30,9 @@ pub async fn app_resource(
     let r = c
         .app_resource(&t, &app_id, q.version.as_deref(), &kind)
         .await?;
+    // A tenant's file, behind its token: a browser may keep it, a shared cache may not.
     let cache = if q.version.is_some() {
-        "public, max-age=31536000, immutable"
+        "private, max-age=31536000, immutable"
     } else {
         "no-cache"
     };

@@ -86,8 +86,8 @@ async fn catalog_files_come_with_a_package_from_a_folder_or_a_registry() {
     let (code, kind, cache, body) = resource(&fleet, "icon?version=1.0.0").await;
     assert_eq!((code, kind.as_str()), (200, "image/svg+xml"));
     assert!(
-        cache.contains("immutable"),
-        "a named version never changes: {cache}"
+        cache.contains("immutable") && cache.starts_with("private"),
+        "a named version never changes, and no shared cache keeps a tenant's file: {cache}"
     );
     assert_eq!(body, sample_file("resources/icon.svg"));
     let (code, kind, _, body) = resource(&fleet, "description").await;
