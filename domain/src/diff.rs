@@ -218,6 +218,7 @@ mod tests {
             parameters: Default::default(),
             settings: Default::default(),
             signatures: None,
+            workload: None,
         }
     }
 

@@ -27,6 +27,10 @@ pub struct RenderRequest<'a> {
     /// The tenant's signature policy; one that requires signatures is written into the
     /// deployment (`spec.x-eos-signatures`) for the EN to enforce.
     pub signatures: Option<&'a crate::signing::SignaturePolicy>,
+    /// The tenant's workload security grants; beyond the strict default they are written into
+    /// the deployment (the `eos.dev/workload-policy` annotation) for the EN to enforce within
+    /// its own ceiling.
+    pub workload: Option<&'a crate::workload::WorkloadPolicy>,
 }
 
 /// Renders the deployment; an unknown profile or parameter, or a value its configuration's
@@ -104,6 +108,10 @@ pub fn render(req: &RenderRequest<'_>) -> Result<ApplicationDeployment, Problems
                     (crate::signing::ANNOTATION.to_owned(), policy)
                 })
                 .into_iter()
+                .chain(req.workload.filter(|p| !p.is_strict()).map(|p| {
+                    let policy = serde_json::to_string(p).expect("a policy is JSON");
+                    (crate::workload::ANNOTATION.to_owned(), policy)
+                }))
                 .collect(),
         },
         spec: DeploymentSpec {

@@ -25,6 +25,11 @@ pub struct ComponentSpec {
     /// the EN verifies the artifact before it starts anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signatures: Option<crate::signing::SignaturePolicy>,
+    /// The tenant's workload security grants when the deployment was made, if it has any
+    /// beyond the strict default; the EN narrows them to its own ceiling before a driver sees
+    /// the component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::workload::WorkloadPolicy>,
 }
 
 /// One deployment's components on one device, in install order.
@@ -121,6 +126,12 @@ pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
             )
         })
         .filter(|p| p.required);
+    let workload = deployment
+        .metadata
+        .annotations
+        .get(crate::workload::ANNOTATION)
+        .map(|text| crate::workload::WorkloadPolicy::from_annotation(Some(text)))
+        .filter(|p| !p.is_strict());
     let components = profile
         .components
         .iter()
@@ -142,6 +153,7 @@ pub fn instance_of(deployment: &ApplicationDeployment) -> AppInstance {
                 .cloned()
                 .unwrap_or_default(),
             signatures: signatures.clone(),
+            workload: workload.clone(),
         })
         .collect();
     AppInstance {

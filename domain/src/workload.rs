@@ -12,6 +12,13 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The annotation that carries a tenant's grants in each deployment it makes (absent: the
+/// strict default), for the EN to enforce within its own ceiling.
+pub const ANNOTATION: &str = "eos.dev/workload-policy";
+
+/// The most host paths a policy names.
+pub const MAX_HOST_PATHS: usize = 32;
+
 /// Paths no component ever mounts, nor any folder that holds one of them.
 pub const NEVER: &[&str] = &[
     "/proc",
@@ -32,7 +39,7 @@ pub const NEVER: &[&str] = &[
 ];
 
 /// What a tenant's components may ask beyond the default, or what a device allows at most.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WorkloadPolicy {
     /// Host folders (absolute) whose contents components may bind-mount, each with what lies
@@ -45,6 +52,61 @@ impl WorkloadPolicy {
     /// The default: nothing beyond an ordinary container.
     pub fn strict() -> Self {
         Self::default()
+    }
+
+    /// Whether the policy allows nothing beyond the default.
+    pub fn is_strict(&self) -> bool {
+        self.host_paths.is_empty()
+    }
+
+    /// What both policies allow: a host path counts where it lies under a grant of each (a
+    /// tenant's grants within a device's ceiling).
+    pub fn within(&self, ceiling: &WorkloadPolicy) -> WorkloadPolicy {
+        let plain = |p: &WorkloadPolicy| -> Vec<String> {
+            p.host_paths
+                .iter()
+                .filter_map(|g| plain_path(g).ok())
+                .collect()
+        };
+        let (mine, theirs) = (plain(self), plain(ceiling));
+        let mut host_paths = Vec::new();
+        for a in &mine {
+            for b in &theirs {
+                let narrower = if under(a, b) {
+                    a
+                } else if under(b, a) {
+                    b
+                } else {
+                    continue;
+                };
+                if !host_paths.contains(narrower) {
+                    host_paths.push(narrower.clone());
+                }
+            }
+        }
+        WorkloadPolicy { host_paths }
+    }
+
+    /// The policy a deployment's annotation carries: absent is the strict default, and one
+    /// that cannot be read is enforced as the strict default too.
+    pub fn from_annotation(text: Option<&str>) -> WorkloadPolicy {
+        text.and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Refused with every problem of the policy itself.
+    pub fn check(&self) -> Result<(), crate::Problems> {
+        let mut problems = crate::Problems::default();
+        if self.host_paths.len() > MAX_HOST_PATHS {
+            problems.push(
+                "hostPaths",
+                format!("{} paths; at most {MAX_HOST_PATHS}", self.host_paths.len()),
+            );
+        }
+        for (field, message) in self.problems() {
+            problems.push(field, message);
+        }
+        problems.into_result(())
     }
 
     /// Every problem of the policy itself, as `(field, message)`: paths that are not
@@ -200,6 +262,27 @@ mod tests {
         let e = p.allows_host_path("/srv/data/../../etc", &[]).unwrap_err();
         assert!(e.contains("not a plain path"), "{e}");
         assert!(p.allows_host_path("srv/data", &[]).is_err());
+    }
+
+    #[test]
+    fn a_grant_counts_on_a_device_only_within_its_ceiling() {
+        let tenant = grant(&["/srv/data", "/opt/models/v1"]);
+        let device = grant(&["/srv", "/opt/models/v1/big", "/mnt"]);
+        assert_eq!(
+            tenant.within(&device),
+            grant(&["/srv/data", "/opt/models/v1/big"])
+        );
+        assert!(tenant.within(&WorkloadPolicy::strict()).is_strict());
+        assert!(WorkloadPolicy::strict().within(&device).is_strict());
+        assert_eq!(
+            WorkloadPolicy::from_annotation(Some("{not json")),
+            WorkloadPolicy::strict()
+        );
+        assert_eq!(
+            WorkloadPolicy::from_annotation(Some(r#"{"hostPaths":["/srv/data"]}"#)),
+            grant(&["/srv/data"])
+        );
+        assert!(grant(&["/srv/../etc"]).check().is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod m0012_device_labels;
 mod m0013_tenant_signature_policy;
 mod m0014_claims;
 mod m0015_revocations;
+mod m0016_tenant_workload_policy;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_tenant_signature_policy::Migration),
             Box::new(m0014_claims::Migration),
             Box::new(m0015_revocations::Migration),
+            Box::new(m0016_tenant_workload_policy::Migration),
         ]
     }
 }

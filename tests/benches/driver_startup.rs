@@ -146,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
             parameters: Default::default(),
             settings: json!({"container": {"command": ["sh", "-c", COMMAND], "ports": [format!("{port}:80")]}}),
             signatures: None,
+            workload: None,
         };
         let start = Instant::now();
         let applying = {
@@ -193,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
             parameters: Default::default(),
             settings: Default::default(),
             signatures: None,
+            workload: None,
         };
         let log = wasm.component_dir(&key).join("stdout.log");
         let start = Instant::now();

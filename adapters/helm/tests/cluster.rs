@@ -29,6 +29,7 @@ fn spec(repository: String) -> ComponentSpec {
         parameters: BTreeMap::from([("image.tag".to_owned(), "1.0.0".to_owned())]),
         settings: json!({"helm": {"namespace": "edge-apps"}}),
         signatures: None,
+        workload: None,
     }
 }
 

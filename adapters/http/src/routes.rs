@@ -64,6 +64,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::list_users,
         crate::tenancy::signature_policy,
         crate::tenancy::set_signature_policy,
+        crate::tenancy::workload_policy,
+        crate::tenancy::set_workload_policy,
         crate::tenancy::add_user,
         crate::tenancy::get_user,
         crate::tenancy::remove_user,
@@ -107,6 +109,7 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::tenancy::AddUser,
         crate::tenancy::UpdateUser,
         crate::tenancy::SignaturePolicyBody,
+        crate::tenancy::WorkloadPolicyBody,
         crate::identity::Me,
         crate::identity::AuthProvider,
         crate::enrolment::CreateClaim,
@@ -150,6 +153,10 @@ pub fn router(
         .route(
             "/api/v1/signature-policy",
             get(crate::tenancy::signature_policy).put(crate::tenancy::set_signature_policy),
+        )
+        .route(
+            "/api/v1/workload-policy",
+            get(crate::tenancy::workload_policy).put(crate::tenancy::set_workload_policy),
         )
         .route(
             "/api/v1/users/{user_id}",

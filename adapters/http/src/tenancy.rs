@@ -449,3 +449,59 @@ pub async fn set_signature_policy(
     };
     Ok(Json(c.set_signature_policy(&tenant, policy).await?.into()))
 }
+
+/// A tenant's workload security policy: what its components may ask of a device beyond an
+/// ordinary container. The default allows no host bind mounts; a device counts a grant only
+/// within its own `en.toml` ceiling, and `/`, `/proc`, `/sys`, `/dev`, `/etc`, the engine
+/// sockets and the EN's data folder are never mounted.
+#[derive(
+    Serialize, Deserialize, ToSchema, async_graphql::SimpleObject, async_graphql::InputObject,
+)]
+#[graphql(input_name = "WorkloadPolicyInput")]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WorkloadPolicyBody {
+    /// Absolute host folders whose contents components may bind-mount (`/srv/data`), at most
+    /// 32.
+    #[serde(default)]
+    pub host_paths: Vec<String>,
+}
+
+impl From<eos_domain::workload::WorkloadPolicy> for WorkloadPolicyBody {
+    fn from(p: eos_domain::workload::WorkloadPolicy) -> Self {
+        Self {
+            host_paths: p.host_paths,
+        }
+    }
+}
+
+impl From<WorkloadPolicyBody> for eos_domain::workload::WorkloadPolicy {
+    fn from(b: WorkloadPolicyBody) -> Self {
+        Self {
+            host_paths: b.host_paths,
+        }
+    }
+}
+
+/// The tenant's workload security policy (the strict default until a platform admin sets one).
+#[utoipa::path(get, path = "/api/v1/workload-policy", tag = "tenants", responses((status = 200, body = WorkloadPolicyBody)))]
+pub async fn workload_policy(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+) -> Result<Json<WorkloadPolicyBody>, ApiError> {
+    Ok(Json(c.workload_policy(&tenant).await?.into()))
+}
+
+/// Sets the tenant's workload security policy (platform admins only: name the tenant with
+/// `EOS-Tenant`). It holds for apps added and deployments made or updated from now on; each
+/// deployment carries it to its devices, which enforce it within their own ceiling.
+#[utoipa::path(put, path = "/api/v1/workload-policy", tag = "tenants", request_body = WorkloadPolicyBody, responses((status = 200, body = WorkloadPolicyBody), (status = 422, body = ProblemDocument)))]
+pub async fn set_workload_policy(
+    State(c): State<Shared>,
+    TenantScope(tenant): TenantScope,
+    payload: Result<Json<WorkloadPolicyBody>, JsonRejection>,
+) -> Result<Json<WorkloadPolicyBody>, ApiError> {
+    let req = body(payload)?;
+    Ok(Json(
+        c.set_workload_policy(&tenant, req.into()).await?.into(),
+    ))
+}

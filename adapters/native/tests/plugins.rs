@@ -60,6 +60,7 @@ fn spec(program: &str, exec: serde_json::Value) -> ComponentSpec {
         parameters: Default::default(),
         settings: json!({ "exec": exec }),
         signatures: None,
+        workload: None,
     }
 }
 

@@ -662,6 +662,7 @@ mod tests {
             parameters: Default::default(),
             settings: Default::default(),
             signatures: None,
+            workload: None,
         }
     }
 

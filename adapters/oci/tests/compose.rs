@@ -75,6 +75,7 @@ fn spec(archive: &Path) -> ComponentSpec {
         parameters: [("GREETING".to_owned(), "hi".to_owned())].into(),
         settings: Default::default(),
         signatures: None,
+        workload: None,
     }
 }
 

@@ -57,6 +57,7 @@ fn spec(name: &str, settings: serde_json::Value) -> ComponentSpec {
         parameters: Default::default(),
         settings: json!({ "container": settings }),
         signatures: None,
+        workload: None,
     }
 }
 

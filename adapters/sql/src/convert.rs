@@ -246,6 +246,13 @@ pub fn tenant_from(m: tenants::Model) -> Result<TenantRecord, StoreError> {
                     .map_err(|e| corrupt("tenants", &m.id, format!("signature_policy: {e}")))?,
             ),
         },
+        workload_policy: match m.workload_policy {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| corrupt("tenants", &m.id, format!("workload_policy: {e}")))?,
+            ),
+        },
     })
 }
 
@@ -257,6 +264,10 @@ pub fn tenant_to(r: &TenantRecord) -> tenants::ActiveModel {
         created_at: Set(r.created_at.clone()),
         signature_policy: Set(r
             .signature_policy
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("a policy is JSON"))),
+        workload_policy: Set(r
+            .workload_policy
             .as_ref()
             .map(|p| serde_json::to_string(p).expect("a policy is JSON"))),
     }

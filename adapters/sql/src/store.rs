@@ -196,6 +196,24 @@ where
         Ok(done.rows_affected == 1)
     }
 
+    async fn set_workload_policy(
+        &self,
+        id: &TenantId,
+        policy: &eos_domain::workload::WorkloadPolicy,
+    ) -> StoreResult<bool> {
+        let text = serde_json::to_string(policy).expect("a policy is JSON");
+        let done = tenants::Entity::update_many()
+            .col_expr(
+                tenants::Column::WorkloadPolicy,
+                sea_orm::sea_query::Expr::value(text),
+            )
+            .filter(tenants::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected == 1)
+    }
+
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>> {
         tenants::Entity::find_by_id(id.to_string())
             .one(&self.db)

@@ -595,6 +595,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                     plan: "standard".into(),
                     created_at: "t".into(),
                     signature_policy: None,
+                    workload_policy: None,
                 })
                 .await
                 .unwrap();
@@ -608,11 +609,30 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
                         plan: "p".into(),
                         created_at: "t".into(),
                         signature_policy: None,
+                        workload_policy: None,
                     })
                     .await,
                 Err(StoreError::Conflict(_))
             ),
             "{on}: a tenant id is taken once"
+        );
+        // A workload policy is the tenant's alone, and round-trips whole.
+        let grant = eos_domain::workload::WorkloadPolicy {
+            host_paths: vec!["/srv/acme".into()],
+        };
+        assert!(store.set_workload_policy(&acme, &grant).await.unwrap());
+        let read = |t: TenantId| {
+            let store = &store;
+            async move { store.get_tenant(&t).await.unwrap().unwrap().workload_policy }
+        };
+        assert_eq!(read(acme.clone()).await, Some(grant), "{on}");
+        assert_eq!(read(globex.clone()).await, None, "{on}");
+        let nowhere = TenantId::parse("nowhere").unwrap();
+        assert!(
+            !store
+                .set_workload_policy(&nowhere, &Default::default())
+                .await
+                .unwrap()
         );
         let tenants: Vec<String> = store
             .page_tenants(None, 10)
@@ -848,6 +868,7 @@ async fn device_models_are_unique_per_tenant_by_id_and_by_vendor_and_model() {
                 plan: "standard".into(),
                 created_at: "t".into(),
                 signature_policy: None,
+                workload_policy: None,
             })
             .await
             .unwrap();

@@ -22,6 +22,7 @@ fn spec(repository: String) -> ComponentSpec {
         parameters: Default::default(),
         settings: Default::default(),
         signatures: None,
+        workload: None,
     }
 }
 

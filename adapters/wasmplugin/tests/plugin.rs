@@ -30,6 +30,7 @@ fn spec(repository: &str) -> ComponentSpec {
         parameters: Default::default(),
         settings: Default::default(),
         signatures: None,
+        workload: None,
     }
 }
 

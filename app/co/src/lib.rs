@@ -55,11 +55,7 @@ impl Co {
 
     /// Starts with `clock` for every timestamp the CO makes (a simulated clock in tests).
     pub async fn start_with_clock(config: CoConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        tokio::fs::create_dir_all(&config.data_dir)
-            .await
-            .with_context(|| {
-                format!("cannot create data directory {}", config.data_dir.display())
-            })?;
+        eos_app_common::private_data_dir(&config.data_dir)?;
         let database_url = config
             .database_url
             .clone()

@@ -1,4 +1,5 @@
-//! What every EOS binary shares: logging, configuration files and termination signals.
+//! What every EOS binary shares: logging, configuration files, termination signals and a
+//! private data folder.
 
 mod clock;
 mod failpoint;
@@ -7,6 +8,17 @@ pub use clock::{Clock, SimClock, SystemClock, rfc3339, system_clock};
 pub use failpoint::{FAILPOINT_VAR, FAILPOINTS, failpoint};
 
 use anyhow::Context;
+
+/// Makes `dir` (and its parents) when missing and leaves it to its owner alone (mode 0700):
+/// keys, records and packages inside are then out of other users' reach, whatever modes the
+/// files themselves get.
+pub fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot make {} private (0700)", dir.display()))
+}
 
 /// Logs through tracing: human-readable by default, JSON lines on request; `RUST_LOG` filters.
 pub fn init_tracing(json: bool) {

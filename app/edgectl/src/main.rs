@@ -64,7 +64,8 @@ enum Command {
     /// Device models: a vendor's model with the capability template its devices share.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// The tenant's security policy: which artifacts must be signed, by which keys.
+    /// The tenant's security policies: which artifacts must be signed, by which keys, and what
+    /// its workloads may mount of a device.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Who the token names, and the tenant requests act for.
@@ -190,6 +191,16 @@ enum PolicyCommand {
         /// Stop requiring signatures.
         #[arg(long, conflicts_with = "keys")]
         off: bool,
+    },
+    /// Let the tenant's components bind-mount these host folders (platform admins only; name
+    /// the tenant with --tenant). A device counts the grant only within its own en.toml.
+    Workload {
+        /// An absolute host folder (`/srv/data`); repeat for several.
+        #[arg(long = "host-path", required_unless_present = "none")]
+        host_paths: Vec<String>,
+        /// Take every grant back (the strict default).
+        #[arg(long, conflicts_with = "host_paths")]
+        none: bool,
     },
 }
 
@@ -472,6 +483,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Show) => trust::show_policy(&api, out).await,
         Command::Policy(PolicyCommand::Signatures { keys, off }) => {
             trust::set_signature_policy(&api, out, &keys, off).await
+        }
+        Command::Policy(PolicyCommand::Workload { host_paths, none }) => {
+            let host_paths = if none { Vec::new() } else { host_paths };
+            trust::set_workload_policy(&api, out, &host_paths).await
         }
         Command::User(UserCommand::SetRole { user, role }) => {
             let v = api

@@ -1,5 +1,6 @@
-//! `edgectl policy` and `edgectl site claim | revoke`: the tenant's artifact signature policy,
-//! claim tokens for enrolling LOs and ENs, and revoking their certificates.
+//! `edgectl policy` and `edgectl site claim | revoke`: the tenant's artifact signature policy
+//! and workload security policy, claim tokens for enrolling LOs and ENs, and revoking their
+//! certificates.
 
 use crate::api::Api;
 use crate::table::{Output, print};
@@ -8,8 +9,50 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 
 pub async fn show_policy(api: &Api, out: Output) -> anyhow::Result<()> {
-    let policy = api.get("/signature-policy").await?;
-    print_policy(out, &policy)
+    let signatures = api.get("/signature-policy").await?;
+    let workload = api.get("/workload-policy").await?;
+    if matches!(out, Output::Json) {
+        let both = json!({"signatures": signatures, "workload": workload});
+        println!("{}", serde_json::to_string_pretty(&both)?);
+        return Ok(());
+    }
+    print_policy(out, &signatures)?;
+    print_workload_policy(out, &workload)
+}
+
+/// Grants the tenant `host_paths` (none: the strict default).
+pub async fn set_workload_policy(
+    api: &Api,
+    out: Output,
+    host_paths: &[String],
+) -> anyhow::Result<()> {
+    let policy = api
+        .send(
+            api.http
+                .put(api.url("/workload-policy"))
+                .json(&json!({ "hostPaths": host_paths })),
+        )
+        .await?;
+    print_workload_policy(out, &policy)
+}
+
+/// A workload policy: as JSON, or a line for people.
+fn print_workload_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
+    if matches!(out, Output::Json) {
+        println!("{}", serde_json::to_string_pretty(policy)?);
+        return Ok(());
+    }
+    let paths: Vec<&str> = policy["hostPaths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match paths.is_empty() {
+        true => println!("host mounts: none allowed (named volumes only)"),
+        false => println!("host mounts: under {}", paths.join(", ")),
+    }
+    Ok(())
 }
 
 /// Requires signatures by the keys in `keys` (PEM files), or none with `off`.

@@ -424,7 +424,7 @@ async fn models_and_compatibility_from_the_command_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_signature_policy_is_shown_set_and_turned_off() {
+async fn the_security_policies_are_shown_set_and_turned_off() {
     let tmp = tempfile::tempdir().unwrap();
     let fleet = Fleet::start(tmp.path(), "site-1", &[]).await.unwrap();
     let (ok, out, _) = edgectl(&fleet, &["policy", "show"]);
@@ -460,7 +460,7 @@ async fn the_signature_policy_is_shown_set_and_turned_off() {
     assert!(ok);
     let policy: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(
-        policy["public_keys"][0]
+        policy["signatures"]["public_keys"][0]
             .as_str()
             .unwrap()
             .contains("MFkwEwYH")
@@ -468,5 +468,18 @@ async fn the_signature_policy_is_shown_set_and_turned_off() {
 
     let (ok, out, _) = edgectl(&fleet, &["policy", "signatures", "--off"]);
     assert!(ok && out.contains("signatures not required"), "{out}");
+
+    // Host mounts: none by default; a platform admin grants folders and takes them back.
+    let (_, out, _) = edgectl(&fleet, &["policy", "show"]);
+    assert!(out.contains("host mounts: none allowed"), "{out}");
+    let (ok, out, err) = edgectl(&fleet, &["policy", "workload", "--host-path", "/srv/data"]);
+    assert!(
+        ok && out.contains("host mounts: under /srv/data"),
+        "{out}{err}"
+    );
+    let (ok, _, err) = edgectl(&fleet, &["policy", "workload", "--host-path", "/proc"]);
+    assert!(!ok && err.contains("hostPaths[0]"), "{err}");
+    let (ok, out, _) = edgectl(&fleet, &["policy", "workload", "--none"]);
+    assert!(ok && out.contains("none allowed"), "{out}");
     fleet.shutdown().await;
 }

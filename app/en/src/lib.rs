@@ -31,6 +31,7 @@ pub struct En {
 impl En {
     pub async fn start(config: EnConfig) -> anyhow::Result<Self> {
         let device = eos_domain::ids::DeviceId::parse(&config.device_id)?;
+        eos_app_common::private_data_dir(&config.data_dir)?;
         let records = record::RunRecord::open(config.data_dir.join("state"))?;
         let wasm: Arc<dyn RuntimeDriver> =
             Arc::new(WasmDriver::new(config.data_dir.join("workloads"))?);
@@ -110,6 +111,7 @@ impl En {
             link::Agent::new(device, caps, drivers, records, artifacts)
                 .keep_artifacts(config.keep_artifacts)
                 .protect(protected_folders(&config.data_dir))
+                .ceiling(config.workload_policy.clone())
                 .with_tls(tls),
         );
         agent.recover().await;

@@ -56,6 +56,8 @@ pub struct Agent {
     tls: RwLock<Option<eos_adapter_grpc::Tls>>,
     /// The EN's own folders (its data folder): never mounted into a workload.
     protected: Vec<String>,
+    /// The most this device lets a workload ask (`en.toml`'s `[workload_policy]`).
+    ceiling: eos_domain::workload::WorkloadPolicy,
 }
 
 impl Agent {
@@ -78,6 +80,7 @@ impl Agent {
             keep_artifacts: 2,
             tls: RwLock::new(None),
             protected: Vec::new(),
+            ceiling: Default::default(),
         }
     }
 
@@ -87,14 +90,30 @@ impl Agent {
         self
     }
 
+    /// Lets workloads ask at most `ceiling` of this device, whatever a tenant was granted.
+    pub fn ceiling(mut self, ceiling: eos_domain::workload::WorkloadPolicy) -> Self {
+        self.ceiling = ceiling;
+        self
+    }
+
     /// Refuses, before any driver sees it, an `oci` component that asks more of the device
-    /// than the workload security policy allows: the strict default (no host paths), whatever
-    /// the desired state in Git says. A host path is judged as written and, where it exists, as
-    /// its symbolic links resolve.
-    fn check_workload(&self, spec: &ComponentSpec) -> Result<(), DriverError> {
+    /// than the workload security policy allows: the tenant's grants that the deployment
+    /// carries (none: the strict default), within this device's ceiling, whatever the desired
+    /// state in Git says. A host path is judged as written and, where it exists, as its
+    /// symbolic links resolve. The spec a driver gets carries the narrowed policy (the compose
+    /// driver judges its services' volumes by it).
+    fn check_workload(&self, spec: &ComponentSpec) -> Result<ComponentSpec, DriverError> {
         use eos_domain::container::{VolumeMount, parse_volume};
-        let policy = eos_domain::workload::WorkloadPolicy::strict();
         let protected: Vec<&str> = self.protected.iter().map(String::as_str).collect();
+        let mut policy = spec
+            .workload
+            .clone()
+            .unwrap_or_default()
+            .within(&self.ceiling);
+        // No grant reaches the EN's own folders (the compose driver judges by this policy).
+        policy
+            .host_paths
+            .retain(|p| policy_of(p).allows_host_path(p, &protected).is_ok());
         let volumes = spec
             .settings
             .get("container")
@@ -117,7 +136,10 @@ impl Agent {
                 })?;
             }
         }
-        Ok(())
+        Ok(ComponentSpec {
+            workload: (!policy.is_strict()).then_some(policy),
+            ..spec.clone()
+        })
     }
 
     /// Speaks mutual TLS to the LO with `tls` (the EN's enrolled certificate).
@@ -180,7 +202,8 @@ impl Agent {
         &self,
         spec: &ComponentSpec,
     ) -> Result<ComponentSpec, DriverError> {
-        self.check_workload(spec)?;
+        let narrowed = self.check_workload(spec)?;
+        let spec = &narrowed;
         let verified;
         let spec = match &spec.signatures {
             Some(policy) if policy.required => {
@@ -720,6 +743,13 @@ async fn session(
     outcome
 }
 
+/// A policy granting `path` alone.
+fn policy_of(path: &str) -> eos_domain::workload::WorkloadPolicy {
+    eos_domain::workload::WorkloadPolicy {
+        host_paths: vec![path.to_owned()],
+    }
+}
+
 #[cfg(test)]
 mod workload_tests {
     use super::*;
@@ -752,6 +782,7 @@ mod workload_tests {
             parameters: Default::default(),
             settings: serde_json::json!({"container": {"volumes": volumes}}),
             signatures: None,
+            workload: None,
         }
     }
 
@@ -779,5 +810,36 @@ mod workload_tests {
             );
         }
         assert!(agent.check_workload(&oci(&["state:/state"])).is_ok());
+    }
+
+    /// A tenant's grant counts only within the device's ceiling, and the spec a driver gets
+    /// carries what is left of it.
+    #[test]
+    fn a_grant_counts_within_the_device_ceiling_only() {
+        use eos_domain::workload::WorkloadPolicy;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("srv/data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink("/etc", data.join("escape")).unwrap();
+        let granted = WorkloadPolicy {
+            host_paths: vec![data.display().to_string()],
+        };
+        let mut spec = oci(&[&format!("{}:/d", data.display())]);
+        spec.workload = Some(granted.clone());
+        let strict_device = agent(&tmp.path().join("en"));
+        let refused = strict_device.check_workload(&spec).unwrap_err();
+        assert!(
+            refused.to_string().contains("allows no host paths"),
+            "{refused}"
+        );
+        let device = agent(&tmp.path().join("en")).ceiling(WorkloadPolicy {
+            host_paths: vec![tmp.path().join("srv").display().to_string()],
+        });
+        let runnable = device.check_workload(&spec).unwrap();
+        assert_eq!(runnable.workload, Some(granted));
+        let mut escaping = oci(&[&format!("{}/escape:/d", data.display())]);
+        escaping.workload = spec.workload.clone();
+        let refused = device.check_workload(&escaping).unwrap_err();
+        assert!(refused.to_string().contains("/etc"), "{refused}");
     }
 }

@@ -251,6 +251,7 @@ mod tests {
             parameters: Default::default(),
             settings: Default::default(),
             signatures: None,
+            workload: None,
         };
         agent.apply("d1", &spec).await.unwrap();
         let applies = || {
@@ -304,6 +305,7 @@ mod tests {
             parameters: Default::default(),
             settings: serde_json::json!({ "restart": restart }),
             signatures: None,
+            workload: None,
         };
         // A job that finished (status 0) under on-failure: nothing to report, nothing to restart.
         agent

@@ -50,6 +50,7 @@ impl Lo {
     ) -> anyhow::Result<Self> {
         let site_id = SiteId::parse(&config.site_id)?;
         let tenant = eos_domain::ids::TenantId::parse(&config.tenant)?;
+        eos_app_common::private_data_dir(&config.data_dir)?;
         let records = eos_adapter_localstore::RecordDir::open(config.data_dir.join("state"))?;
         let reader = SiteReader::open(
             &config.deployments_repo,

@@ -120,17 +120,17 @@ impl ControlPlane {
     }
 
     /// Refuses a description whose components ask more of a device than the tenant's workload
-    /// security policy allows, naming each field.
+    /// security policy allows, naming each field; the policy when it allows all.
     pub(crate) async fn check_workload_policy(
         &self,
         tenant: &TenantId,
         ad: &ApplicationDescription,
         what: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<crate::workload::WorkloadPolicy, ServiceError> {
         let policy = self.workload_policy(tenant).await?;
         let found = crate::workload::description_problems(ad, &policy);
         if found.is_empty() {
-            return Ok(());
+            return Ok(policy);
         }
         let mut problems = crate::Problems::default();
         for (field, message) in found {
@@ -140,14 +140,6 @@ impl ControlPlane {
             what: what.into(),
             problems,
         })
-    }
-
-    /// The tenant's workload security policy: the strict default.
-    pub async fn workload_policy(
-        &self,
-        _tenant: &TenantId,
-    ) -> Result<crate::workload::WorkloadPolicy, ServiceError> {
-        Ok(crate::workload::WorkloadPolicy::strict())
     }
 
     pub fn store(&self) -> &Arc<dyn ControlStore> {

@@ -40,6 +40,12 @@ pub trait ControlStore: Send + Sync {
         id: &TenantId,
         policy: &crate::signing::SignaturePolicy,
     ) -> StoreResult<bool>;
+    /// Replaces a tenant's workload security policy; whether the tenant exists.
+    async fn set_workload_policy(
+        &self,
+        id: &TenantId,
+        policy: &crate::workload::WorkloadPolicy,
+    ) -> StoreResult<bool>;
     /// Up to `limit` tenants after the tenant id `after`, by id.
     async fn page_tenants(&self, after: Option<&str>, limit: u64)
     -> StoreResult<Vec<TenantRecord>>;

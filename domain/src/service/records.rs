@@ -351,6 +351,7 @@ pub mod change {
     pub const SITE_EVENT: &str = "site.event";
     pub const TENANT_CREATED: &str = "tenant.created";
     pub const SIGNATURE_POLICY_SET: &str = "tenant.signature_policy_set";
+    pub const WORKLOAD_POLICY_SET: &str = "tenant.workload_policy_set";
     pub const USER_ADDED: &str = "user.added";
     pub const USER_REMOVED: &str = "user.removed";
     pub const USER_ROLE_CHANGED: &str = "user.role_changed";
@@ -423,6 +424,8 @@ pub struct TenantRecord {
     pub created_at: String,
     /// Whether its artifacts must be signed, and by which keys; none until set.
     pub signature_policy: Option<crate::signing::SignaturePolicy>,
+    /// What its components may ask of a device beyond the default (none until set).
+    pub workload_policy: Option<crate::workload::WorkloadPolicy>,
 }
 
 /// What a user may do, as the seeds name the personas. The checks themselves come with

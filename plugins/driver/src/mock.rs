@@ -193,6 +193,7 @@ mod tests {
             parameters: Default::default(),
             settings: Default::default(),
             signatures: None,
+            workload: None,
         }
     }
 

@@ -568,3 +568,251 @@ async fn an_operator_reads_no_folder_of_the_co_and_nobody_reads_its_data_folder(
     assert_eq!(code, 404);
     fleet.shutdown().await;
 }
+
+/// Runs git in `dir` as a test author.
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The host folders a container of the deployment `part` mounts.
+async fn host_mounts(part: &str) -> Vec<String> {
+    let Some((docker, containers)) = eos_tests::all_containers().await else {
+        return Vec::new();
+    };
+    let mut mounts = Vec::new();
+    for c in containers {
+        let named = c.names.unwrap_or_default().iter().any(|n| n.contains(part));
+        let Some(id) = c.id.filter(|_| named) else {
+            continue;
+        };
+        if let Ok(inspect) = docker.inspect_container(&id, None).await {
+            mounts.extend(
+                inspect
+                    .host_config
+                    .and_then(|h| h.binds)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|b| b.starts_with('/')),
+            );
+        }
+    }
+    mounts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_written_git_commit_mounts_nothing_of_the_host_on_a_device() {
+    use eos_domain::ids::SiteId;
+    use eos_domain::layout::{SiteDesiredState, SiteFiles};
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let (id, _) = fleet
+        .deploy_installed(eos_tests::WEB_OCI_APP, None)
+        .await
+        .unwrap();
+
+    // Whoever can push to the deployments repository writes a host mount into the deployment,
+    // with a grant in its annotation that no platform admin gave and the device does not allow.
+    let clone = tmp.path().join("hand");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "--quiet",
+            &tmp.path().join("co/deployments.git").display().to_string(),
+            "hand",
+        ],
+    );
+    let site = SiteId::parse("site-1").unwrap();
+    let mut files = SiteFiles::new();
+    for entry in walk(&clone.join("sites/site-1")) {
+        let path = entry.strip_prefix(&clone).unwrap().display().to_string();
+        files.insert(path, std::fs::read_to_string(&entry).unwrap());
+    }
+    let mut state = SiteDesiredState::from_files(&site, &files).unwrap();
+    let deployment = state.deployments.values_mut().next().unwrap();
+    deployment.metadata.annotations.insert(
+        eos_domain::workload::ANNOTATION.into(),
+        r#"{"hostPaths":["/srv"]}"#.into(),
+    );
+    let component = &mut deployment.spec.deployment_profile.components[0];
+    component.extensions.get_mut("x-eos-extensions").unwrap()["container"]["volumes"] =
+        json!(["/srv/eos-attack:/h", "/:/host"]);
+    state.manifest_version += 1;
+    for (path, text) in state.to_files() {
+        std::fs::write(clone.join(path), text).unwrap();
+    }
+    git(&clone, &["commit", "--quiet", "-am", "mount the host"]);
+    git(&clone, &["push", "--quiet", "origin", "HEAD:main"]);
+
+    let refused = eos_tests::eventually(
+        "the EN to refuse the host mount",
+        Duration::from_secs(60),
+        || async {
+            let view = fleet.deployment(&id).await;
+            view.to_string()
+                .contains("workload security policy")
+                .then_some(view)
+        },
+    )
+    .await;
+    assert!(
+        refused.to_string().contains("allows no host paths"),
+        "{refused}"
+    );
+    assert_eq!(host_mounts(&id[..8]).await, Vec::<String>::new());
+    fleet.shutdown().await;
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => out.extend(walk(&path)),
+            false => out.push(path),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_platform_admin_grants_host_paths_and_only_within_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let admin = authorized_client(&token_for(&fleet, "acme", Role::TenantAdmin).await).unwrap();
+    let operator = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let grant = json!({"hostPaths": ["/srv/acme"]});
+    let (code, _) = call(
+        &admin,
+        &fleet,
+        reqwest::Method::PUT,
+        "acme",
+        "/api/v1/workload-policy",
+        Some(grant.clone()),
+    )
+    .await;
+    assert_eq!(code, 403, "a tenant admin grants itself nothing");
+    for (bad, why) in [
+        (json!({"hostPaths": ["/"]}), "whole file system"),
+        (json!({"hostPaths": ["/var/run"]}), "docker.sock"),
+        (json!({"hostPaths": ["/srv/../etc"]}), "plain path"),
+        (json!({"hostPaths": ["srv"]}), "absolute"),
+    ] {
+        let (code, problem) = call(
+            &fleet.http,
+            &fleet,
+            reqwest::Method::PUT,
+            "acme",
+            "/api/v1/workload-policy",
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(code, 422, "{bad}: {problem}");
+        assert!(problem.to_string().contains(why), "{bad}: {problem}");
+    }
+    let (code, policy) = call(
+        &fleet.http,
+        &fleet,
+        reqwest::Method::PUT,
+        "acme",
+        "/api/v1/workload-policy",
+        Some(grant.clone()),
+    )
+    .await;
+    assert_eq!((code, &policy), (200, &grant));
+    let (code, seen) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::GET,
+        "acme",
+        "/api/v1/workload-policy",
+        None,
+    )
+    .await;
+    assert_eq!((code, &seen), (200, &grant));
+
+    let sample =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/apps/web-oci/margo.yaml"))
+            .unwrap();
+    let with_volumes = |volumes: &str| {
+        sample.replace(
+            "            memory: 32Mi",
+            &format!("            memory: 32Mi\n            volumes: {volumes}"),
+        )
+    };
+    let (code, problem) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/apps",
+        Some(json!({ "description": with_volumes(r#"["/srv/globex:/d"]"#) })),
+    )
+    .await;
+    assert_eq!(code, 422, "outside the grant: {problem}");
+    assert!(
+        problem.to_string().contains("allows only /srv/acme"),
+        "{problem}"
+    );
+    let (code, problem) = call(
+        &operator,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/apps",
+        Some(json!({ "description": with_volumes(r#"["/srv/acme/cameras:/d:ro"]"#) })),
+    )
+    .await;
+    assert_eq!(code, 201, "inside the grant: {problem}");
+    // The other tenant was granted nothing.
+    let globex = authorized_client(&token_for(&fleet, "globex", Role::Operator).await).unwrap();
+    let (code, _) = call(
+        &globex,
+        &fleet,
+        reqwest::Method::POST,
+        "globex",
+        "/api/v1/apps",
+        Some(json!({ "description": with_volumes(r#"["/srv/acme/cameras:/d:ro"]"#) })),
+    )
+    .await;
+    assert_eq!(code, 422);
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_tier_keeps_its_data_folder_to_itself() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let mode = |path: std::path::PathBuf| {
+        std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    for folder in ["co", "lo", "en/node-1"] {
+        assert_eq!(mode(tmp.path().join(folder)), 0o700, "{folder}");
+    }
+    for key in ["co/token-signing.key", "co/admin.token"] {
+        assert_eq!(mode(tmp.path().join(key)), 0o600, "{key}");
+    }
+    fleet.shutdown().await;
+}

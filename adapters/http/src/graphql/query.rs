@@ -324,6 +324,18 @@ impl Query {
         Ok(ctl(ctx).tenants_page(&p).await.map_err(gql)?.into())
     }
 
+    /// The tenant's workload security policy (the strict default until set).
+    async fn workload_policy(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<crate::tenancy::WorkloadPolicyBody> {
+        Ok(ctl(ctx)
+            .workload_policy(tenant(ctx))
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
     /// The tenant's users.
     #[graphql(complexity = "limit.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
     async fn users(
@@ -545,6 +557,19 @@ impl Mutation {
             .await
             .map_err(gql)?;
         Ok(id)
+    }
+
+    /// Sets the tenant's workload security policy (platform admins only).
+    async fn set_workload_policy(
+        &self,
+        ctx: &Context<'_>,
+        policy: crate::tenancy::WorkloadPolicyBody,
+    ) -> Result<crate::tenancy::WorkloadPolicyBody> {
+        Ok(ctl(ctx)
+            .set_workload_policy(tenant(ctx), policy.into())
+            .await
+            .map_err(gql)?
+            .into())
     }
 
     /// Changes a user's role (neither the present nor the new role above the caller's).

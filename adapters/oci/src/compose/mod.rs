@@ -280,9 +280,11 @@ impl ComposeDriver {
                     .display()
                     .to_string()
             } else if source.starts_with('/') {
-                // Host paths under the workload security policy: the strict default allows
-                // none, whatever the desired state in Git says.
-                eos_domain::workload::WorkloadPolicy::strict()
+                // Host paths under the workload security policy the EN narrowed to its own
+                // ceiling (none: the strict default), whatever the desired state in Git says.
+                spec.workload
+                    .clone()
+                    .unwrap_or_default()
                     .allows_host_path(source, &[])
                     .map_err(|why| {
                         format!(

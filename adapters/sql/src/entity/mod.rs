@@ -211,6 +211,9 @@ pub mod tenants {
         /// The artifact signature policy, JSON; none until set.
         #[sea_orm(column_type = "Text", nullable)]
         pub signature_policy: Option<String>,
+        /// The workload security policy, JSON; none (the strict default) until set.
+        #[sea_orm(column_type = "Text", nullable)]
+        pub workload_policy: Option<String>,
     }
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {}

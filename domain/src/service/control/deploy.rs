@@ -212,7 +212,8 @@ impl ControlPlane {
             .app_version(tenant, &req.app_id, req.version.as_deref())
             .await?;
         let ad = stored_description(&version)?;
-        self.check_workload_policy(tenant, &ad, "deployment request")
+        let workload = self
+            .check_workload_policy(tenant, &ad, "deployment request")
             .await?;
         let target = match &req.host {
             Some(h) => DeviceTarget::Pinned(DeviceId::new(
@@ -234,6 +235,7 @@ impl ControlPlane {
             parameters: &req.parameters,
             installed: None,
             signatures: Some(&signatures),
+            workload: Some(&workload),
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment request".into(),

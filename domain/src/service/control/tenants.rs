@@ -58,6 +58,7 @@ impl ControlPlane {
             plan,
             created_at: self.clock.now(),
             signature_policy: None,
+            workload_policy: None,
         };
         let tx = self.store.begin().await?;
         tx.insert_tenant(&record).await?;
@@ -86,6 +87,52 @@ impl ControlPlane {
             .await?
             .signature_policy
             .unwrap_or_default())
+    }
+
+    /// The tenant's workload security policy (the strict default until a platform admin
+    /// grants more).
+    pub async fn workload_policy(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<crate::workload::WorkloadPolicy, ServiceError> {
+        Ok(self
+            .tenant(tenant)
+            .await?
+            .workload_policy
+            .unwrap_or_default())
+    }
+
+    /// Replaces the tenant's workload security policy (a platform admin's call: the HTTP
+    /// adapter's table says so). It holds for apps added and deployments made or updated from
+    /// now on; each deployment carries it to its devices, which enforce it within their own
+    /// ceiling.
+    pub async fn set_workload_policy(
+        &self,
+        tenant: &TenantId,
+        policy: crate::workload::WorkloadPolicy,
+    ) -> Result<crate::workload::WorkloadPolicy, ServiceError> {
+        self.tenant(tenant).await?;
+        policy.check().map_err(|problems| ServiceError::Invalid {
+            what: "workload policy".into(),
+            problems,
+        })?;
+        let tx = self.store.begin().await?;
+        if !tx.set_workload_policy(tenant, &policy).await? {
+            return Err(not_found("tenant", tenant));
+        }
+        let data = serde_json::to_value(&policy).expect("a policy is JSON");
+        let e = change(
+            tenant,
+            change::WORKLOAD_POLICY_SET,
+            None,
+            tenant.as_str(),
+            data,
+            &self.clock.now(),
+        );
+        tx.append_event(&e).await?;
+        tx.commit().await?;
+        self.bell.ring();
+        Ok(policy)
     }
 
     /// Replaces the tenant's artifact signature policy. It holds for deployments made or

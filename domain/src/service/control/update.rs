@@ -56,7 +56,8 @@ impl ControlPlane {
             )
             .await?;
         let ad = stored_description(&version)?;
-        self.check_workload_policy(tenant, &ad, "deployment request")
+        let workload = self
+            .check_workload_policy(tenant, &ad, "deployment request")
             .await?;
         let profile_id = if ad.profile(&current.profile_id).is_some() {
             current.profile_id.clone()
@@ -75,6 +76,7 @@ impl ControlPlane {
             parameters: &parameters,
             installed: Some(&current.parameters),
             signatures: Some(&signatures),
+            workload: Some(&workload),
         })
         .map_err(|problems| ServiceError::Invalid {
             what: "deployment update".into(),
