@@ -345,3 +345,126 @@ async fn services_reach_each_other_only_over_a_network_they_share() {
         "every network of the component goes: {left:?}"
     );
 }
+
+/// A tar.gz of `compose.yaml` in folder `a` with `links` (path → target) beside it.
+fn archive_with_links(dir: &Path, name: &str, compose: &str, links: &[(&str, &str)]) -> PathBuf {
+    let path = dir.join(format!("{name}.tar.gz"));
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(compose.len() as u64);
+    header.set_mode(0o644);
+    tar.append_data(&mut header, "a/compose.yaml", compose.as_bytes())
+        .unwrap();
+    for (link, target) in links {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        tar.append_link(&mut header, link, target).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn link_chains_and_gzip_bombs_are_refused_before_anything_runs() {
+    use std::io::Write;
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let d = driver(
+        &format!("compose-links-{}", std::process::id()),
+        root.path(),
+    )
+    .await;
+    // Each link stays inside the folder as written; followed one after another they lead out.
+    let chain = archive_with_links(
+        files.path(),
+        "chain",
+        "services:\n  a: {image: x, volumes: [\"./z:/h\"]}\n",
+        &[("a/deep", "."), ("a/x", "deep/.."), ("a/z", "x/..")],
+    );
+    // A header that promises more than an archive may unpack, with little behind it.
+    let bomb = files.path().join("bomb.tar.gz");
+    {
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&bomb).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut header = tar::Header::new_gnu();
+        header.set_path("a/compose.yaml").unwrap();
+        header.set_size(eos_adapter_oci::compose::MAX_UNPACKED_BYTES + 1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        gz.write_all(header.as_bytes()).unwrap();
+        gz.write_all(&[0u8; 4096]).unwrap();
+        gz.finish().unwrap();
+    }
+    for (name, path, why) in [
+        ("chain", chain, "leaves the folder"),
+        ("bomb", bomb, "unpacks to more than"),
+    ] {
+        let key = InstanceKey {
+            deployment_id: name.into(),
+            component: "stack".into(),
+        };
+        match d.apply(&key, &spec(&path)).await {
+            Err(DriverError::Start(reason)) => assert!(reason.contains(why), "{name}: {reason}"),
+            other => panic!("{name}: refused, not {other:?}"),
+        }
+        assert_eq!(
+            d.inspect(&key).await,
+            Health::Unknown,
+            "{name}: nothing ran"
+        );
+    }
+}
+
+/// The engine's volumes whose names contain `part`.
+async fn volumes_named(part: &str) -> Vec<String> {
+    let docker =
+        bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION).unwrap();
+    let mut names: Vec<String> = docker
+        .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .filter(|n| n.contains(part))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_component_keeps_the_volumes_of_a_sibling_whose_name_it_prefixes() {
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let scope = format!("compose-siblings-{}", std::process::id());
+    let d = driver(&scope, root.path()).await;
+    let path = archive(
+        files.path(),
+        "stack",
+        &[("stack/compose.yaml", web_and_probe())],
+    );
+    let key = |component: &str| InstanceKey {
+        deployment_id: "d1".into(),
+        component: component.into(),
+    };
+    for component in ["stack", "stack-2"] {
+        d.apply(&key(component), &spec(&path)).await.unwrap();
+    }
+    let both = volumes_named(&scope).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    d.remove(&key("stack")).await.unwrap();
+    let left = volumes_named(&scope).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains("stack-2"), "{left:?}");
+    d.remove(&key("stack-2")).await.unwrap();
+    assert_eq!(volumes_named(&scope).await, Vec::<String>::new());
+}

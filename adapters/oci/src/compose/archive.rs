@@ -1,15 +1,30 @@
-//! Margo compose archives: checked against what the spec forbids, then unpacked.
+//! Margo compose archives: checked against what the spec forbids, then unpacked. An archive
+//! unpacks to at most [`MAX_UNPACKED_BYTES`] in at most [`MAX_ENTRIES`] entries (a gzip bomb
+//! ends with a clear error before anything is written).
 
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
+
+/// The most bytes an archive's files may hold together, unpacked.
+pub const MAX_UNPACKED_BYTES: u64 = 512 * 1024 * 1024;
+/// The most entries (files, folders, links) an archive may hold.
+pub const MAX_ENTRIES: usize = 10_000;
 
 /// Unpacks a Margo compose archive into `into` (emptied first) and returns the folder holding
 /// `compose.yaml`. Refuses what the spec forbids, before anything is written.
 pub fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, String> {
-    let open = || -> Result<tar::Archive<flate2::read::GzDecoder<std::fs::File>>, String> {
+    type Stream = std::io::Take<flate2::read::GzDecoder<std::fs::File>>;
+    let open = || -> Result<tar::Archive<Stream>, String> {
         let file =
             std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
-        Ok(tar::Archive::new(flate2::read::GzDecoder::new(file)))
+        // Headers and padding come on top of the files' bytes: a tar of the largest allowed
+        // size fits, a stream that goes on beyond it ends there.
+        let limit = MAX_UNPACKED_BYTES + 512 * (2 * MAX_ENTRIES as u64 + 16);
+        Ok(tar::Archive::new(
+            flate2::read::GzDecoder::new(file).take(limit),
+        ))
     };
+    let (mut entries, mut bytes) = (0usize, 0u64);
     // First pass: check every entry.
     let mut top: Option<String> = None;
     let mut has_compose = false;
@@ -19,6 +34,16 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("not a tar.gz archive: {e}"))?
     {
         let entry = entry.map_err(|e| format!("unreadable archive: {e}"))?;
+        entries += 1;
+        bytes = bytes.saturating_add(entry.header().size().unwrap_or(u64::MAX));
+        if entries > MAX_ENTRIES {
+            return Err(format!("the archive holds more than {MAX_ENTRIES} entries"));
+        }
+        if bytes > MAX_UNPACKED_BYTES {
+            return Err(format!(
+                "the archive unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+            ));
+        }
         let path = entry.path().map_err(|e| e.to_string())?.into_owned();
         let shown = path.display().to_string();
         let mut parts = Vec::new();
@@ -91,7 +116,8 @@ pub fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, String> {
     Ok(into.join(top))
 }
 
-/// `relative` inside `folder`, unless it leaves it.
+/// `relative` inside `folder`, unless it leaves it: as written, and as the symbolic links of
+/// what exists of it resolve (a link, or a chain of links, may not lead out).
 pub(crate) fn inside(folder: &Path, relative: &str) -> Option<PathBuf> {
     let mut out = folder.to_owned();
     for c in Path::new(relative).components() {
@@ -101,5 +127,9 @@ pub(crate) fn inside(folder: &Path, relative: &str) -> Option<PathBuf> {
             _ => return None,
         }
     }
-    Some(out)
+    let root = std::fs::canonicalize(folder).ok()?;
+    // The deepest part of the path that exists, resolved.
+    let existing = out.ancestors().find(|a| a.symlink_metadata().is_ok())?;
+    let resolved = std::fs::canonicalize(existing).ok()?;
+    resolved.starts_with(&root).then_some(out)
 }

@@ -169,11 +169,48 @@ pub fn interpolate(text: &str, vars: &BTreeMap<String, String>) -> Result<String
     Ok(out)
 }
 
+/// Fills the parameters into every string of a parsed compose file (values only, never keys):
+/// a parameter's value stays inside the scalar it was written in, so a value with a newline
+/// cannot add keys. A scalar that is one `${…}` alone and comes out a number becomes one.
+fn substitute(
+    value: &mut serde_yaml::Value,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    use serde_yaml::Value;
+    match value {
+        Value::String(s) if s.contains('$') => {
+            let alone = s.starts_with("${") && s.ends_with('}') && s.matches('$').count() == 1;
+            let filled = interpolate(s, vars)?;
+            *value = match serde_yaml::from_str::<Value>(&filled) {
+                Ok(n @ Value::Number(_)) if alone => n,
+                _ => Value::String(filled),
+            };
+        }
+        Value::Sequence(items) => {
+            for item in items {
+                substitute(item, vars)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (_, item) in map.iter_mut() {
+                substitute(item, vars)?;
+            }
+        }
+        Value::Tagged(tagged) => substitute(&mut tagged.value, vars)?,
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Reads `compose.yaml` text with the parameters in; every problem names its service or key.
+/// The text is parsed first and the parameters filled into its strings after (see
+/// [`substitute`]).
 pub fn parse(text: &str, vars: &BTreeMap<String, String>) -> Result<ComposeFile, String> {
-    let text = interpolate(text, vars)?;
+    let mut value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("compose.yaml: {e}"))?;
+    substitute(&mut value, vars)?;
     let file: ComposeFile =
-        serde_yaml::from_str(&text).map_err(|e| format!("compose.yaml: {e}"))?;
+        serde_yaml::from_value(value).map_err(|e| format!("compose.yaml: {e}"))?;
     if file.services.is_empty() {
         return Err("compose.yaml: no services".into());
     }
@@ -310,6 +347,44 @@ mod tests {
             "8080:80 x  $HOME"
         );
         assert!(interpolate("${OPEN", &vars).is_err());
+    }
+
+    /// A parameter's value stays inside the string it fills: a newline in it adds no key.
+    #[test]
+    fn a_parameter_cannot_add_keys() {
+        let text = "services:\n  web:\n    image: w\n    environment:\n      GREETING: ${GREETING}\n    ports: [\"${PORT}:80\"]\n    deploy:\n      resources:\n        limits:\n          cpus: ${CPUS}\n";
+        let vars = BTreeMap::from([
+            (
+                "GREETING".to_owned(),
+                "hi\n    privileged: true\n    volumes: [\"/:/host\"]".to_owned(),
+            ),
+            ("PORT".to_owned(), "8080".to_owned()),
+            ("CPUS".to_owned(), "0.5".to_owned()),
+        ]);
+        let file = parse(text, &vars).unwrap();
+        let web = &file.services["web"];
+        assert!(web.volumes.is_empty());
+        match &web.environment {
+            Some(Environment::Map(m)) => assert_eq!(
+                m["GREETING"],
+                Some(serde_yaml::Value::String(vars["GREETING"].clone()))
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(web.ports, [serde_yaml::Value::String("8080:80".into())]);
+        let limits = web.deploy.as_ref().and_then(|d| d.resources.as_ref());
+        let cpus = limits
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.cpus.clone());
+        assert_eq!(
+            cpus,
+            Some(serde_yaml::from_str("0.5").unwrap()),
+            "a number stays one"
+        );
+        // Pasted into the text, the same value would have made the service privileged.
+        let pasted = interpolate(text, &vars).unwrap();
+        let unknown = serde_yaml::from_str::<ComposeFile>(&pasted).unwrap_err();
+        assert!(unknown.to_string().contains("privileged"), "{unknown}");
     }
 
     #[test]

@@ -30,13 +30,16 @@ use std::time::Duration;
 mod archive;
 mod file;
 
-pub use archive::unpack;
+pub use archive::{MAX_ENTRIES, MAX_UNPACKED_BYTES, unpack};
 pub use file::*;
 
 use archive::inside;
 use file::{compose_memory, duration_ns};
 
 const LABEL_SERVICE: &str = "eos.service";
+/// The label on each named volume the driver makes: the project (component) it belongs to, so
+/// removing a component removes its volumes and no sibling's whose name shares its prefix.
+const LABEL_PROJECT: &str = "eos.project";
 /// How long `apply` watches the services before calling them started.
 pub const START_WINDOW: Duration = Duration::from_millis(700);
 /// How long a dependency may take to become healthy.
@@ -501,6 +504,26 @@ impl RuntimeDriver for ComposeDriver {
                     },
                 )
                 .map_err(DriverError::Start)?;
+            // Named volumes are made here, labelled with their project (the engine would make
+            // them unlabelled on first use).
+            let binds = body.host_config.as_ref().and_then(|h| h.binds.clone());
+            for bind in binds.into_iter().flatten() {
+                let source = bind.split(':').next().unwrap_or_default();
+                if source.is_empty() || source.starts_with('/') {
+                    continue;
+                }
+                let request = bollard::models::VolumeCreateRequest {
+                    name: Some(source.to_owned()),
+                    labels: Some(HashMap::from([(LABEL_PROJECT.to_owned(), project.clone())])),
+                    ..Default::default()
+                };
+                self.docker.create_volume(request).await.map_err(|e| {
+                    DriverError::Start(format!(
+                        "service {name}: volume {source}: {}",
+                        engine_message(&e)
+                    ))
+                })?;
+            }
             let container = format!("{project}-{}", sanitize(name));
             crate::pull_if_missing(&self.docker, &service.image, &self.logins)
                 .await
@@ -594,18 +617,21 @@ impl RuntimeDriver for ComposeDriver {
 
     async fn remove(&self, key: &InstanceKey) -> Result<(), DriverError> {
         let project = self.project(key);
-        // Named volumes of the component: their names start with the project.
+        // Named volumes of the component: those labelled with its project.
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_PROJECT}={project}")],
+        )]);
         let volumes = self
             .docker
-            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                filters: Some(filters),
+            }))
             .await
             .map(|v| v.volumes.unwrap_or_default())
             .unwrap_or_default();
         self.remove_all(key).await?;
-        for v in volumes
-            .into_iter()
-            .filter(|v| v.name.starts_with(&format!("{project}-")))
-        {
+        for v in volumes {
             let _ = self
                 .docker
                 .remove_volume(
