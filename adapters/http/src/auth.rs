@@ -565,6 +565,12 @@ pub struct GraphQlPrecheck;
 /// the document (no real query comes near it).
 pub const MAX_FRAGMENT_NESTING: usize = 32;
 
+/// Root fields that ask devices over their links (each one a round trip to every device that
+/// runs a deployment).
+pub const FANS_OUT: &[&str] = &["live"];
+/// How many of [`FANS_OUT`] one document may select, under any aliases.
+pub const MAX_FAN_OUT_FIELDS: usize = 4;
+
 impl async_graphql::extensions::ExtensionFactory for GraphQlPrecheck {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
         Arc::new(GraphQlPrecheck)
@@ -596,7 +602,26 @@ impl async_graphql::extensions::Extension for GraphQlPrecheck {
         else {
             return Err(forbidden_gql("no verified principal".into()));
         };
-        for (root, field) in root_fields(&document).map_err(forbidden_gql)? {
+        let fields = root_fields(&document).map_err(forbidden_gql)?;
+        let asking_devices = fields
+            .iter()
+            .filter(|(_, f)| FANS_OUT.contains(&f.as_str()))
+            .count();
+        if asking_devices > MAX_FAN_OUT_FIELDS {
+            let mut error = async_graphql::ServerError::new(
+                format!(
+                    "the document asks devices live {asking_devices} times (live, under any \
+                     alias); at most {MAX_FAN_OUT_FIELDS} per request"
+                ),
+                None,
+            );
+            let mut extensions = async_graphql::ErrorExtensionValues::default();
+            extensions.set("type", format!("{}bad-request", crate::problem::TYPE_BASE));
+            extensions.set("status", 400);
+            error.extensions = Some(extensions);
+            return Err(error);
+        }
+        for (root, field) in fields {
             if field.starts_with("__") {
                 continue; // introspection: `__schema`, `__type`, `__typename`
             }

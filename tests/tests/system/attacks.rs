@@ -123,6 +123,38 @@ async fn a_viewer_reaches_no_mutation_through_fragments_aliases_or_batches() {
         assert!(!tenants.contains(&id.to_owned()), "{id} was created");
     }
 
+    // Aliases and batches do not multiply the questions sent to devices.
+    let operator = token_for(&fleet, "acme", Role::Operator).await;
+    let operator_http = authorized_client(&operator).unwrap();
+    let aliased: String = (0..5)
+        .map(|i| format!(r#"l{i}: live(deployment: "00000000-0000-4000-8000-00000000000{i}") {{ deviceId }} "#))
+        .collect();
+    let answer = graphql(
+        &operator_http,
+        &fleet,
+        json!({ "query": format!("{{ {aliased} }}") }),
+    )
+    .await;
+    assert_eq!(answer["errors"][0]["extensions"]["status"], 400, "{answer}");
+    assert!(answer.to_string().contains("at most 4"), "{answer}");
+    let batch: Vec<Value> = (0..17)
+        .map(|_| json!({"query": "{ tenant { id } }"}))
+        .collect();
+    let r = operator_http
+        .post(fleet.url("/graphql"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = operator_http
+        .post(fleet.url("/graphql"))
+        .json(&batch[..16])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     // The same over a WebSocket: a finops user may not follow events, however it nests them.
     let finops = token_for(&fleet, "acme", Role::Finops).await;
     let nested = format!(
@@ -138,7 +170,6 @@ async fn a_viewer_reaches_no_mutation_through_fragments_aliases_or_batches() {
     assert!(first["payload"]["data"].is_null(), "{first}");
     assert!(first.to_string().contains("403"), "{first}");
     // An operator may: it sees the next event of acme.
-    let operator = token_for(&fleet, "acme", Role::Operator).await;
     let mut socket = open_socket(&fleet, &operator).await;
     start(&mut socket, "subscription { events { id kind } }").await;
     tokio::time::sleep(Duration::from_millis(500)).await;

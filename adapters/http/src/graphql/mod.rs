@@ -31,6 +31,8 @@ pub use subscription::Subscription;
 
 /// How deep a query may nest.
 pub const MAX_DEPTH: usize = 12;
+/// How many operations one batch (`POST /graphql` with a JSON array) may hold.
+pub const MAX_BATCH: usize = 16;
 /// How much a query may cost: each field costs 1, and a list field costs its page size times
 /// what each item costs, so `devices(limit: 1000) { id site { id } }` costs about 3,000.
 pub const MAX_COMPLEXITY: usize = 50_000;
@@ -215,7 +217,8 @@ async fn execute(
     Extension(principal): Extension<Principal>,
     TenantScope(tenant): TenantScope,
     request: GraphQLBatchRequest,
-) -> GraphQLResponse {
+) -> Response {
+    use axum::response::IntoResponse;
     let run = |r: async_graphql::Request| {
         let schema = match only_introspects(&r.query) {
             true => &state.introspection,
@@ -224,10 +227,16 @@ async fn execute(
         schema.execute(for_tenant(r, &state.control, &principal, &tenant))
     };
     match request.into_inner() {
-        async_graphql::BatchRequest::Single(r) => run(r).await.into(),
+        async_graphql::BatchRequest::Single(r) => {
+            GraphQLResponse::from(run(r).await).into_response()
+        }
+        async_graphql::BatchRequest::Batch(rs) if rs.len() > MAX_BATCH => ApiError::bad_request(
+            format!("a batch holds {} operations; at most {MAX_BATCH}", rs.len()),
+        )
+        .into_response(),
         async_graphql::BatchRequest::Batch(rs) => {
             let answers = futures::future::join_all(rs.into_iter().map(run)).await;
-            async_graphql::BatchResponse::Batch(answers).into()
+            GraphQLResponse::from(async_graphql::BatchResponse::Batch(answers)).into_response()
         }
     }
 }
