@@ -22,9 +22,9 @@ const INSPECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 #[derive(Default)]
 pub struct SiteSessions {
     senders: Mutex<HashMap<SiteId, mpsc::Sender<Result<pb::CoMessage, Status>>>>,
-    /// Inspections sent down and not yet answered, by request id.
-    waiting: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<pb::InspectAnswer>>>,
-    next_request: std::sync::atomic::AtomicU64,
+    /// Inspections sent down and not yet answered, by the site asked and a random request id:
+    /// only that site's LO can answer one, and no LO can guess another's id.
+    waiting: Mutex<HashMap<(SiteId, u64), tokio::sync::oneshot::Sender<pb::InspectAnswer>>>,
 }
 
 impl SiteSessions {
@@ -36,14 +36,14 @@ impl SiteSessions {
             .cloned()
     }
 
-    /// Hands an answer from an LO to the inspection waiting for it (dropped when none waits:
-    /// it came too late).
-    fn answered(&self, answer: pb::InspectAnswer) {
+    /// Hands an answer from the LO of `site` to the inspection of that site waiting for it
+    /// (dropped when none waits: it came too late, or it answers what another site was asked).
+    fn answered(&self, site: &SiteId, answer: pb::InspectAnswer) {
         let waiting = self
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&answer.request_id);
+            .remove(&(site.clone(), answer.request_id));
         match waiting {
             Some(tx) => {
                 let _ = tx.send(answer);
@@ -109,15 +109,12 @@ impl SiteNotifier for SiteSessions {
         let sender = self
             .sender(site)
             .ok_or_else(|| format!("the LO of site {site} is not connected"))?;
-        let request_id = self
-            .next_request
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
+        let request_id = uuid::Uuid::new_v4().as_u64_pair().0;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(request_id, tx);
+            .insert((site.clone(), request_id), tx);
         let question = pb::CoMessage {
             body: Some(co_message::Body::Inspect(pb::Inspect {
                 request_id,
@@ -131,7 +128,7 @@ impl SiteNotifier for SiteSessions {
             self.waiting
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&request_id)
+                .remove(&(site.clone(), request_id))
         };
         if sender.send(Ok(question)).await.is_err() {
             forget();
@@ -284,12 +281,12 @@ impl eos_adapter_grpc::Uplink for UplinkService {
         // A reader task hands messages to the applier, which takes whatever has arrived (up to
         // BATCH) in one go: one cursor write and one acknowledgement per batch.
         let (reports_tx, mut reports) = mpsc::channel::<pb::LoMessage>(BATCH);
-        let answers = self.sessions.clone();
+        let (answers, answered_by) = (self.sessions.clone(), site.clone());
         tokio::spawn(async move {
             while let Ok(Some(message)) = inbound.message().await {
                 // Answers to inspections go straight to whoever asked.
                 if let Some(lo_message::Body::Answer(answer)) = message.body {
-                    answers.answered(answer);
+                    answers.answered(&answered_by, answer);
                     continue;
                 }
                 if reports_tx.send(message).await.is_err() {
@@ -485,5 +482,50 @@ fn component_live(c: pb::ComponentLive) -> ComponentLive {
         memory_bytes: c.memory_bytes,
         log: c.log,
         error: (!c.error.is_empty()).then_some(c.error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer counts only from the site that was asked: another site's LO, even knowing the
+    /// request id, answers nothing.
+    #[tokio::test]
+    async fn an_answer_from_another_site_answers_nothing() {
+        let sessions = Arc::new(SiteSessions::default());
+        let (site_a, site_b) = (SiteId::parse("a").unwrap(), SiteId::parse("b").unwrap());
+        let (tx, mut rx) = mpsc::channel(4);
+        sessions.senders.lock().unwrap().insert(site_a.clone(), tx);
+        let asking = {
+            let sessions = sessions.clone();
+            tokio::spawn(async move {
+                let query = LiveQuery {
+                    device: eos_domain::ids::DeviceId::parse("a/n1").unwrap(),
+                    deployment: eos_domain::ids::DeploymentId::parse(
+                        "00000000-0000-4000-8000-000000000000",
+                    )
+                    .unwrap(),
+                    component: None,
+                    lines: 0,
+                };
+                sessions.inspect(&query).await
+            })
+        };
+        let Some(Ok(pb::CoMessage {
+            body: Some(co_message::Body::Inspect(question)),
+        })) = rx.recv().await
+        else {
+            panic!("no question sent to site a");
+        };
+        let answer = |error: &str| pb::InspectAnswer {
+            request_id: question.request_id,
+            error: error.into(),
+            components: Vec::new(),
+        };
+        sessions.answered(&site_b, answer("forged by site b"));
+        sessions.answered(&site_a, answer("from site a"));
+        let got = asking.await.unwrap().unwrap_err();
+        assert_eq!(got, "from site a");
     }
 }

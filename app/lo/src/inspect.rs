@@ -12,10 +12,11 @@ use tokio::sync::oneshot;
 /// How long the LO waits for an EN's answer (the CO waits a little longer for the LO's).
 const EN_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// Inspections passed on to ENs and not yet answered, by the command's op id.
+/// Inspections passed on to ENs and not yet answered, by the EN asked and the command's op id:
+/// only that EN can answer one.
 #[derive(Default)]
 pub struct Inspections {
-    waiting: Mutex<HashMap<u64, oneshot::Sender<pb::InspectAnswer>>>,
+    waiting: Mutex<HashMap<(DeviceId, u64), oneshot::Sender<pb::InspectAnswer>>>,
 }
 
 impl Inspections {
@@ -38,7 +39,7 @@ impl Inspections {
         };
         let op_id = site.next_op();
         let (tx, rx) = oneshot::channel();
-        self.lock().insert(op_id, tx);
+        self.lock().insert((device.clone(), op_id), tx);
         let command = pb::LoCommand {
             op_id,
             body: Some(lo_command::Body::Inspect(question)),
@@ -55,7 +56,7 @@ impl Inspections {
                 )),
             }
         };
-        self.lock().remove(&op_id);
+        self.lock().remove(&(device.clone(), op_id));
         match answer {
             Ok(answer) => pb::InspectAnswer {
                 request_id,
@@ -65,14 +66,45 @@ impl Inspections {
         }
     }
 
-    /// Hands an EN's answer (its `request_id` is the command's op id) to whoever waits for it.
-    pub fn answered(&self, answer: pb::InspectAnswer) {
-        if let Some(tx) = self.lock().remove(&answer.request_id) {
+    /// Hands the answer of EN `device` (its `request_id` is the command's op id) to whoever
+    /// asked that EN; an answer to a question put to another EN is dropped.
+    pub fn answered(&self, device: &DeviceId, answer: pb::InspectAnswer) {
+        if let Some(tx) = self.lock().remove(&(device.clone(), answer.request_id)) {
             let _ = tx.send(answer);
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<pb::InspectAnswer>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(DeviceId, u64), oneshot::Sender<pb::InspectAnswer>>>
+    {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another EN of the site, answering with the op id of a question put to its neighbour,
+    /// answers nothing; the EN asked does.
+    #[test]
+    fn only_the_en_asked_answers() {
+        let inspections = Inspections::default();
+        let (asked, other) = (
+            DeviceId::parse("s/n1").unwrap(),
+            DeviceId::parse("s/n2").unwrap(),
+        );
+        let (tx, mut rx) = oneshot::channel();
+        inspections.lock().insert((asked.clone(), 7), tx);
+        let answer = |error: &str| pb::InspectAnswer {
+            request_id: 7,
+            error: error.into(),
+            components: Vec::new(),
+        };
+        inspections.answered(&other, answer("forged by n2"));
+        assert!(rx.try_recv().is_err(), "a forged answer got through");
+        inspections.answered(&asked, answer("from n1"));
+        assert_eq!(rx.try_recv().unwrap().error, "from n1");
     }
 }

@@ -138,7 +138,9 @@ impl eos_adapter_grpc::NodeLink for NodeService {
                         Some(en_message::Body::Result(result)) => site.result(&device, result),
                         Some(en_message::Body::Observed(seen)) => site.observed(&device, seen),
                         Some(en_message::Body::Heartbeat(beat)) => site.heartbeat(&device, &beat),
-                        Some(en_message::Body::Answer(answer)) => site.inspections.answered(answer),
+                        Some(en_message::Body::Answer(answer)) => {
+                            site.inspections.answered(&device, answer)
+                        }
                         Some(en_message::Body::Capabilities(changed)) => {
                             match DeviceCapabilities::from_json(&changed.capabilities_json) {
                                 Ok(caps) => site.capabilities_changed(&device, &tx, caps),

@@ -326,6 +326,14 @@ async fn record_status(
         .device_id
         .clone()
         .unwrap_or_else(|| format!("{site}/*"));
+    // An LO speaks for its own site's devices only.
+    let in_site = device_id == format!("{site}/*")
+        || DeviceId::parse(&device_id).is_ok_and(|d| d.site() == site);
+    if !in_site {
+        return Err(ServiceError::Conflict(format!(
+            "device {device_id} is not of site {site}"
+        )));
+    }
     let before = store
         .device_statuses(&deployment.id)
         .await?
