@@ -36,19 +36,98 @@ pub struct Claims {
     pub roles: Vec<String>,
 }
 
-/// The CO's token authority: signs tokens with its Ed25519 key and verifies them.
+/// The CO's token authority: signs tokens with its current Ed25519 key and verifies them by
+/// the key their `kid` names: the current one, or a retired one until the last token it signed
+/// has expired (see [`Authority::rotate`]).
 pub struct Authority {
     issuer: String,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
     validation: Validation,
-    /// The public key, raw (32 bytes), for the JWKS document.
-    public_key: Vec<u8>,
-    kid: String,
+    keys: std::sync::RwLock<Keys>,
+    /// Keeps the keys across restarts when they change (the CO's data directory).
+    keeper: Option<Arc<dyn KeyKeeper>>,
     /// The external provider whose tokens are accepted too, when one is configured.
     external: Option<Arc<dyn ExternalIdentity>>,
     /// The certificate authority that enrols LOs and ENs, when the CO runs one.
     ca: Option<Arc<dyn crate::enrolment::CertificateAuthority>>,
+}
+
+/// The signing key and the retired keys still accepted.
+struct Keys {
+    current: SigningKey,
+    retired: Vec<RetiredKey>,
+}
+
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The public key, raw (32 bytes), for the JWKS document.
+    public_key: Vec<u8>,
+}
+
+/// A key the CO no longer signs with, accepted until `until` (seconds since the epoch): the
+/// expiry of the longest-lived token it can have signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    pub kid: String,
+    /// The raw Ed25519 public key, base64url.
+    pub x: String,
+    pub until: u64,
+}
+
+/// Keeps the authority's keys where the CO finds them at its next start.
+pub trait KeyKeeper: Send + Sync {
+    /// Stores `pkcs8` as the signing key and `retired` as the keys still accepted; the new key
+    /// is used only once this succeeds.
+    fn keep(&self, pkcs8: &[u8], retired: &[RetiredKey]) -> Result<(), String>;
+    /// Called once the authority signs with the new key (the CO reissues its bootstrap token).
+    fn rotated(&self, authority: &Authority);
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Rotation {
+    /// The key new tokens are signed with.
+    pub kid: String,
+    /// The key retired, and until when its tokens are still accepted (seconds since the epoch).
+    pub retired_kid: String,
+    pub retired_until: u64,
+}
+
+impl SigningKey {
+    fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
+            .map_err(|e| format!("not an Ed25519 key in PKCS#8: {e}"))?;
+        let public_key = pair.public_key().as_ref().to_vec();
+        Ok(Self {
+            kid: kid_of(&public_key),
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            decoding: DecodingKey::from_ed_der(&public_key),
+            public_key,
+        })
+    }
+}
+
+/// A key's id: its public key's SHA-256, the first 12 bytes, base64url.
+fn kid_of(public_key: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, public_key);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12])
+}
+
+fn jwk(kid: &str, x: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "alg": "EdDSA",
+        "use": "sig",
+        "kid": kid,
+        "x": x,
+    })
+}
+
+fn now_secs() -> u64 {
+    jsonwebtoken::get_current_timestamp()
 }
 
 /// An external identity provider (OpenID Connect) whose access tokens the CO accepts beside its
@@ -71,12 +150,7 @@ pub struct Refused(String);
 impl Authority {
     /// An authority over the Ed25519 key in `pkcs8` (DER), naming itself `issuer`.
     pub fn from_pkcs8(pkcs8: &[u8], issuer: &str) -> Result<Self, String> {
-        use aws_lc_rs::signature::KeyPair;
-        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(pkcs8)
-            .map_err(|e| format!("not an Ed25519 key in PKCS#8: {e}"))?;
-        let public_key = pair.public_key().as_ref().to_vec();
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &public_key);
-        let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12]);
+        let current = SigningKey::from_pkcs8(pkcs8)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.set_issuer(&[issuer]);
@@ -85,14 +159,82 @@ impl Authority {
         validation.leeway = LEEWAY_SECS;
         Ok(Self {
             issuer: issuer.to_owned(),
-            encoding: EncodingKey::from_ed_der(pkcs8),
-            decoding: DecodingKey::from_ed_der(&public_key),
             validation,
-            public_key,
-            kid,
+            keys: std::sync::RwLock::new(Keys {
+                current,
+                retired: Vec::new(),
+            }),
+            keeper: None,
             external: None,
             ca: None,
         })
+    }
+
+    /// Accepts tokens of the `retired` keys too, each until its time (past ones are dropped).
+    pub fn with_retired(self, retired: Vec<RetiredKey>) -> Self {
+        let now = now_secs();
+        self.write_keys().retired = retired.into_iter().filter(|r| r.until > now).collect();
+        self
+    }
+
+    /// Keeps the keys with `keeper` whenever they change.
+    pub fn with_keeper(mut self, keeper: Arc<dyn KeyKeeper>) -> Self {
+        self.keeper = Some(keeper);
+        self
+    }
+
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_keys(&self) -> std::sync::RwLockWriteGuard<'_, Keys> {
+        self.keys.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The retired keys still accepted.
+    pub fn retired(&self) -> Vec<RetiredKey> {
+        self.read_keys().retired.clone()
+    }
+
+    /// Signs with a new key from now on. The current key is retired: its tokens are accepted
+    /// until the longest-lived one it can have signed expires ([`crate::identity::MAX_TTL_SECS`]
+    /// from now), and the JWKS lists it until then. The keeper stores the keys first; when it
+    /// cannot, nothing changes.
+    pub fn rotate(&self) -> Result<Rotation, String> {
+        let pkcs8 = Self::generate_key();
+        let next = SigningKey::from_pkcs8(&pkcs8)?;
+        let now = now_secs();
+        let rotation = {
+            let mut keys = self.write_keys();
+            let until = now + crate::identity::MAX_TTL_SECS + LEEWAY_SECS;
+            let retiring = RetiredKey {
+                kid: keys.current.kid.clone(),
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(&keys.current.public_key),
+                until,
+            };
+            let mut retired: Vec<RetiredKey> = keys
+                .retired
+                .iter()
+                .filter(|r| r.until > now)
+                .cloned()
+                .collect();
+            retired.push(retiring.clone());
+            if let Some(keeper) = &self.keeper {
+                keeper.keep(&pkcs8, &retired)?;
+            }
+            keys.retired = retired;
+            keys.current = next;
+            Rotation {
+                kid: keys.current.kid.clone(),
+                retired_kid: retiring.kid,
+                retired_until: retiring.until,
+            }
+        };
+        if let Some(keeper) = &self.keeper {
+            keeper.rotated(self);
+        }
+        Ok(rotation)
     }
 
     /// Accepts the access tokens of `provider` too.
@@ -155,7 +297,8 @@ impl Authority {
         &self.issuer
     }
 
-    /// A token for `principal`, valid from `now` (seconds since the epoch) for `ttl_secs`.
+    /// A token for `principal`, valid from `now` (seconds since the epoch) for `ttl_secs`,
+    /// signed with the current key.
     pub fn issue(&self, principal: &Principal, now: u64, ttl_secs: u64) -> String {
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -166,16 +309,37 @@ impl Authority {
             tenant: principal.tenant.to_string(),
             roles: principal.roles.iter().map(|r| r.as_str().into()).collect(),
         };
+        let keys = self.read_keys();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("an Ed25519 key signs")
+        header.kid = Some(keys.current.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.current.encoding)
+            .expect("an Ed25519 key signs")
     }
 
     /// The principal a token names, when the token is this CO's, of the right audience,
-    /// unexpired and signed with an allowed algorithm (EdDSA; `none` and HMAC are refused).
+    /// unexpired, signed with an allowed algorithm (EdDSA; `none` and HMAC are refused) by the
+    /// key its `kid` names: the current one, or a retired one still accepted.
     pub fn verify(&self, token: &str) -> Result<Principal, Refused> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| Refused(describe(&e)))?;
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|e| Refused(describe(&e)))?
+            .kid;
+        let data = {
+            let keys = self.read_keys();
+            let now = now_secs();
+            let decoding = match kid.as_deref() {
+                None => keys.current.decoding.clone(),
+                Some(k) if k == keys.current.kid => keys.current.decoding.clone(),
+                // A retired key still accepted; any other kid is judged by the current key (and
+                // its signature does not verify).
+                Some(k) => match keys.retired.iter().find(|r| r.kid == k && r.until > now) {
+                    Some(retired) => DecodingKey::from_ed_components(&retired.x)
+                        .map_err(|e| Refused(format!("retired key {k}: {e}")))?,
+                    None => keys.current.decoding.clone(),
+                },
+            };
+            jsonwebtoken::decode::<Claims>(token, &decoding, &self.validation)
+                .map_err(|e| Refused(describe(&e)))?
+        };
         let claims = data.claims;
         let tenant = TenantId::parse(&claims.tenant)
             .map_err(|e| Refused(format!("the token's tenant: {e}")))?;
@@ -191,16 +355,21 @@ impl Authority {
         })
     }
 
-    /// The JSON Web Key Set of the CO's signing key (`GET /.well-known/jwks.json`).
+    /// The JSON Web Key Set of the CO's signing keys (`GET /.well-known/jwks.json`): the current
+    /// one first, then the retired ones still accepted.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({"keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "alg": "EdDSA",
-            "use": "sig",
-            "kid": self.kid,
-            "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&self.public_key),
-        }]})
+        let keys = self.read_keys();
+        let now = now_secs();
+        let current =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&keys.current.public_key);
+        let mut list = vec![jwk(&keys.current.kid, &current)];
+        list.extend(
+            keys.retired
+                .iter()
+                .filter(|r| r.until > now)
+                .map(|r| jwk(&r.kid, &r.x)),
+        );
+        serde_json::json!({ "keys": list })
     }
 }
 
@@ -307,6 +476,7 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("PUT", "/api/v1/workload-policy", Action::ManageTenants),
     ("GET", "/api/reference", Action::Public),
     ("GET", "/.well-known/jwks.json", Action::Public),
+    ("POST", "/api/v1/signing-keys", Action::ManageTenants),
     ("GET", "/graphiql", Action::Public),
     ("GET", "/graphiql/assets/{name}", Action::Public),
     // GraphQL needs a token of the tenant; each root field is checked against GRAPHQL.
@@ -806,6 +976,36 @@ mod tests {
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), a.jwks()["keys"][0]["kid"].as_str());
         assert_eq!(a.jwks()["keys"][0]["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn a_rotated_key_s_tokens_work_until_their_time_and_no_longer() {
+        let a = authority();
+        let now = jsonwebtoken::get_current_timestamp();
+        let before = a.issue(&operator(), now, 60);
+        let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
+        let rotation = a.rotate().unwrap();
+        assert_eq!(rotation.retired_kid, old_kid);
+        assert!(rotation.retired_until >= now + crate::identity::MAX_TTL_SECS);
+        let after = a.issue(&operator(), now, 60);
+        assert_eq!(
+            jsonwebtoken::decode_header(&after).unwrap().kid.unwrap(),
+            rotation.kid
+        );
+        assert_eq!(
+            a.verify(&before).unwrap(),
+            operator(),
+            "the old key still counts"
+        );
+        assert_eq!(a.verify(&after).unwrap(), operator());
+        assert_eq!(a.jwks()["keys"].as_array().unwrap().len(), 2);
+        // Once its time is up, the retired key counts for nothing and leaves the JWKS.
+        let mut expired = a.retired();
+        expired[0].until = now - 1;
+        let a = a.with_retired(expired);
+        let refused = a.verify(&before).unwrap_err().to_string();
+        assert_eq!(refused, "the token's signature does not verify");
+        assert_eq!(a.jwks()["keys"].as_array().unwrap().len(), 1);
     }
 
     #[test]

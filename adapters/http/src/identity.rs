@@ -1,5 +1,6 @@
 //! Who am I, where to log in, tokens for users, and the CO's signing keys: `GET /api/v1/me`,
-//! `GET /api/v1/auth/provider`, `POST /api/v1/tokens` and `GET /.well-known/jwks.json`.
+//! `GET /api/v1/auth/provider`, `POST /api/v1/tokens`, `GET /.well-known/jwks.json` and
+//! `POST /api/v1/signing-keys` (rotation).
 
 use crate::auth::Authority;
 use crate::problem::{ApiError, ProblemDocument};
@@ -28,6 +29,7 @@ pub(crate) fn router(control: Shared, authority: Arc<Authority>) -> Router {
         .route("/api/v1/auth/provider", get(provider))
         .route("/api/v1/tokens", post(issue_token))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/api/v1/signing-keys", post(rotate_signing_key))
         .with_state((control, authority))
 }
 
@@ -159,4 +161,23 @@ pub async fn issue_token(
 
 async fn jwks(State((_, authority)): State<IdentityState>) -> Json<serde_json::Value> {
     Json(authority.jwks())
+}
+
+/// Signs tokens with a new key from now on (platform admins). Tokens signed with the key it
+/// retires keep working until the longest-lived of them expires (30 days), and the JWKS lists
+/// it until then; the bootstrap admin token is reissued with the new key.
+#[utoipa::path(post, path = "/api/v1/signing-keys", tag = "identity", responses((status = 201, body = crate::auth::Rotation), (status = 500, body = ProblemDocument)))]
+pub async fn rotate_signing_key(
+    State(state): State<IdentityState>,
+) -> Result<(StatusCode, Json<crate::auth::Rotation>), ApiError> {
+    let rotation = state.1.rotate().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal Server Error",
+            format!("the new signing key could not be kept: {e}"),
+        )
+    })?;
+    tracing::warn!(kid = %rotation.kid, retired = %rotation.retired_kid, "rotated the token signing key");
+    Ok((StatusCode::CREATED, Json(rotation)))
 }

@@ -76,7 +76,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::enrolment::enrol,
         crate::enrolment::revoke,
         crate::enrolment::renew,
-        crate::identity::issue_token
+        crate::identity::issue_token,
+        crate::identity::rotate_signing_key
     ),
     modifiers(&TenantHeader, &BearerAuth),
     components(schemas(
@@ -120,7 +121,8 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
         crate::enrolment::Renew,
         crate::enrolment::Revoked,
         crate::identity::IssueToken,
-        crate::identity::IssuedToken
+        crate::identity::IssuedToken,
+        crate::auth::Rotation
     ))
 )]
 pub struct ApiDoc;

@@ -38,7 +38,56 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The authority over the key in `data_dir` (made on first start).
+/// The retired signing keys still accepted, in the data directory (JSON).
+pub const RETIRED_FILE: &str = "token-signing.retired.json";
+
+/// Keeps the authority's keys in the data directory: the signing key, the retired keys still
+/// accepted, and the bootstrap admin token reissued with a new key.
+struct KeyFiles {
+    data_dir: PathBuf,
+}
+
+impl eos_adapter_http::auth::KeyKeeper for KeyFiles {
+    fn keep(
+        &self,
+        pkcs8: &[u8],
+        retired: &[eos_adapter_http::auth::RetiredKey],
+    ) -> Result<(), String> {
+        let text = serde_json::to_vec_pretty(retired).map_err(|e| e.to_string())?;
+        replace_private(&self.data_dir.join(RETIRED_FILE), &text)
+            .and_then(|()| replace_private(&self.data_dir.join(KEY_FILE), pkcs8))
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn rotated(&self, authority: &Authority) {
+        let path = self.data_dir.join(ADMIN_TOKEN_FILE);
+        let Some(admin) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| authority.verify(t.trim()).ok())
+        else {
+            return; // rewritten at the next start
+        };
+        let token = authority.issue(&admin, jsonwebtoken_now(), ADMIN_TOKEN_TTL_SECS);
+        match replace_private(&path, format!("{token}\n").as_bytes()) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "reissued the bootstrap admin token with the new key")
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot reissue the bootstrap admin token")
+            }
+        }
+    }
+}
+
+/// Writes `bytes` to `path` whole or not at all: a private file beside it, then a rename.
+fn replace_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("new");
+    write_private(&temporary, bytes)?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot replace {}", path.display()))
+}
+
+/// The authority over the key in `data_dir` (made on first start), accepting the retired keys
+/// kept beside it, and keeping its keys there when they are rotated.
 pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<Authority> {
     let key_path = data_dir.join(KEY_FILE);
     let key = match std::fs::read(&key_path) {
@@ -51,7 +100,19 @@ pub fn start(data_dir: &Path, issuer: &str) -> anyhow::Result<Authority> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_path.display())),
     };
-    Authority::from_pkcs8(&key, issuer).map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))
+    let retired_path = data_dir.join(RETIRED_FILE);
+    let retired = match std::fs::read(&retired_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("cannot read {}", retired_path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", retired_path.display())),
+    };
+    Ok(Authority::from_pkcs8(&key, issuer)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?
+        .with_retired(retired)
+        .with_keeper(std::sync::Arc::new(KeyFiles {
+            data_dir: data_dir.to_owned(),
+        })))
 }
 
 /// The path of the bootstrap admin token in `data_dir`, written anew when it is missing or no

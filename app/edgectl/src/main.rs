@@ -70,6 +70,9 @@ enum Command {
     Policy(PolicyCommand),
     /// Who the token names, and the tenant requests act for.
     Whoami,
+    /// The CO's token signing key (platform admins).
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Log in at the CO's single sign-on provider (OpenID Connect: the authorization code flow
     /// with PKCE, answered on a loopback address); the session is kept and refreshed.
     Login {
@@ -202,6 +205,13 @@ enum PolicyCommand {
         #[arg(long, conflicts_with = "host_paths")]
         none: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Sign tokens with a new key from now on; tokens of the old key keep working until the
+    /// longest-lived of them expires (30 days), and the bootstrap admin token is reissued.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -472,6 +482,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_browser,
         } => session::login(&api, &api.base, login_hint.as_deref(), !no_browser).await,
         Command::Logout => session::logout(),
+        Command::SigningKey(SigningKeyCommand::Rotate) => {
+            let rotation = api.send(api.http.post(api.url("/signing-keys"))).await?;
+            print(
+                out,
+                &json!([rotation]),
+                &["kid", "retired_kid", "retired_until"],
+            )
+        }
         Command::Whoami => {
             let me = api.get("/me").await?;
             print(

@@ -649,10 +649,31 @@ async fn a_hand_written_git_commit_mounts_nothing_of_the_host_on_a_device() {
         .await
         .unwrap();
     fleet.await_online(&["node-1"]).await;
-    let (id, _) = fleet
-        .deploy_installed(eos_tests::WEB_OCI_APP, None)
+    // The web container app without its published port (other tests use that port).
+    let description =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/apps/web-oci/margo.yaml"))
+            .unwrap()
+            .replace("            ports: [\"18765:80\"]\n", "");
+    let (code, app) = fleet
+        .post("/api/v1/apps", json!({ "description": description }))
         .await
         .unwrap();
+    assert_eq!(code, 201, "{app}");
+    let (code, deployment) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": "com-eos-test-web-oci", "site": "site-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{deployment}");
+    let id = deployment["id"].as_str().unwrap().to_owned();
+    eos_tests::eventually(
+        "the deployment to be installed",
+        eos_tests::LIMIT,
+        || async { (fleet.deployment(&id).await["state"] == "installed").then_some(()) },
+    )
+    .await;
 
     // Whoever can push to the deployments repository writes a host mount into the deployment,
     // with a grant in its annotation that no platform admin gave and the device does not allow.
@@ -705,6 +726,23 @@ async fn a_hand_written_git_commit_mounts_nothing_of_the_host_on_a_device() {
     );
     assert_eq!(host_mounts(&id[..8]).await, Vec::<String>::new());
     fleet.shutdown().await;
+    // The desired state is the hand-written one now: the container goes by hand too.
+    if let Some((docker, containers)) = eos_tests::all_containers().await {
+        for c in containers {
+            let ours = c
+                .names
+                .unwrap_or_default()
+                .iter()
+                .any(|n| n.contains(&id[..8]));
+            if let (true, Some(container)) = (ours, c.id) {
+                let force = bollard::query_parameters::RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                let _ = docker.remove_container(&container, Some(force)).await;
+            }
+        }
+    }
 }
 
 /// Every file under `dir`.
@@ -845,5 +883,68 @@ async fn every_tier_keeps_its_data_folder_to_itself() {
     for key in ["co/token-signing.key", "co/admin.token"] {
         assert_eq!(mode(tmp.path().join(key)), 0o600, "{key}");
     }
+    fleet.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_signing_key_rotates_and_tokens_of_the_old_key_live_out_their_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fleet = fleet_with_tenants(tmp.path()).await;
+    let operator = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let admin = authorized_client(&token_for(&fleet, "acme", Role::TenantAdmin).await).unwrap();
+    let (code, _) = call(
+        &admin,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/signing-keys",
+        None,
+    )
+    .await;
+    assert_eq!(code, 403, "a tenant admin rotates nothing");
+    let admin_token = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join("co/admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let bootstrap = admin_token(tmp.path());
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    let (code, rotation) = fleet
+        .post("/api/v1/signing-keys", Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{rotation}");
+    assert_eq!(rotation["retired_kid"], kid(&bootstrap));
+    // The bootstrap token was reissued with the new key; the old one still counts.
+    let reissued = admin_token(tmp.path());
+    assert_eq!(rotation["kid"], kid(&reissued));
+    for token in [&bootstrap, &reissued] {
+        let (code, _) = me(&authorized_client(token).unwrap(), &fleet).await;
+        assert_eq!(code, 200);
+    }
+    let jwks: Value = fleet.get("/.well-known/jwks.json").await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        [
+            rotation["kid"].as_str().unwrap(),
+            rotation["retired_kid"].as_str().unwrap()
+        ]
+    );
+    // Tokens issued before work on, and after a restart too (the keys are kept).
+    fleet.stop_co().await;
+    fleet.start_co().await.unwrap();
+    let (code, _) = me(&operator, &fleet).await;
+    assert_eq!(code, 200, "an operator's token of the retired key");
+    let jwks: Value = fleet.get("/.well-known/jwks.json").await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    let fresh = token_for(&fleet, "acme", Role::Viewer).await;
+    assert_eq!(kid(&fresh), rotation["kid"].as_str().unwrap());
     fleet.shutdown().await;
 }
