@@ -46,6 +46,10 @@ pub struct WorkloadPolicy {
     /// under it (`/srv/data`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_paths: Vec<String>,
+    /// Whether Helm charts may create cluster-scoped objects (Namespaces, ClusterRoles,
+    /// CustomResourceDefinitions, …), which reach beyond the release's namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster_scoped: bool,
 }
 
 impl WorkloadPolicy {
@@ -56,7 +60,7 @@ impl WorkloadPolicy {
 
     /// Whether the policy allows nothing beyond the default.
     pub fn is_strict(&self) -> bool {
-        self.host_paths.is_empty()
+        self.host_paths.is_empty() && !self.cluster_scoped
     }
 
     /// What both policies allow: a host path counts where it lies under a grant of each (a
@@ -84,7 +88,10 @@ impl WorkloadPolicy {
                 }
             }
         }
-        WorkloadPolicy { host_paths }
+        WorkloadPolicy {
+            host_paths,
+            cluster_scoped: self.cluster_scoped && ceiling.cluster_scoped,
+        }
     }
 
     /// The policy a deployment's annotation carries: absent is the strict default, and one
@@ -241,6 +248,7 @@ mod tests {
     fn grant(paths: &[&str]) -> WorkloadPolicy {
         WorkloadPolicy {
             host_paths: paths.iter().map(|p| p.to_string()).collect(),
+            cluster_scoped: false,
         }
     }
 
@@ -283,6 +291,13 @@ mod tests {
             grant(&["/srv/data"])
         );
         assert!(grant(&["/srv/../etc"]).check().is_err());
+        let cluster = WorkloadPolicy {
+            cluster_scoped: true,
+            ..WorkloadPolicy::strict()
+        };
+        assert!(!cluster.is_strict());
+        assert!(!cluster.within(&WorkloadPolicy::strict()).cluster_scoped);
+        assert!(cluster.within(&cluster).cluster_scoped);
     }
 
     #[test]

@@ -277,6 +277,59 @@ fn labelled(manifests: Vec<Manifest>, key: &InstanceKey, digest: &str) -> Vec<Va
         .collect()
 }
 
+impl HelmDriver {
+    /// Refuses, before anything is applied, a chart that would take over an object this
+    /// component did not create (one that exists without its `eos.dev/deployment` and
+    /// `eos.dev/component` labels), or create a cluster-scoped object while the workload
+    /// security policy allows none.
+    async fn check_ownership(
+        &self,
+        key: &InstanceKey,
+        spec: &ComponentSpec,
+        release: &Release,
+        objects: &[Value],
+    ) -> Result<(), DriverError> {
+        let cluster_scoped = spec.workload.as_ref().is_some_and(|w| w.cluster_scoped);
+        for object in objects {
+            let api_version = object["apiVersion"].as_str().unwrap_or_default();
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let (resource, caps) = self.resource(api_version, kind).await?;
+            let api: Api<DynamicObject> = match caps.scope {
+                Scope::Namespaced => {
+                    let ns = object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or(&release.namespace);
+                    Api::namespaced_with(self.client.clone(), ns, &resource)
+                }
+                Scope::Cluster if !cluster_scoped => {
+                    return Err(DriverError::Start(format!(
+                        "{kind}/{name} is cluster-scoped, and the workload security policy \
+                         allows no cluster-scoped objects; nothing was applied"
+                    )));
+                }
+                Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+            };
+            let existing = api
+                .get_opt(name)
+                .await
+                .map_err(|e| DriverError::Start(format!("cannot read {kind}/{name}: {e}")))?;
+            if let Some(existing) = existing {
+                let labels = existing.metadata.labels.unwrap_or_default();
+                let ours = labels.get(LABEL_DEPLOYMENT) == Some(&key.deployment_id)
+                    && labels.get(LABEL_COMPONENT) == Some(&key.component);
+                if !ours {
+                    return Err(DriverError::Start(format!(
+                        "{kind}/{name} exists and was not made by this component; EOS takes \
+                         over no object it did not create, so nothing was applied"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn applied_of(handle: &Handle) -> Vec<Applied> {
     serde_json::from_value(handle.data["objects"].clone()).unwrap_or_default()
 }
@@ -312,8 +365,10 @@ impl RuntimeDriver for HelmDriver {
         let manifests = render(&chart, &release, &values)
             .map_err(|e| DriverError::Start(format!("chart {}: {e}", chart.name)))?;
         let digest = spec_digest(spec);
+        let objects = labelled(manifests, key, &digest);
+        self.check_ownership(key, spec, &release, &objects).await?;
         let mut applied = Vec::new();
-        for object in labelled(manifests, key, &digest) {
+        for object in objects {
             let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
             let kind = object["kind"].as_str().unwrap_or_default().to_owned();
             let name = object["metadata"]["name"]

@@ -43,7 +43,20 @@ pub struct RenderError {
 thread_local! {
     /// The chart's named-template files while it renders, for `include` and `tpl`.
     static HELPERS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+    /// How many `include` and `tpl` renders are open on this thread, one inside the other.
+    static NESTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Bytes `include` and `tpl` have handed back during this chart's render.
+    static INCLUDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
+
+/// How deep `include` and `tpl` may nest (each is a render of its own, so the engine's own
+/// nesting bound does not see them): a chart that includes itself fails here instead of
+/// exhausting the stack and taking the EN down. Real charts nest a handful deep.
+pub const MAX_INCLUDE_DEPTH: usize = 24;
+/// Bytes all `include` and `tpl` calls of one chart's render may hand back together.
+pub const MAX_INCLUDED_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes a chart's manifests may hold together.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// A template with every function a chart may call and the chart's named templates.
 fn template(helpers: &[(String, String)]) -> Result<Template, RenderError> {
@@ -75,14 +88,37 @@ fn text_arg(args: &[Tmpl], i: usize, function: &str) -> Result<String, FuncError
     }
 }
 
-/// Renders `text` with the chart's named templates and `dot`.
+/// Renders `text` with the chart's named templates and `dot`, within [`MAX_INCLUDE_DEPTH`]
+/// and [`MAX_INCLUDED_BYTES`].
 fn render_with_helpers(text: &str, dot: &Tmpl) -> Result<String, FuncError> {
-    let helpers = HELPERS.with(|h| h.borrow().clone());
-    let mut t = template(&helpers).map_err(|e| FuncError::Generic(e.to_string()))?;
-    t.parse(text)
-        .map_err(|e| FuncError::Generic(e.to_string()))?;
-    t.render(&Context::from(dot.clone()))
-        .map_err(|e| FuncError::Generic(e.to_string()))
+    let depth = NESTED.with(|n| n.get());
+    if depth >= MAX_INCLUDE_DEPTH {
+        return Err(FuncError::Generic(format!(
+            "include and tpl nest deeper than {MAX_INCLUDE_DEPTH} (does a template include itself?)"
+        )));
+    }
+    NESTED.with(|n| n.set(depth + 1));
+    let rendered = (|| {
+        let helpers = HELPERS.with(|h| h.borrow().clone());
+        let mut t = template(&helpers).map_err(|e| FuncError::Generic(e.to_string()))?;
+        t.parse(text)
+            .map_err(|e| FuncError::Generic(e.to_string()))?;
+        t.render(&Context::from(dot.clone()))
+            .map_err(|e| FuncError::Generic(e.to_string()))
+    })();
+    NESTED.with(|n| n.set(depth));
+    let rendered = rendered?;
+    let total = INCLUDED.with(|i| {
+        let total = i.get().saturating_add(rendered.len());
+        i.set(total);
+        total
+    });
+    if total > MAX_INCLUDED_BYTES {
+        return Err(FuncError::Generic(format!(
+            "include and tpl produced more than {MAX_INCLUDED_BYTES} bytes"
+        )));
+    }
+    Ok(rendered)
 }
 
 /// `include "name" dot`: a named template's output as a string, for pipelines.
@@ -120,6 +156,8 @@ pub fn render(
     values: &Value,
 ) -> Result<Vec<Manifest>, RenderError> {
     HELPERS.with(|h| *h.borrow_mut() = chart.helpers.clone());
+    NESTED.with(|n| n.set(0));
+    INCLUDED.with(|i| i.set(0));
     let out = render_all(chart, release, values);
     HELPERS.with(|h| h.borrow_mut().clear());
     out
@@ -131,6 +169,7 @@ fn render_all(
     values: &Value,
 ) -> Result<Vec<Manifest>, RenderError> {
     let mut manifests = Vec::new();
+    let mut bytes = 0usize;
     for (path, text) in &chart.templates {
         let failed = |reason: String| RenderError {
             template: path.clone(),
@@ -151,6 +190,12 @@ fn render_all(
         let rendered = t
             .render(&Context::from(dot))
             .map_err(|e| failed(e.to_string()))?;
+        bytes = bytes.saturating_add(rendered.len());
+        if bytes > MAX_MANIFEST_BYTES {
+            return Err(failed(format!(
+                "the chart renders more than {MAX_MANIFEST_BYTES} bytes of manifests"
+            )));
+        }
         for document in split_documents(&rendered) {
             let object: Value = serde_yaml::from_str(document)
                 .map_err(|e| failed(format!("renders YAML that does not read: {e}")))?;

@@ -22,7 +22,7 @@ pub struct Seen {
 }
 
 /// The stand-in: it keeps the objects applied to it (by API path), answers discovery for
-/// Deployments, Services and ConfigMaps, reports Deployments ready, and records every request.
+/// Deployments, Services, ConfigMaps and (cluster-scoped) Namespaces, reports Deployments ready, and records every request.
 #[derive(Default)]
 pub struct Cluster {
     pub objects: Mutex<BTreeMap<String, Value>>,
@@ -35,7 +35,7 @@ fn resources(group_version: &str, list: &[(&str, &str)]) -> Value {
         "apiVersion": "v1",
         "groupVersion": group_version,
         "resources": list.iter().map(|(name, kind)| json!({
-            "name": name, "singularName": "", "namespaced": true, "kind": kind,
+            "name": name, "singularName": "", "namespaced": *kind != "Namespace", "kind": kind,
             "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
         })).collect::<Vec<_>>(),
     })
@@ -83,7 +83,11 @@ async fn serve(State(cluster): State<Arc<Cluster>>, request: Request) -> Respons
         .into_response(),
         (Method::GET, "/api/v1") => axum::Json(resources(
             "v1",
-            &[("services", "Service"), ("configmaps", "ConfigMap")],
+            &[
+                ("services", "Service"),
+                ("configmaps", "ConfigMap"),
+                ("namespaces", "Namespace"),
+            ],
         ))
         .into_response(),
         (Method::GET, "/apis/apps/v1") => {

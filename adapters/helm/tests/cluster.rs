@@ -165,3 +165,81 @@ async fn without_a_cluster_answering_there_is_no_helm_driver() {
         .expect("no kubeconfig");
     assert!(missing.to_string().contains("none"), "{missing}");
 }
+
+/// An object of the same name that this component did not create is not taken over, and a
+/// cluster-scoped object needs the workload security policy's leave: either way nothing of the
+/// chart is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_takes_over_nothing_and_reaches_the_cluster_scope_only_when_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = cluster(tmp.path()).await;
+    let helm = driver(&kubeconfig, tmp.path().join("helm")).await;
+    let key = InstanceKey {
+        deployment_id: "d1".into(),
+        component: "web".into(),
+    };
+    // Someone else's Service stands where the chart's would go.
+    let theirs = "/api/v1/namespaces/edge-apps/services/eos-d1-web-web";
+    cluster.objects.lock().unwrap().insert(
+        theirs.into(),
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "eos-d1-web-web", "namespace": "edge-apps",
+                            "labels": {"team": "payments"}}}),
+    );
+    cluster.seen.lock().unwrap().clear();
+    let refused = helm
+        .apply(&key, &spec(format!("file://{}", chart().display())))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("Service/eos-d1-web-web exists and was not made by this component"),
+        "{refused}"
+    );
+    let seen = cluster.seen.lock().unwrap().clone();
+    assert!(!seen.iter().any(|s| s.method == Method::PATCH), "{seen:?}");
+    assert_eq!(
+        cluster.objects.lock().unwrap()[theirs]["metadata"]["labels"]["team"],
+        "payments"
+    );
+
+    // A chart with a Namespace of its own.
+    let chart_dir = tmp.path().join("ns-chart");
+    std::fs::create_dir_all(chart_dir.join("templates")).unwrap();
+    std::fs::write(
+        chart_dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: ns\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart_dir.join("templates/ns.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ .Release.Name }}-space\n",
+    )
+    .unwrap();
+    let mut namespaced = spec(format!("file://{}", chart_dir.display()));
+    let other = InstanceKey {
+        deployment_id: "d2".into(),
+        component: "web".into(),
+    };
+    let refused = helm
+        .apply(&other, &namespaced)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("cluster-scoped"), "{refused}");
+    namespaced.workload = Some(eos_domain::workload::WorkloadPolicy {
+        cluster_scoped: true,
+        ..Default::default()
+    });
+    helm.apply(&other, &namespaced).await.unwrap();
+    assert!(
+        cluster
+            .objects
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|path| path == "/api/v1/namespaces/eos-d2-web-space"),
+        "{:?}",
+        cluster.objects.lock().unwrap().keys().collect::<Vec<_>>()
+    );
+}

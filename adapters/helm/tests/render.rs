@@ -149,3 +149,55 @@ fn a_bad_chart_says_which_file_and_why() {
         .to_string();
     assert!(err.contains("templates/unknown.yaml"), "{err}");
 }
+
+/// A chart that includes itself, or multiplies its output through includes, fails with the
+/// reason; the process rendering it (the EN) lives on.
+#[test]
+fn self_including_and_exploding_charts_fail_with_the_reason() {
+    let chart = |helper: &str, template: &str| Chart {
+        name: "evil".into(),
+        version: "1.0.0".into(),
+        app_version: None,
+        values: json!({}),
+        templates: vec![("templates/cm.yaml".into(), template.into())],
+        helpers: vec![("templates/_helpers.tpl".into(), helper.into())],
+    };
+    let selfish = chart(
+        r#"{{- define "loop" -}}{{ include "loop" . }}{{- end -}}"#,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"loop\" . }}\n",
+    );
+    let reason = render(&selfish, &release(), &json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(reason.contains("nest deeper than"), "{reason}");
+    let through_tpl = chart(
+        r#"{{- define "t" -}}{{ tpl "{{ include \"t\" . }}" . }}{{- end -}}"#,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"t\" . }}\n",
+    );
+    let reason = render(&through_tpl, &release(), &json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(reason.contains("nest deeper than"), "{reason}");
+    // Each level doubles what the one below it makes: 2^12 copies of a 4 KiB line.
+    let mut helpers = String::from(r#"{{- define "l0" -}}"#);
+    helpers.push_str(&"x".repeat(4096));
+    helpers.push_str("{{- end -}}\n");
+    for level in 1..=12 {
+        let below = level - 1;
+        helpers.push_str(&format!(
+            "{{{{- define \"l{level}\" -}}}}{{{{ include \"l{below}\" . }}}}{{{{ include \"l{below}\" . }}}}{{{{- end -}}}}\n"
+        ));
+    }
+    let exploding = chart(
+        &helpers,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  big: {{ include \"l12\" . | quote }}\n",
+    );
+    let reason = render(&exploding, &release(), &json!({}))
+        .unwrap_err()
+        .to_string();
+    // The engine's own bound on one value, or ours on what includes hand back in all.
+    assert!(
+        reason.contains("larger than") || reason.contains("more than"),
+        "{reason}"
+    );
+}

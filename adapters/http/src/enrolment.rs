@@ -43,6 +43,9 @@ pub trait CertificateAuthority: Send + Sync {
     ) -> Result<Renewal, String>;
     /// The CA certificate every tier trusts (PEM).
     fn ca_pem(&self) -> String;
+    /// Refused unless `csr_pem` is a request the CA could sign (checked before a claim token
+    /// is spent on it).
+    fn check_request(&self, csr_pem: &str) -> Result<(), String>;
 }
 
 /// A renewed certificate and what the caller checks it against.
@@ -207,6 +210,9 @@ pub async fn enrol(
             format!("not a PEM certificate signing request of at most {MAX_CSR} bytes"),
         ));
     }
+    // A malformed request is refused before the claim is spent: the device may try again.
+    ca.check_request(&req.csr)
+        .map_err(|why| invalid("csr", why))?;
     let claim = match control.redeem_claim(&req.token).await? {
         Ok(claim) => claim,
         Err(refused) => return Ok(crate::auth::unauthorized(refused.to_string())),

@@ -464,12 +464,17 @@ pub struct WorkloadPolicyBody {
     /// 32.
     #[serde(default)]
     pub host_paths: Vec<String>,
+    /// Whether Helm charts may create cluster-scoped objects (Namespaces, ClusterRoles, …).
+    #[serde(default)]
+    #[graphql(default)]
+    pub cluster_scoped: bool,
 }
 
 impl From<eos_domain::workload::WorkloadPolicy> for WorkloadPolicyBody {
     fn from(p: eos_domain::workload::WorkloadPolicy) -> Self {
         Self {
             host_paths: p.host_paths,
+            cluster_scoped: p.cluster_scoped,
         }
     }
 }
@@ -478,6 +483,7 @@ impl From<WorkloadPolicyBody> for eos_domain::workload::WorkloadPolicy {
     fn from(b: WorkloadPolicyBody) -> Self {
         Self {
             host_paths: b.host_paths,
+            cluster_scoped: b.cluster_scoped,
         }
     }
 }

@@ -188,6 +188,31 @@ pub async fn enrol(
     Credentials::store(dir, &certificate, &ca)
 }
 
+/// Refused unless `enrol_url` is `https://`, or plain `http://` to this machine (loopback):
+/// a claim token and a certificate request never cross a network in the clear.
+pub fn check_enrol_url(enrol_url: &str) -> Result<(), PkiError> {
+    let url = reqwest::Url::parse(enrol_url)
+        .map_err(|e| invalid(format!("enrol_url {enrol_url:?}"), e))?;
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(invalid(
+            format!("enrol_url {enrol_url:?}"),
+            "plain HTTP is taken only on loopback; use the CO's https:// address",
+        )),
+        other => Err(invalid(
+            format!("enrol_url {enrol_url:?}"),
+            format!("{other}:// is not https://"),
+        )),
+    }
+}
+
 /// Posts `body` to the CO's `/api/v1/<what>` and returns the certificate and CA it answers
 /// with, or the CO's reason for refusing.
 async fn ask_co(
@@ -197,6 +222,7 @@ async fn ask_co(
 ) -> Result<(String, String), PkiError> {
     let url = format!("{}/api/v1/{what}", enrol_url.trim_end_matches('/'));
     let failed = |e: &dyn std::fmt::Display| invalid(format!("{what} at {url}"), e);
+    check_enrol_url(enrol_url)?;
     let response = reqwest::Client::new()
         .post(&url)
         .json(body)
@@ -213,5 +239,28 @@ async fn ask_co(
     match (answer["certificate"].as_str(), answer["ca"].as_str()) {
         (Some(certificate), Some(ca)) => Ok((certificate.to_owned(), ca.to_owned())),
         _ => Err(failed(&"no certificate in the answer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn claims_cross_a_network_only_over_https() {
+        for ok in [
+            "https://co.example:8443",
+            "http://127.0.0.1:8080",
+            "http://localhost:8080/",
+            "http://[::1]:8080",
+        ] {
+            assert!(super::check_enrol_url(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://co.example:8080",
+            "http://10.0.0.5",
+            "ftp://co",
+            "co:8080",
+        ] {
+            assert!(super::check_enrol_url(refused).is_err(), "{refused}");
+        }
     }
 }

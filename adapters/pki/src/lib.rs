@@ -230,7 +230,12 @@ impl Authority {
     ) -> Result<Issued, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)
             .map_err(|e| invalid("the certificate signing request", e))?;
-        let params = leaf(identity.uri(), Some(identity), names, days, true)?;
+        // An EN only dials out: its certificate is a client's alone. An LO serves its ENs too.
+        let usage = match identity.node {
+            Some(_) => Usage::Client,
+            None => Usage::ServerAndClient,
+        };
+        let params = leaf(identity.uri(), Some(identity), names, days, usage)?;
         let serial = params.serial_number.clone().expect("leaf sets a serial");
         let certificate = params
             .signed_by(&csr.public_key, &self.issuer)
@@ -277,6 +282,22 @@ impl Authority {
         );
         key.verify(csr_pem.as_bytes(), proof)
             .map_err(|_| invalid("proof", "not the request signed with the certificate's key"))?;
+        // A renewal names what the certificate named, never more.
+        let named = server_names(&pem.contents);
+        if let Some(extra) = names.iter().find(|n| !named.contains(n)) {
+            return Err(invalid(
+                "names",
+                format!(
+                    "a renewal cannot add {extra:?} (the certificate names {}); enrol again \
+                     with a new claim for other names",
+                    if named.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        named.join(", ")
+                    }
+                ),
+            ));
+        }
         let issued = self.issue(csr_pem, &identity, names, days)?;
         Ok(Renewed {
             identity,
@@ -293,12 +314,57 @@ impl Authority {
         days: i64,
     ) -> Result<(String, String), PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
-        let params = leaf("EOS CO".into(), None, names, days, false)?;
+        let params = leaf("EOS CO".into(), None, names, days, Usage::Server)?;
         let certificate = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| invalid("signing", e))?;
         Ok((certificate.pem(), key.serialize_pem()))
     }
+}
+
+/// What an end entity's certificate is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Usage {
+    Server,
+    Client,
+    ServerAndClient,
+}
+
+/// Refused unless `csr_pem` is a PKCS#10 request whose signature verifies (checked before a
+/// claim token is spent on it).
+pub fn check_request(csr_pem: &str) -> Result<(), PkiError> {
+    CertificateSigningRequestParams::from_pem(csr_pem)
+        .map(|_| ())
+        .map_err(|e| invalid("the certificate signing request", e))
+}
+
+/// The DNS names and addresses a certificate (DER) names besides its EOS identity.
+fn server_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| IpAddr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| IpAddr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// The parameters of a certificate for an end entity.
@@ -307,7 +373,7 @@ fn leaf(
     identity: Option<&Identity>,
     names: &[String],
     days: i64,
-    client: bool,
+    usage: Usage,
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
@@ -331,12 +397,14 @@ fn leaf(
         });
     }
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    if client {
-        params
-            .extended_key_usages
-            .push(ExtendedKeyUsagePurpose::ClientAuth);
-    }
+    params.extended_key_usages = match usage {
+        Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        Usage::ServerAndClient => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    };
     let mut serial = [0u8; 16];
     getrandom(&mut serial);
     serial[0] &= 0x7f;
@@ -462,6 +530,61 @@ mod tests {
                 .renew(&creds.certificate_pem, &next, &proof, &[], 30)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn an_en_certificate_is_a_client_s_and_a_renewal_adds_no_names() {
+        use rcgen::SigningKey;
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Authority::open_or_create(&tmp.path().join("ca")).unwrap();
+        let usages = |pem: &str| {
+            let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der.contents).unwrap();
+            let eku = cert.extended_key_usage().unwrap().unwrap().value.clone();
+            (eku.server_auth, eku.client_auth)
+        };
+        let en = Identity {
+            tenant: "acme".into(),
+            site: "site-1".into(),
+            node: Some("n1".into()),
+        };
+        let csr = Credentials::request(&tmp.path().join("en"), &[]).unwrap();
+        let issued = ca.issue(&csr, &en, &[], 30).unwrap();
+        assert_eq!(
+            usages(&issued.certificate_pem),
+            (false, true),
+            "client only"
+        );
+        let lo = Identity { node: None, ..en };
+        let dir = tmp.path().join("lo");
+        let csr = Credentials::request(&dir, &[]).unwrap();
+        let issued = ca
+            .issue(&csr, &lo, &["lo.site-1".into(), "10.0.0.7".into()], 30)
+            .unwrap();
+        assert_eq!(usages(&issued.certificate_pem), (true, true));
+        let creds =
+            Credentials::store(&dir, &issued.certificate_pem, ca.certificate_pem()).unwrap();
+        let key = KeyPair::from_pem(&creds.key_pem).unwrap();
+        let next = Credentials::request(&tmp.path().join("next"), &[]).unwrap();
+        let proof = key.sign(next.as_bytes()).unwrap();
+        let same = ["10.0.0.7".to_owned(), "lo.site-1".to_owned()];
+        assert!(
+            ca.renew(&creds.certificate_pem, &next, &proof, &same, 30)
+                .is_ok()
+        );
+        let more = ["lo.site-1".to_owned(), "co.example".to_owned()];
+        let refused = ca
+            .renew(&creds.certificate_pem, &next, &proof, &more, 30)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("cannot add \"co.example\""), "{refused}");
+        assert!(
+            check_request(
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+            )
+            .is_err()
+        );
+        assert!(check_request(&next).is_ok());
     }
 
     #[test]

@@ -242,6 +242,10 @@ impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
         })
     }
 
+    fn check_request(&self, csr_pem: &str) -> Result<(), String> {
+        eos_adapter_pki::check_request(csr_pem).map_err(|e| e.to_string())
+    }
+
     fn ca_pem(&self) -> String {
         self.0.certificate_pem().to_owned()
     }

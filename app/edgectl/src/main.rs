@@ -199,8 +199,11 @@ enum PolicyCommand {
     /// the tenant with --tenant). A device counts the grant only within its own en.toml.
     Workload {
         /// An absolute host folder (`/srv/data`); repeat for several.
-        #[arg(long = "host-path", required_unless_present = "none")]
+        #[arg(long = "host-path", required_unless_present_any = ["none", "cluster_scoped"])]
         host_paths: Vec<String>,
+        /// Let Helm charts create cluster-scoped objects (Namespaces, ClusterRoles, …).
+        #[arg(long, conflicts_with = "none")]
+        cluster_scoped: bool,
         /// Take every grant back (the strict default).
         #[arg(long, conflicts_with = "host_paths")]
         none: bool,
@@ -502,9 +505,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Signatures { keys, off }) => {
             trust::set_signature_policy(&api, out, &keys, off).await
         }
-        Command::Policy(PolicyCommand::Workload { host_paths, none }) => {
+        Command::Policy(PolicyCommand::Workload {
+            host_paths,
+            cluster_scoped,
+            none,
+        }) => {
             let host_paths = if none { Vec::new() } else { host_paths };
-            trust::set_workload_policy(&api, out, &host_paths).await
+            trust::set_workload_policy(&api, out, &host_paths, cluster_scoped).await
         }
         Command::User(UserCommand::SetRole { user, role }) => {
             let v = api

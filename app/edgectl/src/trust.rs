@@ -20,17 +20,19 @@ pub async fn show_policy(api: &Api, out: Output) -> anyhow::Result<()> {
     print_workload_policy(out, &workload)
 }
 
-/// Grants the tenant `host_paths` (none: the strict default).
+/// Grants the tenant `host_paths` and, with `cluster_scoped`, cluster-scoped Helm objects
+/// (neither: the strict default).
 pub async fn set_workload_policy(
     api: &Api,
     out: Output,
     host_paths: &[String],
+    cluster_scoped: bool,
 ) -> anyhow::Result<()> {
     let policy = api
         .send(
             api.http
                 .put(api.url("/workload-policy"))
-                .json(&json!({ "hostPaths": host_paths })),
+                .json(&json!({ "hostPaths": host_paths, "clusterScoped": cluster_scoped })),
         )
         .await?;
     print_workload_policy(out, &policy)
@@ -51,6 +53,10 @@ fn print_workload_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
     match paths.is_empty() {
         true => println!("host mounts: none allowed (named volumes only)"),
         false => println!("host mounts: under {}", paths.join(", ")),
+    }
+    match policy["clusterScoped"].as_bool() {
+        Some(true) => println!("cluster-scoped Helm objects: allowed"),
+        _ => println!("cluster-scoped Helm objects: none"),
     }
     Ok(())
 }

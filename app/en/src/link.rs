@@ -747,6 +747,7 @@ async fn session(
 fn policy_of(path: &str) -> eos_domain::workload::WorkloadPolicy {
     eos_domain::workload::WorkloadPolicy {
         host_paths: vec![path.to_owned()],
+        cluster_scoped: false,
     }
 }
 
@@ -823,6 +824,7 @@ mod workload_tests {
         std::os::unix::fs::symlink("/etc", data.join("escape")).unwrap();
         let granted = WorkloadPolicy {
             host_paths: vec![data.display().to_string()],
+            cluster_scoped: false,
         };
         let mut spec = oci(&[&format!("{}:/d", data.display())]);
         spec.workload = Some(granted.clone());
@@ -834,6 +836,7 @@ mod workload_tests {
         );
         let device = agent(&tmp.path().join("en")).ceiling(WorkloadPolicy {
             host_paths: vec![tmp.path().join("srv").display().to_string()],
+            cluster_scoped: false,
         });
         let runnable = device.check_workload(&spec).unwrap();
         assert_eq!(runnable.workload, Some(granted));

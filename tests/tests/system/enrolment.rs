@@ -115,8 +115,18 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
     // Work flows over the mTLS links.
     fleet.deploy_sample(Some("node-1")).await.unwrap();
 
-    // A claim token works once.
+    // A claim token works once; a malformed request does not spend it.
     let token = claim(&fleet, "site-1", Some("node-2"), 600).await;
+    let broken = reqwest::Client::new()
+        .post(fleet.url("/api/v1/enrolments"))
+        .json(&json!({
+            "token": token,
+            "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 422);
     let node2 = enrol(&fleet, &tmp.path().join("node-2"), &token)
         .await
         .unwrap();
