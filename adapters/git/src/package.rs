@@ -111,6 +111,8 @@ impl PackageFetcher {
             )
             .await
             .map_err(|e| e.to_string())?;
+            // A clone is measured once it is here, and refused (and removed) when too big.
+            measure(folder).await?;
         } else {
             let dir = self.check_folder(source)?;
             copy_dir(&dir, folder)
@@ -248,6 +250,34 @@ async fn find_description(folder: &Path) -> Result<String, String> {
     }
 }
 
+/// Refused when `folder` holds more than [`MAX_FILES`] files or [`MAX_BYTES`] bytes (`.git`
+/// aside).
+async fn measure(folder: &Path) -> Result<(), String> {
+    let (mut files, mut bytes) = (0usize, 0u64);
+    let mut stack = vec![folder.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(|e| e.to_string())?;
+        while let Some(entry) = entries.next_entry().await.map_err(|e| e.to_string())? {
+            let kind = entry.file_type().await.map_err(|e| e.to_string())?;
+            if kind.is_dir() {
+                if entry.file_name() != ".git" {
+                    stack.push(entry.path());
+                }
+            } else if kind.is_file() {
+                files += 1;
+                bytes += entry.metadata().await.map_err(|e| e.to_string())?.len();
+            }
+        }
+    }
+    if files > MAX_FILES {
+        return Err(format!("the package holds more than {MAX_FILES} files"));
+    }
+    if bytes > MAX_BYTES {
+        return Err(format!("the package holds more than {MAX_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// Copies the files and folders of `from` (not `.git`, not symbolic links) into `to`, up to
 /// [`MAX_FILES`] files and [`MAX_BYTES`] bytes.
 async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -283,6 +313,40 @@ async fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_package_of_too_many_files_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 0..=MAX_FILES {
+            std::fs::write(tmp.path().join(format!("f{i}")), "x").unwrap();
+        }
+        let refused = measure(tmp.path()).await.unwrap_err();
+        assert!(refused.contains("more than 10000 files"), "{refused}");
+        std::fs::remove_file(tmp.path().join("f0")).unwrap();
+        assert!(measure(tmp.path()).await.is_ok());
+    }
+
+    #[test]
+    fn git_sources_are_remote_urls_only() {
+        for ok in [
+            "https://git.example/apps/hello.git",
+            "http://127.0.0.1:8000/hello.git",
+            "ssh://git@git.example/apps/hello.git",
+            "git@git.example:apps/hello.git",
+        ] {
+            assert!(PackageFetcher::check_git_url(ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "file:///srv/repos/hello.git",
+            "ext::sh -c touch% /tmp/x",
+            "fd::3",
+            "--upload-pack=touch /tmp/x https://git.example/x.git",
+            "git@:x.git",
+            "/srv/repos/hello.git",
+        ] {
+            assert!(PackageFetcher::check_git_url(refused).is_err(), "{refused}");
+        }
+    }
 
     #[tokio::test]
     async fn a_package_file_is_read_only_from_inside_the_package() {

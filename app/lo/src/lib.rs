@@ -116,6 +116,7 @@ impl Lo {
             grace,
             stopped.clone(),
             server_tls.is_some(),
+            &tenant,
         ));
         let router = eos_adapter_grpc::server().add_service(service);
         let mut server_stop = stopped.clone();

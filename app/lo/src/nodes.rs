@@ -21,6 +21,8 @@ pub struct NodeService {
     stop: tokio::sync::watch::Receiver<bool>,
     /// Whether the link is mutual TLS: an EN then speaks only as the node its certificate names.
     tls: bool,
+    /// The site's tenant: an EN whose certificate names another tenant is refused.
+    tenant: String,
 }
 
 impl NodeService {
@@ -31,12 +33,14 @@ impl NodeService {
         grace: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
         tls: bool,
+        tenant: &eos_domain::ids::TenantId,
     ) -> Self {
         Self {
             site,
             grace,
             stop,
             tls,
+            tenant: tenant.to_string(),
         }
     }
 }
@@ -74,7 +78,8 @@ impl eos_adapter_grpc::NodeLink for NodeService {
         if self.tls {
             match &peer {
                 Some(id)
-                    if id.site == self.site.id.as_str()
+                    if id.tenant == self.tenant
+                        && id.site == self.site.id.as_str()
                         && id.node.as_deref() == Some(device.host().as_str()) =>
                 {
                     if let Some(der) = &peer_der

@@ -219,6 +219,35 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    // A certificate of this CA for the same site and node name, but of another tenant.
+    let fleet_ca = eos_adapter_pki::Authority::open_or_create(&tmp.path().join("co/ca")).unwrap();
+    let stranger_dir = tmp.path().join("stranger");
+    let csr = eos_adapter_pki::Credentials::request(&stranger_dir, &[]).unwrap();
+    let stranger_cert = fleet_ca
+        .issue(
+            &csr,
+            &eos_adapter_pki::Identity {
+                tenant: "acme".into(),
+                site: "site-1".into(),
+                node: Some("node-2".into()),
+            },
+            &[],
+            1,
+        )
+        .unwrap();
+    let stranger = Tls {
+        certificate_pem: stranger_cert.certificate_pem,
+        key_pem: std::fs::read_to_string(stranger_dir.join("key.pem")).unwrap(),
+        ca_pem: ca_pem.clone(),
+    };
+    let status = node_as(&lo, Some(&stranger), "site-1/node-2")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        tonic::Code::PermissionDenied,
+        "another tenant's EN: {status:?}"
+    );
     // node-2's own certificate passes as node-2: the LO goes on to read its hello (and finds
     // the test's made-up capabilities wanting).
     let welcome = node_as(&lo, Some(&node2), "site-1/node-2")
