@@ -153,6 +153,29 @@ impl PackageSource for PackageFetcher {
         })
     }
 
+    async fn unpack(&self, archive: &[u8]) -> Result<FetchedPackage, String> {
+        let folder = self.fresh_folder().await?;
+        let (bytes, into) = (archive.to_vec(), folder.clone());
+        let unpacked = tokio::task::spawn_blocking(move || unpack_package(&bytes, &into))
+            .await
+            .map_err(|e| format!("unpacking stopped: {e}"))
+            .and_then(|r| r);
+        let description_yaml = match unpacked {
+            Ok(()) => find_description(&folder).await,
+            Err(e) => Err(e),
+        };
+        match description_yaml {
+            Ok(description_yaml) => Ok(FetchedPackage {
+                description_yaml,
+                folder: folder.display().to_string(),
+            }),
+            Err(e) => {
+                let _ = tokio::fs::remove_dir_all(&folder).await;
+                Err(e)
+            }
+        }
+    }
+
     async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
         read_in_package(Path::new(folder), path, limit).await
     }
@@ -248,6 +271,53 @@ async fn find_description(folder: &Path) -> Result<String, String> {
             "{n} ApplicationDescription files at the package root; a package has exactly one"
         )),
     }
+}
+
+/// Unpacks a gzip-compressed tar of a package's files (paths relative to the package root)
+/// into `into`: only plain files and folders, no absolute paths or `..`, at most
+/// [`MAX_FILES`] files and [`MAX_BYTES`] bytes, checked before each entry is written.
+fn unpack_package(archive: &[u8], into: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::path::Component;
+    let limit = MAX_BYTES + 512 * (2 * MAX_FILES as u64 + 16);
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive).take(limit));
+    tar.set_preserve_permissions(false);
+    tar.set_unpack_xattrs(false);
+    let (mut files, mut bytes) = (0usize, 0u64);
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("not a gzip-compressed tar: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("not a gzip-compressed tar: {e}"))?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let shown = path.display().to_string();
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+        {
+            return Err(format!("{shown}: absolute paths and .. are not allowed"));
+        }
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            entry.unpack_in(into).map_err(|e| format!("{shown}: {e}"))?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(format!(
+                "{shown}: only plain files and folders (no links or devices) in a package"
+            ));
+        }
+        files += 1;
+        bytes = bytes.saturating_add(entry.header().size().unwrap_or(u64::MAX));
+        if files > MAX_FILES {
+            return Err(format!("the package holds more than {MAX_FILES} files"));
+        }
+        if bytes > MAX_BYTES {
+            return Err(format!("the package holds more than {MAX_BYTES} bytes"));
+        }
+        entry.unpack_in(into).map_err(|e| format!("{shown}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Refused when `folder` holds more than [`MAX_FILES`] files or [`MAX_BYTES`] bytes (`.git`

@@ -497,6 +497,7 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("DELETE", "/api/v1/users/{user_id}", Action::ManageUsers),
     ("GET", "/api/v1/apps", Action::Read),
     ("POST", "/api/v1/apps", Action::ManageApps),
+    ("POST", "/api/v1/app-packages", Action::ManageApps),
     ("GET", "/api/v1/apps/{app_id}", Action::Read),
     (
         "GET",

@@ -23,6 +23,10 @@ impl PackageSource for Packages {
         }
     }
 
+    async fn unpack(&self, archive: &[u8]) -> Result<FetchedPackage, String> {
+        self.files.unpack(archive).await
+    }
+
     async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
         read_in_package(Path::new(folder), path, limit).await
     }

@@ -2,6 +2,7 @@
 
 mod api;
 mod models;
+mod package;
 mod session;
 mod table;
 mod trust;
@@ -129,9 +130,13 @@ enum AppCommand {
     Validate {
         path: String,
     },
-    /// Register an application from a directory or a Git URL (read by the CO).
+    /// Register an application: a package folder here (uploaded to the CO), an OCI artifact
+    /// (`oci://HOST/NAME:VERSION`) or a Git URL (fetched by the CO).
     Add {
         source: String,
+        /// SOURCE is a folder on the CO's own disk, read there (platform admins only).
+        #[arg(long)]
+        on_co: bool,
     },
     List,
     /// Whether APP[@VERSION] (the newest when no version is given) can run on a device model
@@ -412,17 +417,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.output;
     match cli.command {
         Command::App(AppCommand::Validate { path }) => validate(&path, out),
-        Command::App(AppCommand::Add { source }) => {
-            let source = std::fs::canonicalize(&source)
-                .map(|p| p.display().to_string())
-                .unwrap_or(source);
-            let v = api
-                .send(
+        Command::App(AppCommand::Add { source, on_co }) => {
+            let folder = std::path::Path::new(&source);
+            let v = if !on_co && folder.is_dir() {
+                let archive = package::pack(folder)?;
+                eprintln!(
+                    "uploading {} ({} bytes packed)",
+                    folder.display(),
+                    archive.len()
+                );
+                api.send(
+                    api.http
+                        .post(api.url("/app-packages"))
+                        .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+                        .body(archive),
+                )
+                .await?
+            } else {
+                api.send(
                     api.http
                         .post(api.url("/apps"))
-                        .json(&json!({"source": source})),
+                        .json(&json!({ "source": source })),
                 )
-                .await?;
+                .await?
+            };
             print(out, &v, &["app_id", "version", "name", "digest"])
         }
         Command::App(AppCommand::List) => print(

@@ -142,6 +142,34 @@ impl ControlPlane {
         })
     }
 
+    /// Registers an application from an uploaded package: a gzip-compressed tar of the
+    /// package's folder (what `edgectl app add ./folder` sends), for any caller who may add apps.
+    pub async fn add_app_from_upload(
+        &self,
+        tenant: &TenantId,
+        archive: &[u8],
+    ) -> Result<AppVersionRecord, ServiceError> {
+        let package = self
+            .packages
+            .unpack(archive)
+            .await
+            .map_err(|e| invalid_source("the uploaded package", e))?;
+        let digest = digest_of(archive);
+        let source = format!("upload:{digest}");
+        let stored = self
+            .store_app(
+                tenant,
+                &package.description_yaml,
+                &source,
+                Some(&package.folder),
+            )
+            .await;
+        if !matches!(stored, Ok((_, true))) {
+            self.packages.discard(&package.folder).await;
+        }
+        Ok(stored?.0)
+    }
+
     pub fn store(&self) -> &Arc<dyn ControlStore> {
         &self.store
     }

@@ -330,6 +330,10 @@ pub trait PackageSource: Send + Sync {
     async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String>;
     /// Deletes the copy `fetch` made in `folder`: the app store had that version already.
     async fn discard(&self, folder: &str);
+    /// Unpacks an uploaded package (a gzip-compressed tar of the package's folder) as `fetch`
+    /// keeps a fetched one; refused when an entry leaves the package, is a link, or the
+    /// package is over the caps.
+    async fn unpack(&self, archive: &[u8]) -> Result<FetchedPackage, String>;
 }
 
 /// Rung after each commit that added to the event log, so live readers (server-sent events)

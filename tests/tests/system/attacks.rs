@@ -949,3 +949,122 @@ async fn the_signing_key_rotates_and_tokens_of_the_old_key_live_out_their_time()
     assert_eq!(kid(&fresh), rotation["kid"].as_str().unwrap());
     fleet.shutdown().await;
 }
+
+/// A tar.gz of `entries`: (path, content, entry type, link target).
+fn tar_gz(entries: &[(&str, &str, tar::EntryType, Option<&str>)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, content, kind, link) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_mode(0o644);
+        header.set_size(content.len() as u64);
+        match link {
+            Some(target) => tar.append_link(&mut header, path, target).unwrap(),
+            None => {
+                // Written byte for byte: the tar crate refuses to write `..` itself.
+                header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+                header.set_cksum();
+                tar.append(&header, content.as_bytes()).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_uploads_a_package_and_hostile_archives_are_refused() {
+    use tar::EntryType::{Regular, Symlink};
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let operator = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let upload = |body: Vec<u8>, content_type: &'static str| {
+        let operator = operator.clone();
+        let url = fleet.url("/api/v1/app-packages");
+        async move {
+            let r = operator
+                .post(url)
+                .header("EOS-Tenant", "acme")
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let folder = repo_root().join("config/apps/hello-wasm");
+    let margo = std::fs::read_to_string(folder.join("margo.yaml")).unwrap();
+    for (name, archive, why) in [
+        (
+            "escape",
+            tar_gz(&[
+                ("margo.yaml", margo.as_str(), Regular, None),
+                ("../../outside", "x", Regular, None),
+            ]),
+            "absolute paths and .. are not allowed",
+        ),
+        (
+            "link",
+            tar_gz(&[
+                ("margo.yaml", margo.as_str(), Regular, None),
+                ("hello.wat", "", Symlink, Some("/etc/shadow")),
+            ]),
+            "only plain files and folders",
+        ),
+        ("not-gzip", b"margo".to_vec(), "not a gzip-compressed tar"),
+        (
+            "no-description",
+            tar_gz(&[("readme.txt", "hi", Regular, None)]),
+            "no ApplicationDescription",
+        ),
+    ] {
+        let (code, problem) = upload(archive, "application/gzip").await;
+        assert_eq!(code, 422, "{name}: {problem}");
+        assert!(problem.to_string().contains(why), "{name}: {problem}");
+    }
+    let (code, _) = upload(b"{}".to_vec(), "application/json").await;
+    assert_eq!(code, 415);
+    assert!(
+        !tmp.path().join("outside").exists(),
+        "nothing was written outside the package"
+    );
+    let packages = std::fs::read_dir(tmp.path().join("co/packages"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(packages, 0, "a refused upload leaves nothing behind");
+    // The sample package, packed as edgectl packs it, is taken from an operator.
+    let wat = std::fs::read_to_string(folder.join("hello.wat")).unwrap();
+    let mut entries = vec![
+        ("margo.yaml", margo.as_str(), Regular, None),
+        ("hello.wat", wat.as_str(), Regular, None),
+    ];
+    let resources: Vec<(String, String)> = std::fs::read_dir(folder.join("resources"))
+        .map(|d| {
+            d.map(|e| {
+                let e = e.unwrap();
+                (
+                    format!("resources/{}", e.file_name().to_string_lossy()),
+                    std::fs::read_to_string(e.path()).unwrap(),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    for (path, text) in &resources {
+        entries.push((path.as_str(), text.as_str(), Regular, None));
+    }
+    let (code, app) = upload(tar_gz(&entries), "application/gzip").await;
+    assert_eq!(code, 201, "{app}");
+    assert!(
+        app["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("upload:sha256:"),
+        "{app}"
+    );
+    fleet.shutdown().await;
+}
