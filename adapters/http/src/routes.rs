@@ -368,10 +368,11 @@ async fn add_app(
 }
 
 /// Registers an application from an uploaded package: the package's folder as a
-/// gzip-compressed tar (`Content-Type: application/gzip`), paths relative to the package root,
+/// gzip-compressed tar (`Content-Type: application/gzip`, or `application/octet-stream`),
+/// paths relative to the package root,
 /// plain files and folders only, at most 10,000 files and 256 MiB unpacked (64 MiB sent). What
 /// `edgectl app add ./folder` sends, so it works against a CO on another machine.
-#[utoipa::path(post, path = "/api/v1/app-packages", tag = "apps", request_body(content = Vec<u8>, content_type = "application/gzip", description = "The package folder as a tar.gz"), responses((status = 201, body = AppVersion), (status = 409, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+#[utoipa::path(post, path = "/api/v1/app-packages", tag = "apps", request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The package folder as a tar.gz (sent as application/gzip or application/octet-stream)"), responses((status = 201, body = AppVersion), (status = 409, body = ProblemDocument), (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn upload_app(
     State(c): State<Shared>,
     TenantScope(t): TenantScope,
@@ -383,14 +384,20 @@ async fn upload_app(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             let v = v.split(';').next().unwrap_or_default().trim();
-            v == "application/gzip" || v == "application/x-gzip"
+            [
+                "application/gzip",
+                "application/x-gzip",
+                "application/octet-stream",
+            ]
+            .contains(&v)
         });
     if !gzip {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported Media Type",
-            "send the package folder as a tar.gz with Content-Type: application/gzip",
+            "send the package folder as a tar.gz with Content-Type: application/gzip (or \
+             application/octet-stream)",
         ));
     }
     let record = c.add_app_from_upload(&t, &body).await?;

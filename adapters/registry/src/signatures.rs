@@ -122,10 +122,26 @@ impl ArtifactCache {
             .triangulate(&image, &auth)
             .await
             .map_err(registry_error)?;
-        let layers = client
-            .trusted_signature_layers(&auth, &image)
+        // The tag is resolved once: the signatures are looked up for that digest, and only a
+        // signature over exactly that digest counts, so what runs is what was verified even
+        // when the registry answers the tag differently the next time it is asked.
+        let pinned = format!("{host}/{}@{digest}", image.repository());
+        let pinned_image: OciReference =
+            pinned
+                .parse()
+                .map_err(
+                    |e: sigstore::errors::SigstoreError| SignatureError::Reference {
+                        reference: pinned.clone(),
+                        reason: e.to_string(),
+                    },
+                )?;
+        let layers: Vec<_> = client
+            .trusted_signature_layers(&auth, &pinned_image)
             .await
-            .map_err(registry_error)?;
+            .map_err(registry_error)?
+            .into_iter()
+            .filter(|layer| layer.simple_signing.critical.image.docker_manifest_digest == digest)
+            .collect();
         if layers.is_empty() {
             return Err(SignatureError::Unsigned {
                 reference: reference.into(),
@@ -144,7 +160,7 @@ impl ArtifactCache {
                 count: layers.len(),
             });
         }
-        Ok(format!("{host}/{}@{digest}", image.repository()))
+        Ok(pinned)
     }
 }
 

@@ -65,6 +65,25 @@ impl SqlStore {
     }
 }
 
+impl<C: ConnectionTrait> SqlStore<C> {
+    /// Writes `value` as JSON into the tenant's `column`; whether the tenant exists.
+    async fn set_tenant_json(
+        &self,
+        id: &TenantId,
+        column: tenants::Column,
+        value: &impl serde::Serialize,
+    ) -> StoreResult<bool> {
+        let text = serde_json::to_string(value).expect("a policy is JSON");
+        let done = tenants::Entity::update_many()
+            .col_expr(column, sea_orm::sea_query::Expr::value(text))
+            .filter(tenants::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected == 1)
+    }
+}
+
 #[async_trait::async_trait]
 impl<C> ControlStore for SqlStore<C>
 where
@@ -183,17 +202,8 @@ where
         id: &TenantId,
         policy: &eos_domain::signing::SignaturePolicy,
     ) -> StoreResult<bool> {
-        let text = serde_json::to_string(policy).expect("a policy is JSON");
-        let done = tenants::Entity::update_many()
-            .col_expr(
-                tenants::Column::SignaturePolicy,
-                sea_orm::sea_query::Expr::value(text),
-            )
-            .filter(tenants::Column::Id.eq(id.as_str()))
-            .exec(&self.db)
+        self.set_tenant_json(id, tenants::Column::SignaturePolicy, policy)
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected == 1)
     }
 
     async fn set_workload_policy(
@@ -201,17 +211,8 @@ where
         id: &TenantId,
         policy: &eos_domain::workload::WorkloadPolicy,
     ) -> StoreResult<bool> {
-        let text = serde_json::to_string(policy).expect("a policy is JSON");
-        let done = tenants::Entity::update_many()
-            .col_expr(
-                tenants::Column::WorkloadPolicy,
-                sea_orm::sea_query::Expr::value(text),
-            )
-            .filter(tenants::Column::Id.eq(id.as_str()))
-            .exec(&self.db)
+        self.set_tenant_json(id, tenants::Column::WorkloadPolicy, policy)
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected == 1)
     }
 
     async fn get_tenant(&self, id: &TenantId) -> StoreResult<Option<TenantRecord>> {

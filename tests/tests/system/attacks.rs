@@ -7,7 +7,7 @@
 
 use crate::authz::token_for;
 use eos_domain::service::Role;
-use eos_tests::{Fleet, authorized_client, repo_root};
+use eos_tests::{Fleet, authorized_client, git, repo_root};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -598,21 +598,6 @@ async fn an_operator_reads_no_folder_of_the_co_and_nobody_reads_its_data_folder(
     .await;
     assert_eq!(code, 404);
     fleet.shutdown().await;
-}
-
-/// Runs git in `dir` as a test author.
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The host folders a container of the deployment `part` mounts.

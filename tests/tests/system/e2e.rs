@@ -1,9 +1,8 @@
 //! The foundation's flow with the real servers in one process: REST → SQLite → Git → LO (gRPC,
 //! Git fetch) → EN (gRPC) → wasmtime, and status back to REST.
 
-use eos_tests::{Fleet, eventually, repo_root};
+use eos_tests::{Fleet, eventually, git, repo_root};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -13,20 +12,6 @@ async fn deployment_state(fleet: &Fleet, id: &str) -> Value {
         .get(&format!("/api/v1/deployments/{id}"))
         .await
         .unwrap()
-}
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
