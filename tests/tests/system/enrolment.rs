@@ -63,6 +63,50 @@ async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), 
     Ok(())
 }
 
+/// Sends one status report as the LO of `site` with `tls`, after its hello, and waits for the
+/// CO to acknowledge it (applied or refused, it is acknowledged).
+async fn report_as(endpoint: &str, tls: &Tls, site: &str, status_json: &str) {
+    let channel = eos_adapter_grpc::dial(endpoint, Some(tls)).await.unwrap();
+    let hello = pb::LoMessage {
+        seq: 0,
+        body: Some(lo_message::Body::Hello(pb::LoHello {
+            site_id: site.into(),
+            version: "test".into(),
+            outbox_id: "forger-outbox".into(),
+            tenant: String::new(),
+        })),
+        observed_at: String::new(),
+    };
+    let report = pb::LoMessage {
+        seq: 1,
+        body: Some(lo_message::Body::Status(pb::StatusReport {
+            status_json: status_json.into(),
+        })),
+        observed_at: String::new(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello).await.unwrap();
+    let mut inbound = UplinkClient::new(channel)
+        .session(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    // The hello's acknowledgement first, then the report's.
+    tx.send(report).await.unwrap();
+    let acked = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Ok(Some(message)) = inbound.message().await {
+            if let Some(pb::co_message::Body::Ack(seq)) = message.body
+                && seq >= 1
+            {
+                return;
+            }
+        }
+        panic!("the CO ended the session before acknowledging the report");
+    })
+    .await;
+    assert!(acked.is_ok(), "no acknowledgement of the report");
+}
+
 /// Opens a node session as EN `device` with `tls`.
 async fn node_as(endpoint: &str, tls: Option<&Tls>, device: &str) -> Result<(), tonic::Status> {
     let channel = eos_adapter_grpc::dial(endpoint, tls)
@@ -204,6 +248,35 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
     let status = uplink_as(&co, Some(&site2), "site-1").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("site site-2"), "{status:?}");
+
+    // site-2's LO, speaking for its own site, reports a device of site-1 in a deployment of
+    // site-2: the CO records nothing of it.
+    uplink_as(&co, Some(&site2), "site-2").await.unwrap();
+    let (code, deployment) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": eos_tests::SAMPLE_APP.1, "site": "site-2"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{deployment}");
+    let site2_deployment = deployment["id"].as_str().unwrap().to_owned();
+    let forged = eos_domain::margo::status::DeploymentStatus {
+        deployment_id: site2_deployment.clone(),
+        device_id: Some("site-1/node-1".into()),
+        adopted_manifest_version: None,
+        status: eos_domain::margo::status::OverallStatus {
+            state: eos_domain::margo::status::DeploymentState::Installed,
+            error: None,
+        },
+        components: Vec::new(),
+    };
+    report_as(&co, &site2, "site-2", &forged.to_json()).await;
+    let view = fleet.deployment(&site2_deployment).await;
+    assert!(
+        !view.to_string().contains("site-1/node-1"),
+        "a status for another site's device was recorded: {view}"
+    );
 
     // The LO refuses an EN without a certificate, or one with another node's certificate.
     let lo = format!("http://{}", fleet.lo.as_ref().unwrap().listen_addr);
