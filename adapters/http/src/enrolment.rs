@@ -50,6 +50,8 @@ pub trait CertificateAuthority: Send + Sync {
 
 /// A renewed certificate and what the caller checks it against.
 pub struct Renewal {
+    /// The tenant the certificate names.
+    pub tenant: String,
     pub site: String,
     pub host: Option<String>,
     pub certificate_pem: String,
@@ -282,6 +284,20 @@ pub async fn renew(
     };
     let site = eos_domain::ids::SiteId::parse(&renewal.site)
         .map_err(|e| invalid("certificate", e.to_string()))?;
+    // The site may have changed hands since the certificate was issued: a certificate of
+    // another tenant's site is not renewed.
+    if let Some(known) = control
+        .store()
+        .get_site(&site)
+        .await
+        .map_err(|e| ApiError::from(eos_domain::service::ServiceError::from(e)))?
+        && known.tenant.as_str() != renewal.tenant
+    {
+        return Ok(crate::auth::unauthorized(format!(
+            "site {site} belongs to another tenant than the certificate's ({})",
+            renewal.tenant
+        )));
+    }
     let revoked = control
         .site_revocations(&site)
         .await?

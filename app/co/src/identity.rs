@@ -234,6 +234,7 @@ impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
         let previous = eos_adapter_pki::issued_at(&renewed.previous_der)
             .ok_or("the certificate has no readable validity")?;
         Ok(eos_adapter_http::enrolment::Renewal {
+            tenant: renewed.identity.tenant,
             site: renewed.identity.site,
             host: renewed.identity.node,
             certificate_pem: renewed.issued.certificate_pem,

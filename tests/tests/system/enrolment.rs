@@ -321,6 +321,17 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         tonic::Code::PermissionDenied,
         "another tenant's EN: {status:?}"
     );
+    // Nor does the CO renew it: site-1 is not acme's.
+    eos_adapter_pki::Credentials::store(&stranger_dir, &stranger.certificate_pem, &ca_pem).unwrap();
+    let refused = eos_adapter_pki::renew(
+        &stranger_dir,
+        &format!("http://{}", fleet.co().http_addr),
+        &[],
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("belongs to another tenant"), "{refused}");
     // node-2's own certificate passes as node-2: the LO goes on to read its hello (and finds
     // the test's made-up capabilities wanting).
     let welcome = node_as(&lo, Some(&node2), "site-1/node-2")
