@@ -299,7 +299,15 @@ fn unpack_package(archive: &[u8], into: &Path) -> Result<(), String> {
         }
         let kind = entry.header().entry_type();
         if kind.is_dir() {
-            entry.unpack_in(into).map_err(|e| format!("{shown}: {e}"))?;
+            // Folders count against the cap too, and are made with the owner's rights
+            // whatever mode the archive gives them (a folder the CO cannot enter could not be
+            // cleaned up).
+            files += 1;
+            if files > MAX_FILES {
+                return Err(format!("the package holds more than {MAX_FILES} entries"));
+            }
+            let folder = into.join(&path);
+            std::fs::create_dir_all(&folder).map_err(|e| format!("{shown}: {e}"))?;
             continue;
         }
         if !kind.is_file() {
@@ -310,7 +318,7 @@ fn unpack_package(archive: &[u8], into: &Path) -> Result<(), String> {
         files += 1;
         bytes = bytes.saturating_add(entry.header().size().unwrap_or(u64::MAX));
         if files > MAX_FILES {
-            return Err(format!("the package holds more than {MAX_FILES} files"));
+            return Err(format!("the package holds more than {MAX_FILES} entries"));
         }
         if bytes > MAX_BYTES {
             return Err(format!("the package holds more than {MAX_BYTES} bytes"));

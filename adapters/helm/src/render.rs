@@ -57,6 +57,8 @@ pub const MAX_INCLUDE_DEPTH: usize = 24;
 pub const MAX_INCLUDED_BYTES: usize = 16 * 1024 * 1024;
 /// Bytes a chart's manifests may hold together.
 pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes one `nindent` may produce.
+pub const MAX_NINDENT_BYTES: usize = 1024 * 1024;
 
 /// A template with every function a chart may call and the chart's named templates.
 fn template(helpers: &[(String, String)]) -> Result<Template, RenderError> {
@@ -142,6 +144,18 @@ fn nindent(args: &[Tmpl]) -> Result<Tmpl, FuncError> {
         .parse()
         .map_err(|_| FuncError::Generic("nindent: the first argument is a count".into()))?;
     let text = text_arg(args, 1, "nindent")?;
+    // The output is bounded before it is made: a count in the billions fails the chart, not
+    // the EN's memory.
+    let lines = text.split('\n').count();
+    let size = n
+        .checked_add(1)
+        .and_then(|per_line| per_line.checked_mul(lines))
+        .and_then(|pads| pads.checked_add(text.len()));
+    if size.is_none_or(|size| size > MAX_NINDENT_BYTES) {
+        return Err(FuncError::Generic(format!(
+            "nindent {n} over {lines} lines makes more than {MAX_NINDENT_BYTES} bytes"
+        )));
+    }
     let pad = " ".repeat(n);
     let lines: Vec<String> = text.split('\n').map(|l| format!("{pad}{l}")).collect();
     Ok(Tmpl::String(format!("\n{}", lines.join("\n"))))

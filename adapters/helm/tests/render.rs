@@ -200,4 +200,13 @@ fn self_including_and_exploding_charts_fail_with_the_reason() {
         reason.contains("larger than") || reason.contains("more than"),
         "{reason}"
     );
+    // An indentation in the billions fails the chart before it is made.
+    let wide = chart(
+        "",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ nindent 4000000000 \"x\" | quote }}\n",
+    );
+    let reason = render(&wide, &release(), &json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(reason.contains("nindent 4000000000"), "{reason}");
 }

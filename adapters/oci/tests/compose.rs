@@ -468,3 +468,46 @@ async fn removing_a_component_keeps_the_volumes_of_a_sibling_whose_name_it_prefi
     d.remove(&key("stack-2")).await.unwrap();
     assert_eq!(volumes_named(&scope).await, Vec::<String>::new());
 }
+
+/// A granted host folder holding a link to `/etc` mounts nothing: the path is judged as its
+/// links resolve, and the engine would be handed the resolved path.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_link_under_a_granted_folder_leads_nowhere_else() {
+    let files = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let granted = files.path().join("granted");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::os::unix::fs::symlink("/etc", granted.join("x")).unwrap();
+    let d = driver(
+        &format!("compose-granted-{}", std::process::id()),
+        root.path(),
+    )
+    .await;
+    let path = archive(
+        files.path(),
+        "granted",
+        &[(
+            "a/compose.yaml",
+            format!(
+                "services:\n  a: {{image: x, volumes: [\"{}/x:/h\"]}}\n",
+                granted.display()
+            ),
+        )],
+    );
+    let mut spec = spec(&path);
+    spec.workload = Some(eos_domain::workload::WorkloadPolicy {
+        host_paths: vec![granted.display().to_string()],
+        cluster_scoped: false,
+    });
+    let key = InstanceKey {
+        deployment_id: "granted".into(),
+        component: "stack".into(),
+    };
+    match d.apply(&key, &spec).await {
+        Err(DriverError::Start(reason)) => {
+            assert!(reason.contains("/etc is never mounted"), "{reason}")
+        }
+        other => panic!("refused, not {other:?}"),
+    }
+    assert_eq!(d.inspect(&key).await, Health::Unknown, "nothing ran");
+}

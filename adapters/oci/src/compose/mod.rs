@@ -284,18 +284,25 @@ impl ComposeDriver {
                     .to_string()
             } else if source.starts_with('/') {
                 // Host paths under the workload security policy the EN narrowed to its own
-                // ceiling (none: the strict default), whatever the desired state in Git says.
-                spec.workload
-                    .clone()
-                    .unwrap_or_default()
-                    .allows_host_path(source, &[])
-                    .map_err(|why| {
-                        format!(
-                            "service {service_name}: volume {v:?}: refused by the workload \
-                             security policy: {why}"
-                        )
-                    })?;
-                source.to_owned()
+                // ceiling (none: the strict default), whatever the desired state in Git says:
+                // judged as written and as its links resolve, and the engine is handed the
+                // resolved path (a link planted under a granted folder leads nowhere else).
+                let policy = spec.workload.clone().unwrap_or_default();
+                let refuse = |why: String| {
+                    format!(
+                        "service {service_name}: volume {v:?}: refused by the workload \
+                         security policy: {why}"
+                    )
+                };
+                policy.allows_host_path(source, &[]).map_err(refuse)?;
+                match std::fs::canonicalize(source) {
+                    Ok(resolved) => {
+                        let resolved = resolved.display().to_string();
+                        policy.allows_host_path(&resolved, &[]).map_err(refuse)?;
+                        resolved
+                    }
+                    Err(_) => source.to_owned(),
+                }
             } else {
                 format!("{project}-{}", sanitize(source))
             };
