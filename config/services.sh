@@ -82,9 +82,14 @@ private_up() {
 
 if ! "$docker_cli" version >/dev/null 2>&1; then
   echo "services: starting dockerd"
-  nohup dockerd >"$dir/dockerd.log" 2>&1 &
+  # 256 bridge networks of /24 rather than the default ~30 of /16 and /20: compose tests make
+  # several networks each, and a run on two cores keeps a few suites going at once.
+  nohup dockerd --default-address-pool base=10.213.0.0/16,size=24 >"$dir/dockerd.log" 2>&1 &
   wait_for "the Docker engine" 60 "$docker_cli" version
 fi
+# Networks an earlier run left behind (one cut short, or a driver that made them before refusing
+# a component) use up the engine's address pools: EOS-labelled ones no container uses go.
+"$docker_cli" network prune -f --filter label=eos.scope >/dev/null
 
 registry_config() { # address, storage folder, extra YAML
   cat <<EOF

@@ -206,7 +206,8 @@ async fn services_reach_each_other_by_name_with_parameters_filled_in() {
 async fn archives_the_spec_forbids_are_refused_with_the_reason() {
     let files = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let d = driver(&format!("compose-bad-{}", std::process::id()), root.path()).await;
+    let scope = format!("compose-bad-{}", std::process::id());
+    let d = driver(&scope, root.path()).await;
     let compose = "services:\n  a: {image: x}\n".to_owned();
     let cases = [
         (
@@ -278,6 +279,11 @@ async fn archives_the_spec_forbids_are_refused_with_the_reason() {
             "{name}: nothing ran"
         );
     }
+    assert_eq!(
+        networks_named(&scope).await,
+        Vec::<String>::new(),
+        "a refused component leaves no network behind"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -375,11 +381,8 @@ async fn link_chains_and_gzip_bombs_are_refused_before_anything_runs() {
     use std::io::Write;
     let files = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let d = driver(
-        &format!("compose-links-{}", std::process::id()),
-        root.path(),
-    )
-    .await;
+    let scope = format!("compose-links-{}", std::process::id());
+    let d = driver(&scope, root.path()).await;
     // Each link stays inside the folder as written; followed one after another they lead out.
     let chain = archive_with_links(
         files.path(),
@@ -421,6 +424,23 @@ async fn link_chains_and_gzip_bombs_are_refused_before_anything_runs() {
             "{name}: nothing ran"
         );
     }
+    assert_eq!(networks_named(&scope).await, Vec::<String>::new());
+}
+
+/// The engine's networks whose names contain `part`.
+async fn networks_named(part: &str) -> Vec<String> {
+    let docker =
+        bollard::Docker::connect_with_unix(SOCKET, 30, bollard::API_DEFAULT_VERSION).unwrap();
+    let mut names: Vec<String> = docker
+        .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.name)
+        .filter(|n| n.contains(part))
+        .collect();
+    names.sort();
+    names
 }
 
 /// The engine's volumes whose names contain `part`.
@@ -478,11 +498,8 @@ async fn a_link_under_a_granted_folder_leads_nowhere_else() {
     let granted = files.path().join("granted");
     std::fs::create_dir_all(&granted).unwrap();
     std::os::unix::fs::symlink("/etc", granted.join("x")).unwrap();
-    let d = driver(
-        &format!("compose-granted-{}", std::process::id()),
-        root.path(),
-    )
-    .await;
+    let scope = format!("compose-granted-{}", std::process::id());
+    let d = driver(&scope, root.path()).await;
     let path = archive(
         files.path(),
         "granted",
@@ -510,4 +527,5 @@ async fn a_link_under_a_granted_folder_leads_nowhere_else() {
         other => panic!("refused, not {other:?}"),
     }
     assert_eq!(d.inspect(&key).await, Health::Unknown, "nothing ran");
+    assert_eq!(networks_named(&scope).await, Vec::<String>::new());
 }

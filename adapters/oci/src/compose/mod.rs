@@ -460,39 +460,12 @@ impl RuntimeDriver for ComposeDriver {
             .map_err(|e| DriverError::Start(format!("compose.yaml: {e}")))?;
         let file = parse(&text, &spec.parameters).map_err(DriverError::Start)?;
         let order = start_order(&file).map_err(DriverError::Start)?;
-        for net in std::iter::once("default").chain(file.networks.keys().map(String::as_str)) {
-            let name = self.network_name(key, net);
-            let network = NetworkCreateRequest {
-                name: name.clone(),
-                labels: Some(HashMap::from([
-                    (LABEL_SCOPE.to_owned(), self.scope.clone()),
-                    (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),
-                    (LABEL_COMPONENT.to_owned(), key.component.clone()),
-                ])),
-                ..Default::default()
-            };
-            self.docker.create_network(network).await.map_err(|e| {
-                DriverError::Start(format!("network {net} ({name}): {}", engine_message(&e)))
-            })?;
-        }
+        // Every service is planned, and anything refused (a host folder, a file leaving the
+        // archive, an undeclared network) is refused, before the engine is asked to make
+        // anything: a refused component leaves no network or volume behind.
+        let mut plans = Vec::with_capacity(order.len());
         for name in &order {
             let service = &file.services[name];
-            if let Some(DependsOn::Map(deps)) = &service.depends_on {
-                for (dep, d) in deps {
-                    if d.condition.as_deref() == Some("service_healthy") {
-                        let dep_name = format!("{project}-{}", sanitize(dep));
-                        let started = std::time::Instant::now();
-                        while !self.healthy(&dep_name).await {
-                            if started.elapsed() > HEALTHY_WITHIN {
-                                return Err(DriverError::Start(format!(
-                                    "service {dep} did not become healthy within {HEALTHY_WITHIN:?}, so {name} cannot start"
-                                )));
-                            }
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                    }
-                }
-            }
             let networks: Vec<String> = service_networks(&file, name)
                 .map_err(DriverError::Start)?
                 .iter()
@@ -511,6 +484,40 @@ impl RuntimeDriver for ComposeDriver {
                     },
                 )
                 .map_err(DriverError::Start)?;
+            plans.push((name, service, networks, body));
+        }
+        for net in std::iter::once("default").chain(file.networks.keys().map(String::as_str)) {
+            let name = self.network_name(key, net);
+            let network = NetworkCreateRequest {
+                name: name.clone(),
+                labels: Some(HashMap::from([
+                    (LABEL_SCOPE.to_owned(), self.scope.clone()),
+                    (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),
+                    (LABEL_COMPONENT.to_owned(), key.component.clone()),
+                ])),
+                ..Default::default()
+            };
+            self.docker.create_network(network).await.map_err(|e| {
+                DriverError::Start(format!("network {net} ({name}): {}", engine_message(&e)))
+            })?;
+        }
+        for (name, service, networks, body) in plans {
+            if let Some(DependsOn::Map(deps)) = &service.depends_on {
+                for (dep, d) in deps {
+                    if d.condition.as_deref() == Some("service_healthy") {
+                        let dep_name = format!("{project}-{}", sanitize(dep));
+                        let started = std::time::Instant::now();
+                        while !self.healthy(&dep_name).await {
+                            if started.elapsed() > HEALTHY_WITHIN {
+                                return Err(DriverError::Start(format!(
+                                    "service {dep} did not become healthy within {HEALTHY_WITHIN:?}, so {name} cannot start"
+                                )));
+                            }
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                    }
+                }
+            }
             // Named volumes are made here, labelled with their project (the engine would make
             // them unlabelled on first use).
             let binds = body.host_config.as_ref().and_then(|h| h.binds.clone());
