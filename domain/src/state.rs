@@ -75,6 +75,14 @@ impl ComponentSpec {
             .unwrap_or_default()
     }
 
+    /// The digest of a file an application package carries (`./hello.wat` in the package,
+    /// `eos-artifact:sha256:<hex>` once the CO keeps it), which ENs get through their LO.
+    pub fn package_artifact(&self) -> Option<&str> {
+        self.repository
+            .strip_prefix(PACKAGE_ARTIFACT)
+            .filter(|d| is_sha256_digest(d))
+    }
+
     /// The registry reference of an `oci://HOST/NAME` repository, with `revision` as the tag
     /// unless the repository has a tag or digest already; `None` for other repositories.
     pub fn oci_reference(&self) -> Option<String> {
@@ -89,6 +97,19 @@ impl ComponentSpec {
             Some(format!("{repo}:{}", self.revision))
         }
     }
+}
+
+/// The repository scheme of a file a package carries, kept by the CO and named by its digest.
+pub const PACKAGE_ARTIFACT: &str = "eos-artifact:";
+
+/// Whether `digest` is `sha256:` and 64 lowercase hex digits.
+pub fn is_sha256_digest(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 impl AppInstance {

@@ -8,7 +8,7 @@ mod reader;
 mod writer;
 
 pub use command::GitError;
-pub use package::{PackageFetcher, read_in_package};
+pub use package::{MAX_BYTES as MAX_PACKAGE_BYTES, PackageFetcher, read_in_package};
 pub use reader::{FetchedSite, SiteReader};
 pub use writer::DeploymentsWriter;
 

@@ -6,7 +6,7 @@
 //! [`MAX_FILES`] files and [`MAX_BYTES`] bytes; a fetch that fails leaves nothing behind.
 
 use crate::command::git;
-use eos_domain::service::{FetchedPackage, PackageSource};
+use eos_domain::service::FetchedPackage;
 use std::path::{Path, PathBuf};
 
 /// Copies each fetched package into `root/<n>/` so the app store keeps its files.
@@ -136,9 +136,10 @@ impl PackageFetcher {
     }
 }
 
-#[async_trait::async_trait]
-impl PackageSource for PackageFetcher {
-    async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
+impl PackageFetcher {
+    /// Copies the package at `source` (a folder, or a remote Git repository) into a fresh
+    /// folder the CO keeps.
+    pub async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
         let folder = self.fresh_folder().await?;
         let description_yaml = match self.fetch_into(source, &folder).await {
             Ok(text) => text,
@@ -153,7 +154,8 @@ impl PackageSource for PackageFetcher {
         })
     }
 
-    async fn unpack(&self, archive: &[u8]) -> Result<FetchedPackage, String> {
+    /// Unpacks an uploaded package (a gzip-compressed tar) into a fresh folder the CO keeps.
+    pub async fn unpack(&self, archive: &[u8]) -> Result<FetchedPackage, String> {
         let folder = self.fresh_folder().await?;
         let (bytes, into) = (archive.to_vec(), folder.clone());
         let unpacked = tokio::task::spawn_blocking(move || unpack_package(&bytes, &into))
@@ -176,11 +178,8 @@ impl PackageSource for PackageFetcher {
         }
     }
 
-    async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
-        read_in_package(Path::new(folder), path, limit).await
-    }
-
-    async fn discard(&self, folder: &str) {
+    /// Deletes a copy `fetch` or `unpack` made.
+    pub async fn discard(&self, folder: &str) {
         let folder = Path::new(folder);
         // Only a copy this fetcher made.
         if folder.parent() == Some(self.root.as_path())
@@ -217,7 +216,7 @@ pub async fn read_in_package(folder: &Path, path: &str, limit: u64) -> Result<Ve
     }
     if meta.len() > limit {
         return Err(format!(
-            "{path} has {} bytes; a catalog file has at most {limit}",
+            "{path} has {} bytes; at most {limit} are read",
             meta.len()
         ));
     }

@@ -229,3 +229,80 @@ where
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
+
+/// The pieces a file is sent in over an `Artifact` call.
+pub const ARTIFACT_CHUNK: usize = 256 * 1024;
+
+/// The stream answering an `Artifact` call: the file at `path`, a piece at a time, its size
+/// on the first piece.
+pub type ArtifactStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::ArtifactChunk, tonic::Status>> + Send>,
+>;
+
+/// Sends the file at `path` as an [`ArtifactStream`].
+pub async fn send_artifact(path: std::path::PathBuf) -> Result<ArtifactStream, tonic::Status> {
+    use tokio::io::AsyncReadExt;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| tonic::Status::internal(format!("cannot read the artifact: {e}")))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| tonic::Status::internal(format!("cannot read the artifact: {e}")))?
+        .len();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut first = true;
+        loop {
+            let mut data = vec![0u8; ARTIFACT_CHUNK];
+            let n = match file.read(&mut data).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(tonic::Status::internal(format!(
+                            "reading the artifact failed: {e}"
+                        ))))
+                        .await;
+                    return;
+                }
+            };
+            if n == 0 && !first {
+                return;
+            }
+            data.truncate(n);
+            let chunk = pb::ArtifactChunk {
+                data,
+                size: if first { size } else { 0 },
+            };
+            first = false;
+            if tx.send(Ok(chunk)).await.is_err() || n == 0 {
+                return;
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+/// Receives the answer to an `Artifact` call, handing each piece to `write`; refuses a file
+/// announced or grown over `limit` bytes.
+pub async fn receive_artifact(
+    mut stream: tonic::Streaming<pb::ArtifactChunk>,
+    limit: u64,
+    mut write: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut received = 0u64;
+    while let Some(chunk) = stream.message().await.map_err(|s| s.message().to_owned())? {
+        if chunk.size > limit {
+            return Err(format!(
+                "the artifact has {} bytes; at most {limit} are taken",
+                chunk.size
+            ));
+        }
+        received += chunk.data.len() as u64;
+        if received > limit {
+            return Err(format!("the artifact is over {limit} bytes"));
+        }
+        write(&chunk.data)?;
+    }
+    Ok(())
+}

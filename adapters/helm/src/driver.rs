@@ -366,6 +366,15 @@ impl RuntimeDriver for HelmDriver {
             .map_err(|e| DriverError::Start(format!("chart {}: {e}", chart.name)))?;
         let digest = spec_digest(spec);
         let objects = labelled(manifests, key, &digest);
+        let policy = spec.workload.clone().unwrap_or_default();
+        if let Some(why) = objects
+            .iter()
+            .find_map(|o| crate::podsecurity::refusal(o, &policy, &release.namespace))
+        {
+            return Err(DriverError::Start(format!(
+                "refused by the workload security policy: {why}; nothing was applied"
+            )));
+        }
         self.check_ownership(key, spec, &release, &objects).await?;
         let mut applied = Vec::new();
         for object in objects {

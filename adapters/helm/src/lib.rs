@@ -5,7 +5,7 @@
 //! `include`, `nindent` and `tpl`, which need the chart's own named templates.
 //!
 //! `HelmDriver` applies the manifests to a cluster through kube (server-side apply) and
-//! watches the workloads' readiness. No cluster can run where EOS is tested: its calls are
+//! watches the workloads' readiness, after `podsecurity` judged every pod they make. No cluster can run where EOS is tested: its calls are
 //! checked against a recording stand-in of the Kubernetes API, and the EN only lists the
 //! `helm` runtime where a cluster answers.
 
@@ -14,6 +14,7 @@ pub mod testing;
 
 mod chart;
 mod driver;
+pub mod podsecurity;
 mod render;
 mod values;
 

@@ -47,7 +47,18 @@ thread_local! {
     static NESTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Bytes `include` and `tpl` have handed back during this chart's render.
     static INCLUDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// `include` and `tpl` renders so far during this chart's render.
+    static CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// When this chart's render must have ended.
+    static DEADLINE: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
 }
+
+/// How many `include` and `tpl` renders one chart's render may make: each is a render of its
+/// own with the engine's own loop budget, so without a count a chart could multiply them
+/// (two includes of two includes, 24 deep) past any time. Real charts make a few hundred.
+pub const MAX_INCLUDE_CALLS: usize = 20_000;
+/// How long one chart's render may take, checked at each `include`, `tpl` and template.
+pub const RENDER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How deep `include` and `tpl` may nest (each is a render of its own, so the engine's own
 /// nesting bound does not see them): a chart that includes itself fails here instead of
@@ -99,6 +110,21 @@ fn render_with_helpers(text: &str, dot: &Tmpl) -> Result<String, FuncError> {
             "include and tpl nest deeper than {MAX_INCLUDE_DEPTH} (does a template include itself?)"
         )));
     }
+    let calls = CALLS.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    if calls > MAX_INCLUDE_CALLS {
+        return Err(FuncError::Generic(format!(
+            "include and tpl were called more than {MAX_INCLUDE_CALLS} times"
+        )));
+    }
+    if past_deadline() {
+        return Err(FuncError::Generic(format!(
+            "the chart did not render within {} s",
+            RENDER_WITHIN.as_secs()
+        )));
+    }
     NESTED.with(|n| n.set(depth + 1));
     let rendered = (|| {
         let helpers = HELPERS.with(|h| h.borrow().clone());
@@ -121,6 +147,10 @@ fn render_with_helpers(text: &str, dot: &Tmpl) -> Result<String, FuncError> {
         )));
     }
     Ok(rendered)
+}
+
+fn past_deadline() -> bool {
+    DEADLINE.with(|d| d.get().is_some_and(|at| std::time::Instant::now() > at))
 }
 
 /// `include "name" dot`: a named template's output as a string, for pipelines.
@@ -172,8 +202,11 @@ pub fn render(
     HELPERS.with(|h| *h.borrow_mut() = chart.helpers.clone());
     NESTED.with(|n| n.set(0));
     INCLUDED.with(|i| i.set(0));
+    CALLS.with(|c| c.set(0));
+    DEADLINE.with(|d| d.set(Some(std::time::Instant::now() + RENDER_WITHIN)));
     let out = render_all(chart, release, values);
     HELPERS.with(|h| h.borrow_mut().clear());
+    DEADLINE.with(|d| d.set(None));
     out
 }
 
@@ -199,6 +232,12 @@ fn render_all(
             "Template": {"Name": format!("{}/{path}", chart.name),
                          "BasePath": format!("{}/templates", chart.name)},
         }));
+        if past_deadline() {
+            return Err(failed(format!(
+                "the chart did not render within {} s",
+                RENDER_WITHIN.as_secs()
+            )));
+        }
         let mut t = template(&chart.helpers)?;
         t.parse(text.as_str()).map_err(|e| failed(e.to_string()))?;
         let rendered = t

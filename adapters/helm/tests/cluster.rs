@@ -243,3 +243,76 @@ async fn a_chart_takes_over_nothing_and_reaches_the_cluster_scope_only_when_allo
         cluster.objects.lock().unwrap().keys().collect::<Vec<_>>()
     );
 }
+
+/// A chart whose pods would leave their containers (a privileged container, the host's root
+/// folder, the host's network, a ConfigMap in kube-system) is refused before any object is
+/// applied, naming the object and the field; a granted folder mounts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_makes_no_pod_the_workload_policy_would_not_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cluster, kubeconfig) = cluster(tmp.path()).await;
+    let helm = driver(&kubeconfig, tmp.path().join("helm")).await;
+    let pod = |extra: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{{{ .Release.Name }}}}\n\
+             spec:\n  selector: {{matchLabels: {{app: x}}}}\n  template:\n    metadata: {{labels: {{app: x}}}}\n\
+             \x20   spec:\n{extra}"
+        )
+    };
+    let cases = [
+        (
+            "privileged",
+            pod(
+                "      containers:\n        - name: x\n          image: busybox\n          securityContext: {privileged: true}\n",
+            ),
+            "containers[0].securityContext.privileged",
+        ),
+        (
+            "host-root",
+            pod(
+                "      containers: [{name: x, image: busybox}]\n      volumes:\n        - name: root\n          hostPath: {path: /}\n",
+            ),
+            "volumes[0].hostPath",
+        ),
+        (
+            "host-network",
+            pod("      hostNetwork: true\n      containers: [{name: x, image: busybox}]\n"),
+            "hostNetwork",
+        ),
+        (
+            "kube-system",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: kube-system\n"
+                .to_owned(),
+            "names namespace kube-system",
+        ),
+    ];
+    for (name, template, field) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(
+            dir.join("Chart.yaml"),
+            format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n"),
+        )
+        .unwrap();
+        std::fs::write(dir.join("templates/pod.yaml"), template).unwrap();
+        cluster.seen.lock().unwrap().clear();
+        let key = InstanceKey {
+            deployment_id: name.into(),
+            component: "web".into(),
+        };
+        let refused = helm
+            .apply(&key, &spec(format!("file://{}", dir.display())))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("refused by the workload security policy") && refused.contains(field),
+            "{name}: {refused}"
+        );
+        let seen = cluster.seen.lock().unwrap().clone();
+        assert!(
+            !seen.iter().any(|s| s.method == Method::PATCH),
+            "{name}: {seen:?}"
+        );
+    }
+}

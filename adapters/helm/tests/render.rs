@@ -200,6 +200,25 @@ fn self_including_and_exploding_charts_fail_with_the_reason() {
         reason.contains("larger than") || reason.contains("more than"),
         "{reason}"
     );
+    // Nothing made, but calls multiplied: 2^15 includes of an empty template.
+    let mut helpers = String::from("{{- define \"c0\" -}}{{- end -}}\n");
+    for level in 1..=15 {
+        let below = level - 1;
+        helpers.push_str(&format!(
+            "{{{{- define \"c{level}\" -}}}}{{{{ include \"c{below}\" . }}}}{{{{ include \"c{below}\" . }}}}{{{{- end -}}}}\n"
+        ));
+    }
+    let busy = chart(
+        &helpers,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x{{ include \"c15\" . }}\n",
+    );
+    let reason = render(&busy, &release(), &json!({}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        reason.contains("called more than 20000 times") || reason.contains("did not render within"),
+        "{reason}"
+    );
     // An indentation in the billions fails the chart before it is made.
     let wide = chart(
         "",

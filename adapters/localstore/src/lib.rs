@@ -1,11 +1,14 @@
 //! Crash-safe local records for the LO and the EN: each record is one JSON document replaced
 //! atomically (write a temporary file, fsync it, rename it over the old one, fsync the folder),
 //! so a crash at any point leaves either the old or the new record, never a torn one. Also an
-//! append-only [`journal`] and the [`outbox`] built on it.
+//! append-only [`journal`], the [`outbox`] built on it, and a store of files by digest
+//! ([`blobs`]).
 
+pub mod blobs;
 pub mod journal;
 pub mod outbox;
 
+pub use blobs::{BlobError, BlobStore};
 pub use journal::Journal;
 pub use outbox::DurableOutbox;
 

@@ -25,15 +25,58 @@ pub(crate) enum Program {
 
 impl Program {
     /// Compiles a binary module or component, or WAT text of a module.
+    /// A file that is not a module is refused without quoting it (the WAT parser's message
+    /// would show the line it stopped at), and only a plain file within
+    /// [`MAX_MODULE_BYTES`] is read.
     pub fn compile(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        if !meta.is_file() {
+            wasmtime::bail!("not a plain file");
+        }
+        if meta.len() > MAX_MODULE_BYTES {
+            wasmtime::bail!(
+                "{} bytes; a module holds at most {MAX_MODULE_BYTES}",
+                meta.len()
+            );
+        }
         let raw = std::fs::read(path)?;
         // Text (of a module or a component) becomes binary; binary passes through.
-        let bytes = wat::parse_bytes(&raw)?;
+        let bytes = wat::parse_bytes(&raw).map_err(|e| {
+            wasmtime::format_err!("not a WebAssembly module or its text: {}", unquoted(&e))
+        })?;
         if wasmparser_is_component(&bytes) {
             Ok(Self::Component(Component::new(engine, &bytes)?))
         } else {
             Ok(Self::Module(Module::new(engine, &bytes)?))
         }
+    }
+}
+
+/// The most bytes a module file may hold.
+pub const MAX_MODULE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The WAT parser's message without the source it quotes: its first line and where it
+/// stopped (`--> file:line:column`), never the lines of the file.
+fn unquoted(error: &wat::Error) -> String {
+    let text = error.to_string();
+    let mut lines = text.lines();
+    let message = lines.next().unwrap_or_default().trim().to_owned();
+    // A message naming what it found quotes at most a token: keep only what precedes it.
+    let message = message
+        .split_once(", found")
+        .map_or(message.clone(), |(m, _)| m.to_owned());
+    match lines.find_map(|l| l.trim().strip_prefix("--> ")) {
+        Some(at) => format!(
+            "{message} (at {})",
+            at.rsplit(':')
+                .take(2)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join(":")
+        ),
+        None => message,
     }
 }
 
@@ -405,5 +448,38 @@ fn run_component(
         Ok(Ok(())) => Health::Exited { code: 0 },
         Ok(Err(())) => Health::Exited { code: 1 },
         Err(e) => ended_by(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_is_not_a_module_is_refused_without_quoting_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        for text in [
+            "root:x:0:0:secret-hash:/root:/bin/sh\n",
+            "(module secret-token)\n",
+            "(module (func (export \"x\") secret-call))\n",
+        ] {
+            let path = dir.path().join("shadow");
+            std::fs::write(&path, text).unwrap();
+            let Err(e) = Program::compile(&engine, &path) else {
+                panic!("{text:?} compiled");
+            };
+            let e = format!("{e:#}");
+            assert!(e.contains("not a WebAssembly module"), "{e}");
+            assert!(!e.contains("secret"), "the message quotes the file: {e}");
+        }
+    }
+
+    #[test]
+    fn only_a_plain_file_is_read() {
+        let Err(e) = Program::compile(&Engine::default(), Path::new("/dev/zero")) else {
+            panic!("/dev/zero compiled");
+        };
+        assert!(format!("{e:#}").contains("not a plain file"), "{e:#}");
     }
 }

@@ -75,7 +75,9 @@ impl Co {
                 config.registries.clone(),
                 config.insecure_registries.clone(),
             ),
+            artifacts: packages::Artifacts::new(config.data_dir.join("artifacts")),
         };
+        let artifacts = packages.artifacts.clone();
         let authority = identity::start(&config.data_dir, &config.token_issuer)?;
         let authority = match &config.oidc {
             None => authority,
@@ -146,6 +148,7 @@ impl Co {
         let service = eos_adapter_grpc::UplinkServer::new(uplink::UplinkService::new(
             control.clone(),
             sessions,
+            artifacts,
             grpc_tls.is_some(),
         ));
         let server_tls = grpc_tls

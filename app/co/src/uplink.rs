@@ -175,17 +175,60 @@ fn revocations(list: &[eos_domain::service::Revocation]) -> pb::CoMessage {
 pub struct UplinkService {
     control: Arc<ControlPlane>,
     sessions: Arc<SiteSessions>,
+    /// The files packages carry, served to the LOs of the tenant that added them.
+    artifacts: crate::packages::Artifacts,
     /// Whether the link is mutual TLS: an LO then speaks only for the site its certificate names.
     tls: bool,
 }
 
 impl UplinkService {
-    pub fn new(control: Arc<ControlPlane>, sessions: Arc<SiteSessions>, tls: bool) -> Self {
+    pub fn new(
+        control: Arc<ControlPlane>,
+        sessions: Arc<SiteSessions>,
+        artifacts: crate::packages::Artifacts,
+        tls: bool,
+    ) -> Self {
         Self {
             control,
             sessions,
+            artifacts,
             tls,
         }
+    }
+
+    /// The tenant whose artifacts the caller of `request` may fetch: over mutual TLS, that of
+    /// the LO its certificate names (a revoked LO gets none); on a plain link, which trusts
+    /// every caller, the one named in the `x-eos-tenant` header, else `default`.
+    async fn artifact_tenant<T>(&self, request: &Request<T>) -> Result<TenantId, Status> {
+        if !self.tls {
+            let named = request
+                .metadata()
+                .get("x-eos-tenant")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(eos_domain::ids::DEFAULT_TENANT);
+            return TenantId::parse(named).map_err(|e| Status::invalid_argument(e.to_string()));
+        }
+        let der = eos_adapter_grpc::peer_certificate(request)
+            .ok_or_else(|| Status::unauthenticated("the link needs a certificate naming an LO"))?;
+        let id = eos_adapter_pki::Identity::of_certificate(&der)
+            .filter(|id| id.node.is_none())
+            .ok_or_else(|| Status::permission_denied("only an LO fetches artifacts from the CO"))?;
+        let site = SiteId::parse(&id.site).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let revoked = self
+            .control
+            .site_revocations(&site)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if let Some(r) = revoked
+            .iter()
+            .find(|r| r.host.is_none() && eos_adapter_pki::revoked_by(&der, &r.revoked_at))
+        {
+            return Err(Status::permission_denied(format!(
+                "the certificate of the LO of site {site} was revoked at {}",
+                r.revoked_at
+            )));
+        }
+        TenantId::parse(&id.tenant).map_err(|e| Status::invalid_argument(e.to_string()))
     }
 }
 
@@ -194,6 +237,20 @@ type Outbound = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::CoMessage, St
 #[tonic::async_trait]
 impl eos_adapter_grpc::Uplink for UplinkService {
     type SessionStream = Outbound;
+    type ArtifactStream = eos_adapter_grpc::ArtifactStream;
+
+    async fn artifact(
+        &self,
+        request: Request<pb::ArtifactRequest>,
+    ) -> Result<Response<Self::ArtifactStream>, Status> {
+        let tenant = self.artifact_tenant(&request).await?;
+        let digest = request.into_inner().digest;
+        let path = self.artifacts.of(&tenant).path(&digest).ok_or_else(|| {
+            Status::not_found(format!("tenant {tenant} has no artifact {digest}"))
+        })?;
+        tracing::debug!(%tenant, %digest, "artifact sent to an lo");
+        Ok(Response::new(eos_adapter_grpc::send_artifact(path).await?))
+    }
 
     async fn session(
         &self,

@@ -64,6 +64,9 @@ pub struct EnConfig {
     /// The most this device lets a workload ask (`[workload_policy]`, `host_paths = [...]`):
     /// a tenant's grant counts here only within it. Default: the strict policy, no host paths.
     pub workload_policy: eos_domain::workload::WorkloadPolicy,
+    /// The folders whose files a component may name as a `file://` repository (a module the
+    /// device's owner put there). None by default: a package's own files come through the LO.
+    pub file_artifact_roots: Vec<PathBuf>,
 }
 
 impl EnConfig {
@@ -98,6 +101,7 @@ impl Default for EnConfig {
             renew_check_secs: 3600,
             renew_within_secs: None,
             workload_policy: Default::default(),
+            file_artifact_roots: Vec::new(),
         }
     }
 }

@@ -112,9 +112,14 @@ impl En {
                 .keep_artifacts(config.keep_artifacts)
                 .protect(protected_folders(&config.data_dir))
                 .ceiling(config.workload_policy.clone())
+                .package_artifacts(eos_adapter_localstore::BlobStore::new(
+                    config.data_dir.join("package-artifacts"),
+                ))
+                .file_roots(config.file_artifact_roots.clone())
                 .with_tls(tls),
         );
         agent.recover().await;
+        agent.collect_package_artifacts();
         agent.collect_garbage().await;
         let (stop, stopped) = watch::channel(false);
         tracing::info!(device_id = %config.device_id, lo = %config.lo_endpoint, data_dir = %config.data_dir.display(), "edge node agent started");

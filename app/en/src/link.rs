@@ -58,7 +58,16 @@ pub struct Agent {
     protected: Vec<String>,
     /// The most this device lets a workload ask (`en.toml`'s `[workload_policy]`).
     ceiling: eos_domain::workload::WorkloadPolicy,
+    /// Files packages carry, fetched from the LO by digest (`eos-artifact:` repositories).
+    package_artifacts: Option<eos_adapter_localstore::BlobStore>,
+    /// The folders `file://` repositories may name (`en.toml`'s `file_artifact_roots`).
+    file_roots: Vec<std::path::PathBuf>,
+    /// The current session's channel to the LO, for fetching package artifacts.
+    lo_channel: Mutex<Option<tonic::transport::Channel>>,
 }
+
+/// The most bytes a package artifact or a `file://` artifact may hold.
+pub const MAX_FILE_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Agent {
     pub fn new(
@@ -81,7 +90,89 @@ impl Agent {
             tls: RwLock::new(None),
             protected: Vec::new(),
             ceiling: Default::default(),
+            package_artifacts: None,
+            file_roots: Vec::new(),
+            lo_channel: Mutex::new(None),
         }
+    }
+
+    /// Keeps the files packages carry in `store`, fetched from the LO by digest.
+    pub fn package_artifacts(mut self, store: eos_adapter_localstore::BlobStore) -> Self {
+        self.package_artifacts = Some(store);
+        self
+    }
+
+    /// Lets `file://` repositories name files under `roots` only (none by default).
+    pub fn file_roots(mut self, roots: Vec<std::path::PathBuf>) -> Self {
+        self.file_roots = roots
+            .into_iter()
+            .map(|r| std::fs::canonicalize(&r).unwrap_or(r))
+            .collect();
+        self
+    }
+
+    /// The file a `file://` repository names, when it is a plain file under one of the
+    /// folders `en.toml` allows and within the size cap. The refusal never quotes the file.
+    fn local_file(&self, path: &str) -> Result<(), DriverError> {
+        let refuse = |why: String| DriverError::Fetch {
+            repository: format!("file://{path}"),
+            reason: why,
+        };
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| refuse(format!("cannot open it: {}", e.kind())))?;
+        if !self.file_roots.iter().any(|root| real.starts_with(root)) {
+            return Err(refuse(
+                "file:// artifacts are read only under the folders en.toml's file_artifact_roots                  names (none by default); a package's own files reach the EN through its LO"
+                    .into(),
+            ));
+        }
+        let meta = std::fs::metadata(&real)
+            .map_err(|e| refuse(format!("cannot open it: {}", e.kind())))?;
+        if !meta.is_file() {
+            return Err(refuse("not a plain file".into()));
+        }
+        if meta.len() > MAX_FILE_ARTIFACT_BYTES {
+            return Err(refuse(format!(
+                "{} bytes; an artifact holds at most {MAX_FILE_ARTIFACT_BYTES}",
+                meta.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The EN's copy of the package artifact `digest`, fetched from the LO (and checked
+    /// against the digest) when it has none.
+    async fn package_artifact(&self, digest: &str) -> Result<std::path::PathBuf, String> {
+        let store = self
+            .package_artifacts
+            .as_ref()
+            .ok_or("this EN keeps no package artifacts")?;
+        if let Some(path) = store.path(digest) {
+            return Ok(path);
+        }
+        let channel = self
+            .lo_channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or("the EN has no copy and is not connected to its LO")?;
+        let stream = NodeLinkClient::new(channel)
+            .artifact(pb::ArtifactRequest {
+                digest: digest.to_owned(),
+            })
+            .await
+            .map_err(|s| format!("the LO: {}", s.message()))?
+            .into_inner();
+        let mut writer = store
+            .writer(digest, MAX_FILE_ARTIFACT_BYTES)
+            .map_err(|e| e.to_string())?;
+        eos_adapter_grpc::receive_artifact(stream, MAX_FILE_ARTIFACT_BYTES, |chunk| {
+            writer.write(chunk).map_err(|e| e.to_string())
+        })
+        .await?;
+        let path = writer.finish().map_err(|e| e.to_string())?;
+        tracing::info!(%digest, "artifact fetched from the lo");
+        Ok(path)
     }
 
     /// Never mounts `folders` (the EN's data folder) into a workload, whatever a policy says.
@@ -162,6 +253,23 @@ impl Agent {
     /// Deletes what was fetched beyond the newest `keep_artifacts` per repository: pulled
     /// modules, archives and charts in the artifact cache (never one a recorded component runs
     /// from), and the images of container drivers (never one a container runs from).
+    /// Deletes the package artifacts no recorded component runs from. Called at start only,
+    /// before any operation: a file fetched for an apply under way is not recorded yet.
+    pub(crate) fn collect_package_artifacts(&self) {
+        let Some(store) = &self.package_artifacts else {
+            return;
+        };
+        let used: Vec<String> = self
+            .records
+            .entries()
+            .iter()
+            .filter_map(|e| e.spec.package_artifact().map(str::to_owned))
+            .collect();
+        for digest in store.retain(&used) {
+            tracing::info!(%digest, "deleted a package artifact no component runs from");
+        }
+    }
+
     pub(crate) async fn collect_garbage(&self) {
         let in_use: Vec<String> = self
             .records
@@ -204,6 +312,9 @@ impl Agent {
     ) -> Result<ComponentSpec, DriverError> {
         let narrowed = self.check_workload(spec)?;
         let spec = &narrowed;
+        if let Some(path) = spec.repository.strip_prefix("file://") {
+            self.local_file(path)?;
+        }
         let verified;
         let spec = match &spec.signatures {
             Some(policy) if policy.required => {
@@ -212,6 +323,19 @@ impl Agent {
             }
             _ => spec,
         };
+        if let Some(digest) = spec.package_artifact() {
+            let path =
+                self.package_artifact(digest)
+                    .await
+                    .map_err(|reason| DriverError::Fetch {
+                        repository: spec.repository.clone(),
+                        reason,
+                    })?;
+            return Ok(ComponentSpec {
+                repository: format!("file://{}", path.display()),
+                ..spec.clone()
+            });
+        }
         let layer = match spec.runtime.as_str() {
             "wasm" => WASM_LAYER,
             "compose" => COMPOSE_LAYER,
@@ -656,8 +780,9 @@ async fn session(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let tls = agent.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut client =
-        NodeLinkClient::new(eos_adapter_grpc::dial(&config.lo_endpoint, tls.as_ref()).await?);
+    let channel = eos_adapter_grpc::dial(&config.lo_endpoint, tls.as_ref()).await?;
+    *agent.lo_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+    let mut client = NodeLinkClient::new(channel);
     let (tx, rx) = mpsc::channel::<pb::EnMessage>(256);
     tx.send(agent.hello()).await?;
     let mut inbound = client.session(ReceiverStream::new(rx)).await?.into_inner();

@@ -2,6 +2,7 @@
 //! on its poll interval), keeps the last good one, places components on ENs, reconciles desired
 //! against actual state, drives ENs over gRPC and reports status to the CO.
 
+mod artifacts;
 mod config;
 mod inspect;
 mod nodes;
@@ -90,6 +91,12 @@ impl Lo {
             .transpose()
             .map_err(|e| anyhow::anyhow!("cannot set up TLS for ENs: {e}"))?;
         let (tls_tx, tls_rx) = watch::channel(tls.clone());
+        let relay = Arc::new(artifacts::Relay::new(
+            eos_adapter_localstore::BlobStore::new(config.data_dir.join("artifacts")),
+            config.co_endpoint.clone(),
+            tenant.clone(),
+            tls_rx.clone(),
+        ));
         let mut tasks = Vec::new();
         if let (Some(server_tls), Some(url)) = (&server_tls, &config.enrol_url) {
             let server_tls = server_tls.clone();
@@ -113,6 +120,7 @@ impl Lo {
         }
         let service = eos_adapter_grpc::NodeLinkServer::new(nodes::NodeService::new(
             site.clone(),
+            relay.clone(),
             grace,
             stopped.clone(),
             server_tls.is_some(),
@@ -133,6 +141,7 @@ impl Lo {
         tasks.extend([
             tokio::spawn(watcher::run(
                 site.clone(),
+                relay,
                 reader,
                 hints.clone(),
                 std::time::Duration::from_secs(config.poll_secs.max(1)),

@@ -17,6 +17,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub struct NodeService {
     site: Arc<Site>,
+    /// The files packages carry, for the site's ENs.
+    relay: Arc<crate::artifacts::Relay>,
     grace: Duration,
     stop: tokio::sync::watch::Receiver<bool>,
     /// Whether the link is mutual TLS: an EN then speaks only as the node its certificate names.
@@ -30,6 +32,7 @@ impl NodeService {
     /// again, rather than talking to a server that is going away).
     pub fn new(
         site: Arc<Site>,
+        relay: Arc<crate::artifacts::Relay>,
         grace: Duration,
         stop: tokio::sync::watch::Receiver<bool>,
         tls: bool,
@@ -37,6 +40,7 @@ impl NodeService {
     ) -> Self {
         Self {
             site,
+            relay,
             grace,
             stop,
             tls,
@@ -50,6 +54,39 @@ type Commands = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LoCommand, St
 #[tonic::async_trait]
 impl eos_adapter_grpc::NodeLink for NodeService {
     type SessionStream = Commands;
+    type ArtifactStream = eos_adapter_grpc::ArtifactStream;
+
+    async fn artifact(
+        &self,
+        request: Request<pb::ArtifactRequest>,
+    ) -> Result<Response<Self::ArtifactStream>, Status> {
+        if self.tls {
+            let der = eos_adapter_grpc::peer_certificate(&request).ok_or_else(|| {
+                Status::unauthenticated("the link needs a certificate naming an EN")
+            })?;
+            let id = eos_adapter_pki::Identity::of_certificate(&der)
+                .filter(|id| id.tenant == self.tenant && id.site == self.site.id.as_str())
+                .ok_or_else(|| {
+                    Status::permission_denied("only an EN of this site fetches artifacts here")
+                })?;
+            let host = id.node.as_deref().ok_or_else(|| {
+                Status::permission_denied("only an EN of this site fetches artifacts here")
+            })?;
+            if let Some(at) = self.site.revocations.refuses(host, &der) {
+                return Err(Status::permission_denied(format!(
+                    "the certificate of EN {}/{host} was revoked at {at}",
+                    self.site.id
+                )));
+            }
+        }
+        let digest = request.into_inner().digest;
+        let path = self
+            .relay
+            .get(&digest)
+            .await
+            .map_err(|why| Status::unavailable(format!("artifact {digest}: {why}")))?;
+        Ok(Response::new(eos_adapter_grpc::send_artifact(path).await?))
+    }
 
     async fn session(
         &self,

@@ -1,6 +1,7 @@
 //! The Git watcher: fetches on a hint or every poll interval, validates, and keeps the last good
 //! desired state. An invalid commit is refused and reported upstream; running workloads stay.
 
+use crate::artifacts::Relay;
 use crate::outbox::Report;
 use crate::site::{HistoryEntry, Site};
 use eos_adapter_git::SiteReader;
@@ -11,6 +12,7 @@ use tokio::sync::{Notify, watch};
 
 pub async fn run(
     site: Arc<Site>,
+    relay: Arc<Relay>,
     reader: SiteReader,
     hints: Arc<Notify>,
     poll: Duration,
@@ -19,7 +21,7 @@ pub async fn run(
     let mut refused: Option<String> = None;
     loop {
         match reader.fetch().await {
-            Ok(Some(fetched)) => check(&site, &reader, fetched, &mut refused).await,
+            Ok(Some(fetched)) => check(&site, &relay, &reader, fetched, &mut refused).await,
             Ok(None) => tracing::debug!(site_id = %site.id, "no desired state yet"),
             Err(e) => {
                 tracing::warn!(site_id = %site.id, error = %e, "cannot fetch desired state; keeping the last good one")
@@ -35,6 +37,7 @@ pub async fn run(
 
 async fn check(
     site: &Site,
+    relay: &Arc<Relay>,
     reader: &SiteReader,
     fetched: eos_adapter_git::FetchedSite,
     refused: &mut Option<String>,
@@ -71,10 +74,15 @@ async fn check(
                 manifest_version: desired.manifest_version,
                 skipped: skipped.clone(),
             };
+            let artifacts = crate::artifacts::artifacts_of(&desired);
             eos_app_common::failpoint("lo.desired.before_store");
             if let Err(e) = site.accept_desired(fetched.commit.clone(), fetched.files, desired) {
                 tracing::error!(site_id = %site.id, error = %e, "cannot store desired state");
                 return;
+            }
+            if !artifacts.is_empty() {
+                let relay = relay.clone();
+                tokio::spawn(async move { relay.prefetch(artifacts).await });
             }
             if let Err(e) = site.record_history(entry) {
                 tracing::error!(site_id = %site.id, error = %e, "cannot record the desired-state history");

@@ -11,6 +11,7 @@ use crate::layout::{SiteDesiredState, SiteFile, SiteFiles};
 use crate::margo::manifest::digest_of;
 use crate::margo::status::DeploymentState;
 use crate::margo::{ApplicationDeployment, ApplicationDescription};
+use crate::state::PACKAGE_ARTIFACT;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -212,7 +213,7 @@ impl ControlPlane {
         self.check_workload_policy(tenant, &ad, "application description")
             .await?;
         let resources = self.read_resources(tenant, &ad, folder).await?;
-        resolve_local_repositories(&mut ad, folder)?;
+        self.keep_package_artifacts(tenant, &mut ad, folder).await?;
         let document = ad.to_yaml();
         self.tenant(tenant).await?;
         let record = AppVersionRecord {
@@ -509,30 +510,46 @@ fn invalid_source(source: &str, reason: String) -> ServiceError {
     }
 }
 
-fn resolve_local_repositories(
-    ad: &mut ApplicationDescription,
-    folder: Option<&str>,
-) -> Result<(), ServiceError> {
-    for (i, profile) in ad.deployment_profiles.iter_mut().enumerate() {
-        for (j, component) in profile.components.iter_mut().enumerate() {
-            let Some(repo) = component.properties.repository.as_mut() else {
-                continue;
-            };
-            let Some(relative) = repo.strip_prefix("./") else {
-                continue;
-            };
-            let Some(folder) = folder else {
-                let mut problems = crate::Problems::default();
-                problems.push(format!("deploymentProfiles[{i}].components[{j}].properties.repository"), "a ./ path needs a package folder: add the application from its directory or repository");
-                return Err(ServiceError::Invalid {
-                    what: "application description".into(),
-                    problems,
-                });
-            };
-            *repo = format!("file://{}/{relative}", folder.trim_end_matches('/'));
+impl ControlPlane {
+    /// Keeps each file a component names by a `./` path in its package as an artifact of the
+    /// tenant, and names it by digest (`eos-artifact:sha256:…`): ENs get it through their LO
+    /// from the CO, never from a path on the CO's disk.
+    async fn keep_package_artifacts(
+        &self,
+        tenant: &TenantId,
+        ad: &mut ApplicationDescription,
+        folder: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let mut problems = crate::Problems::default();
+        for (i, profile) in ad.deployment_profiles.iter_mut().enumerate() {
+            for (j, component) in profile.components.iter_mut().enumerate() {
+                let Some(repo) = component.properties.repository.as_mut() else {
+                    continue;
+                };
+                let Some(relative) = repo.strip_prefix("./") else {
+                    continue;
+                };
+                let field =
+                    format!("deploymentProfiles[{i}].components[{j}].properties.repository");
+                let Some(folder) = folder else {
+                    problems.push(field, "a ./ path needs a package folder: add the application from its directory or repository");
+                    continue;
+                };
+                match self.packages.keep(tenant, folder, relative).await {
+                    Ok(digest) => *repo = format!("{PACKAGE_ARTIFACT}{digest}"),
+                    Err(why) => problems.push(field, why),
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid {
+                what: "application description".into(),
+                problems,
+            })
         }
     }
-    Ok(())
 }
 
 /// The description of a stored app version, read back (it was checked when it was added).

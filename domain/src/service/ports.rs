@@ -330,6 +330,10 @@ pub trait PackageSource: Send + Sync {
     async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String>;
     /// Deletes the copy `fetch` made in `folder`: the app store had that version already.
     async fn discard(&self, folder: &str);
+    /// Keeps the file at `path` (relative, as a component's `./` repository names it) of the
+    /// package in `folder` as an artifact of `tenant`, which its sites' LOs may fetch, and
+    /// answers its digest (`sha256:…`); refused like `read` past the package-size cap.
+    async fn keep(&self, tenant: &TenantId, folder: &str, path: &str) -> Result<String, String>;
     /// Unpacks an uploaded package (a gzip-compressed tar of the package's folder) as `fetch`
     /// keeps a fetched one; refused when an entry leaves the package, is a link, or the
     /// package is over the caps.

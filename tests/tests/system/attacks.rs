@@ -1053,3 +1053,84 @@ async fn an_operator_uploads_a_package_and_hostile_archives_are_refused() {
     );
     fleet.shutdown().await;
 }
+
+/// A component naming a file of the device (`file://…`) runs nothing and quotes nothing of
+/// the file unless the device's `en.toml` lets components name files under that folder; and
+/// a device file that is not a plain file (`/dev/zero`) is never read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_component_reads_no_file_of_the_device_outside_the_folders_it_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let allowed = tmp.path().join("modules");
+    std::fs::create_dir_all(&allowed).unwrap();
+    let secret = tmp.path().join("secret.txt");
+    std::fs::write(&secret, "TOPSECRET-4711 root:x:0:0\n").unwrap();
+    // A link under the allowed folder leads to the secret: judged as it resolves.
+    std::os::unix::fs::symlink(&secret, allowed.join("linked.wat")).unwrap();
+    std::fs::copy(
+        repo_root().join("config/apps/hello-wasm/hello.wat"),
+        allowed.join("hello.wat"),
+    )
+    .unwrap();
+    let roots = allowed.clone();
+    let fleet = Fleet::start_with_tiers(tmp.path(), "site-1", &["node-1"], |_| {}, &|tier| {
+        if let eos_tests::Tier::En(c) = tier {
+            c.file_artifact_roots = vec![roots.clone()];
+        }
+    })
+    .await
+    .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let description = |version: &str, path: &std::path::Path| {
+        std::fs::read_to_string(repo_root().join("config/apps/hello-wasm/margo.yaml"))
+            .unwrap()
+            .replace("version: 1.0.0", &format!("version: {version}"))
+            .replace(
+                "repository: ./hello.wat",
+                &format!("repository: file://{}", path.display()),
+            )
+    };
+    let mut outcomes = Vec::new();
+    for (version, path) in [
+        ("1.0.1", secret.clone()),
+        ("1.0.2", allowed.join("linked.wat")),
+        ("1.0.3", std::path::PathBuf::from("/dev/zero")),
+        ("1.0.4", allowed.join("hello.wat")),
+    ] {
+        let (code, app) = fleet
+            .post(
+                "/api/v1/apps",
+                json!({ "description": description(version, &path) }),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{app}");
+        let (code, created) = fleet
+            .post(
+                "/api/v1/deployments",
+                json!({"app_id": "com-eos-hello-wasm", "version": version, "site": "site-1"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        let view = eos_tests::eventually("the EN's answer", eos_tests::LIMIT, || async {
+            let view = fleet.deployment(&id).await;
+            (view["state"] == "installed" || view["state"] == "failed").then_some(view)
+        })
+        .await;
+        outcomes.push((version, view));
+    }
+    for (version, view) in &outcomes[..3] {
+        assert_eq!(view["state"], "failed", "{version}: {view}");
+        assert!(
+            view.to_string().contains("file_artifact_roots"),
+            "{version}: {view}"
+        );
+        assert!(
+            !view.to_string().contains("TOPSECRET"),
+            "{version} quotes the file: {view}"
+        );
+    }
+    assert_eq!(outcomes[3].1["state"], "installed", "{}", outcomes[3].1);
+    fleet.shutdown().await;
+}

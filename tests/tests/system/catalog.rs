@@ -135,7 +135,7 @@ async fn catalog_files_come_with_a_package_from_a_folder_or_a_registry() {
             "./resources/release-notes.md",
             "./resources/big.md",
             "releaseNotes",
-            "a catalog file has at most 4194304",
+            "at most 4194304 are read",
         ),
     ]
     .into_iter()

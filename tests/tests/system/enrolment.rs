@@ -470,3 +470,169 @@ async fn certificates_renew_before_they_expire_and_work_carries_on() {
     assert_eq!(r.status(), 401);
     fleet.shutdown().await;
 }
+
+/// Asks `endpoint` (the CO's uplink, or an LO's node link when `lo`) for the artifact
+/// `digest` with `tls`: its bytes, or the refusal.
+async fn artifact_as(
+    endpoint: &str,
+    tls: Option<&Tls>,
+    digest: &str,
+    lo: bool,
+) -> Result<Vec<u8>, tonic::Status> {
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
+    let request = pb::ArtifactRequest {
+        digest: digest.into(),
+    };
+    let mut stream = if lo {
+        NodeLinkClient::new(channel).artifact(request).await?
+    } else {
+        UplinkClient::new(channel).artifact(request).await?
+    }
+    .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        bytes.extend(chunk.data);
+    }
+    Ok(bytes)
+}
+
+/// A certificate of the fleet's CA for `identity`, made in `dir`.
+fn issued(tmp: &Path, dir: &str, identity: eos_adapter_pki::Identity, ca_pem: &str) -> Tls {
+    let fleet_ca = eos_adapter_pki::Authority::open_or_create(&tmp.join("co/ca")).unwrap();
+    let dir = tmp.join(dir);
+    let csr = eos_adapter_pki::Credentials::request(&dir, &[]).unwrap();
+    let cert = fleet_ca.issue(&csr, &identity, &[], 1).unwrap();
+    Tls {
+        certificate_pem: cert.certificate_pem,
+        key_pem: std::fs::read_to_string(dir.join("key.pem")).unwrap(),
+        ca_pem: ca_pem.to_owned(),
+    }
+}
+
+/// The module a package carries reaches the EN from the CO by digest through the LO, over
+/// the mTLS links, with the CO's copy of the package gone; only the LOs of the tenant that
+/// added it, and only ENs of the LO's site and tenant, get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &["node-1"], |c| c.grpc_tls = true)
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let sample = eos_tests::repo_root().join(eos_tests::SAMPLE_APP.0);
+    let module = std::fs::read(sample.join("hello.wat")).unwrap();
+    let digest = eos_adapter_localstore::blobs::digest_of(&module);
+    fleet.add_app(&sample).await.unwrap();
+    // The CO's copy of the package goes: nothing may depend on a path on the CO's disk.
+    std::fs::remove_dir_all(tmp.path().join("co/packages")).unwrap();
+    let (code, created) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": eos_tests::SAMPLE_APP.1, "site": "site-1", "host": "node-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    eventually("the deployment to be installed", LIMIT, || async {
+        (fleet.deployment(&id).await["state"] == "installed").then_some(())
+    })
+    .await;
+    // The desired state names the module by digest, not by a path.
+    let named = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(tmp.path().join("co/deployments.git"))
+        .args([
+            "grep",
+            "-c",
+            &format!("repository: eos-artifact:{digest}"),
+            "HEAD",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        named.status.success(),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    let hex = digest.trim_start_matches("sha256:");
+    for copy in ["lo/artifacts/sha256", "en/node-1/package-artifacts/sha256"] {
+        let path = tmp.path().join(copy).join(hex);
+        assert_eq!(std::fs::read(&path).ok().as_ref(), Some(&module), "{copy}");
+    }
+
+    let co = format!("http://{}", fleet.co().grpc_addr);
+    let lo = format!("http://{}", fleet.lo.as_ref().unwrap().listen_addr);
+    let site1 = eos_adapter_pki::Credentials::load(&tmp.path().join("lo/tls"))
+        .unwrap()
+        .unwrap();
+    let ca_pem = site1.ca_pem.clone();
+    let site1 = Tls {
+        certificate_pem: site1.certificate_pem,
+        key_pem: site1.key_pem,
+        ca_pem: ca_pem.clone(),
+    };
+    assert_eq!(
+        artifact_as(&co, Some(&site1), &digest, false)
+            .await
+            .unwrap(),
+        module,
+        "the LO of the tenant's site gets it"
+    );
+    // The LO of another tenant's site, with a certificate of the fleet's CA.
+    let acme_lo = issued(
+        tmp.path(),
+        "acme-lo",
+        eos_adapter_pki::Identity {
+            tenant: "acme".into(),
+            site: "site-9".into(),
+            node: None,
+        },
+        &ca_pem,
+    );
+    let refused = artifact_as(&co, Some(&acme_lo), &digest, false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // An EN does not speak to the CO for artifacts; nor does a client without a certificate.
+    let en = eos_adapter_pki::Credentials::load(&tmp.path().join("en/node-1/tls"))
+        .unwrap()
+        .unwrap();
+    let en = Tls {
+        certificate_pem: en.certificate_pem,
+        key_pem: en.key_pem,
+        ca_pem: ca_pem.clone(),
+    };
+    let refused = artifact_as(&co, Some(&en), &digest, false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(artifact_as(&co, None, &digest, false).await.is_err());
+    // A path for a digest names nothing.
+    let refused = artifact_as(&co, Some(&site1), "sha256:../../ca/key.pem", false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // At the LO: its own EN gets it; an EN certificate of another tenant does not.
+    assert_eq!(
+        artifact_as(&lo, Some(&en), &digest, true).await.unwrap(),
+        module
+    );
+    let stranger = issued(
+        tmp.path(),
+        "acme-en",
+        eos_adapter_pki::Identity {
+            tenant: "acme".into(),
+            site: "site-1".into(),
+            node: Some("node-1".into()),
+        },
+        &ca_pem,
+    );
+    let refused = artifact_as(&lo, Some(&stranger), &digest, true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    fleet.shutdown().await;
+}

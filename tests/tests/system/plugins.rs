@@ -20,7 +20,11 @@ async fn fleet_with_plugin(tmp: &Path, plugin: &Path, name: &str, label: &str) -
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::copy(plugin, plugins.join(name)).unwrap();
     fleet
-        .reconfigure_en(1, |c| c.plugin_dir = Some(plugins.clone()))
+        .reconfigure_en(1, |c| {
+            c.plugin_dir = Some(plugins.clone());
+            // The exec plugin runs programs of the device: its owner lets components name them.
+            c.file_artifact_roots = vec!["/bin".into()];
+        })
         .await
         .unwrap();
     eventually(&format!("node-2 to list {label}"), LIMIT, || async {

@@ -374,8 +374,13 @@ fn check_repository(
     let oci = repo.strip_prefix("oci://").is_some_and(|r| !r.is_empty());
     // EOS extension: a `custom` (WASM) component may name a local module file, for development
     // and for packages whose module travels inside the package (see ARCHITECTURE.md).
+    // The CO names such a file by digest once it keeps it (`eos-artifact:sha256:…`).
     let local = profile_type == Some(ProfileType::Custom)
-        && (repo.starts_with("file://") || repo.starts_with("./"));
+        && (repo.starts_with("file://")
+            || repo.starts_with("./")
+            || repo
+                .strip_prefix(crate::state::PACKAGE_ARTIFACT)
+                .is_some_and(crate::state::is_sha256_digest));
     // A runtime from a plugin reads its own kinds of repository: any `scheme://…` will do, and
     // the plugin refuses what it cannot fetch.
     let plugin = profile_type == Some(ProfileType::Custom)

@@ -1,0 +1,213 @@
+//! The workload security policy for the pods a chart makes: every pod template in a rendered
+//! object (a Pod's `spec`, a Deployment's `spec.template.spec`, a CronJob's job template, a
+//! custom resource embedding one) is judged as a container is. Refused: host network, PID or
+//! IPC namespaces; privileged containers, added capabilities, privilege escalation asked for,
+//! unmasked `/proc`; `hostPath` volumes outside the folders the policy grants. And an object
+//! naming another namespace than the release's, unless the policy allows reaching beyond it
+//! (`clusterScoped`). Pure: the driver calls it on the rendered objects before applying any.
+
+use eos_domain::workload::WorkloadPolicy;
+use serde_json::Value;
+
+/// Why `object` (a rendered manifest) may not be applied under `policy` in `namespace`, or
+/// `None`.
+pub fn refusal(object: &Value, policy: &WorkloadPolicy, namespace: &str) -> Option<String> {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let what = format!("{kind}/{name}");
+    if let Some(other) = object["metadata"]["namespace"].as_str()
+        && other != namespace
+        && !policy.cluster_scoped
+    {
+        return Some(format!(
+            "{what} names namespace {other}, not the release's ({namespace}), and the workload \
+             security policy keeps a chart in its own"
+        ));
+    }
+    let mut found = None;
+    pod_specs(object, "", &mut |at, pod| {
+        if found.is_none() {
+            found = pod_refusal(pod, policy).map(|why| format!("{what}: {at}{why}"));
+        }
+    });
+    found
+}
+
+/// Calls `visit` with each pod spec in `value` (any object holding a `containers` list) and
+/// the path to it.
+fn pod_specs(value: &Value, at: &str, visit: &mut dyn FnMut(&str, &Value)) {
+    match value {
+        Value::Object(map) => {
+            if map.get("containers").is_some_and(Value::is_array) {
+                visit(at, value);
+            }
+            for (key, inner) in map {
+                pod_specs(inner, &format!("{at}{key}."), visit);
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                let at = format!("{}[{i}].", at.trim_end_matches('.'));
+                pod_specs(inner, &at, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn pod_refusal(pod: &Value, policy: &WorkloadPolicy) -> Option<String> {
+    let refused = "the workload security policy allows";
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if pod[host].as_bool() == Some(true) {
+            return Some(format!("{host}: {refused} no host namespaces"));
+        }
+    }
+    for (i, volume) in pod["volumes"].as_array().into_iter().flatten().enumerate() {
+        if let Some(path) = volume["hostPath"]["path"].as_str()
+            && let Err(why) = policy.allows_host_path(path, &[])
+        {
+            return Some(format!("volumes[{i}].hostPath: {why}"));
+        }
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (i, container) in pod[list].as_array().into_iter().flatten().enumerate() {
+            let context = &container["securityContext"];
+            let at = format!("{list}[{i}].securityContext");
+            if context["privileged"].as_bool() == Some(true) {
+                return Some(format!(
+                    "{at}.privileged: {refused} no privileged containers"
+                ));
+            }
+            if context["allowPrivilegeEscalation"].as_bool() == Some(true) {
+                return Some(format!(
+                    "{at}.allowPrivilegeEscalation: {refused} no privilege escalation"
+                ));
+            }
+            if context["capabilities"]["add"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                return Some(format!(
+                    "{at}.capabilities.add: {refused} no added capabilities"
+                ));
+            }
+            if context["procMount"]
+                .as_str()
+                .is_some_and(|m| m != "Default")
+            {
+                return Some(format!("{at}.procMount: {refused} only the default"));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(pod: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "namespace": "edge-apps"},
+               "spec": {"template": {"spec": pod}}})
+    }
+
+    fn strict() -> WorkloadPolicy {
+        WorkloadPolicy::strict()
+    }
+
+    #[test]
+    fn an_ordinary_pod_passes() {
+        let pod = json!({"containers": [{"name": "web", "image": "busybox",
+            "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}],
+            "volumes": [{"name": "data", "emptyDir": {}}]});
+        assert_eq!(refusal(&deployment(pod), &strict(), "edge-apps"), None);
+    }
+
+    #[test]
+    fn each_way_out_of_the_container_is_refused_naming_the_field() {
+        let cases = [
+            (
+                json!({"hostNetwork": true, "containers": []}),
+                "hostNetwork",
+            ),
+            (json!({"hostPID": true, "containers": []}), "hostPID"),
+            (json!({"hostIPC": true, "containers": []}), "hostIPC"),
+            (
+                json!({"containers": [], "volumes": [{"name": "root", "hostPath": {"path": "/"}}]}),
+                "volumes[0].hostPath",
+            ),
+            (
+                json!({"containers": [{"name": "a", "securityContext": {"privileged": true}}]}),
+                "containers[0].securityContext.privileged",
+            ),
+            (
+                json!({"containers": [], "initContainers": [{"name": "a", "securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}]}),
+                "initContainers[0].securityContext.capabilities.add",
+            ),
+            (
+                json!({"containers": [{"name": "a", "securityContext": {"allowPrivilegeEscalation": true}}]}),
+                "allowPrivilegeEscalation",
+            ),
+            (
+                json!({"containers": [{"name": "a", "securityContext": {"procMount": "Unmasked"}}]}),
+                "procMount",
+            ),
+        ];
+        for (pod, field) in cases {
+            let why = refusal(&deployment(pod.clone()), &strict(), "edge-apps")
+                .unwrap_or_else(|| panic!("{pod} passed"));
+            assert!(why.contains(field), "{why}");
+            assert!(
+                why.starts_with("Deployment/web: spec.template.spec."),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn pods_are_found_wherever_an_object_holds_them() {
+        let bad = json!({"containers": [{"name": "a", "securityContext": {"privileged": true}}]});
+        let pod =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": bad});
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": bad}}}}});
+        let custom = json!({"apiVersion": "x.io/v1", "kind": "Runner", "metadata": {"name": "r"},
+            "spec": {"workers": [{"pod": bad}]}});
+        for object in [pod, cron, custom] {
+            assert!(
+                refusal(&object, &strict(), "edge-apps").is_some(),
+                "{object}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_granted_host_folder_is_mounted_and_nothing_beyond_it() {
+        let granted = WorkloadPolicy {
+            host_paths: vec!["/srv/data".into()],
+            cluster_scoped: false,
+        };
+        let pod = |path: &str| {
+            deployment(json!({"containers": [],
+                "volumes": [{"name": "d", "hostPath": {"path": path}}]}))
+        };
+        assert_eq!(refusal(&pod("/srv/data/cam"), &granted, "edge-apps"), None);
+        assert!(refusal(&pod("/srv"), &granted, "edge-apps").is_some());
+        assert!(refusal(&pod("/var/run/docker.sock"), &granted, "edge-apps").is_some());
+    }
+
+    #[test]
+    fn another_namespace_needs_the_cluster_scope_grant() {
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "kube-system"}});
+        let why = refusal(&object, &strict(), "edge-apps").unwrap();
+        assert!(why.contains("names namespace kube-system"), "{why}");
+        let wide = WorkloadPolicy {
+            host_paths: vec![],
+            cluster_scoped: true,
+        };
+        assert_eq!(refusal(&object, &wide, "edge-apps"), None);
+    }
+}
