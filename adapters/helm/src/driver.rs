@@ -362,8 +362,12 @@ impl RuntimeDriver for HelmDriver {
             .map_err(|e| DriverError::Start(format!("parameters: {e}")))?;
         let values = merge(&chart.values, &values_over);
         let release = self.release(key, spec);
-        let manifests = render(&chart, &release, &values)
-            .map_err(|e| DriverError::Start(format!("chart {}: {e}", chart.name)))?;
+        // Rendering runs templates for up to RENDER_WITHIN: off the async threads.
+        let (name, on) = (chart.name.clone(), release.clone());
+        let manifests = tokio::task::spawn_blocking(move || render(&chart, &on, &values))
+            .await
+            .map_err(|e| DriverError::Other(format!("rendering stopped: {e}")))?
+            .map_err(|e| DriverError::Start(format!("chart {name}: {e}")))?;
         let digest = spec_digest(spec);
         let objects = labelled(manifests, key, &digest);
         let policy = spec.workload.clone().unwrap_or_default();

@@ -2,9 +2,12 @@
 //! object (a Pod's `spec`, a Deployment's `spec.template.spec`, a CronJob's job template, a
 //! custom resource embedding one) is judged as a container is. Refused: host network, PID or
 //! IPC namespaces; privileged containers, added capabilities, privilege escalation asked for,
-//! unmasked `/proc`; `hostPath` volumes outside the folders the policy grants. And an object
-//! naming another namespace than the release's, unless the policy allows reaching beyond it
-//! (`clusterScoped`). Pure: the driver calls it on the rendered objects before applying any.
+//! unmasked `/proc`, unconfined seccomp or AppArmor profiles, SELinux types, sysctls;
+//! `hostPath` volumes outside the folders the policy grants. Without the `clusterScoped`
+//! grant also: objects in another namespace than the release's, API rights (RBAC objects),
+//! service-account token Secrets, and claims binding a volume by name; and Services with
+//! `externalIPs` always. Pure: the driver calls it on the rendered objects before applying
+//! any.
 
 use eos_domain::workload::WorkloadPolicy;
 use serde_json::Value;
@@ -22,6 +25,40 @@ pub fn refusal(object: &Value, policy: &WorkloadPolicy, namespace: &str) -> Opti
         return Some(format!(
             "{what} names namespace {other}, not the release's ({namespace}), and the workload \
              security policy keeps a chart in its own"
+        ));
+    }
+    if !policy.cluster_scoped {
+        // Rights granted inside the namespace would let an ordinary pod create what the
+        // render-time check refuses, through the API server, after it.
+        if object["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("rbac.authorization.k8s.io/"))
+        {
+            return Some(format!(
+                "{what}: the workload security policy lets a chart grant no API rights \
+                 (Roles and RoleBindings need the clusterScoped grant)"
+            ));
+        }
+        if kind == "Secret" && object["type"] == "kubernetes.io/service-account-token" {
+            return Some(format!(
+                "{what}: the workload security policy lets a chart mint no service-account \
+                 tokens"
+            ));
+        }
+        if kind == "PersistentVolumeClaim" && object["spec"]["volumeName"].is_string() {
+            return Some(format!(
+                "{what}: spec.volumeName binds a volume the chart did not make, which the \
+                 workload security policy allows only with the clusterScoped grant"
+            ));
+        }
+    }
+    if kind == "Service"
+        && object["spec"]["externalIPs"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    {
+        return Some(format!(
+            "{what}: spec.externalIPs would take traffic for addresses of others"
         ));
     }
     let mut found = None;
@@ -62,6 +99,15 @@ fn pod_refusal(pod: &Value, policy: &WorkloadPolicy) -> Option<String> {
             return Some(format!("{host}: {refused} no host namespaces"));
         }
     }
+    if let Some(why) = context_refusal(&pod["securityContext"]) {
+        return Some(format!("securityContext.{why}"));
+    }
+    if pod["securityContext"]["sysctls"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        return Some(format!("securityContext.sysctls: {refused} no sysctls"));
+    }
     for (i, volume) in pod["volumes"].as_array().into_iter().flatten().enumerate() {
         if let Some(path) = volume["hostPath"]["path"].as_str()
             && let Err(why) = policy.allows_host_path(path, &[])
@@ -97,7 +143,29 @@ fn pod_refusal(pod: &Value, policy: &WorkloadPolicy) -> Option<String> {
             {
                 return Some(format!("{at}.procMount: {refused} only the default"));
             }
+            if let Some(why) = context_refusal(context) {
+                return Some(format!("{at}.{why}"));
+            }
         }
+    }
+    None
+}
+
+/// What a pod's or a container's `securityContext` asks that takes the confinement away:
+/// an unconfined seccomp or AppArmor profile, or an SELinux type of its own.
+fn context_refusal(context: &Value) -> Option<String> {
+    for profile in ["seccompProfile", "appArmorProfile"] {
+        if context[profile]["type"] == "Unconfined" {
+            return Some(format!(
+                "{profile}: the workload security policy allows no unconfined profile"
+            ));
+        }
+    }
+    if context["seLinuxOptions"]["type"].is_string() {
+        return Some(
+            "seLinuxOptions.type: the workload security policy allows no SELinux type of its own"
+                .into(),
+        );
     }
     None
 }
@@ -163,6 +231,57 @@ mod tests {
                 why.starts_with("Deployment/web: spec.template.spec."),
                 "{why}"
             );
+        }
+    }
+
+    #[test]
+    fn confinement_and_api_rights_stay_as_they_are() {
+        let cases = [
+            (
+                deployment(
+                    json!({"securityContext": {"seccompProfile": {"type": "Unconfined"}}, "containers": []}),
+                ),
+                "securityContext.seccompProfile",
+            ),
+            (
+                deployment(
+                    json!({"containers": [{"name": "a", "securityContext": {"appArmorProfile": {"type": "Unconfined"}}}]}),
+                ),
+                "containers[0].securityContext.appArmorProfile",
+            ),
+            (
+                deployment(
+                    json!({"containers": [{"name": "a", "securityContext": {"seLinuxOptions": {"type": "spc_t"}}}]}),
+                ),
+                "seLinuxOptions",
+            ),
+            (
+                deployment(
+                    json!({"securityContext": {"sysctls": [{"name": "kernel.x", "value": "1"}]}, "containers": []}),
+                ),
+                "sysctls",
+            ),
+            (
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"}}),
+                "API rights",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {"name": "t"}}),
+                "service-account",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c"}, "spec": {"volumeName": "pv-of-others"}}),
+                "volumeName",
+            ),
+            (
+                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"externalIPs": ["10.0.0.1"]}}),
+                "externalIPs",
+            ),
+        ];
+        for (object, field) in cases {
+            let why = refusal(&object, &strict(), "edge-apps")
+                .unwrap_or_else(|| panic!("{object} passed"));
+            assert!(why.contains(field), "{why}");
         }
     }
 

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use eos_domain::service::{ClaimRequest, ClaimRole};
+use eos_domain::service::{ClaimRequest, ClaimRole, split_claim_token};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -43,6 +43,8 @@ pub trait CertificateAuthority: Send + Sync {
     ) -> Result<Renewal, String>;
     /// The CA certificate every tier trusts (PEM).
     fn ca_pem(&self) -> String;
+    /// The SHA-256 of the CA certificate's DER (64 hex digits), which claim tokens carry.
+    fn fingerprint(&self) -> String;
     /// Refused unless `csr_pem` is a request the CA could sign (checked before a claim token
     /// is spent on it).
     fn check_request(&self, csr_pem: &str) -> Result<(), String>;
@@ -68,6 +70,7 @@ pub(crate) fn router(control: Shared, ca: Option<Arc<dyn CertificateAuthority>>)
         .route("/api/v1/enrolments", post(enrol))
         .route("/api/v1/sites/{site_id}/revocations", post(revoke))
         .route("/api/v1/renewals", post(renew))
+        .route("/api/v1/ca", axum::routing::get(certificate_authority))
         .with_state((control, ca))
 }
 
@@ -83,10 +86,33 @@ pub struct CreateClaim {
     pub ttl_secs: Option<u64>,
 }
 
+/// The CO's certificate authority, which every tier trusts.
+#[derive(Serialize, ToSchema)]
+pub struct CaCertificate {
+    /// PEM.
+    pub certificate: String,
+    /// The SHA-256 of its DER, 64 hex digits (what claim tokens end in).
+    pub fingerprint: String,
+}
+
+/// The CA certificate: public, so a device checks it against its claim token's fingerprint
+/// before it sends the token anywhere.
+#[utoipa::path(get, path = "/api/v1/ca", tag = "enrolment", responses((status = 200, body = CaCertificate), (status = 404, body = ProblemDocument)))]
+pub async fn certificate_authority(
+    State(state): State<EnrolState>,
+) -> Result<Json<CaCertificate>, ApiError> {
+    let ca = state.1.ok_or_else(no_ca)?;
+    Ok(Json(CaCertificate {
+        certificate: ca.ca_pem(),
+        fingerprint: ca.fingerprint(),
+    }))
+}
+
 /// A claim token, shown once.
 #[derive(Serialize, ToSchema)]
 pub struct Claim {
-    /// Give it to the new LO or EN (`claim_token` in its config); it works once.
+    /// Give it to the new LO or EN (`claim_token` in its config); it works once. It ends in
+    /// the CO's CA fingerprint (`.<64 hex>`): the device enrols with no CO of another CA.
     pub token: String,
     pub site: String,
     pub role: String,
@@ -116,6 +142,10 @@ pub async fn create_claim(
             },
         )
         .await?;
+    let token = match &state.1 {
+        Some(ca) => format!("{token}.{}", ca.fingerprint()),
+        None => token,
+    };
     Ok((
         StatusCode::CREATED,
         Json(Claim {
@@ -215,7 +245,13 @@ pub async fn enrol(
     // A malformed request is refused before the claim is spent: the device may try again.
     ca.check_request(&req.csr)
         .map_err(|why| invalid("csr", why))?;
-    let claim = match control.redeem_claim(&req.token).await? {
+    let (secret, fingerprint) = split_claim_token(&req.token);
+    if fingerprint.is_some_and(|f| f != ca.fingerprint()) {
+        return Ok(crate::auth::unauthorized(
+            "the claim token names another CA than this CO's: it was made by another CO",
+        ));
+    }
+    let claim = match control.redeem_claim(secret).await? {
         Ok(claim) => claim,
         Err(refused) => return Ok(crate::auth::unauthorized(refused.to_string())),
     };

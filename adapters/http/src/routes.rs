@@ -79,6 +79,7 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
         crate::enrolment::enrol,
         crate::enrolment::revoke,
         crate::enrolment::renew,
+        crate::enrolment::certificate_authority,
         crate::identity::issue_token,
         crate::identity::rotate_signing_key
     ),
@@ -118,6 +119,7 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
         crate::identity::AuthProvider,
         crate::enrolment::CreateClaim,
         crate::enrolment::Claim,
+        crate::enrolment::CaCertificate,
         crate::enrolment::Enrol,
         crate::enrolment::Enrolled,
         crate::enrolment::Revoke,

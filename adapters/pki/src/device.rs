@@ -2,7 +2,8 @@
 //! certificate, CA), enrolling with a claim token, renewing before expiry, and the loop that
 //! keeps the certificate fresh. The key is made here and never sent.
 
-use crate::{BACKDATE, Identity, PkiError, invalid, read, write, write_private};
+use crate::{BACKDATE, Identity, PkiError, ca_fingerprint, invalid, read, write, write_private};
+use eos_domain::service::split_claim_token;
 use rcgen::{CertificateParams, KeyPair, PKCS_ECDSA_P256_SHA256};
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -106,7 +107,7 @@ pub async fn renew(dir: &Path, enrol_url: &str, names: &[String]) -> Result<Cred
         "proof": base64::engine::general_purpose::STANDARD.encode(proof),
         "names": names,
     });
-    let (certificate, _) = ask_co(enrol_url, "renewals", &body).await?;
+    let (certificate, _) = ask_co(enrol_url, "renewals", &body, Trust::Ca(&current.ca_pem)).await?;
     // The new pair replaces the old: the key first, then its certificate.
     write(&next.join(CERT_FILE), certificate.as_bytes())?;
     for file in [KEY_FILE, CERT_FILE] {
@@ -175,17 +176,105 @@ pub async fn credentials(
     }
 }
 
-/// Enrols with `token` at the CO whose HTTP API is `enrol_url`.
+/// Enrols with `token` at the CO whose HTTP API is `enrol_url`. The token names the CO's CA by
+/// its fingerprint: over `https://` the CO's CA is fetched and checked against it before the
+/// token is sent, and whatever the scheme, a CA in the answer that does not match it is
+/// refused (and the key made for it deleted): the device enrols with no other CO.
 pub async fn enrol(
     dir: &Path,
     enrol_url: &str,
     token: &str,
     names: &[String],
 ) -> Result<Credentials, PkiError> {
+    let (_, fingerprint) = split_claim_token(token);
+    let fingerprint = fingerprint.filter(|f| f.len() == 64).ok_or_else(|| {
+        invalid(
+            "the claim token",
+            "carries no CA fingerprint (it ends in `.` and 64 hex digits); make a new one \
+             (edgectl site claim)",
+        )
+    })?;
+    check_enrol_url(enrol_url)?;
     let csr = Credentials::request(dir, names)?;
     let body = serde_json::json!({"token": token.trim(), "csr": csr, "names": names});
-    let (certificate, ca) = ask_co(enrol_url, "enrolments", &body).await?;
-    Credentials::store(dir, &certificate, &ca)
+    let answer = ask_co(
+        enrol_url,
+        "enrolments",
+        &body,
+        Trust::Fingerprint(fingerprint),
+    )
+    .await;
+    let checked = answer.and_then(|(certificate, ca)| {
+        if ca_fingerprint(&ca)? != fingerprint {
+            return Err(invalid(
+                format!("the CA of the CO at {enrol_url}"),
+                "does not match the claim token's fingerprint: this is not the CO that made \
+                 the token",
+            ));
+        }
+        Ok((certificate, ca))
+    });
+    match checked {
+        Ok((certificate, ca)) => Credentials::store(dir, &certificate, &ca),
+        Err(e) => {
+            let _ = std::fs::remove_file(dir.join(KEY_FILE));
+            Err(e)
+        }
+    }
+}
+
+/// Whom a request to the CO trusts beside the platform's roots.
+enum Trust<'a> {
+    /// The CA whose fingerprint a claim token carries: fetched first, and checked.
+    Fingerprint(&'a str),
+    /// The CA the device holds since it enrolled.
+    Ca(&'a str),
+}
+
+/// A client for the CO at `enrol_url` trusting `trust`'s CA (plain HTTP needs none).
+async fn client_for(enrol_url: &str, trust: Trust<'_>) -> Result<reqwest::Client, PkiError> {
+    let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
+    if !enrol_url.starts_with("https://") {
+        return builder.build().map_err(|e| invalid("HTTP client", e));
+    }
+    let ca_pem = match trust {
+        Trust::Ca(pem) => pem.to_owned(),
+        Trust::Fingerprint(fingerprint) => {
+            // Nothing secret is sent on this first call: the CA is checked before the token
+            // goes anywhere.
+            let url = format!("{}/api/v1/ca", enrol_url.trim_end_matches('/'));
+            let answer: serde_json::Value = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .tls_danger_accept_invalid_certs(true)
+                .build()
+                .map_err(|e| invalid("HTTP client", e))?
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| invalid(format!("the CA at {url}"), e))?
+                .json()
+                .await
+                .map_err(|e| invalid(format!("the CA at {url}"), e))?;
+            let pem = answer["certificate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if ca_fingerprint(&pem).ok().as_deref() != Some(fingerprint) {
+                return Err(invalid(
+                    format!("the CA at {url}"),
+                    "does not match the claim token's fingerprint: this is not the CO that \
+                     made the token, so the token was not sent",
+                ));
+            }
+            pem
+        }
+    };
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+        .map_err(|e| invalid("CA certificate", e))?;
+    builder
+        .tls_certs_merge([ca])
+        .build()
+        .map_err(|e| invalid("HTTP client", e))
 }
 
 /// Refused unless `enrol_url` is `https://`, or plain `http://` to this machine (loopback):
@@ -219,14 +308,15 @@ async fn ask_co(
     enrol_url: &str,
     what: &str,
     body: &serde_json::Value,
+    trust: Trust<'_>,
 ) -> Result<(String, String), PkiError> {
     let url = format!("{}/api/v1/{what}", enrol_url.trim_end_matches('/'));
     let failed = |e: &dyn std::fmt::Display| invalid(format!("{what} at {url}"), e);
     check_enrol_url(enrol_url)?;
-    let response = reqwest::Client::new()
+    let response = client_for(enrol_url, trust)
+        .await?
         .post(&url)
         .json(body)
-        .timeout(std::time::Duration::from_secs(30))
         .send()
         .await
         .map_err(|e| failed(&e))?;

@@ -26,7 +26,8 @@ use time::{Duration, OffsetDateTime};
 mod device;
 
 pub use device::{
-    CA_FILE, CERT_FILE, Credentials, KEY_FILE, credentials, enrol, keep_renewed, renew,
+    CA_FILE, CERT_FILE, Credentials, KEY_FILE, check_enrol_url, credentials, enrol, keep_renewed,
+    renew,
 };
 
 /// How long a device's certificate is valid.
@@ -328,6 +329,15 @@ enum Usage {
     Server,
     Client,
     ServerAndClient,
+}
+
+/// The fingerprint of the CA certificate `ca_pem`: the SHA-256 of its DER, 64 hex digits.
+/// A claim token carries it, so a device enrols only with the CO whose CA it names.
+pub fn ca_fingerprint(ca_pem: &str) -> Result<String, PkiError> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes())
+        .map_err(|e| invalid("CA certificate", e))?;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem.contents);
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Refused unless `csr_pem` is a PKCS#10 request whose signature verifies (checked before a

@@ -29,17 +29,18 @@ impl Program {
     /// would show the line it stopped at), and only a plain file within
     /// [`MAX_MODULE_BYTES`] is read.
     pub fn compile(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        if !meta.is_file() {
+        use std::io::Read;
+        // One open file, judged by its own metadata and read no further than the cap (a file
+        // that says it is empty, like those under /proc, may go on without end).
+        let file = std::fs::File::open(path)?;
+        if !file.metadata()?.is_file() {
             wasmtime::bail!("not a plain file");
         }
-        if meta.len() > MAX_MODULE_BYTES {
-            wasmtime::bail!(
-                "{} bytes; a module holds at most {MAX_MODULE_BYTES}",
-                meta.len()
-            );
+        let mut raw = Vec::new();
+        file.take(MAX_MODULE_BYTES + 1).read_to_end(&mut raw)?;
+        if raw.len() as u64 > MAX_MODULE_BYTES {
+            wasmtime::bail!("more than {MAX_MODULE_BYTES} bytes; a module holds at most that");
         }
-        let raw = std::fs::read(path)?;
         // Text (of a module or a component) becomes binary; binary passes through.
         let bytes = wat::parse_bytes(&raw).map_err(|e| {
             wasmtime::format_err!("not a WebAssembly module or its text: {}", unquoted(&e))

@@ -96,15 +96,12 @@ pub fn module_path(repository: &str) -> Result<PathBuf, DriverError> {
     if let Some(path) = repository.strip_prefix("file://") {
         return Ok(PathBuf::from(path));
     }
-    if repository.starts_with("oci://") {
-        return Err(DriverError::Fetch {
-            repository: repository.into(),
-            reason: "the driver runs local modules: the EN pulls oci:// modules into its \
-                     artifact cache first"
-                .into(),
-        });
-    }
-    Ok(PathBuf::from(repository))
+    Err(DriverError::Fetch {
+        repository: repository.into(),
+        reason: "the driver runs modules from file:// paths: the EN fetches oci:// and \
+                 eos-artifact: modules into its caches first"
+            .into(),
+    })
 }
 
 fn handle_of(key: &InstanceKey, dir: &Path) -> Handle {

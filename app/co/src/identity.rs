@@ -250,4 +250,9 @@ impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
     fn ca_pem(&self) -> String {
         self.0.certificate_pem().to_owned()
     }
+
+    fn fingerprint(&self) -> String {
+        eos_adapter_pki::ca_fingerprint(self.0.certificate_pem())
+            .expect("the CA's own certificate reads")
+    }
 }

@@ -228,7 +228,16 @@ impl UplinkService {
                 r.revoked_at
             )));
         }
-        TenantId::parse(&id.tenant).map_err(|e| Status::invalid_argument(e.to_string()))
+        let tenant =
+            TenantId::parse(&id.tenant).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // The site must still be the tenant's (a deleted site's certificate reads nothing).
+        self.control
+            .site(&tenant, site.as_str())
+            .await
+            .map_err(|_| {
+                Status::permission_denied(format!("site {site} is not of tenant {tenant}"))
+            })?;
+        Ok(tenant)
     }
 }
 
@@ -245,6 +254,11 @@ impl eos_adapter_grpc::Uplink for UplinkService {
     ) -> Result<Response<Self::ArtifactStream>, Status> {
         let tenant = self.artifact_tenant(&request).await?;
         let digest = request.into_inner().digest;
+        if !eos_domain::state::is_sha256_digest(&digest) {
+            return Err(Status::invalid_argument(
+                "not a digest (sha256: and 64 lowercase hex digits)",
+            ));
+        }
         let path = self.artifacts.of(&tenant).path(&digest).ok_or_else(|| {
             Status::not_found(format!("tenant {tenant} has no artifact {digest}"))
         })?;

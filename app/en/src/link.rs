@@ -111,23 +111,33 @@ impl Agent {
         self
     }
 
-    /// The file a `file://` repository names, when it is a plain file under one of the
-    /// folders `en.toml` allows and within the size cap. The refusal never quotes the file.
-    fn local_file(&self, path: &str) -> Result<(), DriverError> {
+    /// The file a `file://` repository names, resolved: it must lie (as its links resolve)
+    /// under one of the folders `en.toml` allows, and be a plain file within the size cap (a
+    /// Helm chart may be a folder). The driver gets the resolved path, so a link swapped
+    /// after the check changes nothing; the refusal never quotes the file, nor says whether a
+    /// path outside the folders exists.
+    fn local_file(&self, path: &str, runtime: &str) -> Result<std::path::PathBuf, DriverError> {
         let refuse = |why: String| DriverError::Fetch {
             repository: format!("file://{path}"),
             reason: why,
         };
-        let real = std::fs::canonicalize(path)
-            .map_err(|e| refuse(format!("cannot open it: {}", e.kind())))?;
-        if !self.file_roots.iter().any(|root| real.starts_with(root)) {
-            return Err(refuse(
-                "file:// artifacts are read only under the folders en.toml's file_artifact_roots                  names (none by default); a package's own files reach the EN through its LO"
+        let outside = || {
+            refuse(
+                "file:// artifacts are read only under the folders en.toml's \
+                 file_artifact_roots names (none by default); a package's own files reach the \
+                 EN through its LO"
                     .into(),
-            ));
+            )
+        };
+        let real = std::fs::canonicalize(path).map_err(|_| outside())?;
+        if !self.file_roots.iter().any(|root| real.starts_with(root)) {
+            return Err(outside());
         }
         let meta = std::fs::metadata(&real)
             .map_err(|e| refuse(format!("cannot open it: {}", e.kind())))?;
+        if meta.is_dir() && runtime == "helm" {
+            return Ok(real);
+        }
         if !meta.is_file() {
             return Err(refuse("not a plain file".into()));
         }
@@ -137,7 +147,7 @@ impl Agent {
                 meta.len()
             )));
         }
-        Ok(())
+        Ok(real)
     }
 
     /// The EN's copy of the package artifact `digest`, fetched from the LO (and checked
@@ -250,9 +260,6 @@ impl Agent {
         self
     }
 
-    /// Deletes what was fetched beyond the newest `keep_artifacts` per repository: pulled
-    /// modules, archives and charts in the artifact cache (never one a recorded component runs
-    /// from), and the images of container drivers (never one a container runs from).
     /// Deletes the package artifacts no recorded component runs from. Called at start only,
     /// before any operation: a file fetched for an apply under way is not recorded yet.
     pub(crate) fn collect_package_artifacts(&self) {
@@ -270,6 +277,9 @@ impl Agent {
         }
     }
 
+    /// Deletes what was fetched beyond the newest `keep_artifacts` per repository: pulled
+    /// modules, archives and charts in the artifact cache (never one a recorded component runs
+    /// from), and the images of container drivers (never one a container runs from).
     pub(crate) async fn collect_garbage(&self) {
         let in_use: Vec<String> = self
             .records
@@ -312,9 +322,28 @@ impl Agent {
     ) -> Result<ComponentSpec, DriverError> {
         let narrowed = self.check_workload(spec)?;
         let spec = &narrowed;
-        if let Some(path) = spec.repository.strip_prefix("file://") {
-            self.local_file(path)?;
-        }
+        let resolved;
+        let spec = match spec.repository.split_once("://") {
+            Some(("file", path)) => {
+                let real = self.local_file(path, &spec.runtime)?;
+                resolved = ComponentSpec {
+                    repository: format!("file://{}", real.display()),
+                    ..spec.clone()
+                };
+                &resolved
+            }
+            Some(_) => spec,
+            // No scheme: a bare or `./` path would be read wherever it leads.
+            None if spec.package_artifact().is_some() => spec,
+            None => {
+                return Err(DriverError::Fetch {
+                    repository: spec.repository.clone(),
+                    reason: "not a repository the EN fetches (oci://, eos-artifact: or a \
+                             file:// under en.toml's file_artifact_roots)"
+                        .into(),
+                });
+            }
+        };
         let verified;
         let spec = match &spec.signatures {
             Some(policy) if policy.required => {
@@ -910,6 +939,51 @@ mod workload_tests {
             signatures: None,
             workload: None,
         }
+    }
+
+    /// A repository the EN does not fetch (a bare or `./` path, which the WASM driver would
+    /// read wherever it leads) is refused, and a `file://` one only runs under the folders
+    /// `en.toml` allows, handed to the driver as its links resolve.
+    #[tokio::test]
+    async fn only_repositories_the_en_fetches_reach_a_driver() {
+        let tmp = tempfile::tempdir().unwrap();
+        let allowed = tmp.path().join("modules");
+        std::fs::create_dir_all(&allowed).unwrap();
+        std::fs::write(allowed.join("real.wat"), "(module)").unwrap();
+        std::os::unix::fs::symlink(allowed.join("real.wat"), allowed.join("alias.wat")).unwrap();
+        let agent = agent(tmp.path()).file_roots(vec![allowed.clone()]);
+        let wasm = |repository: String| ComponentSpec {
+            runtime: "wasm".into(),
+            repository,
+            settings: serde_json::json!({}),
+            ..oci(&[])
+        };
+        for bare in ["./../../../etc/passwd", "/etc/passwd", "hello.wat"] {
+            let refused = agent.runnable(&wasm(bare.into())).await.unwrap_err();
+            assert!(
+                refused
+                    .to_string()
+                    .contains("not a repository the EN fetches"),
+                "{bare}: {refused}"
+            );
+        }
+        let outside = agent
+            .runnable(&wasm("file:///etc/passwd".into()))
+            .await
+            .unwrap_err();
+        assert!(
+            outside.to_string().contains("file_artifact_roots"),
+            "{outside}"
+        );
+        let runs = agent
+            .runnable(&wasm(format!(
+                "file://{}",
+                allowed.join("alias.wat").display()
+            )))
+            .await
+            .unwrap();
+        let real = std::fs::canonicalize(allowed.join("real.wat")).unwrap();
+        assert_eq!(runs.repository, format!("file://{}", real.display()));
     }
 
     /// Whatever the desired state in Git says, the EN runs no host mount: not `/`, not the

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 /// The most bytes one artifact may hold (the CO's cap on a package).
 pub const MAX_ARTIFACT_BYTES: u64 = 256 * 1024 * 1024;
+/// How long one fetch from the CO may take (the lock on fetching is held meanwhile).
+const FETCH_WITHIN: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub struct Relay {
     store: BlobStore,
@@ -53,6 +55,18 @@ impl Relay {
         if let Some(path) = self.store.path(digest) {
             return Ok(path);
         }
+        tokio::time::timeout(FETCH_WITHIN, self.fetch(digest))
+            .await
+            .map_err(|_| {
+                format!(
+                    "the CO did not hand it over within {} s",
+                    FETCH_WITHIN.as_secs()
+                )
+            })?
+    }
+
+    /// Fetches `digest` from the CO into the cache.
+    async fn fetch(&self, digest: &str) -> Result<PathBuf, String> {
         let tls = self.tls.borrow().clone();
         let channel = eos_adapter_grpc::dial(&self.co_endpoint, tls.as_deref())
             .await

@@ -80,6 +80,13 @@ impl eos_adapter_grpc::NodeLink for NodeService {
             }
         }
         let digest = request.into_inner().digest;
+        // Only what the site's desired state names: an EN cannot make the LO fetch, or
+        // hand out, anything else of the tenant.
+        if !self.site.desired_artifacts().contains(&digest) {
+            return Err(Status::not_found(
+                "the site's desired state names no such artifact",
+            ));
+        }
         let path = self
             .relay
             .get(&digest)

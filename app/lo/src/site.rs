@@ -150,6 +150,16 @@ impl Site {
             .map(|(c, d)| (c.clone(), d.manifest_version))
     }
 
+    /// The package artifacts the current desired state names: all an EN of the site may ask
+    /// the LO for.
+    pub fn desired_artifacts(&self) -> std::collections::BTreeSet<String> {
+        self.lock()
+            .desired
+            .as_ref()
+            .map(|(_, d)| crate::artifacts::artifacts_of(d))
+            .unwrap_or_default()
+    }
+
     /// Accepts a validated desired state, durably, then reconciles.
     pub fn accept_desired(
         &self,

@@ -29,7 +29,7 @@ mod tenants;
 mod update;
 pub use claims::{
     ClaimRefused, ClaimRequest, DEFAULT_CLAIM_TTL_SECS, MAX_CLAIM_TTL_SECS, TOKEN_PREFIX,
-    revocation_covers, token_hash,
+    revocation_covers, split_claim_token, token_hash,
 };
 pub use deploy::{DeployRequest, MAX_IDEMPOTENCY_KEY};
 pub use fleet::SiteUpdate;

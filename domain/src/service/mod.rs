@@ -7,7 +7,7 @@ pub mod records;
 
 pub use control::{
     ClaimRefused, ClaimRequest, ControlPlane, TOKEN_PREFIX, TenantRequest, UserRequest,
-    revocation_covers,
+    revocation_covers, split_claim_token,
 };
 pub use page::{
     AppFilter, DeploymentFilter, DeviceFilter, LabelRequirement, MAX_PAGE, Page, PageRequest,

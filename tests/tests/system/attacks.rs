@@ -1134,3 +1134,56 @@ async fn a_component_reads_no_file_of_the_device_outside_the_folders_it_allows()
     assert_eq!(outcomes[3].1["state"], "installed", "{}", outcomes[3].1);
     fleet.shutdown().await;
 }
+
+/// A claim for a site nobody has makes the site the claimant's at once: another tenant can
+/// neither claim it before its LO connects nor see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_binds_a_new_site_to_its_tenant_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = fleet_with_tenants(tmp.path()).await;
+    let acme = authorized_client(&token_for(&fleet, "acme", Role::Operator).await).unwrap();
+    let globex = authorized_client(&token_for(&fleet, "globex", Role::Operator).await).unwrap();
+    let claim = json!({"role": "lo"});
+    let (code, answer) = call(
+        &acme,
+        &fleet,
+        reqwest::Method::POST,
+        "acme",
+        "/api/v1/sites/plant-7/claims",
+        Some(claim.clone()),
+    )
+    .await;
+    assert_eq!(code, 201, "{answer}");
+    let (code, answer) = call(
+        &globex,
+        &fleet,
+        reqwest::Method::POST,
+        "globex",
+        "/api/v1/sites/plant-7/claims",
+        Some(claim),
+    )
+    .await;
+    assert_eq!(code, 404, "globex claimed acme's new site: {answer}");
+    let (code, site) = call(
+        &acme,
+        &fleet,
+        reqwest::Method::GET,
+        "acme",
+        "/api/v1/sites/plant-7",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{site}");
+    assert_eq!(site["lo_connected"], false, "{site}");
+    let (code, _) = call(
+        &globex,
+        &fleet,
+        reqwest::Method::GET,
+        "globex",
+        "/api/v1/sites/plant-7",
+        None,
+    )
+    .await;
+    assert_eq!(code, 404);
+    fleet.shutdown().await;
+}

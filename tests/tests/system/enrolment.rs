@@ -185,10 +185,34 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         .await
         .unwrap_err();
     assert!(expired.contains("expired"), "{expired}");
-    let unknown = enrol(&fleet, &tmp.path().join("node-4"), "eosclaim_made-up")
+    // The token's tail is the CA's fingerprint; a made-up secret with it is unknown, a token
+    // without it is not sent at all, and one naming another CA is refused by the CO unspent.
+    let fingerprint = token.rsplit_once('.').unwrap().1.to_owned();
+    let unknown = enrol(
+        &fleet,
+        &tmp.path().join("node-4"),
+        &format!("eosclaim_made-up.{fingerprint}"),
+    )
+    .await
+    .unwrap_err();
+    assert!(unknown.contains("not one this CO issued"), "{unknown}");
+    let bare = enrol(&fleet, &tmp.path().join("node-4"), "eosclaim_made-up")
         .await
         .unwrap_err();
-    assert!(unknown.contains("not one this CO issued"), "{unknown}");
+    assert!(bare.contains("carries no CA fingerprint"), "{bare}");
+    let fresh = claim(&fleet, "site-1", Some("node-5"), 600).await;
+    let (secret, _) = fresh.rsplit_once('.').unwrap();
+    let elsewhere = enrol(
+        &fleet,
+        &tmp.path().join("node-5"),
+        &format!("{secret}.{}", "0".repeat(64)),
+    )
+    .await
+    .unwrap_err();
+    assert!(elsewhere.contains("names another CA"), "{elsewhere}");
+    enrol(&fleet, &tmp.path().join("node-5"), &fresh)
+        .await
+        .expect("the token refused for another CA's fingerprint was not spent");
 
     // The CO refuses an LO without a certificate, with one of another CA, or of another site.
     let co = format!("http://{}", fleet.co().grpc_addr);
@@ -581,7 +605,22 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         module,
         "the LO of the tenant's site gets it"
     );
-    // The LO of another tenant's site, with a certificate of the fleet's CA.
+    // The LO of another tenant's site, with a certificate of the fleet's CA: the site is
+    // acme's (its claim made it so), and acme added no such file.
+    let (code, body) = fleet
+        .post("/api/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let made = fleet
+        .http
+        .post(fleet.url("/api/v1/sites/site-9/claims"))
+        .header("EOS-Tenant", "acme")
+        .json(&json!({"role": "lo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
     let acme_lo = issued(
         tmp.path(),
         "acme-lo",
@@ -614,12 +653,17 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
     let refused = artifact_as(&co, Some(&site1), "sha256:../../ca/key.pem", false)
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
-    // At the LO: its own EN gets it; an EN certificate of another tenant does not.
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    // At the LO: its own EN gets it, and nothing the site's desired state does not name; an
+    // EN certificate of another tenant gets nothing.
     assert_eq!(
         artifact_as(&lo, Some(&en), &digest, true).await.unwrap(),
         module
     );
+    let refused = artifact_as(&lo, Some(&en), &format!("sha256:{}", "0".repeat(64)), true)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
     let stranger = issued(
         tmp.path(),
         "acme-en",
@@ -635,4 +679,70 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     fleet.shutdown().await;
+}
+
+/// A CO that is not the one that made the claim token (another CA answers) gets no device:
+/// the device refuses the CA its answer carries, and keeps no key for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_enrols_with_no_co_but_the_one_its_claim_token_names() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let genuine = eos_adapter_pki::Authority::open_or_create(&tmp.path().join("genuine")).unwrap();
+    let rogue = eos_adapter_pki::Authority::open_or_create(&tmp.path().join("rogue")).unwrap();
+    let fingerprint = eos_adapter_pki::ca_fingerprint(genuine.certificate_pem()).unwrap();
+    // The impostor signs whatever it is sent with its own CA.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (certificate_pem, _) = rogue.server_certificate(&["device".into()], 1).unwrap();
+    let answer = json!({"certificate": certificate_pem, "ca": rogue.certificate_pem(),
+                        "site": "site-1", "expires_at": "2099-01-01T00:00:00Z"})
+    .to_string();
+    let impostor = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        // The whole request: its headers, then as many bytes as content-length says.
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let response = format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        socket.write_all(response.as_bytes()).await.unwrap();
+    });
+    let dir = tmp.path().join("device");
+    let refused = eos_adapter_pki::enrol(
+        &dir,
+        &format!("http://{addr}"),
+        &format!("eosclaim_{}.{fingerprint}", "a".repeat(64)),
+        &[],
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    impostor.await.unwrap();
+    assert!(
+        refused.contains("does not match the claim token's fingerprint"),
+        "{refused}"
+    );
+    assert!(
+        eos_adapter_pki::Credentials::load(&dir).unwrap().is_none()
+            && !dir.join("key.pem").exists(),
+        "the device kept credentials of the impostor's CA"
+    );
 }

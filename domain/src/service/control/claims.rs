@@ -17,6 +17,16 @@ pub const MAX_CLAIM_TTL_SECS: u64 = 24 * 3600;
 /// What every claim token starts with, so one is recognised in a config file.
 pub const TOKEN_PREFIX: &str = "eosclaim_";
 
+/// A claim token as the CO hands it out, `eosclaim_<secret>.<CA fingerprint>`: the secret the
+/// CO knows it by, and the fingerprint of the CA that devices must find (none in a bare
+/// secret).
+pub fn split_claim_token(token: &str) -> (&str, Option<&str>) {
+    match token.trim().rsplit_once('.') {
+        Some((secret, fingerprint)) => (secret, Some(fingerprint)),
+        None => (token.trim(), None),
+    }
+}
+
 /// A claim token to make.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimRequest {
@@ -51,8 +61,9 @@ impl ControlPlane {
         site: &str,
         req: ClaimRequest,
     ) -> Result<(String, ClaimRecord), ServiceError> {
-        // A site is known once its LO first connects; a claim for a site of another tenant is
-        // refused as not found, one for a site nobody has yet names the site to be.
+        // A claim for a site of another tenant is refused as not found; one for a site nobody
+        // has yet makes the site the claimant's at once (before its LO ever connects), so no
+        // other tenant can claim it meanwhile.
         let site = SiteId::parse(site).map_err(|_| not_found("site", site))?;
         if let Some(known) = self.store.get_site(&site).await?
             && &known.tenant != tenant
@@ -88,6 +99,16 @@ impl ControlPlane {
                 problems,
             });
         };
+        if self.store.get_site(&site).await?.is_none() {
+            self.tenant(tenant).await?;
+            self.store
+                .set_site_contact(tenant, &site, false, None)
+                .await?;
+            // Two tenants claiming the same new site at once: the site went to one of them.
+            if self.store.get_site(&site).await?.map(|s| s.tenant) != Some(tenant.clone()) {
+                return Err(not_found("site", &site));
+            }
+        }
         let token = format!(
             "{TOKEN_PREFIX}{}{}",
             self.clock.new_uuid().replace('-', ""),
