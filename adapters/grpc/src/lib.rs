@@ -49,40 +49,199 @@ pub struct Tls {
 }
 
 /// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout; over
-/// mutual TLS with `tls` (the server's certificate must be of the CA and name the host dialled).
+/// mutual TLS with `tls`. The server's certificate must be of the CA, name the host dialled,
+/// and carry the identity the dialler expects of the tier above: an EN's LO is the LO of its
+/// own site and tenant (`spiffe://eos/<tenant>/site/<site>`), an LO's CO is the CO
+/// (`spiffe://eos/co`). Another site's LO or a device posing as the CO is refused in the
+/// handshake, whatever names its certificate carries.
 pub async fn dial(
     endpoint: &str,
     tls: Option<&Tls>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    let mut target = tonic::transport::Endpoint::from_shared(match tls {
-        Some(_) => endpoint.replacen("http://", "https://", 1),
-        None => endpoint.to_owned(),
-    })?;
-    if let Some(tls) = tls {
-        let host = target
-            .uri()
-            .host()
-            .unwrap_or("localhost")
-            .trim_matches(['[', ']'])
-            .to_owned();
-        target = target.tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(&tls.ca_pem))
-                .identity(tonic::transport::Identity::from_pem(
-                    &tls.certificate_pem,
-                    &tls.key_pem,
-                ))
-                .domain_name(host),
-        )?;
-    }
-    target
+    let expected = tls.and_then(|t| expected_peer(&t.certificate_pem));
+    dial_expecting(endpoint, tls, expected).await
+}
+
+/// Like [`dial`], taking any server certificate of the CA: for tests that play a hostile
+/// client against a server, to see the server refuse it.
+pub async fn dial_any_peer(
+    endpoint: &str,
+    tls: Option<&Tls>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    dial_expecting(endpoint, tls, None).await
+}
+
+/// The identity the server above the holder of `certificate_pem` must carry: its site's LO
+/// for an EN, the CO for an LO; none for a certificate of no EOS identity.
+fn expected_peer(certificate_pem: &str) -> Option<String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(certificate_pem.as_bytes()).ok()?;
+    let mine = eos_adapter_pki::Identity::of_certificate(&der)?;
+    Some(match mine.node {
+        Some(_) => eos_adapter_pki::Identity { node: None, ..mine }.uri(),
+        None => eos_adapter_pki::CO_URI.to_owned(),
+    })
+}
+
+async fn dial_expecting(
+    endpoint: &str,
+    tls: Option<&Tls>,
+    expected: Option<String>,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let target = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect()
-        .await
+        .tcp_nodelay(true);
+    match tls {
+        None => target.connect().await,
+        Some(tls) => {
+            let config = match client_config(tls, expected) {
+                Ok(config) => config,
+                // A configuration that cannot be made fails the dial as tonic's own would.
+                Err(why) => {
+                    tracing::error!(error = %why, "cannot set up TLS to the tier above");
+                    return target
+                        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
+                            let why = why.clone();
+                            async move {
+                                Err::<hyper_util::rt::TokioIo<tokio::net::TcpStream>, _>(
+                                    std::io::Error::other(why),
+                                )
+                            }
+                        }))
+                        .await;
+                }
+            };
+            let connector = tokio_rustls::TlsConnector::from(config);
+            target
+                .connect_with_connector(tower::service_fn(move |uri: http::Uri| {
+                    let connector = connector.clone();
+                    async move {
+                        let host = uri
+                            .host()
+                            .unwrap_or("localhost")
+                            .trim_matches(['[', ']'])
+                            .to_owned();
+                        let port = uri.port_u16().unwrap_or(443);
+                        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                        tcp.set_nodelay(true)?;
+                        let name = rustls_pki_types::ServerName::try_from(host)
+                            .map_err(std::io::Error::other)?;
+                        let stream = connector.connect(name, tcp).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+        }
+    }
+}
+
+/// The client side of mutual TLS with `tls`, checking the server's identity against
+/// `expected` (a SPIFFE URI) beside the CA and the host name.
+fn client_config(
+    tls: &Tls,
+    expected: Option<String>,
+) -> Result<std::sync::Arc<tokio_rustls::rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| format!("the CA certificate: {e}"))?)
+            .map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| format!("server verification: {e}"))?;
+    let verifier = std::sync::Arc::new(PeerVerifier {
+        inner: webpki,
+        expected,
+    });
+    let chain = CertificateDer::pem_slice_iter(tls.certificate_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+        .map_err(|e| format!("the key: {e}"))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("the certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
+/// The CA's and the host name's checks (webpki), then the identity the server must carry.
+#[derive(Debug)]
+struct PeerVerifier {
+    inner: std::sync::Arc<tokio_rustls::rustls::client::WebPkiServerVerifier>,
+    expected: Option<String>,
+}
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for PeerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        if let Some(expected) = &self.expected
+            && !eos_adapter_pki::uris_of(end_entity).contains(expected)
+        {
+            return Err(tokio_rustls::rustls::Error::General(format!(
+                "the server's certificate does not name {expected}"
+            )));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// A server builder that pings its clients the same way, so it notices a vanished tier below.

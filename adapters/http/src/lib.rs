@@ -16,6 +16,7 @@ mod reference;
 mod resources;
 mod routes;
 mod tenancy;
+pub mod tls;
 
 pub use events::Bell;
 pub use routes::{ApiDoc, router};

@@ -315,7 +315,12 @@ impl Authority {
         days: i64,
     ) -> Result<(String, String), PkiError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| invalid("key", e))?;
-        let params = leaf("EOS CO".into(), None, names, days, Usage::Server)?;
+        let mut params = leaf("EOS CO".into(), None, names, days, Usage::Server)?;
+        params.subject_alt_names.push(SanType::URI(
+            CO_URI
+                .try_into()
+                .map_err(|e| invalid("identity", format!("{e:?}")))?,
+        ));
         let certificate = params
             .signed_by(&key, &self.issuer)
             .map_err(|e| invalid("signing", e))?;
@@ -329,6 +334,28 @@ enum Usage {
     Server,
     Client,
     ServerAndClient,
+}
+
+/// The identity the CO's server certificates carry: an LO dials no other.
+pub const CO_URI: &str = "spiffe://eos/co";
+
+/// Every URI name of the certificate `der` (none when it does not read).
+pub fn uris_of(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The fingerprint of the CA certificate `ca_pem`: the SHA-256 of its DER, 64 hex digits.

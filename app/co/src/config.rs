@@ -39,6 +39,14 @@ pub struct CoConfig {
     pub grpc_tls: bool,
     /// The DNS names and addresses LOs reach the gRPC listener at (its certificate's names).
     pub grpc_tls_names: Vec<String>,
+    /// Serves the HTTP API over TLS here too (`0.0.0.0:8443`), for clients and devices on
+    /// other machines: enrolment over plain HTTP is taken only on loopback. The certificate
+    /// is `https_certificate` and `https_key` (PEM files) when given, else one the CO's CA
+    /// makes for `https_names`, which devices trust through their claim token's fingerprint.
+    pub https_listen: Option<String>,
+    pub https_names: Vec<String>,
+    pub https_certificate: Option<PathBuf>,
+    pub https_key: Option<PathBuf>,
 }
 
 impl Default for CoConfig {
@@ -56,6 +64,10 @@ impl Default for CoConfig {
             oidc: None,
             grpc_tls: true,
             grpc_tls_names: vec!["127.0.0.1".into(), "localhost".into()],
+            https_listen: None,
+            https_names: vec!["127.0.0.1".into(), "localhost".into()],
+            https_certificate: None,
+            https_key: None,
         }
     }
 }

@@ -36,6 +36,8 @@ impl Ambient for DaemonAmbient {
 /// A running CO; dropping it does not stop it, `shutdown` does.
 pub struct Co {
     pub http_addr: SocketAddr,
+    /// Where the API is served over TLS too (`https_listen`).
+    pub https_addr: Option<SocketAddr>,
     pub grpc_addr: SocketAddr,
     pub control: Arc<ControlPlane>,
     stop: watch::Sender<bool>,
@@ -109,6 +111,25 @@ impl Co {
                 })
             }
         };
+        // The HTTPS listener's certificate: the operator's, or one of the CO's CA.
+        let https_pem = match (
+            &config.https_listen,
+            &config.https_certificate,
+            &config.https_key,
+        ) {
+            (None, _, _) => None,
+            (Some(_), Some(cert), Some(key)) => Some((
+                std::fs::read_to_string(cert)
+                    .with_context(|| format!("cannot read {}", cert.display()))?,
+                std::fs::read_to_string(key)
+                    .with_context(|| format!("cannot read {}", key.display()))?,
+            )),
+            (Some(_), None, None) => Some(
+                ca.server_certificate(&config.https_names, 365)
+                    .context("cannot make the HTTPS listener's certificate")?,
+            ),
+            _ => anyhow::bail!("https_certificate and https_key go together: give both or neither"),
+        };
         let authority = authority.with_ca(Arc::new(identity::Ca(ca)));
         let authority = Arc::new(authority);
         let bell = Arc::new(eos_adapter_http::Bell::default());
@@ -136,6 +157,33 @@ impl Co {
         let (stop, stopped) = watch::channel(false);
         let app = eos_adapter_http::router(control.clone(), bell.clone(), authority.clone())
             .layer(tower_http::trace::TraceLayer::new_for_http());
+        let https = match &config.https_listen {
+            None => None,
+            Some(address) => {
+                let (certificate_pem, key_pem) = https_pem.expect("made when https_listen is set");
+                let tls = eos_adapter_http::tls::server_config(&certificate_pem, &key_pem)
+                    .map_err(|e| anyhow::anyhow!("cannot serve HTTPS: {e}"))?;
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?;
+                Some((listener, tls))
+            }
+        };
+        let https_addr = match &https {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
+        let https_task = https.map(|(listener, tls)| {
+            let (app, mut stop) = (app.clone(), stopped.clone());
+            tokio::spawn(eos_adapter_http::tls::serve_https(
+                listener,
+                app,
+                tls,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            ))
+        });
         let mut http_stop = stopped.clone();
         let http_task = tokio::spawn(async move {
             let serve = axum::serve(http, app).with_graceful_shutdown(async move {
@@ -205,13 +253,17 @@ impl Co {
                 Err(e) => tracing::error!(error = %e, "cannot list sites to publish"),
             }
         });
-        tracing::info!(%http_addr, %grpc_addr, deployments_repo = %remote, "central orchestrator started");
+        tracing::info!(%http_addr, ?https_addr, %grpc_addr, deployments_repo = %remote, "central orchestrator started");
         Ok(Self {
             http_addr,
+            https_addr,
             grpc_addr,
             control,
             stop,
-            tasks: vec![http_task, grpc_task, resync_task, prune_task],
+            tasks: [http_task, grpc_task, resync_task, prune_task]
+                .into_iter()
+                .chain(https_task)
+                .collect(),
             bell,
             authority,
             admin_token_file,

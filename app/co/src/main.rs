@@ -22,6 +22,10 @@ struct Args {
     http_listen: Option<String>,
     #[arg(long, env = "EOS_CO_GRPC_LISTEN")]
     grpc_listen: Option<String>,
+    /// Also serve the REST API over TLS here (`0.0.0.0:8443`): devices on other machines
+    /// enrol over it, trusting the CA their claim token names.
+    #[arg(long, env = "EOS_CO_HTTPS_LISTEN")]
+    https_listen: Option<String>,
     #[arg(long, env = "EOS_CO_DEPLOYMENTS_REPO")]
     deployments_repo: Option<String>,
     #[arg(long, env = "DATABASE_URL")]
@@ -54,6 +58,9 @@ async fn run() -> anyhow::Result<()> {
         "EOS CO: REST API at http://{}/api/v1 (gRPC for LOs at {})",
         co.http_addr, co.grpc_addr
     );
+    if let Some(https) = co.https_addr {
+        println!("EOS CO: REST API over TLS at https://{https}/api/v1");
+    }
     eos_app_common::serve_until_terminated(co).await;
     Ok(())
 }

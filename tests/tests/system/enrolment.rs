@@ -42,7 +42,7 @@ async fn enrol(fleet: &Fleet, dir: &Path, token: &str) -> Result<Tls, String> {
 
 /// Opens an uplink session as the LO of `site` with `tls`: the status it ends with, if refused.
 async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), tonic::Status> {
-    let channel = eos_adapter_grpc::dial(endpoint, tls)
+    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let hello = pb::LoMessage {
@@ -66,7 +66,9 @@ async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), 
 /// Sends one status report as the LO of `site` with `tls`, after its hello, and waits for the
 /// CO to acknowledge it (applied or refused, it is acknowledged).
 async fn report_as(endpoint: &str, tls: &Tls, site: &str, status_json: &str) {
-    let channel = eos_adapter_grpc::dial(endpoint, Some(tls)).await.unwrap();
+    let channel = eos_adapter_grpc::dial_any_peer(endpoint, Some(tls))
+        .await
+        .unwrap();
     let hello = pb::LoMessage {
         seq: 0,
         body: Some(lo_message::Body::Hello(pb::LoHello {
@@ -109,7 +111,7 @@ async fn report_as(endpoint: &str, tls: &Tls, site: &str, status_json: &str) {
 
 /// Opens a node session as EN `device` with `tls`.
 async fn node_as(endpoint: &str, tls: Option<&Tls>, device: &str) -> Result<(), tonic::Status> {
-    let channel = eos_adapter_grpc::dial(endpoint, tls)
+    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let hello = pb::EnMessage {
@@ -503,7 +505,7 @@ async fn artifact_as(
     digest: &str,
     lo: bool,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let channel = eos_adapter_grpc::dial(endpoint, tls)
+    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let request = pb::ArtifactRequest {
@@ -745,4 +747,123 @@ async fn a_device_enrols_with_no_co_but_the_one_its_claim_token_names() {
             && !dir.join("key.pem").exists(),
         "the device kept credentials of the impostor's CA"
     );
+}
+
+/// The CO serves its API over TLS too (`https_listen`), with a certificate of its CA: a
+/// device enrols and renews over it, trusting the CA its claim token names, and sends its
+/// token to no https server whose CA the token does not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn devices_enrol_over_https_trusting_the_ca_their_token_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &[], |c| {
+        c.https_listen = Some("127.0.0.1:0".into());
+    })
+    .await
+    .unwrap();
+    let https = format!("https://{}", fleet.co().https_addr.unwrap());
+    let token = claim(&fleet, "site-1", Some("node-7"), 600).await;
+    let (secret, _) = token.rsplit_once('.').unwrap();
+    // Another CA's fingerprint: the CO's CA does not match it, so the token is not sent.
+    let refused = eos_adapter_pki::enrol(
+        &tmp.path().join("node-7"),
+        &https,
+        &format!("{secret}.{}", "1".repeat(64)),
+        &[],
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("the token was not sent"), "{refused}");
+    let dir = tmp.path().join("node-7");
+    let enrolled = eos_adapter_pki::enrol(&dir, &https, &token, &[])
+        .await
+        .expect("the token was not spent by the refused attempt, and https works");
+    let (identity, _) = enrolled.identity().unwrap();
+    assert_eq!(identity.node.as_deref(), Some("node-7"));
+    // Renewal over https trusts the CA the device holds.
+    let renewed = eos_adapter_pki::renew(&dir, &https, &[]).await.unwrap();
+    assert_ne!(renewed.certificate_pem, enrolled.certificate_pem);
+    // The API answers over TLS as over plain HTTP.
+    let ca = reqwest::Certificate::from_pem(enrolled.ca_pem.as_bytes()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{https}/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    fleet.shutdown().await;
+}
+
+/// Serves TLS handshakes with `tls`'s certificate on a fresh loopback port until the test
+/// ends: a server posing as the tier above.
+async fn impostor(tls: &Tls) -> String {
+    let config = eos_adapter_http::tls::server_config(&tls.certificate_pem, &tls.key_pem).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Clients check the server's identity too: an EN dials only its own site's LO, and an LO
+/// only the CO, whatever host names a certificate of the fleet's CA carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ens_and_los_speak_only_to_the_tier_they_belong_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &["node-1"], |c| c.grpc_tls = true)
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let load = |dir: &str| {
+        let c = eos_adapter_pki::Credentials::load(&tmp.path().join(dir))
+            .unwrap()
+            .unwrap();
+        Tls {
+            certificate_pem: c.certificate_pem,
+            key_pem: c.key_pem,
+            ca_pem: c.ca_pem,
+        }
+    };
+    let (en, lo) = (load("en/node-1/tls"), load("lo/tls"));
+    // The LO of site-2, enrolled properly, with 127.0.0.1 among its names.
+    let site2 = enrol(
+        &fleet,
+        &tmp.path().join("site-2"),
+        &claim(&fleet, "site-2", None, 600).await,
+    )
+    .await
+    .unwrap();
+    let posing = impostor(&site2).await;
+    let refused = eos_adapter_grpc::dial(&posing, Some(&en))
+        .await
+        .unwrap_err();
+    let why = format!("{refused:?}");
+    assert!(
+        why.contains("does not name spiffe://eos/default/site/site-1"),
+        "the EN took site-2's LO for its own: {why}"
+    );
+    // An LO dialling a server with an LO's certificate instead of the CO's.
+    let refused = eos_adapter_grpc::dial(&posing, Some(&lo))
+        .await
+        .unwrap_err();
+    let why = format!("{refused:?}");
+    assert!(
+        why.contains("does not name spiffe://eos/co"),
+        "the LO took an LO for the CO: {why}"
+    );
+    // The real ones pass the same check: the EN is online over it, and the LO dials the CO.
+    let co = format!("http://{}", fleet.co().grpc_addr);
+    eos_adapter_grpc::dial(&co, Some(&lo)).await.unwrap();
+    fleet.shutdown().await;
 }
