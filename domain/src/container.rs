@@ -22,6 +22,12 @@ pub struct ContainerSettings {
     /// `NAME:/path` (a named volume the EN keeps per component) or `/host/path:/path[:ro]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// Host devices, `/dev/HOST[:/dev/CONTAINER]`: only those the workload policy grants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// The node's GPUs: `all`, or how many (only where the workload policy grants GPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Gpus>,
     /// A memory limit: bytes, or with a suffix `Ki`, `Mi`, `Gi` (or `k`, `M`, `G`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
@@ -31,6 +37,23 @@ pub struct ContainerSettings {
     /// A command run inside the container; failing `retries` times in a row makes it unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthCheck>,
+}
+
+/// The GPUs a container asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Gpus {
+    /// `all`.
+    All(AllGpus),
+    /// How many.
+    Count(u32),
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllGpus {
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +112,11 @@ impl ContainerSettings {
                 problems.push((format!("volumes[{i}]"), e));
             }
         }
+        for (i, d) in settings.devices.iter().enumerate() {
+            if let Err(e) = parse_device(d) {
+                problems.push((format!("devices[{i}]"), e));
+            }
+        }
         if let Some(m) = &settings.memory
             && let Err(e) = parse_memory(m)
         {
@@ -139,6 +167,14 @@ impl ContainerSettings {
             .collect()
     }
 
+    /// The devices, as `(host, container)` paths.
+    pub fn device_mappings(&self) -> Vec<(String, String)> {
+        self.devices
+            .iter()
+            .filter_map(|d| parse_device(d).ok())
+            .collect()
+    }
+
     pub fn memory_bytes(&self) -> Option<u64> {
         self.memory.as_deref().and_then(|m| parse_memory(m).ok())
     }
@@ -160,6 +196,21 @@ pub fn parse_port(text: &str) -> Result<PortMapping, String> {
         container: port(container)?,
         udp,
     })
+}
+
+/// `/dev/HOST` or `/dev/HOST:/dev/CONTAINER`: the host and container paths.
+pub fn parse_device(text: &str) -> Result<(String, String), String> {
+    let bad = || format!("{text:?} is not /dev/HOST or /dev/HOST:/dev/CONTAINER");
+    let (host, container) = match text.split_once(':') {
+        Some((h, c)) => (h, c),
+        None => (text, text),
+    };
+    for path in [host, container] {
+        if !path.starts_with("/dev/") || path.len() <= "/dev/".len() || path.contains(':') {
+            return Err(bad());
+        }
+    }
+    Ok((host.to_owned(), container.to_owned()))
 }
 
 /// `NAME:/path`, `/host:/path` or `/host:/path:ro`.

@@ -50,7 +50,17 @@ pub struct WorkloadPolicy {
     /// CustomResourceDefinitions, …), which reach beyond the release's namespace.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cluster_scoped: bool,
+    /// Host devices (under `/dev`) containers may be given, each with what lies under it
+    /// (`/dev/video0`, `/dev/dri`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// Whether containers may ask for the node's GPUs (`x-eos-extensions.container.gpus`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpus: bool,
 }
+
+/// Devices no container is ever given: memory, ports and whole disks of the host.
+pub const NEVER_DEVICES: &[&str] = &["/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg"];
 
 impl WorkloadPolicy {
     /// The default: nothing beyond an ordinary container.
@@ -60,37 +70,47 @@ impl WorkloadPolicy {
 
     /// Whether the policy allows nothing beyond the default.
     pub fn is_strict(&self) -> bool {
-        self.host_paths.is_empty() && !self.cluster_scoped
+        self.host_paths.is_empty() && !self.cluster_scoped && self.devices.is_empty() && !self.gpus
     }
 
     /// What both policies allow: a host path counts where it lies under a grant of each (a
     /// tenant's grants within a device's ceiling).
     pub fn within(&self, ceiling: &WorkloadPolicy) -> WorkloadPolicy {
-        let plain = |p: &WorkloadPolicy| -> Vec<String> {
-            p.host_paths
-                .iter()
-                .filter_map(|g| plain_path(g).ok())
-                .collect()
-        };
-        let (mine, theirs) = (plain(self), plain(ceiling));
-        let mut host_paths = Vec::new();
-        for a in &mine {
-            for b in &theirs {
-                let narrower = if under(a, b) {
-                    a
-                } else if under(b, a) {
-                    b
-                } else {
-                    continue;
-                };
-                if !host_paths.contains(narrower) {
-                    host_paths.push(narrower.clone());
-                }
-            }
-        }
         WorkloadPolicy {
-            host_paths,
+            host_paths: narrower_of(&self.host_paths, &ceiling.host_paths),
             cluster_scoped: self.cluster_scoped && ceiling.cluster_scoped,
+            devices: narrower_of(&self.devices, &ceiling.devices),
+            gpus: self.gpus && ceiling.gpus,
+        }
+    }
+
+    /// Whether a container may be given the host device `path` (as written and, the EN
+    /// checks too, as its links resolve).
+    pub fn allows_device(&self, path: &str) -> Result<(), String> {
+        let plain = plain_path(path)?;
+        device_path(&plain)?;
+        if self
+            .devices
+            .iter()
+            .filter_map(|g| plain_path(g).ok())
+            .any(|g| under(&plain, &g))
+        {
+            return Ok(());
+        }
+        Err(match self.devices.is_empty() {
+            true => format!("device {path} is not allowed: the workload policy allows no devices"),
+            false => format!(
+                "device {path} is not allowed: the workload policy allows only {}",
+                self.devices.join(", ")
+            ),
+        })
+    }
+
+    /// Whether a container may ask for the node's GPUs.
+    pub fn allows_gpus(&self) -> Result<(), String> {
+        match self.gpus {
+            true => Ok(()),
+            false => Err("GPUs are not allowed: the workload policy allows none".into()),
         }
     }
 
@@ -125,6 +145,17 @@ impl WorkloadPolicy {
                 out.push((format!("hostPaths[{i}]"), e));
             }
         }
+        for (i, d) in self.devices.iter().enumerate() {
+            if let Err(e) = plain_path(d).and_then(|d| device_path(&d)) {
+                out.push((format!("devices[{i}]"), e));
+            }
+        }
+        if self.devices.len() > MAX_HOST_PATHS {
+            out.push((
+                "devices".into(),
+                format!("{} devices; at most {MAX_HOST_PATHS}", self.devices.len()),
+            ));
+        }
         out
     }
 
@@ -152,8 +183,8 @@ impl WorkloadPolicy {
     }
 }
 
-/// Every host path an application description's `oci` components ask to mount that `policy`
-/// does not allow, as `(field path, message)`
+/// Every host path, device and GPU request of an application description's `oci` components
+/// that `policy` does not allow, as `(field path, message)`
 /// (`deploymentProfiles[0].components[0].x-eos-extensions.container.volumes[0]`).
 pub fn description_problems(
     ad: &crate::margo::application::ApplicationDescription,
@@ -163,16 +194,33 @@ pub fn description_problems(
     let mut out = Vec::new();
     for (p, profile) in ad.deployment_profiles.iter().enumerate() {
         for (c, component) in profile.components.iter().enumerate() {
-            let volumes = component
+            let container = component
                 .extensions
                 .get(EOS_EXTENSIONS)
-                .and_then(|e| e.get("container"))
+                .and_then(|e| e.get("container"));
+            let volumes = container
                 .and_then(|c| c.get("volumes"))
                 .and_then(|v| v.as_array());
+            let at = format!("deploymentProfiles[{p}].components[{c}].{EOS_EXTENSIONS}.container");
+            let devices = container
+                .and_then(|c| c.get("devices"))
+                .and_then(|v| v.as_array());
+            for (d, device) in devices.into_iter().flatten().enumerate() {
+                let Some(text) = device.as_str() else {
+                    continue;
+                };
+                let host = text.split(':').next().unwrap_or(text);
+                if let Err(e) = policy.allows_device(host) {
+                    out.push((format!("{at}.devices[{d}]"), e));
+                }
+            }
+            if container.and_then(|c| c.get("gpus")).is_some()
+                && let Err(e) = policy.allows_gpus()
+            {
+                out.push((format!("{at}.gpus"), e));
+            }
             for (v, volume) in volumes.into_iter().flatten().enumerate() {
-                let field = format!(
-                    "deploymentProfiles[{p}].components[{c}].{EOS_EXTENSIONS}.container.volumes[{v}]"
-                );
+                let field = format!("{at}.volumes[{v}]");
                 let Some(text) = volume.as_str() else {
                     continue;
                 };
@@ -212,6 +260,45 @@ fn plain_path(text: &str) -> Result<String, String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// The grants of `a` that lie under one of `b`'s, and those of `b` under one of `a`'s: what
+/// both allow.
+fn narrower_of(a: &[String], b: &[String]) -> Vec<String> {
+    let plain = |list: &[String]| -> Vec<String> {
+        list.iter().filter_map(|g| plain_path(g).ok()).collect()
+    };
+    let (mine, theirs) = (plain(a), plain(b));
+    let mut out = Vec::new();
+    for a in &mine {
+        for b in &theirs {
+            let narrower = if under(a, b) {
+                a
+            } else if under(b, a) {
+                b
+            } else {
+                continue;
+            };
+            if !out.contains(narrower) {
+                out.push(narrower.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Refused unless the plain path `path` names a device under `/dev` (not `/dev` itself) that
+/// may ever be given.
+fn device_path(path: &str) -> Result<(), String> {
+    if !under(path, "/dev") || path == "/dev" {
+        return Err(format!("{path} is not a device under /dev"));
+    }
+    for n in NEVER_DEVICES {
+        if under(path, n) {
+            return Err(format!("{path} is never given to a container"));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `path` is `folder` or lies under it.
 fn under(path: &str, folder: &str) -> bool {
     folder == "/"
@@ -248,7 +335,7 @@ mod tests {
     fn grant(paths: &[&str]) -> WorkloadPolicy {
         WorkloadPolicy {
             host_paths: paths.iter().map(|p| p.to_string()).collect(),
-            cluster_scoped: false,
+            ..Default::default()
         }
     }
 
@@ -298,6 +385,39 @@ mod tests {
         assert!(!cluster.is_strict());
         assert!(!cluster.within(&WorkloadPolicy::strict()).cluster_scoped);
         assert!(cluster.within(&cluster).cluster_scoped);
+    }
+
+    #[test]
+    fn devices_and_gpus_are_given_only_where_both_grant_them() {
+        let tenant = WorkloadPolicy {
+            devices: vec!["/dev/video0".into(), "/dev/dri".into()],
+            gpus: true,
+            ..Default::default()
+        };
+        let device = WorkloadPolicy {
+            devices: vec!["/dev/dri/renderD128".into(), "/dev/ttyUSB0".into()],
+            ..Default::default()
+        };
+        let both = tenant.within(&device);
+        assert_eq!(both.devices, ["/dev/dri/renderD128"]);
+        assert!(!both.gpus, "the device's ceiling allows no GPUs");
+        assert!(both.allows_device("/dev/dri/renderD128").is_ok());
+        let e = both.allows_device("/dev/video0").unwrap_err();
+        assert!(e.contains("allows only /dev/dri/renderD128"), "{e}");
+        assert!(both.allows_gpus().is_err());
+        assert!(tenant.allows_gpus().is_ok());
+        let e = WorkloadPolicy::strict()
+            .allows_device("/dev/video0")
+            .unwrap_err();
+        assert!(e.contains("allows no devices"), "{e}");
+        let all = WorkloadPolicy {
+            devices: vec!["/dev/mem".into(), "/dev".into(), "/srv/x".into()],
+            ..Default::default()
+        };
+        let fields: Vec<String> = all.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["devices[0]", "devices[1]", "devices[2]"]);
+        assert!(all.allows_device("/dev/mem").is_err());
+        assert!(!tenant.is_strict());
     }
 
     #[test]

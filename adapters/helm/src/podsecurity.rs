@@ -307,6 +307,7 @@ mod tests {
         let granted = WorkloadPolicy {
             host_paths: vec!["/srv/data".into()],
             cluster_scoped: false,
+            ..Default::default()
         };
         let pod = |path: &str| {
             deployment(json!({"containers": [],
@@ -326,6 +327,7 @@ mod tests {
         let wide = WorkloadPolicy {
             host_paths: vec![],
             cluster_scoped: true,
+            ..Default::default()
         };
         assert_eq!(refusal(&object, &wide, "edge-apps"), None);
     }

@@ -451,7 +451,7 @@ pub async fn set_signature_policy(
 }
 
 /// A tenant's workload security policy: what its components may ask of a device beyond an
-/// ordinary container. The default allows no host bind mounts; a device counts a grant only
+/// ordinary container. The default allows no host bind mounts, devices or GPUs; a device counts a grant only
 /// within its own `en.toml` ceiling, and `/`, `/proc`, `/sys`, `/dev`, `/etc`, the engine
 /// sockets and the EN's data folder are never mounted.
 #[derive(
@@ -468,6 +468,15 @@ pub struct WorkloadPolicyBody {
     #[serde(default)]
     #[graphql(default)]
     pub cluster_scoped: bool,
+    /// Host devices under `/dev` containers may be given (`/dev/video0`, `/dev/dri`), at most
+    /// 32; `/dev/mem`, `/dev/kmem`, `/dev/port` and `/dev/kmsg` never are.
+    #[serde(default)]
+    #[graphql(default)]
+    pub devices: Vec<String>,
+    /// Whether containers may ask for the node's GPUs.
+    #[serde(default)]
+    #[graphql(default)]
+    pub gpus: bool,
 }
 
 impl From<eos_domain::workload::WorkloadPolicy> for WorkloadPolicyBody {
@@ -475,6 +484,8 @@ impl From<eos_domain::workload::WorkloadPolicy> for WorkloadPolicyBody {
         Self {
             host_paths: p.host_paths,
             cluster_scoped: p.cluster_scoped,
+            devices: p.devices,
+            gpus: p.gpus,
         }
     }
 }
@@ -484,6 +495,8 @@ impl From<WorkloadPolicyBody> for eos_domain::workload::WorkloadPolicy {
         Self {
             host_paths: b.host_paths,
             cluster_scoped: b.cluster_scoped,
+            devices: b.devices,
+            gpus: b.gpus,
         }
     }
 }

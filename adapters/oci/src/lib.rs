@@ -42,6 +42,21 @@ pub const START_WINDOW: Duration = Duration::from_millis(500);
 pub const STOP_GRACE_SECS: i32 = 10;
 
 pub(crate) const LABEL_SCOPE: &str = "eos.scope";
+/// The security option every container of EOS runs with.
+pub(crate) const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
+
+/// The engine's request for `gpus` of the node (what `docker run --gpus` asks).
+pub(crate) fn gpu_request(gpus: eos_domain::container::Gpus) -> bollard::models::DeviceRequest {
+    use eos_domain::container::Gpus;
+    bollard::models::DeviceRequest {
+        count: Some(match gpus {
+            Gpus::All(_) => -1,
+            Gpus::Count(n) => i64::from(n),
+        }),
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        ..Default::default()
+    }
+}
 pub(crate) const LABEL_DEPLOYMENT: &str = "eos.deployment";
 pub(crate) const LABEL_COMPONENT: &str = "eos.component";
 pub(crate) const LABEL_SPEC: &str = "eos.spec";
@@ -200,6 +215,21 @@ impl OciDriver {
                 }),
                 // The engine's init as PID 1: SIGTERM stops any workload, zombies are reaped.
                 init: Some(true),
+                // The workload security policy's default: nothing gains privileges on exec.
+                security_opt: Some(vec![NO_NEW_PRIVILEGES.to_owned()]),
+                // Devices and GPUs only as the EN found them granted (checked before apply).
+                devices: Some(
+                    settings
+                        .device_mappings()
+                        .into_iter()
+                        .map(|(host, container)| bollard::models::DeviceMapping {
+                            path_on_host: Some(host),
+                            path_in_container: Some(container),
+                            cgroup_permissions: Some("rwm".into()),
+                        })
+                        .collect(),
+                ),
+                device_requests: settings.gpus.map(|gpus| vec![gpu_request(gpus)]),
                 ..Default::default()
             }),
             ..Default::default()

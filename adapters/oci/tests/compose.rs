@@ -253,6 +253,14 @@ async fn archives_the_spec_forbids_are_refused_with_the_reason() {
             "workload security policy",
         ),
         (
+            "device",
+            vec![(
+                "a/compose.yaml",
+                "services:\n  a: {image: x, devices: [\"/dev/null\"]}\n".into(),
+            )],
+            "allows no devices",
+        ),
+        (
             "cap-add",
             vec![(
                 "a/compose.yaml",
@@ -515,6 +523,7 @@ async fn a_link_under_a_granted_folder_leads_nowhere_else() {
     spec.workload = Some(eos_domain::workload::WorkloadPolicy {
         host_paths: vec![granted.display().to_string()],
         cluster_scoped: false,
+        ..Default::default()
     });
     let key = InstanceKey {
         deployment_id: "granted".into(),

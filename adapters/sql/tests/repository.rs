@@ -620,6 +620,7 @@ async fn every_read_of_a_tenant_returns_only_its_rows() {
         let grant = eos_domain::workload::WorkloadPolicy {
             host_paths: vec!["/srv/acme".into()],
             cluster_scoped: false,
+            ..Default::default()
         };
         assert!(store.set_workload_policy(&acme, &grant).await.unwrap());
         let read = |t: TenantId| {

@@ -200,15 +200,22 @@ enum PolicyCommand {
         #[arg(long, conflicts_with = "keys")]
         off: bool,
     },
-    /// Let the tenant's components bind-mount these host folders (platform admins only; name
-    /// the tenant with --tenant). A device counts the grant only within its own en.toml.
+    /// Let the tenant's components bind-mount these host folders, use these devices or the
+    /// GPUs (platform admins only; name the tenant with --tenant). The whole policy is
+    /// replaced. A device counts the grant only within its own en.toml.
     Workload {
         /// An absolute host folder (`/srv/data`); repeat for several.
-        #[arg(long = "host-path", required_unless_present_any = ["none", "cluster_scoped"])]
+        #[arg(long = "host-path", required_unless_present_any = ["none", "cluster_scoped", "devices", "gpus"])]
         host_paths: Vec<String>,
         /// Let Helm charts create cluster-scoped objects (Namespaces, ClusterRoles, …).
         #[arg(long, conflicts_with = "none")]
         cluster_scoped: bool,
+        /// A host device under /dev (`/dev/video0`, `/dev/dri`); repeat for several.
+        #[arg(long = "device", conflicts_with = "none")]
+        devices: Vec<String>,
+        /// Let containers ask for the node's GPUs.
+        #[arg(long, conflicts_with = "none")]
+        gpus: bool,
         /// Take every grant back (the strict default).
         #[arg(long, conflicts_with = "host_paths")]
         none: bool,
@@ -526,10 +533,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(PolicyCommand::Workload {
             host_paths,
             cluster_scoped,
+            devices,
+            gpus,
             none,
         }) => {
-            let host_paths = if none { Vec::new() } else { host_paths };
-            trust::set_workload_policy(&api, out, &host_paths, cluster_scoped).await
+            let policy = trust::WorkloadGrant {
+                host_paths: if none { Vec::new() } else { host_paths },
+                cluster_scoped,
+                devices,
+                gpus,
+            };
+            trust::set_workload_policy(&api, out, &policy).await
         }
         Command::User(UserCommand::SetRole { user, role }) => {
             let v = api

@@ -20,20 +20,27 @@ pub async fn show_policy(api: &Api, out: Output) -> anyhow::Result<()> {
     print_workload_policy(out, &workload)
 }
 
-/// Grants the tenant `host_paths` and, with `cluster_scoped`, cluster-scoped Helm objects
-/// (neither: the strict default).
+/// What a tenant's workload policy grants (nothing: the strict default).
+pub struct WorkloadGrant {
+    pub host_paths: Vec<String>,
+    pub cluster_scoped: bool,
+    pub devices: Vec<String>,
+    pub gpus: bool,
+}
+
+/// Replaces the tenant's workload policy with `grant`.
 pub async fn set_workload_policy(
     api: &Api,
     out: Output,
-    host_paths: &[String],
-    cluster_scoped: bool,
+    grant: &WorkloadGrant,
 ) -> anyhow::Result<()> {
     let policy = api
-        .send(
-            api.http
-                .put(api.url("/workload-policy"))
-                .json(&json!({ "hostPaths": host_paths, "clusterScoped": cluster_scoped })),
-        )
+        .send(api.http.put(api.url("/workload-policy")).json(&json!({
+            "hostPaths": grant.host_paths,
+            "clusterScoped": grant.cluster_scoped,
+            "devices": grant.devices,
+            "gpus": grant.gpus,
+        })))
         .await?;
     print_workload_policy(out, &policy)
 }
@@ -57,6 +64,20 @@ fn print_workload_policy(out: Output, policy: &Value) -> anyhow::Result<()> {
     match policy["clusterScoped"].as_bool() {
         Some(true) => println!("cluster-scoped Helm objects: allowed"),
         _ => println!("cluster-scoped Helm objects: none"),
+    }
+    let devices: Vec<&str> = policy["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match devices.is_empty() {
+        true => println!("devices: none"),
+        false => println!("devices: {}", devices.join(", ")),
+    }
+    match policy["gpus"].as_bool() {
+        Some(true) => println!("GPUs: allowed"),
+        _ => println!("GPUs: none"),
     }
     Ok(())
 }

@@ -215,9 +215,36 @@ impl Agent {
         policy
             .host_paths
             .retain(|p| policy_of(p).allows_host_path(p, &protected).is_ok());
-        let volumes = spec
-            .settings
-            .get("container")
+        let container = spec.settings.get("container");
+        let refuse = |field: String, why: String| {
+            DriverError::Start(format!(
+                "refused by the workload security policy: container.{field}: {why}; nothing was \
+                 started"
+            ))
+        };
+        let devices = container
+            .and_then(|c| c.get("devices"))
+            .and_then(|v| v.as_array());
+        for (i, device) in devices.into_iter().flatten().enumerate() {
+            let Some(Ok((host, _))) = device.as_str().map(eos_domain::container::parse_device)
+            else {
+                continue;
+            };
+            let resolved = std::fs::canonicalize(&host)
+                .ok()
+                .map(|p| p.display().to_string());
+            for path in std::iter::once(host.as_str()).chain(resolved.as_deref()) {
+                policy
+                    .allows_device(path)
+                    .map_err(|why| refuse(format!("devices[{i}]"), why))?;
+            }
+        }
+        if container.and_then(|c| c.get("gpus")).is_some() {
+            policy
+                .allows_gpus()
+                .map_err(|why| refuse("gpus".into(), why))?;
+        }
+        let volumes = container
             .and_then(|c| c.get("volumes"))
             .and_then(|v| v.as_array());
         for (i, volume) in volumes.into_iter().flatten().enumerate() {
@@ -902,6 +929,7 @@ fn policy_of(path: &str) -> eos_domain::workload::WorkloadPolicy {
     eos_domain::workload::WorkloadPolicy {
         host_paths: vec![path.to_owned()],
         cluster_scoped: false,
+        ..Default::default()
     }
 }
 
@@ -1024,6 +1052,7 @@ mod workload_tests {
         let granted = WorkloadPolicy {
             host_paths: vec![data.display().to_string()],
             cluster_scoped: false,
+            ..Default::default()
         };
         let mut spec = oci(&[&format!("{}:/d", data.display())]);
         spec.workload = Some(granted.clone());
@@ -1036,6 +1065,7 @@ mod workload_tests {
         let device = agent(&tmp.path().join("en")).ceiling(WorkloadPolicy {
             host_paths: vec![tmp.path().join("srv").display().to_string()],
             cluster_scoped: false,
+            ..Default::default()
         });
         let runnable = device.check_workload(&spec).unwrap();
         assert_eq!(runnable.workload, Some(granted));

@@ -1187,3 +1187,140 @@ async fn a_claim_binds_a_new_site_to_its_tenant_at_once() {
     assert_eq!(code, 404);
     fleet.shutdown().await;
 }
+
+/// A host device reaches a container only where the tenant's grant and the device's en.toml
+/// both allow it: the CO refuses the app without a grant, naming the field; the EN whose
+/// ceiling allows no devices refuses it again; where both allow it, the container gets that
+/// device and nothing gains privileges on exec. GPUs need a grant of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_reaches_a_container_only_where_both_grant_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_tiers(
+        tmp.path(),
+        "site-1",
+        &["node-1", "node-2"],
+        |_| {},
+        &|tier| {
+            if let eos_tests::Tier::En(c) = tier
+                && c.device_id.ends_with("node-1")
+            {
+                c.workload_policy.devices = vec!["/dev/null".into()];
+            }
+        },
+    )
+    .await
+    .unwrap();
+    fleet.await_online(&["node-1", "node-2"]).await;
+    let sample =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/apps/web-oci/margo.yaml"))
+            .unwrap()
+            .replace("            ports: [\"18765:80\"]\n", "");
+    let with = |extra: &str| {
+        sample.replace(
+            "            memory: 32Mi",
+            &format!("            memory: 32Mi\n            {extra}"),
+        )
+    };
+    let device_app = with("devices: [\"/dev/null:/dev/eos-null\"]");
+    let (code, problem) = fleet
+        .post("/api/v1/apps", json!({ "description": device_app }))
+        .await
+        .unwrap();
+    assert_eq!(code, 422, "{problem}");
+    assert!(
+        problem
+            .to_string()
+            .contains("deploymentProfiles[0].components[0].x-eos-extensions.container.devices[0]"),
+        "{problem}"
+    );
+    let (code, problem) = fleet
+        .post(
+            "/api/v1/apps",
+            json!({ "description": with("gpus: all").replace("version: 1.0.0", "version: 1.0.9") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 422, "{problem}");
+    assert!(
+        problem.to_string().contains("GPUs are not allowed"),
+        "{problem}"
+    );
+    let granted = fleet
+        .http
+        .put(fleet.url("/api/v1/workload-policy"))
+        .json(&json!({"devices": ["/dev/null"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    let (code, app) = fleet
+        .post("/api/v1/apps", json!({ "description": device_app }))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{app}");
+    let mut ids = Vec::new();
+    for host in ["node-1", "node-2"] {
+        let (code, created) = fleet
+            .post(
+                "/api/v1/deployments",
+                json!({"app_id": "com-eos-test-web-oci", "site": "site-1", "host": host}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    let view = |id: String| {
+        let fleet = &fleet;
+        async move {
+            eos_tests::eventually("the EN's answer", eos_tests::LIMIT, || async {
+                let v = fleet.deployment(&id).await;
+                (v["state"] == "installed" || v["state"] == "failed").then_some(v)
+            })
+            .await
+        }
+    };
+    let (on_1, on_2) = (view(ids[0].clone()).await, view(ids[1].clone()).await);
+    assert_eq!(on_1["state"], "installed", "{on_1}");
+    assert_eq!(on_2["state"], "failed", "{on_2}");
+    assert!(
+        on_2.to_string().contains("allows no devices"),
+        "node-2's en.toml allows no devices: {on_2}"
+    );
+    let (docker, containers) = eos_tests::all_containers().await.unwrap();
+    let ours = containers
+        .iter()
+        .find(|c| c.names.iter().flatten().any(|n| n.contains(&ids[0][..8])))
+        .and_then(|c| c.id.clone())
+        .expect("node-1 runs the container");
+    let host = docker
+        .inspect_container(&ours, None)
+        .await
+        .unwrap()
+        .host_config
+        .unwrap();
+    let devices: Vec<(String, String)> = host
+        .devices
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            (
+                d.path_on_host.unwrap_or_default(),
+                d.path_in_container.unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        [("/dev/null".to_owned(), "/dev/eos-null".to_owned())]
+    );
+    assert!(
+        host.security_opt
+            .unwrap_or_default()
+            .contains(&"no-new-privileges".to_owned())
+    );
+    for id in &ids {
+        fleet.undeploy(id).await.unwrap();
+    }
+    fleet.shutdown().await;
+}

@@ -37,6 +37,9 @@ pub struct Service {
     pub ports: Vec<serde_yaml::Value>,
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// Host devices (`/dev/HOST[:/dev/CONTAINER]`), only those the workload policy grants.
+    #[serde(default)]
+    pub devices: Vec<String>,
     #[serde(default)]
     pub depends_on: Option<DependsOn>,
     #[serde(default)]

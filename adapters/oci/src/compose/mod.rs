@@ -311,6 +311,31 @@ impl ComposeDriver {
                 None => format!("{source}:{target}"),
             });
         }
+        // Devices only where the policy the EN narrowed grants them, judged as written and as
+        // their links resolve.
+        let mut devices = Vec::new();
+        for d in &service.devices {
+            let refuse = |why: String| {
+                format!(
+                    "service {service_name}: device {d:?}: refused by the workload security \
+                     policy: {why}"
+                )
+            };
+            let (host, container) = eos_domain::container::parse_device(d)
+                .map_err(|e| format!("service {service_name}: {e}"))?;
+            let policy = spec.workload.clone().unwrap_or_default();
+            policy.allows_device(&host).map_err(refuse)?;
+            if let Ok(resolved) = std::fs::canonicalize(&host) {
+                policy
+                    .allows_device(&resolved.display().to_string())
+                    .map_err(refuse)?;
+            }
+            devices.push(bollard::models::DeviceMapping {
+                path_on_host: Some(host),
+                path_in_container: Some(container),
+                cgroup_permissions: Some("rwm".into()),
+            });
+        }
         let limits = service
             .deploy
             .as_ref()
@@ -371,6 +396,8 @@ impl ComposeDriver {
                 memory,
                 nano_cpus,
                 init: Some(true),
+                security_opt: Some(vec![crate::NO_NEW_PRIVILEGES.to_owned()]),
+                devices: Some(devices),
                 network_mode: Some(network.to_owned()),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
