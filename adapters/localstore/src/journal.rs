@@ -1,6 +1,8 @@
 //! An append-only journal of JSON records, one per line with a CRC-32 of its text, fsynced per
 //! batch. A crash can tear only the last line; opening the journal drops a torn or corrupt tail
-//! (and says so) and keeps every whole record before it. `rewrite` replaces the journal
+//! (and says so) and keeps every whole record before it. A write that fails (a full disk) is
+//! cut back to the last whole record at once, so nothing appended later is glued to a torn
+//! line and lost on the next open. `rewrite` replaces the journal
 //! atomically with a shorter equivalent (write, fsync, rename, fsync the folder).
 
 use crate::RecordError;
@@ -14,8 +16,13 @@ use std::path::{Path, PathBuf};
 pub struct Journal<R> {
     path: PathBuf,
     file: File,
+    /// The length of the whole records on disk: a failed append is cut back to it.
     bytes: u64,
     records: u64,
+    /// A failed append left bytes past `bytes` that could not be cut yet: nothing is appended
+    /// after them (the next record would be glued to a torn one, and a reopen would drop it
+    /// with everything after it).
+    torn: bool,
     _record: PhantomData<fn(R)>,
 }
 
@@ -95,6 +102,7 @@ impl<R: Serialize + DeserializeOwned> Journal<R> {
             file,
             bytes: good,
             records: records.len() as u64,
+            torn: false,
             _record: PhantomData,
         };
         Ok(Opened {
@@ -104,18 +112,37 @@ impl<R: Serialize + DeserializeOwned> Journal<R> {
         })
     }
 
-    /// Appends records and makes them durable (one fsync per call).
+    /// Appends records and makes them durable (one fsync per call). A write that fails (a
+    /// full disk) is cut back to the last whole record, so records appended once there is
+    /// room again are read back after a restart like any other.
     pub fn append(&mut self, records: &[R]) -> Result<(), RecordError> {
         if records.is_empty() {
             return Ok(());
         }
+        if self.torn {
+            self.cut_back()
+                .map_err(io("cut back the torn tail of", &self.path))?;
+        }
         let text: String = records.iter().map(line).collect();
-        self.file
+        let written = self
+            .file
             .write_all(text.as_bytes())
-            .map_err(io("append to", &self.path))?;
-        self.file.sync_data().map_err(io("sync", &self.path))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.torn = true;
+            let _ = self.cut_back();
+            return Err(io("append to", &self.path)(e));
+        }
         self.bytes += text.len() as u64;
         self.records += records.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file back to its whole records (appends go to the end, which is then theirs).
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.bytes)?;
+        self.file.sync_all()?;
+        self.torn = false;
         Ok(())
     }
 
@@ -138,6 +165,7 @@ impl<R: Serialize + DeserializeOwned> Journal<R> {
             .map_err(io("open", &self.path))?;
         self.bytes = text.len() as u64;
         self.records = records.len() as u64;
+        self.torn = false;
         Ok(())
     }
 
