@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// The deployment annotation that carries the policy its tenant had when it was made (JSON).
 pub const ANNOTATION: &str = "eos.dev/signature-policy";
-/// The runtimes whose artifacts can be verified (images and modules in OCI registries).
-pub const VERIFIABLE_RUNTIMES: [&str; 2] = ["oci", "wasm"];
+/// The runtimes whose artifacts can be verified: images, modules, compose archives and Helm
+/// charts in OCI registries (the images a compose file or chart names are pulled as named).
+pub const VERIFIABLE_RUNTIMES: [&str; 4] = ["oci", "wasm", "compose", "helm"];
 /// The most public keys one policy may name.
 pub const MAX_KEYS: usize = 8;
 /// The largest public key, in bytes of PEM.

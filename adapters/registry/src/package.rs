@@ -51,10 +51,31 @@ impl OciPackages {
     }
 
     /// Pulls the package `source` names into a fresh folder; the folder is removed again when
-    /// the package is refused.
-    pub async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
+    /// the package is refused. With `public_keys` (the tenant's signature policy requires
+    /// signatures), the package must carry a cosign signature by one of them, and the digest
+    /// that verified is the one pulled.
+    pub async fn fetch(
+        &self,
+        source: &str,
+        public_keys: Option<&[String]>,
+    ) -> Result<FetchedPackage, String> {
+        let source = match public_keys {
+            None => source.to_owned(),
+            Some(keys) => {
+                let verifier = crate::ArtifactCache::new(
+                    self.root.join(".signatures"),
+                    self.logins.clone(),
+                    self.insecure.clone(),
+                );
+                let pinned = verifier
+                    .verify_signature(source.trim_start_matches("oci://"), keys)
+                    .await
+                    .map_err(|e| format!("refused by the tenant's signature policy: {e}"))?;
+                format!("oci://{pinned}")
+            }
+        };
         let folder = self.fresh_folder().await?;
-        match self.pull(source, &folder).await {
+        match self.pull(&source, &folder).await {
             Ok(description_yaml) => Ok(FetchedPackage {
                 description_yaml,
                 folder: folder.display().to_string(),

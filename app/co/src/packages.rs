@@ -40,9 +40,16 @@ impl Artifacts {
 
 #[async_trait::async_trait]
 impl PackageSource for Packages {
-    async fn fetch(&self, source: &str) -> Result<FetchedPackage, String> {
+    async fn fetch(
+        &self,
+        source: &str,
+        signatures: &eos_domain::signing::SignaturePolicy,
+    ) -> Result<FetchedPackage, String> {
         if OciPackages::handles(source) {
-            self.registries.fetch(source).await
+            let keys = signatures
+                .required
+                .then_some(signatures.public_keys.as_slice());
+            self.registries.fetch(source, keys).await
         } else {
             self.files.fetch(source).await
         }

@@ -100,9 +100,10 @@ impl ControlPlane {
                 actor.subject
             )));
         }
+        let signatures = self.signature_policy(tenant).await?;
         let package = self
             .packages
-            .fetch(source)
+            .fetch(source, &signatures)
             .await
             .map_err(|e| invalid_source(source, e))?;
         let stored = self

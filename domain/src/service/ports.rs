@@ -324,7 +324,13 @@ pub struct FetchedPackage {
 /// Reads Margo application packages from directories and Git repositories.
 #[async_trait::async_trait]
 pub trait PackageSource: Send + Sync {
-    async fn fetch(&self, source: &str) -> Result<FetchedPackage, String>;
+    /// Copies the package `source` names; one from a registry must carry a signature by one
+    /// of `signatures`' keys when the policy requires signatures.
+    async fn fetch(
+        &self,
+        source: &str,
+        signatures: &crate::signing::SignaturePolicy,
+    ) -> Result<FetchedPackage, String>;
     /// The file at `path` (relative, as the description names it: `./resources/icon.png`) in
     /// a package `fetch` made, refused when it leaves the package or is over `limit` bytes.
     async fn read(&self, folder: &str, path: &str, limit: u64) -> Result<Vec<u8>, String>;

@@ -42,7 +42,7 @@ async fn add(fleet: &Fleet, source: &str) -> (u16, Value) {
 }
 
 /// The package files of the sample at `version`, as registry layers.
-fn sample_layers(version: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
+pub(crate) fn sample_layers(version: &str) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let yaml = String::from_utf8(sample_file("margo.yaml"))
         .unwrap()
         .replace("version: 1.0.0", &format!("version: {version}"));

@@ -16,7 +16,7 @@ const STACK_APP: (&str, &str) = (
 /// The stack's archive at `version`. Both versions keep state in the named volume `state`:
 /// 1.0.0 leaves a mark there, 1.1.0 prints its greeting led by `v2` and reads the mark back, so
 /// its output shows that the update replaced the services and kept the volume.
-fn compose_archive(version: &str) -> Vec<u8> {
+pub(crate) fn compose_archive(version: &str) -> Vec<u8> {
     let probe = if version == "1.0.0" {
         r#"echo kept > /state/mark; trap 'exit 0' TERM; while true; do echo \"${GREETING} $$(wget -qO- http://web/index.html)\"; sleep 1; done"#
     } else {

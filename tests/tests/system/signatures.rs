@@ -381,3 +381,119 @@ async fn under_a_signature_policy_an_unsigned_module_never_runs_and_a_signed_one
     assert_eq!(fleet.greetings("node-1", &d_unsigned_offline), 0);
     fleet.shutdown().await;
 }
+
+/// A compose archive is an artifact like any other: under the policy, an unsigned archive
+/// never runs a service, and one signed by the trusted key runs (the images it names are
+/// pulled as named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_signature_policy_only_a_signed_compose_archive_runs() {
+    let (trusted, trusted_pem) = key_pair();
+    let registry = test_registry();
+    let (unsigned, signed) = (fresh("unsigned-stack"), fresh("signed-stack"));
+    for repository in [&unsigned, &signed] {
+        push_artifact(
+            &format!("{registry}/{repository}:1.0.0"),
+            crate::compose::compose_archive("1.0.0"),
+            "application/vnd.org.margo.component.compose.tar+gzip",
+            "application/vnd.org.margo.component.compose+json",
+            &[
+                ("org.margo.component.type", "compose"),
+                ("org.opencontainers.image.title", "stack.tar.gz"),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    }
+    sign(&trusted, &signed, &digest_of(&signed, "1.0.0").await).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let (status, answer) = require_signatures(&fleet, &trusted_pem).await;
+    assert_eq!(status, 200, "{answer}");
+    let mut ids = Vec::new();
+    for (id, repository) in [("unsigned", &unsigned), ("signed", &signed)] {
+        let folder = eos_tests::app_variant(
+            &tmp.path().join(id),
+            "tests/fixtures/apps/stack-compose",
+            &[
+                (
+                    "com-eos-test-stack-compose",
+                    &format!("com-test-{id}-stack"),
+                ),
+                (
+                    "oci://127.0.0.1:5000/eos-test/stack-compose",
+                    &format!("oci://{registry}/{repository}"),
+                ),
+            ],
+        );
+        fleet.add_app(&folder).await.unwrap();
+        let (code, body) = fleet
+            .post(
+                "/api/v1/deployments",
+                json!({"app_id": format!("com-test-{id}-stack"), "site": "site-1", "host": "node-1"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 201, "{body}");
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    let refused = when(&fleet, &ids[0], "failed").await;
+    assert!(
+        refused["devices"].to_string().contains("not signed"),
+        "{refused}"
+    );
+    assert_eq!(
+        eos_tests::engine_objects(&ids[0][..8]).await,
+        Vec::<String>::new(),
+        "the unsigned archive made nothing on the engine"
+    );
+    when(&fleet, &ids[1], "installed").await;
+    for id in &ids {
+        fleet.undeploy(id).await.unwrap();
+    }
+    fleet.shutdown().await;
+}
+
+/// An application package from a registry is an artifact too: under the policy the CO adds
+/// it only when it carries a signature by a trusted key, and pulls the digest that verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_signature_policy_only_a_signed_package_is_added_from_a_registry() {
+    let (trusted, trusted_pem) = key_pair();
+    let registry = test_registry();
+    let (unsigned, signed) = (fresh("unsigned-package"), fresh("signed-package"));
+    for repository in [&unsigned, &signed] {
+        eos_tests::registry::push_package(
+            &format!("{registry}/{repository}:1.1.0"),
+            eos_adapter_registry::APP_ARTIFACT,
+            &crate::catalog::sample_layers("1.1.0"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    }
+    sign(&trusted, &signed, &digest_of(&signed, "1.1.0").await).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start(tmp.path(), "site-1", &[]).await.unwrap();
+    let (status, answer) = require_signatures(&fleet, &trusted_pem).await;
+    assert_eq!(status, 200, "{answer}");
+    let add = |repository: String| {
+        let (fleet, registry) = (&fleet, &registry);
+        async move {
+            fleet
+                .post(
+                    "/api/v1/apps",
+                    json!({"source": format!("oci://{registry}/{repository}:1.1.0")}),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (code, refused) = add(unsigned.clone()).await;
+    assert_eq!(code, 422, "{refused}");
+    assert!(refused.to_string().contains("not signed"), "{refused}");
+    let (code, added) = add(signed.clone()).await;
+    assert_eq!(code, 201, "{added}");
+    assert_eq!(added["version"], "1.1.0");
+    fleet.shutdown().await;
+}
