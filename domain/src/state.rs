@@ -86,16 +86,21 @@ impl ComponentSpec {
     /// The registry reference of an `oci://HOST/NAME` repository, with `revision` as the tag
     /// unless the repository has a tag or digest already; `None` for other repositories.
     pub fn oci_reference(&self) -> Option<String> {
-        let repo = self
-            .repository
-            .strip_prefix("oci://")
-            .filter(|r| !r.is_empty())?;
-        let last = repo.rsplit('/').next().unwrap_or(repo);
-        if last.contains(':') || last.contains('@') || self.revision.is_empty() {
-            Some(repo.to_owned())
-        } else {
-            Some(format!("{repo}:{}", self.revision))
-        }
+        oci_reference_of(&self.repository, &self.revision)
+    }
+}
+
+/// The registry reference of an `oci://HOST/NAME` `repository`, with `revision` as the tag
+/// unless the repository has a tag or digest already; `None` for other repositories.
+pub fn oci_reference_of(repository: &str, revision: &str) -> Option<String> {
+    let repo = repository
+        .strip_prefix("oci://")
+        .filter(|r| !r.is_empty())?;
+    let last = repo.rsplit('/').next().unwrap_or(repo);
+    if last.contains(':') || last.contains('@') || revision.is_empty() {
+        Some(repo.to_owned())
+    } else {
+        Some(format!("{repo}:{revision}"))
     }
 }
 

@@ -474,6 +474,8 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("GET", "/api/v1/signature-policy", Action::Read),
     ("PUT", "/api/v1/signature-policy", Action::ManageSecurity),
     ("GET", "/api/v1/workload-policy", Action::Read),
+    ("GET", "/api/v1/artifacts", Action::Read),
+    ("GET", "/api/v1/artifacts/{digest}", Action::Read),
     ("PUT", "/api/v1/workload-policy", Action::ManageTenants),
     ("GET", "/api/reference", Action::Public),
     ("GET", "/.well-known/jwks.json", Action::Public),

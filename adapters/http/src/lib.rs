@@ -2,6 +2,7 @@
 //! beside it; every request but the public few carries a bearer token that `auth` verifies and
 //! authorizes. Every error is an RFC 9457 problem document with a stable `type` per error kind.
 
+mod artifacts;
 pub mod auth;
 pub mod enrolment;
 mod events;

@@ -80,6 +80,8 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
         crate::enrolment::revoke,
         crate::enrolment::renew,
         crate::enrolment::certificate_authority,
+        crate::artifacts::list_artifacts,
+        crate::artifacts::get_artifact,
         crate::identity::issue_token,
         crate::identity::rotate_signing_key
     ),
@@ -120,6 +122,8 @@ pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
         crate::enrolment::CreateClaim,
         crate::enrolment::Claim,
         crate::enrolment::CaCertificate,
+        crate::artifacts::Artifact,
+        crate::artifacts::ArtifactUse,
         crate::enrolment::Enrol,
         crate::enrolment::Enrolled,
         crate::enrolment::Revoke,
@@ -170,6 +174,11 @@ pub fn router(
             get(crate::tenancy::get_user)
                 .patch(crate::tenancy::update_user)
                 .delete(crate::tenancy::remove_user),
+        )
+        .route("/api/v1/artifacts", get(crate::artifacts::list_artifacts))
+        .route(
+            "/api/v1/artifacts/{digest}",
+            get(crate::artifacts::get_artifact),
         )
         .route("/api/v1/apps", get(list_apps).post(add_app))
         .route("/api/v1/apps/{app_id}", get(get_app))

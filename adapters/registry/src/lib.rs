@@ -18,7 +18,7 @@ mod package;
 mod signatures;
 
 pub use package::{APP_ARTIFACT, DESCRIPTION_LAYER, OciPackages};
-pub use signatures::SignatureError;
+pub use signatures::{RegistryInspector, SignatureError};
 
 /// The hosts spoken to over plain HTTP: those in `insecure`, and `host` when it is loopback.
 fn plain_hosts(host: &str, insecure: &[String]) -> Vec<String> {

@@ -80,6 +80,84 @@ impl ArtifactCache {
         reference: &str,
         public_keys: &[String],
     ) -> Result<String, SignatureError> {
+        let examined = self.examine(reference, public_keys).await?;
+        if examined.signatures == 0 {
+            return Err(SignatureError::Unsigned {
+                reference: reference.into(),
+                digest: examined.digest,
+            });
+        }
+        if examined.trusted_key.is_none() {
+            return Err(SignatureError::Untrusted {
+                reference: reference.into(),
+                digest: examined.digest,
+                count: examined.signatures,
+            });
+        }
+        Ok(examined.pinned)
+    }
+
+    /// What the registry says of `reference` (for the CO's artifacts view): the digest it
+    /// names now, the signatures over that digest and which of `public_keys` made one, and
+    /// its SBOM when one is attached (a referrer of a CycloneDX or SPDX artifact type, or
+    /// cosign's `sha256-<hex>.sbom` tag).
+    pub async fn inspect(
+        &self,
+        reference: &str,
+        public_keys: &[String],
+    ) -> Result<eos_domain::service::ports::ArtifactFacts, SignatureError> {
+        let examined = self.examine(reference, public_keys).await?;
+        let sbom = self.sbom_of(&examined.pinned, &examined.digest).await;
+        Ok(eos_domain::service::ports::ArtifactFacts {
+            digest: examined.digest,
+            signatures: examined.signatures,
+            trusted_key: examined.trusted_key,
+            sbom,
+        })
+    }
+
+    /// Where the SBOM of `pinned` (`HOST/NAME@sha256:…`) is, when one is attached.
+    async fn sbom_of(&self, pinned: &str, digest: &str) -> Option<String> {
+        let parsed: oci_client::Reference = pinned.parse().ok()?;
+        let host = parsed.resolve_registry().to_owned();
+        let auth = match self.logins.get(&host) {
+            Some(l) => {
+                oci_client::secrets::RegistryAuth::Basic(l.username.clone(), l.password.clone())
+            }
+            None => oci_client::secrets::RegistryAuth::Anonymous,
+        };
+        let client = crate::client(&host, &self.insecure);
+        // Authenticates the client for this repository before the referrers call.
+        client.fetch_manifest_digest(&parsed, &auth).await.ok()?;
+        if let Ok(index) = client.pull_referrers(&parsed, None).await {
+            let sbom = index.manifests.iter().find(|m| {
+                m.artifact_type
+                    .as_deref()
+                    .is_some_and(|t| t.contains("cyclonedx") || t.contains("spdx"))
+            });
+            if let Some(m) = sbom {
+                return Some(format!("{host}/{}@{}", parsed.repository(), m.digest));
+            }
+        }
+        let tag = format!("{}.sbom", digest.replace(':', "-"));
+        let attached = oci_client::Reference::with_tag(
+            host.clone(),
+            parsed.repository().to_owned(),
+            tag.clone(),
+        );
+        client
+            .fetch_manifest_digest(&attached, &auth)
+            .await
+            .ok()
+            .map(|_| format!("{host}/{}:{tag}", parsed.repository()))
+    }
+
+    /// The digest `reference` names now, and the signatures over exactly that digest.
+    async fn examine(
+        &self,
+        reference: &str,
+        public_keys: &[String],
+    ) -> Result<Examined, SignatureError> {
         let verifiers = public_keys
             .iter()
             .enumerate()
@@ -142,26 +220,27 @@ impl ArtifactCache {
             .into_iter()
             .filter(|layer| layer.simple_signing.critical.image.docker_manifest_digest == digest)
             .collect();
-        if layers.is_empty() {
-            return Err(SignatureError::Unsigned {
-                reference: reference.into(),
-                digest,
-            });
-        }
-        let trusted = verifiers.iter().any(|key| {
+        let trusted_key = verifiers.iter().position(|key| {
             layers
                 .iter()
                 .any(|layer| key.verify(layer).unwrap_or(false))
         });
-        if !trusted {
-            return Err(SignatureError::Untrusted {
-                reference: reference.into(),
-                digest,
-                count: layers.len(),
-            });
-        }
-        Ok(pinned)
+        Ok(Examined {
+            pinned,
+            digest,
+            signatures: layers.len(),
+            trusted_key,
+        })
     }
+}
+
+/// What `examine` found of a reference.
+struct Examined {
+    /// `HOST/NAME@sha256:…`.
+    pinned: String,
+    digest: String,
+    signatures: usize,
+    trusted_key: Option<usize>,
 }
 
 /// Where what verified is remembered, in the cache folder.
@@ -177,4 +256,41 @@ fn memo_key(reference: &str, public_keys: &[String]) -> String {
         hash.update([0]);
     }
     format!("{reference} {}", hex::encode(&hash.finalize()[..12]))
+}
+
+/// The artifacts view's questions to registries (the control plane's
+/// [`ArtifactInspector`](eos_domain::service::ports::ArtifactInspector)): a few at a time, each
+/// within [`ASK_WITHIN`].
+pub struct RegistryInspector(pub ArtifactCache);
+
+/// How long one registry may take to answer about one artifact.
+pub const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+/// Registries asked at the same time.
+const AT_ONCE: usize = 4;
+
+#[async_trait::async_trait]
+impl eos_domain::service::ports::ArtifactInspector for RegistryInspector {
+    async fn inspect(
+        &self,
+        references: &[String],
+        public_keys: &[String],
+    ) -> Vec<Result<eos_domain::service::ports::ArtifactFacts, String>> {
+        use futures::StreamExt;
+        futures::stream::iter(references.iter().cloned())
+            .map(|reference: String| async move {
+                match tokio::time::timeout(ASK_WITHIN, self.0.inspect(&reference, public_keys))
+                    .await
+                {
+                    Ok(Ok(facts)) => Ok(facts),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!(
+                        "the registry did not answer within {} s",
+                        ASK_WITHIN.as_secs()
+                    )),
+                }
+            })
+            .buffered(AT_ONCE)
+            .collect()
+            .await
+    }
 }

@@ -142,7 +142,14 @@ impl Co {
                 Arc::new(packages),
                 Arc::new(DaemonAmbient(clock.clone())),
             )
-            .with_bell(bell.clone()),
+            .with_bell(bell.clone())
+            .with_artifacts(Arc::new(eos_adapter_registry::RegistryInspector(
+                eos_adapter_registry::ArtifactCache::new(
+                    config.data_dir.join("artifact-inspection"),
+                    config.registries.clone(),
+                    config.insecure_registries.clone(),
+                ),
+            ))),
         );
         let admin_token_file =
             identity::bootstrap_token(&config.data_dir, &authority, &control).await?;

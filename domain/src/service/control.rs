@@ -16,6 +16,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod artifacts;
 mod claims;
 mod deploy;
 mod events;
@@ -27,6 +28,7 @@ mod reports;
 mod resources;
 mod tenants;
 mod update;
+pub use artifacts::{ArtifactUse, ArtifactView, SignatureStatus};
 pub use claims::{
     ClaimRefused, ClaimRequest, DEFAULT_CLAIM_TTL_SECS, MAX_CLAIM_TTL_SECS, TOKEN_PREFIX,
     revocation_covers, split_claim_token, token_hash,
@@ -52,6 +54,8 @@ pub struct ControlPlane {
     change_lock: async_lock::Mutex<()>,
     /// Rung after each commit that logged events.
     bell: Arc<dyn EventBell>,
+    /// Asks registries about the artifacts deployments run (the artifacts view).
+    artifacts: Option<Arc<dyn super::ports::ArtifactInspector>>,
 }
 
 impl ControlPlane {
@@ -71,7 +75,15 @@ impl ControlPlane {
             publish_lock: Default::default(),
             change_lock: Default::default(),
             bell: Arc::new(NoBell),
+            artifacts: None,
         }
+    }
+
+    /// The same control plane, answering the artifacts view with what `inspector` finds in
+    /// registries.
+    pub fn with_artifacts(mut self, inspector: Arc<dyn super::ports::ArtifactInspector>) -> Self {
+        self.artifacts = Some(inspector);
+        self
     }
 
     /// The same control plane, ringing `bell` after each commit that logged events.

@@ -358,3 +358,31 @@ pub struct NoBell;
 impl EventBell for NoBell {
     fn ring(&self) {}
 }
+
+/// What a registry says of an artifact now: the digest its reference names, the cosign
+/// signatures over that digest, which of a policy's keys made one, and its SBOM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactFacts {
+    /// `sha256:…`.
+    pub digest: String,
+    /// Signatures over exactly that digest.
+    pub signatures: usize,
+    /// The index (in the keys asked about) of a key that made one of them.
+    pub trusted_key: Option<usize>,
+    /// Where its SBOM is (`HOST/NAME@sha256:…` of a CycloneDX or SPDX referrer, or cosign's
+    /// `HOST/NAME:sha256-<hex>.sbom`), when one is attached.
+    pub sbom: Option<String>,
+}
+
+/// Asks registries about artifacts (for the artifacts view).
+#[async_trait::async_trait]
+pub trait ArtifactInspector: Send + Sync {
+    /// The facts of each of `references` (`HOST/NAME:TAG` or `HOST/NAME@sha256:…`), in order,
+    /// signatures judged against `public_keys` (PEM); a registry that does not answer in
+    /// time is an error for its references, not for the others.
+    async fn inspect(
+        &self,
+        references: &[String],
+        public_keys: &[String],
+    ) -> Vec<Result<ArtifactFacts, String>>;
+}

@@ -7,7 +7,8 @@
 //! never created a container from them; a signed image runs. The same holds for WASM modules:
 //! an unsigned module fails and never ran; a signed one runs, and with the registry out of
 //! reach a new deployment of it still runs (the EN remembers what verified) while the unsigned
-//! one still fails.
+//! one still fails. The artifacts view tells trusted, untrusted and unsigned images apart, with
+//! the signer and an attached SBOM.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
@@ -278,6 +279,71 @@ async fn under_a_signature_policy_only_images_signed_by_a_trusted_key_run() {
         !engine_created_from(&foreign, since).await,
         "a container of the foreign-signed image"
     );
+
+    // The artifacts view tells the three apart, with the signed image's SBOM (attached as
+    // `cosign attach sbom` does, at `sha256-<hex>.sbom`).
+    push_artifact(
+        &format!(
+            "{registry}/{signed}:{}.sbom",
+            signed_digest.replace(':', "-")
+        ),
+        br#"{"bomFormat":"CycloneDX","specVersion":"1.5"}"#.to_vec(),
+        "application/vnd.cyclonedx+json",
+        "application/vnd.cyclonedx+json",
+        &[],
+    )
+    .await
+    .unwrap();
+    let artifacts: Value = fleet.get("/api/v1/artifacts").await.unwrap();
+    let of = |repo: &str| {
+        artifacts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == format!("{registry}/{repo}:1.0.0"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{repo} is not in the view: {artifacts}"))
+    };
+    let (a_signed, a_foreign, a_unsigned) = (of(&signed), of(&foreign), of(&unsigned));
+    assert_eq!(a_signed["signature"], "trusted", "{a_signed}");
+    assert_eq!(a_signed["signer"], "key 1", "{a_signed}");
+    assert_eq!(a_signed["digest"], signed_digest.as_str(), "{a_signed}");
+    assert!(
+        a_signed["sbom_ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with(".sbom")),
+        "{a_signed}"
+    );
+    assert_eq!(a_signed["used_by"][0]["app_id"], "com-test-signed");
+    assert_eq!(a_foreign["signature"], "untrusted", "{a_foreign}");
+    assert_eq!(a_foreign["signatures"], 1, "{a_foreign}");
+    assert_eq!(a_unsigned["signature"], "unsigned", "{a_unsigned}");
+    assert_eq!(a_unsigned["sbom_ref"], Value::Null, "{a_unsigned}");
+    // The three are copies of one image: one digest under three names, each with its own
+    // signatures.
+    let same: Value = fleet
+        .get(&format!("/api/v1/artifacts/{signed_digest}"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = same
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 3, "{same}");
+    assert!(
+        names.contains(&a_signed["name"].as_str().unwrap()),
+        "{same}"
+    );
+    let missing = fleet
+        .http
+        .get(fleet.url(&format!("/api/v1/artifacts/sha256:{}", "0".repeat(64))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
     for id in [&d_unsigned, &d_foreign, &d_signed] {
         let r = fleet
             .http
