@@ -41,47 +41,26 @@ pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a tier holds to speak mutual TLS: its certificate and key, and the CA it trusts (PEM).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tls {
     pub certificate_pem: String,
     pub key_pem: String,
     pub ca_pem: String,
+    /// The identity (SPIFFE URI) the server this tier dials must carry; none takes any
+    /// certificate of the CA (a server's own configuration does not use it).
+    pub peer: Option<String>,
 }
 
 /// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout; over
 /// mutual TLS with `tls`. The server's certificate must be of the CA, name the host dialled,
-/// and carry the identity the dialler expects of the tier above: an EN's LO is the LO of its
-/// own site and tenant (`spiffe://eos/<tenant>/site/<site>`), an LO's CO is the CO
-/// (`spiffe://eos/co`). Another site's LO or a device posing as the CO is refused in the
-/// handshake, whatever names its certificate carries.
+/// and carry the identity `tls.peer` names (the dialler's tier above: an EN's LO is the LO of
+/// its own site, an LO's CO is the CO), so another site's LO or a device posing as the CO is
+/// refused in the handshake, whatever names its certificate carries.
 pub async fn dial(
     endpoint: &str,
     tls: Option<&Tls>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    let expected = tls.and_then(|t| expected_peer(&t.certificate_pem));
-    dial_expecting(endpoint, tls, expected).await
-}
-
-/// Like [`dial`], taking any server certificate of the CA: for tests that play a hostile
-/// client against a server, to see the server refuse it.
-pub async fn dial_any_peer(
-    endpoint: &str,
-    tls: Option<&Tls>,
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    dial_expecting(endpoint, tls, None).await
-}
-
-/// The identity the server above the holder of `certificate_pem` must carry: its site's LO
-/// for an EN, the CO for an LO; none for a certificate of no EOS identity.
-fn expected_peer(certificate_pem: &str) -> Option<String> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let der = CertificateDer::from_pem_slice(certificate_pem.as_bytes()).ok()?;
-    let mine = eos_adapter_pki::Identity::of_certificate(&der)?;
-    Some(match mine.node {
-        Some(_) => eos_adapter_pki::Identity { node: None, ..mine }.uri(),
-        None => eos_adapter_pki::CO_URI.to_owned(),
-    })
+    dial_expecting(endpoint, tls, tls.and_then(|t| t.peer.clone())).await
 }
 
 async fn dial_expecting(
@@ -181,6 +160,25 @@ fn client_config(
     Ok(std::sync::Arc::new(config))
 }
 
+/// Every URI name of the certificate `der`.
+fn uris_of(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The CA's and the host name's checks (webpki), then the identity the server must carry.
 #[derive(Debug)]
 struct PeerVerifier {
@@ -206,7 +204,7 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for PeerVerifier {
             now,
         )?;
         if let Some(expected) = &self.expected
-            && !eos_adapter_pki::uris_of(end_entity).contains(expected)
+            && !uris_of(end_entity).contains(expected)
         {
             return Err(tokio_rustls::rustls::Error::General(format!(
                 "the server's certificate does not name {expected}"

@@ -339,23 +339,15 @@ enum Usage {
 /// The identity the CO's server certificates carry: an LO dials no other.
 pub const CO_URI: &str = "spiffe://eos/co";
 
-/// Every URI name of the certificate `der` (none when it does not read).
-pub fn uris_of(der: &[u8]) -> Vec<String> {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
-    let Ok(Some(names)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    names
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect()
+/// The identity (SPIFFE URI) of the tier the holder of `certificate_pem` dials: its own
+/// site's LO for an EN, the CO for an LO; none for a certificate of no EOS identity.
+pub fn tier_above(certificate_pem: &str) -> Option<String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes()).ok()?;
+    let mine = Identity::of_certificate(&pem.contents)?;
+    Some(match mine.node {
+        Some(_) => Identity { node: None, ..mine }.uri(),
+        None => CO_URI.to_owned(),
+    })
 }
 
 /// The fingerprint of the CA certificate `ca_pem`: the SHA-256 of its DER, 64 hex digits.

@@ -108,6 +108,7 @@ impl Co {
                     certificate_pem,
                     key_pem,
                     ca_pem: ca.certificate_pem().to_owned(),
+                    peer: None,
                 })
             }
         };

@@ -166,8 +166,11 @@ impl eos_app_common::Daemon for En {
 }
 
 /// The gRPC link's view of enrolled credentials.
+/// The gRPC link's view of enrolled credentials: the LO dialled must be the LO of this EN's
+/// own site and tenant.
 fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
     eos_adapter_grpc::Tls {
+        peer: eos_adapter_pki::tier_above(&c.certificate_pem),
         certificate_pem: c.certificate_pem,
         key_pem: c.key_pem,
         ca_pem: c.ca_pem,

@@ -211,6 +211,8 @@ impl eos_app_common::Daemon for Lo {
 /// The gRPC links' view of enrolled credentials.
 fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
     eos_adapter_grpc::Tls {
+        // The server the LO dials must be the CO.
+        peer: eos_adapter_pki::tier_above(&c.certificate_pem),
         certificate_pem: c.certificate_pem,
         key_pem: c.key_pem,
         ca_pem: c.ca_pem,

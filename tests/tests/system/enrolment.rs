@@ -36,13 +36,14 @@ async fn enrol(fleet: &Fleet, dir: &Path, token: &str) -> Result<Tls, String> {
             certificate_pem: c.certificate_pem,
             key_pem: c.key_pem,
             ca_pem: c.ca_pem,
+            peer: None,
         })
         .map_err(|e| e.to_string())
 }
 
 /// Opens an uplink session as the LO of `site` with `tls`: the status it ends with, if refused.
 async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), tonic::Status> {
-    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let hello = pb::LoMessage {
@@ -66,9 +67,7 @@ async fn uplink_as(endpoint: &str, tls: Option<&Tls>, site: &str) -> Result<(), 
 /// Sends one status report as the LO of `site` with `tls`, after its hello, and waits for the
 /// CO to acknowledge it (applied or refused, it is acknowledged).
 async fn report_as(endpoint: &str, tls: &Tls, site: &str, status_json: &str) {
-    let channel = eos_adapter_grpc::dial_any_peer(endpoint, Some(tls))
-        .await
-        .unwrap();
+    let channel = eos_adapter_grpc::dial(endpoint, Some(tls)).await.unwrap();
     let hello = pb::LoMessage {
         seq: 0,
         body: Some(lo_message::Body::Hello(pb::LoHello {
@@ -111,7 +110,7 @@ async fn report_as(endpoint: &str, tls: &Tls, site: &str, status_json: &str) {
 
 /// Opens a node session as EN `device` with `tls`.
 async fn node_as(endpoint: &str, tls: Option<&Tls>, device: &str) -> Result<(), tonic::Status> {
-    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let hello = pb::EnMessage {
@@ -259,6 +258,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         certificate_pem: rogue_cert.certificate_pem,
         key_pem: std::fs::read_to_string(rogue_dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.clone(),
+        peer: None,
     };
     assert!(
         uplink_as(&co, Some(&rogue), "site-1").await.is_err(),
@@ -338,6 +338,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         certificate_pem: stranger_cert.certificate_pem,
         key_pem: std::fs::read_to_string(stranger_dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.clone(),
+        peer: None,
     };
     let status = node_as(&lo, Some(&stranger), "site-1/node-2")
         .await
@@ -387,6 +388,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         certificate_pem: creds.certificate_pem.clone(),
         key_pem: creds.key_pem.clone(),
         ca_pem: creds.ca_pem.clone(),
+        peer: None,
     };
     let status = node_as(&lo, Some(&node1), "site-1/node-1")
         .await
@@ -406,6 +408,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         certificate_pem: lo_creds.certificate_pem,
         key_pem: lo_creds.key_pem,
         ca_pem: lo_creds.ca_pem,
+        peer: None,
     };
     let status = uplink_as(&co, Some(&lo_tls), "site-1").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
@@ -472,6 +475,7 @@ async fn certificates_renew_before_they_expire_and_work_carries_on() {
         certificate_pem: creds.certificate_pem.clone(),
         key_pem: creds.key_pem.clone(),
         ca_pem: creds.ca_pem.clone(),
+        peer: None,
     };
     let status = node_as(&lo, Some(&renewed), "site-1/node-1")
         .await
@@ -505,7 +509,7 @@ async fn artifact_as(
     digest: &str,
     lo: bool,
 ) -> Result<Vec<u8>, tonic::Status> {
-    let channel = eos_adapter_grpc::dial_any_peer(endpoint, tls)
+    let channel = eos_adapter_grpc::dial(endpoint, tls)
         .await
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let request = pb::ArtifactRequest {
@@ -534,6 +538,7 @@ fn issued(tmp: &Path, dir: &str, identity: eos_adapter_pki::Identity, ca_pem: &s
         certificate_pem: cert.certificate_pem,
         key_pem: std::fs::read_to_string(dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.to_owned(),
+        peer: None,
     }
 }
 
@@ -599,6 +604,7 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         certificate_pem: site1.certificate_pem,
         key_pem: site1.key_pem,
         ca_pem: ca_pem.clone(),
+        peer: None,
     };
     assert_eq!(
         artifact_as(&co, Some(&site1), &digest, false)
@@ -645,6 +651,7 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         certificate_pem: en.certificate_pem,
         key_pem: en.key_pem,
         ca_pem: ca_pem.clone(),
+        peer: None,
     };
     let refused = artifact_as(&co, Some(&en), &digest, false)
         .await
@@ -829,7 +836,9 @@ async fn ens_and_los_speak_only_to_the_tier_they_belong_to() {
         let c = eos_adapter_pki::Credentials::load(&tmp.path().join(dir))
             .unwrap()
             .unwrap();
+        // As the EN and the LO dial: expecting the tier above their certificate's identity.
         Tls {
+            peer: eos_adapter_pki::tier_above(&c.certificate_pem),
             certificate_pem: c.certificate_pem,
             key_pem: c.key_pem,
             ca_pem: c.ca_pem,

@@ -130,7 +130,12 @@ deploymentProfiles:
         .join(&id)
         .join("sleeper/pid");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
-    assert_eq!(command_line(&pid).as_deref(), Some("/bin/sleep 3600"));
+    // The EN hands the plugin the program as its links resolve (/bin may lead to /usr/bin).
+    let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+    assert_eq!(
+        command_line(&pid),
+        Some(format!("{} 3600", sleep.display()))
+    );
 
     // Version 1.1.0 sleeps for another time: a new process replaces the old one.
     let next = next_version(margo, &[(r#"args: ["3600"]"#, r#"args: ["3601"]"#)]);
@@ -138,7 +143,7 @@ deploymentProfiles:
     fleet.update_to(&id, "1.1.0").await.unwrap();
     let new_pid = eventually("the new process", LIMIT, || async {
         let p = std::fs::read_to_string(&pid_file).ok()?;
-        (command_line(&p)? == "/bin/sleep 3601").then_some(p)
+        (command_line(&p)? == format!("{} 3601", sleep.display())).then_some(p)
     })
     .await;
     assert_ne!(new_pid, pid);
