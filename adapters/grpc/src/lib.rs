@@ -49,6 +49,19 @@ pub struct Tls {
     /// The identity (SPIFFE URI) the server this tier dials must carry; none takes any
     /// certificate of the CA (a server's own configuration does not use it).
     pub peer: Option<String>,
+    /// A further check of the dialled server's certificate (DER): why it is refused (an EN
+    /// refuses its LO's certificates issued before the LO was revoked).
+    pub peer_check: Option<PeerCheck>,
+}
+
+/// A check of a dialled server's certificate (DER): `Some(reason)` refuses it.
+#[derive(Clone)]
+pub struct PeerCheck(pub std::sync::Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>);
+
+impl std::fmt::Debug for PeerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerCheck")
+    }
 }
 
 /// Dials the tier above (`http://host:port`) with keepalive pings and a connect timeout; over
@@ -60,13 +73,12 @@ pub async fn dial(
     endpoint: &str,
     tls: Option<&Tls>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    dial_expecting(endpoint, tls, tls.and_then(|t| t.peer.clone())).await
+    dial_expecting(endpoint, tls).await
 }
 
 async fn dial_expecting(
     endpoint: &str,
     tls: Option<&Tls>,
-    expected: Option<String>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     let target = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -77,7 +89,7 @@ async fn dial_expecting(
     match tls {
         None => target.connect().await,
         Some(tls) => {
-            let config = match client_config(tls, expected) {
+            let config = match client_config(tls) {
                 Ok(config) => config,
                 // A configuration that cannot be made fails the dial as tonic's own would.
                 Err(why) => {
@@ -120,10 +132,7 @@ async fn dial_expecting(
 
 /// The client side of mutual TLS with `tls`, checking the server's identity against
 /// `expected` (a SPIFFE URI) beside the CA and the host name.
-fn client_config(
-    tls: &Tls,
-    expected: Option<String>,
-) -> Result<std::sync::Arc<tokio_rustls::rustls::ClientConfig>, String> {
+fn client_config(tls: &Tls) -> Result<std::sync::Arc<tokio_rustls::rustls::ClientConfig>, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;
@@ -142,7 +151,8 @@ fn client_config(
     .map_err(|e| format!("server verification: {e}"))?;
     let verifier = std::sync::Arc::new(PeerVerifier {
         inner: webpki,
-        expected,
+        expected: tls.peer.clone(),
+        check: tls.peer_check.clone(),
     });
     let chain = CertificateDer::pem_slice_iter(tls.certificate_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
@@ -184,6 +194,7 @@ fn uris_of(der: &[u8]) -> Vec<String> {
 struct PeerVerifier {
     inner: std::sync::Arc<tokio_rustls::rustls::client::WebPkiServerVerifier>,
     expected: Option<String>,
+    check: Option<PeerCheck>,
 }
 
 impl tokio_rustls::rustls::client::danger::ServerCertVerifier for PeerVerifier {
@@ -209,6 +220,9 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for PeerVerifier {
             return Err(tokio_rustls::rustls::Error::General(format!(
                 "the server's certificate does not name {expected}"
             )));
+        }
+        if let Some(why) = self.check.as_ref().and_then(|c| (c.0)(end_entity.as_ref())) {
+            return Err(tokio_rustls::rustls::Error::General(why));
         }
         Ok(verified)
     }

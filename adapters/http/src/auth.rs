@@ -461,6 +461,7 @@ pub const REST: &[(&str, &str, Action)] = &[
     ("POST", "/api/v1/enrolments", Action::Public),
     ("POST", "/api/v1/renewals", Action::Public),
     ("GET", "/api/v1/ca", Action::Public),
+    ("POST", "/api/v1/revocation-status", Action::Public),
     (
         "POST",
         "/api/v1/sites/{site_id}/claims",

@@ -48,6 +48,14 @@ pub trait CertificateAuthority: Send + Sync {
     /// Refused unless `csr_pem` is a request the CA could sign (checked before a claim token
     /// is spent on it).
     fn check_request(&self, csr_pem: &str) -> Result<(), String>;
+    /// Who holds `certificate_pem` (tenant, site, host): refused unless the CA issued it, it
+    /// is unexpired, and `proof` is `message` signed with its key.
+    fn holder(
+        &self,
+        certificate_pem: &str,
+        message: &[u8],
+        proof: &[u8],
+    ) -> Result<(String, String, Option<String>), String>;
 }
 
 /// A renewed certificate and what the caller checks it against.
@@ -71,6 +79,7 @@ pub(crate) fn router(control: Shared, ca: Option<Arc<dyn CertificateAuthority>>)
         .route("/api/v1/sites/{site_id}/revocations", post(revoke))
         .route("/api/v1/renewals", post(renew))
         .route("/api/v1/ca", axum::routing::get(certificate_authority))
+        .route("/api/v1/revocation-status", post(revocation_status))
         .with_state((control, ca))
 }
 
@@ -381,4 +390,71 @@ fn invalid(field: &str, why: impl Into<String>) -> ApiError {
         "Validation Failed",
         format!("{field}: {}", why.into()),
     )
+}
+
+/// A device asking whether its site's LO was revoked.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevocationQuestion {
+    /// The device's certificate (PEM), of this CO's CA and unexpired.
+    pub certificate: String,
+    /// `certificate` signed with its key (ECDSA P-256, SHA-256; base64).
+    pub proof: String,
+}
+
+/// What a device learns of its site's revocations.
+#[derive(Serialize, ToSchema)]
+pub struct RevocationStatus {
+    pub site: String,
+    /// When the site's LO was last revoked: its certificates issued until then are refused,
+    /// and the site's ENs take no command from an LO speaking with one.
+    pub lo_revoked_at: Option<String>,
+}
+
+/// Tells an EN whether its site's LO was revoked (no bearer token: the certificate and its key
+/// are the credential). An EN asks every so often, so an LO cut off at the CO loses its ENs too.
+#[utoipa::path(post, path = "/api/v1/revocation-status", tag = "enrolment", request_body = RevocationQuestion, responses((status = 200, body = RevocationStatus), (status = 401, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+pub async fn revocation_status(
+    State(state): State<EnrolState>,
+    payload: Result<Json<RevocationQuestion>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    use base64::Engine;
+    let (control, ca) = state;
+    let req = body(payload)?;
+    let ca = ca.ok_or_else(no_ca)?;
+    if req.certificate.len() > MAX_CSR {
+        return Err(invalid("certificate", format!("at most {MAX_CSR} bytes")));
+    }
+    let proof = base64::engine::general_purpose::STANDARD
+        .decode(req.proof.trim())
+        .map_err(|e| invalid("proof", format!("not base64: {e}")))?;
+    let (tenant, site, _) = match ca.holder(&req.certificate, req.certificate.as_bytes(), &proof) {
+        Ok(who) => who,
+        Err(why) => return Ok(crate::auth::unauthorized(why)),
+    };
+    let site =
+        eos_domain::ids::SiteId::parse(&site).map_err(|e| invalid("certificate", e.to_string()))?;
+    if let Some(known) = control
+        .store()
+        .get_site(&site)
+        .await
+        .map_err(|e| ApiError::from(eos_domain::service::ServiceError::from(e)))?
+        && known.tenant.as_str() != tenant
+    {
+        return Ok(crate::auth::unauthorized(format!(
+            "site {site} belongs to another tenant than the certificate's ({tenant})"
+        )));
+    }
+    let lo_revoked_at = control
+        .site_revocations(&site)
+        .await?
+        .into_iter()
+        .filter(|r| r.host.is_none())
+        .map(|r| r.revoked_at)
+        .max();
+    Ok(Json(RevocationStatus {
+        site: site.to_string(),
+        lo_revoked_at,
+    })
+    .into_response())
 }

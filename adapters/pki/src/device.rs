@@ -119,6 +119,43 @@ pub async fn renew(dir: &Path, enrol_url: &str, names: &[String]) -> Result<Cred
     Credentials::load(dir)?.ok_or_else(|| invalid(dir.display().to_string(), "lost on renewal"))
 }
 
+/// When the CO last revoked the LO of the site whose EN holds the credentials in `dir` (RFC
+/// 3339), asked at the CO whose HTTP API is `enrol_url` with the certificate and a proof of
+/// its key: the EN then refuses that LO's certificates issued until then.
+pub async fn lo_revoked_at(dir: &Path, enrol_url: &str) -> Result<Option<String>, PkiError> {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let current = Credentials::load(dir)?
+        .ok_or_else(|| invalid(dir.display().to_string(), "not enrolled"))?;
+    let key = KeyPair::from_pem(&current.key_pem).map_err(|e| invalid("key", e))?;
+    let proof = key
+        .sign(current.certificate_pem.as_bytes())
+        .map_err(|e| invalid("proof", e))?;
+    let body = serde_json::json!({
+        "certificate": current.certificate_pem,
+        "proof": base64::engine::general_purpose::STANDARD.encode(proof),
+    });
+    check_enrol_url(enrol_url)?;
+    let url = format!(
+        "{}/api/v1/revocation-status",
+        enrol_url.trim_end_matches('/')
+    );
+    let failed = |e: &dyn std::fmt::Display| invalid(format!("the revocation status at {url}"), e);
+    let response = client_for(enrol_url, Trust::Ca(&current.ca_pem))
+        .await?
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(&e))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.map_err(|e| failed(&e))?;
+    if !status.is_success() {
+        return Err(failed(&answer["detail"].as_str().unwrap_or("refused")));
+    }
+    Ok(answer["lo_revoked_at"].as_str().map(str::to_owned))
+}
+
 /// Checks the credentials in `dir` now and every `every`, renews them when
 /// [`Credentials::needs_renewal`] says so, and hands each renewed set to `renewed`; until `stop`.
 pub async fn keep_renewed(

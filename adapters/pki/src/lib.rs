@@ -27,7 +27,7 @@ mod device;
 
 pub use device::{
     CA_FILE, CERT_FILE, Credentials, KEY_FILE, check_enrol_url, credentials, enrol, keep_renewed,
-    renew,
+    lo_revoked_at, renew,
 };
 
 /// How long a device's certificate is valid.
@@ -259,30 +259,9 @@ impl Authority {
         names: &[String],
         days: i64,
     ) -> Result<Renewed, PkiError> {
+        let identity = self.holder(certificate_pem, csr_pem.as_bytes(), proof)?;
         let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
             .map_err(|e| invalid("certificate", e))?;
-        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
-            .map_err(|e| invalid("certificate", e))?;
-        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
-            .map_err(|e| invalid("CA", e))?;
-        let (_, ca) =
-            x509_parser::parse_x509_certificate(&ca_pem.contents).map_err(|e| invalid("CA", e))?;
-        cert.verify_signature(Some(ca.public_key()))
-            .map_err(|_| invalid("certificate", "not issued by this CO's CA"))?;
-        if !cert.validity().is_valid() {
-            return Err(invalid(
-                "certificate",
-                "expired; enrol again with a new claim token",
-            ));
-        }
-        let identity = Identity::of_certificate(&pem.contents)
-            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
-        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-            cert.public_key().subject_public_key.data.to_vec(),
-        );
-        key.verify(csr_pem.as_bytes(), proof)
-            .map_err(|_| invalid("proof", "not the request signed with the certificate's key"))?;
         // A renewal names what the certificate named, never more.
         let named = server_names(&pem.contents);
         if let Some(extra) = names.iter().find(|n| !named.contains(n)) {
@@ -305,6 +284,41 @@ impl Authority {
             previous_der: pem.contents.clone(),
             issued,
         })
+    }
+
+    /// Who holds `certificate_pem`: refused unless this CA issued it, it is unexpired, and
+    /// `proof` is `message` signed with its key.
+    pub fn holder(
+        &self,
+        certificate_pem: &str,
+        message: &[u8],
+        proof: &[u8],
+    ) -> Result<Identity, PkiError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(certificate_pem.as_bytes())
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+            .map_err(|e| invalid("certificate", e))?;
+        let (_, ca_pem) = x509_parser::pem::parse_x509_pem(self.certificate_pem.as_bytes())
+            .map_err(|e| invalid("CA", e))?;
+        let (_, ca) =
+            x509_parser::parse_x509_certificate(&ca_pem.contents).map_err(|e| invalid("CA", e))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| invalid("certificate", "not issued by this CO's CA"))?;
+        if !cert.validity().is_valid() {
+            return Err(invalid(
+                "certificate",
+                "expired; enrol again with a new claim token",
+            ));
+        }
+        let identity = Identity::of_certificate(&pem.contents)
+            .ok_or_else(|| invalid("certificate", "names no EOS identity"))?;
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            cert.public_key().subject_public_key.data.to_vec(),
+        );
+        key.verify(message, proof)
+            .map_err(|_| invalid("proof", "not signed with the certificate's key"))?;
+        Ok(identity)
     }
 
     /// A server certificate and its new key (PEM) for the CO's own gRPC listener, naming

@@ -251,6 +251,19 @@ impl eos_adapter_http::enrolment::CertificateAuthority for Ca {
         self.0.certificate_pem().to_owned()
     }
 
+    fn holder(
+        &self,
+        certificate_pem: &str,
+        message: &[u8],
+        proof: &[u8],
+    ) -> Result<(String, String, Option<String>), String> {
+        let who = self
+            .0
+            .holder(certificate_pem, message, proof)
+            .map_err(|e| e.to_string())?;
+        Ok((who.tenant, who.site, who.node))
+    }
+
     fn fingerprint(&self) -> String {
         eos_adapter_pki::ca_fingerprint(self.0.certificate_pem())
             .expect("the CA's own certificate reads")

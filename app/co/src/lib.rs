@@ -109,6 +109,7 @@ impl Co {
                     key_pem,
                     ca_pem: ca.certificate_pem().to_owned(),
                     peer: None,
+                    peer_check: None,
                 })
             }
         };

@@ -61,6 +61,9 @@ pub struct EnConfig {
     /// left (ten of 30 days), or `renew_within_secs` when set.
     pub renew_check_secs: u64,
     pub renew_within_secs: Option<u64>,
+    /// How often an enrolled EN asks the CO whether its site's LO was revoked (it then takes
+    /// no more commands from that LO).
+    pub revocation_check_secs: u64,
     /// The most this device lets a workload ask (`[workload_policy]`, `host_paths = [...]`):
     /// a tenant's grant counts here only within it. Default: the strict policy, no host paths.
     pub workload_policy: eos_domain::workload::WorkloadPolicy,
@@ -100,6 +103,7 @@ impl Default for EnConfig {
             enrol_url: None,
             renew_check_secs: 3600,
             renew_within_secs: None,
+            revocation_check_secs: 60,
             workload_policy: Default::default(),
             file_artifact_roots: Vec::new(),
         }

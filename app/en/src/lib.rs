@@ -9,6 +9,7 @@ mod config;
 mod fingerprint;
 mod link;
 mod record;
+mod revocation;
 mod supervise;
 mod usage;
 
@@ -116,6 +117,7 @@ impl En {
                     config.data_dir.join("package-artifacts"),
                 ))
                 .file_roots(config.file_artifact_roots.clone())
+                .lo_revocation_file(config.data_dir.join("lo-revoked-at"))
                 .with_tls(tls),
         );
         agent.recover().await;
@@ -126,7 +128,15 @@ impl En {
         let every = std::time::Duration::from_secs(config.health_check_secs.max(1));
         let fingerprint_every = std::time::Duration::from_secs(config.fingerprint_secs.max(1));
         let mut renewal = None;
+        let mut revocations = None;
         if let (true, Some(url)) = (enrolled, &config.enrol_url) {
+            revocations = Some(tokio::spawn(revocation::watch(
+                agent.clone(),
+                config.tls_dir(),
+                url.clone(),
+                std::time::Duration::from_secs(config.revocation_check_secs.max(1)),
+                stopped.clone(),
+            )));
             let agent = agent.clone();
             renewal = Some(tokio::spawn(eos_adapter_pki::keep_renewed(
                 config.tls_dir(),
@@ -151,6 +161,7 @@ impl En {
             tokio::spawn(link::run(agent, config, stopped)),
         ];
         tasks.extend(renewal);
+        tasks.extend(revocations);
         Ok(Self { stop, tasks })
     }
 
@@ -165,12 +176,12 @@ impl eos_app_common::Daemon for En {
     }
 }
 
-/// The gRPC link's view of enrolled credentials.
 /// The gRPC link's view of enrolled credentials: the LO dialled must be the LO of this EN's
 /// own site and tenant.
 fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
     eos_adapter_grpc::Tls {
         peer: eos_adapter_pki::tier_above(&c.certificate_pem),
+        peer_check: None,
         certificate_pem: c.certificate_pem,
         key_pem: c.key_pem,
         ca_pem: c.ca_pem,

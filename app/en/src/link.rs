@@ -64,6 +64,13 @@ pub struct Agent {
     file_roots: Vec<std::path::PathBuf>,
     /// The current session's channel to the LO, for fetching package artifacts.
     lo_channel: Mutex<Option<tonic::transport::Channel>>,
+    /// When the CO last revoked the site's LO (RFC 3339): its certificates issued until then
+    /// are refused when the EN dials, so a revoked LO gives the EN no more commands.
+    lo_revoked_at: RwLock<Option<String>>,
+    /// Where `lo_revoked_at` is kept across restarts.
+    lo_revocation_file: Option<std::path::PathBuf>,
+    /// Rung when the session with the LO must end (the LO was revoked).
+    pub(crate) relink: tokio::sync::Notify,
 }
 
 /// The most bytes a package artifact or a `file://` artifact may hold.
@@ -93,7 +100,65 @@ impl Agent {
             package_artifacts: None,
             file_roots: Vec::new(),
             lo_channel: Mutex::new(None),
+            lo_revoked_at: RwLock::new(None),
+            lo_revocation_file: None,
+            relink: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Keeps when the site's LO was revoked in `file` (and reads it back now).
+    pub fn lo_revocation_file(mut self, file: std::path::PathBuf) -> Self {
+        let known = std::fs::read_to_string(&file)
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        *self
+            .lo_revoked_at
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = known;
+        self.lo_revocation_file = Some(file);
+        self
+    }
+
+    /// The CO revoked the site's LO at `at`: its certificates issued until then are refused
+    /// from now on (kept across restarts), and the session with it ends.
+    pub(crate) fn lo_revoked(&self, at: String) {
+        let mut known = self
+            .lo_revoked_at
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if known.as_deref() == Some(at.as_str()) {
+            return;
+        }
+        let kept = self.lo_revocation_file.as_ref().map(|file| {
+            let next = file.with_extension("next");
+            std::fs::write(&next, at.as_bytes()).and_then(|()| std::fs::rename(&next, file))
+        });
+        if let Some(Err(e)) = kept {
+            tracing::error!(error = %e, "cannot keep the LO's revocation");
+        }
+        tracing::warn!(revoked_at = %at, "the site's LO was revoked: its commands are refused");
+        *known = Some(at);
+        drop(known);
+        self.relink.notify_one();
+    }
+
+    /// The TLS to dial the LO with: refusing an LO certificate issued before the LO's
+    /// revocation.
+    fn lo_tls(&self) -> Option<eos_adapter_grpc::Tls> {
+        let mut tls = self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        if let Some(at) = self
+            .lo_revoked_at
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            tls.peer_check = Some(eos_adapter_grpc::PeerCheck(Arc::new(move |der| {
+                eos_adapter_pki::revoked_by(der, &at)
+                    .then(|| format!("the LO's certificate was revoked at {at}"))
+            })));
+        }
+        Some(tls)
     }
 
     /// Keeps the files packages carry in `store`, fetched from the LO by digest.
@@ -835,7 +900,7 @@ async fn session(
     config: EnConfig,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let tls = agent.tls.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let tls = agent.lo_tls();
     let channel = eos_adapter_grpc::dial(&config.lo_endpoint, tls.as_ref()).await?;
     *agent.lo_channel.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
     let mut client = NodeLinkClient::new(channel);
@@ -883,6 +948,9 @@ async fn session(
     let mut heartbeat = tokio::time::interval(Duration::from_secs(config.heartbeat_secs.max(1)));
     let outcome = loop {
         tokio::select! {
+            _ = agent.relink.notified() => {
+                break Err(anyhow::anyhow!("the LO was revoked: its commands are refused"));
+            }
             message = inbound.message() => match message {
                 Ok(Some(pb::LoCommand { op_id, body: Some(lo_command::Body::Inspect(mut question)) })) => {
                     // Answered at once, beside any operation under way.

@@ -213,6 +213,7 @@ fn grpc_tls(c: eos_adapter_pki::Credentials) -> eos_adapter_grpc::Tls {
     eos_adapter_grpc::Tls {
         // The server the LO dials must be the CO.
         peer: eos_adapter_pki::tier_above(&c.certificate_pem),
+        peer_check: None,
         certificate_pem: c.certificate_pem,
         key_pem: c.key_pem,
         ca_pem: c.ca_pem,

@@ -37,6 +37,7 @@ async fn enrol(fleet: &Fleet, dir: &Path, token: &str) -> Result<Tls, String> {
             key_pem: c.key_pem,
             ca_pem: c.ca_pem,
             peer: None,
+            peer_check: None,
         })
         .map_err(|e| e.to_string())
 }
@@ -259,6 +260,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         key_pem: std::fs::read_to_string(rogue_dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     assert!(
         uplink_as(&co, Some(&rogue), "site-1").await.is_err(),
@@ -339,6 +341,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         key_pem: std::fs::read_to_string(stranger_dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     let status = node_as(&lo, Some(&stranger), "site-1/node-2")
         .await
@@ -389,6 +392,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         key_pem: creds.key_pem.clone(),
         ca_pem: creds.ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     let status = node_as(&lo, Some(&node1), "site-1/node-1")
         .await
@@ -409,6 +413,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         key_pem: lo_creds.key_pem,
         ca_pem: lo_creds.ca_pem,
         peer: None,
+        peer_check: None,
     };
     let status = uplink_as(&co, Some(&lo_tls), "site-1").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
@@ -476,6 +481,7 @@ async fn certificates_renew_before_they_expire_and_work_carries_on() {
         key_pem: creds.key_pem.clone(),
         ca_pem: creds.ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     let status = node_as(&lo, Some(&renewed), "site-1/node-1")
         .await
@@ -539,6 +545,7 @@ fn issued(tmp: &Path, dir: &str, identity: eos_adapter_pki::Identity, ca_pem: &s
         key_pem: std::fs::read_to_string(dir.join("key.pem")).unwrap(),
         ca_pem: ca_pem.to_owned(),
         peer: None,
+        peer_check: None,
     }
 }
 
@@ -605,6 +612,7 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         key_pem: site1.key_pem,
         ca_pem: ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     assert_eq!(
         artifact_as(&co, Some(&site1), &digest, false)
@@ -652,6 +660,7 @@ async fn package_files_reach_ens_through_their_lo_and_only_within_their_tenant()
         key_pem: en.key_pem,
         ca_pem: ca_pem.clone(),
         peer: None,
+        peer_check: None,
     };
     let refused = artifact_as(&co, Some(&en), &digest, false)
         .await
@@ -839,6 +848,7 @@ async fn ens_and_los_speak_only_to_the_tier_they_belong_to() {
         // As the EN and the LO dial: expecting the tier above their certificate's identity.
         Tls {
             peer: eos_adapter_pki::tier_above(&c.certificate_pem),
+            peer_check: None,
             certificate_pem: c.certificate_pem,
             key_pem: c.key_pem,
             ca_pem: c.ca_pem,
@@ -874,5 +884,57 @@ async fn ens_and_los_speak_only_to_the_tier_they_belong_to() {
     // The real ones pass the same check: the EN is online over it, and the LO dials the CO.
     let co = format!("http://{}", fleet.co().grpc_addr);
     eos_adapter_grpc::dial(&co, Some(&lo)).await.unwrap();
+    fleet.shutdown().await;
+}
+
+/// A revoked LO loses its ENs: they learn of the revocation from the CO, end their session
+/// with it and refuse its certificate when they dial again, so it gives them no more
+/// commands; what they run goes on running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoked_lo_gives_its_ens_no_more_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_tiers(
+        tmp.path(),
+        "site-1",
+        &["node-1"],
+        |c| c.grpc_tls = true,
+        &|tier| {
+            if let eos_tests::Tier::En(c) = tier {
+                c.revocation_check_secs = 1;
+            }
+        },
+    )
+    .await
+    .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let id = fleet.deploy_sample(Some("node-1")).await.unwrap();
+    let lo = fleet.lo.as_ref().unwrap();
+    let online = || {
+        lo.nodes()
+            .into_iter()
+            .find(|(d, _)| d.to_string() == "site-1/node-1")
+            .is_some_and(|(_, online)| online)
+    };
+    assert!(online());
+    let (code, revoked) = fleet
+        .post("/api/v1/sites/site-1/revocations", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{revoked}");
+    eventually("the EN to leave the revoked LO", LIMIT, || async {
+        (!online()).then_some(())
+    })
+    .await;
+    // It does not come back: every dial refuses the LO's certificate.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(!online(), "the EN took the revoked LO back");
+    let kept = std::fs::read_to_string(tmp.path().join("en/node-1/lo-revoked-at")).unwrap();
+    assert_eq!(kept, revoked["revoked_at"].as_str().unwrap());
+    // Its workload runs on.
+    let before = fleet.greetings("node-1", &id);
+    eventually("the module to greet on", LIMIT, || async {
+        (fleet.greetings("node-1", &id) > before).then_some(())
+    })
+    .await;
     fleet.shutdown().await;
 }
