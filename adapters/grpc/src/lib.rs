@@ -54,9 +54,12 @@ pub struct Tls {
     pub peer_check: Option<PeerCheck>,
 }
 
+/// Why a dialled server's certificate (DER) is refused, or `None`.
+pub type PeerCheckFn = dyn Fn(&[u8]) -> Option<String> + Send + Sync;
+
 /// A check of a dialled server's certificate (DER): `Some(reason)` refuses it.
 #[derive(Clone)]
-pub struct PeerCheck(pub std::sync::Arc<dyn Fn(&[u8]) -> Option<String> + Send + Sync>);
+pub struct PeerCheck(pub std::sync::Arc<PeerCheckFn>);
 
 impl std::fmt::Debug for PeerCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,13 +73,6 @@ impl std::fmt::Debug for PeerCheck {
 /// its own site, an LO's CO is the CO), so another site's LO or a device posing as the CO is
 /// refused in the handshake, whatever names its certificate carries.
 pub async fn dial(
-    endpoint: &str,
-    tls: Option<&Tls>,
-) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    dial_expecting(endpoint, tls).await
-}
-
-async fn dial_expecting(
     endpoint: &str,
     tls: Option<&Tls>,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
