@@ -101,7 +101,10 @@ impl Engines {
                     let oci = oci.with_image_history(config.data_dir.join("images.json"));
                     tracing::info!(engine = %oci.info().version, socket = %config.container_socket, "oci and compose runtimes on");
                     found.push(Arc::new(
-                        oci.compose_driver(config.data_dir.join("compose")),
+                        oci.compose_driver(config.data_dir.join("compose"))
+                            .with_verifier(Arc::new(crate::CacheVerifier(crate::artifact_cache(
+                                config,
+                            )))),
                     ));
                     found.push(Arc::new(oci));
                 }

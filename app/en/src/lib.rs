@@ -79,22 +79,7 @@ impl En {
             }
         }
         let caps = fingerprint::capabilities(&device, &found, &config.labels)?;
-        let logins = config
-            .registries
-            .iter()
-            .map(|(host, l)| {
-                let login = eos_adapter_registry::Login {
-                    username: l.username.clone(),
-                    password: l.password.clone(),
-                };
-                (host.clone(), login)
-            })
-            .collect();
-        let artifacts = eos_adapter_registry::ArtifactCache::new(
-            config.data_dir.join("artifacts"),
-            logins,
-            config.insecure_registries.clone(),
-        );
+        let artifacts = artifact_cache(&config);
         let tls = eos_adapter_pki::credentials(
             &config.tls_dir(),
             config.enrol_url.as_deref(),
@@ -173,6 +158,40 @@ impl En {
 impl eos_app_common::Daemon for En {
     async fn shutdown(self) {
         En::shutdown(self).await
+    }
+}
+
+/// The EN's cache of artifacts pulled from registries (and of what verified there).
+pub(crate) fn artifact_cache(config: &EnConfig) -> eos_adapter_registry::ArtifactCache {
+    let logins = config
+        .registries
+        .iter()
+        .map(|(host, l)| {
+            let login = eos_adapter_registry::Login {
+                username: l.username.clone(),
+                password: l.password.clone(),
+            };
+            (host.clone(), login)
+        })
+        .collect();
+    eos_adapter_registry::ArtifactCache::new(
+        config.data_dir.join("artifacts"),
+        logins,
+        config.insecure_registries.clone(),
+    )
+}
+
+/// Drivers verify the images an artifact names (a compose file's services) through the
+/// artifact cache, as the EN verifies the artifacts themselves.
+pub(crate) struct CacheVerifier(pub eos_adapter_registry::ArtifactCache);
+
+#[async_trait::async_trait]
+impl eos_driver::ImageVerifier for CacheVerifier {
+    async fn verify(&self, image: &str, public_keys: &[String]) -> Result<String, String> {
+        self.0
+            .verify_signature(image, public_keys)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

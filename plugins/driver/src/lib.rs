@@ -12,6 +12,14 @@ pub mod mock;
 use eos_domain::state::ComponentSpec;
 use serde::{Deserialize, Serialize};
 
+/// Verifies an image a component's artifact names (a service of a compose file) under the
+/// component's signature policy: the reference pinned to the digest whose signature by one of
+/// `public_keys` verified. The EN gives drivers one backed by its artifact cache.
+#[async_trait::async_trait]
+pub trait ImageVerifier: Send + Sync {
+    async fn verify(&self, image: &str, public_keys: &[String]) -> Result<String, String>;
+}
+
 /// What a driver is and what it can run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DriverInfo {

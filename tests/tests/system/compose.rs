@@ -17,6 +17,14 @@ const STACK_APP: (&str, &str) = (
 /// 1.0.0 leaves a mark there, 1.1.0 prints its greeting led by `v2` and reads the mark back, so
 /// its output shows that the update replaced the services and kept the volume.
 pub(crate) fn compose_archive(version: &str) -> Vec<u8> {
+    compose_archive_of(
+        version,
+        &format!("{}/eos-test/busybox:1.0.0", test_registry()),
+    )
+}
+
+/// The stack's archive at `version`, its services running `image`.
+pub(crate) fn compose_archive_of(version: &str, image: &str) -> Vec<u8> {
     let probe = if version == "1.0.0" {
         r#"echo kept > /state/mark; trap 'exit 0' TERM; while true; do echo \"${GREETING} $$(wget -qO- http://web/index.html)\"; sleep 1; done"#
     } else {
@@ -25,17 +33,16 @@ pub(crate) fn compose_archive(version: &str) -> Vec<u8> {
     let compose = format!(
         r#"services:
   web:
-    image: {registry}/eos-test/busybox:1.0.0
+    image: {image}
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
   probe:
-    image: {registry}/eos-test/busybox:1.0.0
+    image: {image}
     command: ["sh", "-c", "{probe}"]
     volumes: ["state:/state"]
     depends_on: [web]
 volumes:
   state: {{}}
-"#,
-        registry = test_registry()
+"#
     );
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);

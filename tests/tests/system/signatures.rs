@@ -448,18 +448,36 @@ async fn under_a_signature_policy_an_unsigned_module_never_runs_and_a_signed_one
     fleet.shutdown().await;
 }
 
-/// A compose archive is an artifact like any other: under the policy, an unsigned archive
-/// never runs a service, and one signed by the trusted key runs (the images it names are
-/// pulled as named).
+/// A compose archive is an artifact like any other, and so is every image it names: under the
+/// policy, an unsigned archive never runs a service, nor does a signed one naming an unsigned
+/// image; a signed archive of signed images runs, each image by the digest that verified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn under_a_signature_policy_only_a_signed_compose_archive_runs() {
+async fn under_a_signature_policy_only_a_signed_compose_archive_of_signed_images_runs() {
     let (trusted, trusted_pem) = key_pair();
     let registry = test_registry();
-    let (unsigned, signed) = (fresh("unsigned-stack"), fresh("signed-stack"));
-    for repository in [&unsigned, &signed] {
+    let image = fresh("signed-busybox");
+    let image_digest = copy_test_image(&image).await;
+    sign(&trusted, &image, &image_digest).await;
+    let (unsigned, unsigned_images, signed) = (
+        fresh("unsigned-stack"),
+        fresh("stack-of-unsigned-images"),
+        fresh("signed-stack"),
+    );
+    let signed_image = format!("{registry}/{image}:1.0.0");
+    for (repository, archive) in [
+        (
+            &unsigned,
+            crate::compose::compose_archive_of("1.0.0", &signed_image),
+        ),
+        (&unsigned_images, crate::compose::compose_archive("1.0.0")),
+        (
+            &signed,
+            crate::compose::compose_archive_of("1.0.0", &signed_image),
+        ),
+    ] {
         push_artifact(
             &format!("{registry}/{repository}:1.0.0"),
-            crate::compose::compose_archive("1.0.0"),
+            archive,
             "application/vnd.org.margo.component.compose.tar+gzip",
             "application/vnd.org.margo.component.compose+json",
             &[
@@ -470,7 +488,9 @@ async fn under_a_signature_policy_only_a_signed_compose_archive_runs() {
         .await
         .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
     }
-    sign(&trusted, &signed, &digest_of(&signed, "1.0.0").await).await;
+    for repository in [&unsigned_images, &signed] {
+        sign(&trusted, repository, &digest_of(repository, "1.0.0").await).await;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let fleet = Fleet::start(tmp.path(), "site-1", &["node-1"])
         .await
@@ -479,7 +499,11 @@ async fn under_a_signature_policy_only_a_signed_compose_archive_runs() {
     let (status, answer) = require_signatures(&fleet, &trusted_pem).await;
     assert_eq!(status, 200, "{answer}");
     let mut ids = Vec::new();
-    for (id, repository) in [("unsigned", &unsigned), ("signed", &signed)] {
+    for (id, repository) in [
+        ("unsigned", &unsigned),
+        ("unsigned-images", &unsigned_images),
+        ("signed", &signed),
+    ] {
         let folder = eos_tests::app_variant(
             &tmp.path().join(id),
             "tests/fixtures/apps/stack-compose",
@@ -510,12 +534,37 @@ async fn under_a_signature_policy_only_a_signed_compose_archive_runs() {
         refused["devices"].to_string().contains("not signed"),
         "{refused}"
     );
-    assert_eq!(
-        eos_tests::engine_objects(&ids[0][..8]).await,
-        Vec::<String>::new(),
-        "the unsigned archive made nothing on the engine"
+    let refused = when(&fleet, &ids[1], "failed").await;
+    let why = refused["devices"].to_string();
+    assert!(
+        why.contains("eos-test/busybox") && why.contains("not signed"),
+        "{refused}"
     );
-    when(&fleet, &ids[1], "installed").await;
+    for (id, what) in [
+        (&ids[0], "the unsigned archive"),
+        (&ids[1], "the unsigned images"),
+    ] {
+        assert_eq!(
+            eos_tests::engine_objects(&id[..8]).await,
+            Vec::<String>::new(),
+            "{what} made nothing on the engine"
+        );
+    }
+    when(&fleet, &ids[2], "installed").await;
+    // Each service runs its image by the digest that verified.
+    let (_, containers) = eos_tests::all_containers().await.unwrap();
+    let images: Vec<String> = containers
+        .iter()
+        .filter(|c| c.names.iter().flatten().any(|n| n.contains(&ids[2][..8])))
+        .map(|c| c.image.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(images.len(), 2, "{images:?}");
+    assert!(
+        images
+            .iter()
+            .all(|i| i.ends_with(&format!("@{image_digest}"))),
+        "{images:?}"
+    );
     for id in &ids {
         fleet.undeploy(id).await.unwrap();
     }

@@ -52,6 +52,8 @@ pub struct ComposeDriver {
     logins: BTreeMap<String, crate::RegistryLogin>,
     /// The images services were started from, shared with the oci driver of the same engine.
     images: std::sync::Arc<crate::images::ImageHistory>,
+    /// Verifies the images services name when the component's signature policy requires it.
+    verifier: Option<std::sync::Arc<dyn eos_driver::ImageVerifier>>,
 }
 
 impl ComposeDriver {
@@ -69,7 +71,55 @@ impl ComposeDriver {
             root,
             logins,
             images: Default::default(),
+            verifier: None,
         }
+    }
+
+    /// Verifies the images services name with `verifier` when a component's signature policy
+    /// requires signatures (without one, such a component is refused).
+    pub fn with_verifier(
+        mut self,
+        verifier: std::sync::Arc<dyn eos_driver::ImageVerifier>,
+    ) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The image each of `services` runs: as named, or under a signature policy the reference
+    /// pinned to the digest that verified (an unsigned image refuses the component).
+    async fn images_to_run(
+        &self,
+        spec: &ComponentSpec,
+        services: &[&str],
+        file: &ComposeFile,
+    ) -> Result<BTreeMap<String, String>, DriverError> {
+        let mut images = BTreeMap::new();
+        let policy = spec.signatures.as_ref().filter(|p| p.required);
+        for name in services {
+            let image = file.services[*name].image.clone();
+            let run = match policy {
+                None => image,
+                Some(policy) => {
+                    let verifier = self.verifier.as_ref().ok_or_else(|| {
+                        DriverError::Other(format!(
+                            "refused by the tenant's signature policy: service {name}: this EN \
+                             cannot verify images; nothing was started"
+                        ))
+                    })?;
+                    verifier
+                        .verify(&image, &policy.public_keys)
+                        .await
+                        .map_err(|why| {
+                            DriverError::Other(format!(
+                                "refused by the tenant's signature policy: service {name}: \
+                                 {why}; nothing was started"
+                            ))
+                        })?
+                }
+            };
+            images.insert((*name).to_owned(), run);
+        }
+        Ok(images)
     }
 
     /// Records the images services start from in `images` (the oci driver's history).
@@ -513,6 +563,8 @@ impl RuntimeDriver for ComposeDriver {
                 .map_err(DriverError::Start)?;
             plans.push((name, service, networks, body));
         }
+        let services: Vec<&str> = order.iter().map(String::as_str).collect();
+        let images = self.images_to_run(spec, &services, &file).await?;
         for net in std::iter::once("default").chain(file.networks.keys().map(String::as_str)) {
             let name = self.network_name(key, net);
             let network = NetworkCreateRequest {
@@ -528,7 +580,9 @@ impl RuntimeDriver for ComposeDriver {
                 DriverError::Start(format!("network {net} ({name}): {}", engine_message(&e)))
             })?;
         }
-        for (name, service, networks, body) in plans {
+        for (name, service, networks, mut body) in plans {
+            let image = images[name.as_str()].clone();
+            body.image = Some(image.clone());
             if let Some(DependsOn::Map(deps)) = &service.depends_on {
                 for (dep, d) in deps {
                     if d.condition.as_deref() == Some("service_healthy") {
@@ -566,13 +620,13 @@ impl RuntimeDriver for ComposeDriver {
                 })?;
             }
             let container = format!("{project}-{}", sanitize(name));
-            crate::pull_if_missing(&self.docker, &service.image, &self.logins)
+            crate::pull_if_missing(&self.docker, &image, &self.logins)
                 .await
                 .map_err(|reason| DriverError::Fetch {
-                    repository: service.image.clone(),
+                    repository: image.clone(),
                     reason,
                 })?;
-            self.images.used(&service.image);
+            self.images.used(&image);
             let options = CreateContainerOptionsBuilder::default()
                 .name(&container)
                 .build();
