@@ -1,6 +1,6 @@
-//! The workload security policy for the pods a chart makes: every pod template in a rendered
-//! object (a Pod's `spec`, a Deployment's `spec.template.spec`, a CronJob's job template, a
-//! custom resource embedding one) is judged as a container is. Refused: host network, PID or
+//! The workload security policy for the pods a chart makes: every field of a rendered object
+//! (a Pod's `spec`, a Deployment's `spec.template.spec`, a CronJob's job template, a custom
+//! resource embedding pods or single containers anywhere) is judged as a container is. Refused: host network, PID or
 //! IPC namespaces; privileged containers, added capabilities, privilege escalation asked for,
 //! unmasked `/proc`, unconfined seccomp or AppArmor profiles, SELinux types, sysctls;
 //! `hostPath` volumes outside the folders the policy grants. Without the `clusterScoped`
@@ -61,111 +61,84 @@ pub fn refusal(object: &Value, policy: &WorkloadPolicy, namespace: &str) -> Opti
             "{what}: spec.externalIPs would take traffic for addresses of others"
         ));
     }
-    let mut found = None;
-    pod_specs(object, "", &mut |at, pod| {
-        if found.is_none() {
-            found = pod_refusal(pod, policy).map(|why| format!("{what}: {at}{why}"));
-        }
-    });
-    found
+    walk(object, "", policy).map(|why| format!("{what}: {why}"))
 }
 
-/// Calls `visit` with each pod spec in `value` (any object holding a `containers` list) and
-/// the path to it.
-fn pod_specs(value: &Value, at: &str, visit: &mut dyn FnMut(&str, &Value)) {
+/// The first way out of the container anywhere in `value` (a pod spec where a workload kind
+/// holds it, or any field of a custom resource that embeds containers or volumes), with the
+/// path to it: host namespaces asked for, a `hostPath` outside the grants, or a
+/// `securityContext` that takes the confinement away.
+fn walk(value: &Value, at: &str, policy: &WorkloadPolicy) -> Option<String> {
+    let refused = "the workload security policy allows";
     match value {
         Value::Object(map) => {
-            if map.get("containers").is_some_and(Value::is_array) {
-                visit(at, value);
+            for host in ["hostNetwork", "hostPID", "hostIPC"] {
+                if map.get(host).and_then(Value::as_bool) == Some(true) {
+                    return Some(format!("{at}{host}: {refused} no host namespaces"));
+                }
             }
-            for (key, inner) in map {
-                pod_specs(inner, &format!("{at}{key}."), visit);
+            if let Some(path) = map
+                .get("hostPath")
+                .and_then(|h| h.get("path"))
+                .and_then(Value::as_str)
+                && let Err(why) = policy.allows_host_path(path, &[])
+            {
+                return Some(format!("{at}hostPath: {why}"));
             }
+            if let Some(context) = map.get("securityContext")
+                && let Some(why) = security_refusal(context)
+            {
+                return Some(format!("{at}securityContext.{why}"));
+            }
+            map.iter()
+                .find_map(|(key, inner)| walk(inner, &format!("{at}{key}."), policy))
         }
-        Value::Array(items) => {
-            for (i, inner) in items.iter().enumerate() {
-                let at = format!("{}[{i}].", at.trim_end_matches('.'));
-                pod_specs(inner, &at, visit);
-            }
-        }
-        _ => {}
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, inner)| {
+            walk(
+                inner,
+                &format!("{}[{i}].", at.trim_end_matches('.')),
+                policy,
+            )
+        }),
+        _ => None,
     }
 }
 
-fn pod_refusal(pod: &Value, policy: &WorkloadPolicy) -> Option<String> {
+/// What a pod's or a container's `securityContext` asks that takes the confinement away.
+fn security_refusal(context: &Value) -> Option<String> {
     let refused = "the workload security policy allows";
-    for host in ["hostNetwork", "hostPID", "hostIPC"] {
-        if pod[host].as_bool() == Some(true) {
-            return Some(format!("{host}: {refused} no host namespaces"));
-        }
+    if context["privileged"].as_bool() == Some(true) {
+        return Some(format!("privileged: {refused} no privileged containers"));
     }
-    if let Some(why) = context_refusal(&pod["securityContext"]) {
-        return Some(format!("securityContext.{why}"));
+    if context["allowPrivilegeEscalation"].as_bool() == Some(true) {
+        return Some(format!(
+            "allowPrivilegeEscalation: {refused} no privilege escalation"
+        ));
     }
-    if pod["securityContext"]["sysctls"]
+    if context["capabilities"]["add"]
         .as_array()
         .is_some_and(|a| !a.is_empty())
     {
-        return Some(format!("securityContext.sysctls: {refused} no sysctls"));
+        return Some(format!("capabilities.add: {refused} no added capabilities"));
     }
-    for (i, volume) in pod["volumes"].as_array().into_iter().flatten().enumerate() {
-        if let Some(path) = volume["hostPath"]["path"].as_str()
-            && let Err(why) = policy.allows_host_path(path, &[])
-        {
-            return Some(format!("volumes[{i}].hostPath: {why}"));
-        }
+    if context["procMount"]
+        .as_str()
+        .is_some_and(|m| m != "Default")
+    {
+        return Some(format!("procMount: {refused} only the default"));
     }
-    for list in ["initContainers", "containers", "ephemeralContainers"] {
-        for (i, container) in pod[list].as_array().into_iter().flatten().enumerate() {
-            let context = &container["securityContext"];
-            let at = format!("{list}[{i}].securityContext");
-            if context["privileged"].as_bool() == Some(true) {
-                return Some(format!(
-                    "{at}.privileged: {refused} no privileged containers"
-                ));
-            }
-            if context["allowPrivilegeEscalation"].as_bool() == Some(true) {
-                return Some(format!(
-                    "{at}.allowPrivilegeEscalation: {refused} no privilege escalation"
-                ));
-            }
-            if context["capabilities"]["add"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-            {
-                return Some(format!(
-                    "{at}.capabilities.add: {refused} no added capabilities"
-                ));
-            }
-            if context["procMount"]
-                .as_str()
-                .is_some_and(|m| m != "Default")
-            {
-                return Some(format!("{at}.procMount: {refused} only the default"));
-            }
-            if let Some(why) = context_refusal(context) {
-                return Some(format!("{at}.{why}"));
-            }
-        }
-    }
-    None
-}
-
-/// What a pod's or a container's `securityContext` asks that takes the confinement away:
-/// an unconfined seccomp or AppArmor profile, or an SELinux type of its own.
-fn context_refusal(context: &Value) -> Option<String> {
     for profile in ["seccompProfile", "appArmorProfile"] {
         if context[profile]["type"] == "Unconfined" {
-            return Some(format!(
-                "{profile}: the workload security policy allows no unconfined profile"
-            ));
+            return Some(format!("{profile}: {refused} no unconfined profile"));
         }
     }
     if context["seLinuxOptions"]["type"].is_string() {
-        return Some(
-            "seLinuxOptions.type: the workload security policy allows no SELinux type of its own"
-                .into(),
-        );
+        return Some(format!(
+            "seLinuxOptions.type: {refused} no SELinux type of its own"
+        ));
+    }
+    if context["sysctls"].as_array().is_some_and(|a| !a.is_empty()) {
+        return Some(format!("sysctls: {refused} no sysctls"));
     }
     None
 }
@@ -294,7 +267,14 @@ mod tests {
             "spec": {"jobTemplate": {"spec": {"template": {"spec": bad}}}}});
         let custom = json!({"apiVersion": "x.io/v1", "kind": "Runner", "metadata": {"name": "r"},
             "spec": {"workers": [{"pod": bad}]}});
-        for object in [pod, cron, custom] {
+        // A workflow template holding one container, and a volume of the host, not a pod.
+        let workflow = json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+            "metadata": {"name": "w"},
+            "spec": {"templates": [{"name": "t", "container": {"image": "x",
+                "securityContext": {"privileged": true}}}]}});
+        let volume = json!({"apiVersion": "x.io/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}});
+        for object in [pod, cron, custom, workflow, volume] {
             assert!(
                 refusal(&object, &strict(), "edge-apps").is_some(),
                 "{object}"
