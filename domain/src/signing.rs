@@ -96,8 +96,10 @@ mod tests {
 
     #[test]
     fn only_registry_runtimes_are_verifiable() {
-        assert!(SignaturePolicy::verifiable("oci"));
-        assert!(SignaturePolicy::verifiable("wasm"));
-        assert!(!SignaturePolicy::verifiable("compose"));
+        for runtime in ["oci", "wasm", "compose", "helm"] {
+            assert!(SignaturePolicy::verifiable(runtime), "{runtime}");
+        }
+        // A plugin's runtime reads its own kinds of repository, which carry no signature.
+        assert!(!SignaturePolicy::verifiable("exec"));
     }
 }
