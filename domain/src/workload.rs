@@ -59,7 +59,7 @@ pub struct WorkloadPolicy {
     pub gpus: bool,
 }
 
-/// Devices no container is ever given: memory, ports and whole disks of the host.
+/// Devices no container is ever given: the host's memory, I/O ports and kernel log.
 pub const NEVER_DEVICES: &[&str] = &["/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg"];
 
 impl WorkloadPolicy {

@@ -5,7 +5,7 @@
 //! local or `ext::` transport or anything that looks like an option. A package holds at most
 //! [`MAX_FILES`] files and [`MAX_BYTES`] bytes; a fetch that fails leaves nothing behind.
 
-use crate::command::git;
+use crate::command::git_as_stranger;
 use eos_domain::service::FetchedPackage;
 use std::path::{Path, PathBuf};
 
@@ -85,7 +85,7 @@ impl PackageFetcher {
     async fn fetch_into(&self, source: &str, folder: &Path) -> Result<String, String> {
         if Self::is_git_url(source) {
             Self::check_git_url(source)?;
-            git(
+            git_as_stranger(
                 &self.root,
                 &[
                     "-c",

@@ -42,6 +42,9 @@ pub const START_WINDOW: Duration = Duration::from_millis(500);
 pub const STOP_GRACE_SECS: i32 = 10;
 
 pub(crate) const LABEL_SCOPE: &str = "eos.scope";
+/// The variable NVIDIA's container runtime hands GPUs by; `void` hands none.
+pub(crate) const NVIDIA_VISIBLE_DEVICES: &str = "NVIDIA_VISIBLE_DEVICES";
+
 /// The security option every container of EOS runs with.
 pub(crate) const NO_NEW_PRIVILEGES: &str = "no-new-privileges";
 
@@ -147,12 +150,18 @@ impl OciDriver {
         settings: &ContainerSettings,
         digest: &str,
     ) -> ContainerCreateBody {
-        let env: Vec<String> = spec
+        let mut env: Vec<String> = spec
             .parameters
             .iter()
             .chain(&settings.env)
+            .filter(|(k, _)| settings.gpus.is_some() || k.as_str() != NVIDIA_VISIBLE_DEVICES)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        if settings.gpus.is_none() {
+            // An engine whose default runtime is NVIDIA's hands GPUs to any container whose
+            // environment (or image) asks: no grant, no GPU.
+            env.push(format!("{NVIDIA_VISIBLE_DEVICES}=void"));
+        }
         let labels = HashMap::from([
             (LABEL_SCOPE.to_owned(), self.scope.clone()),
             (LABEL_DEPLOYMENT.to_owned(), key.deployment_id.clone()),

@@ -147,7 +147,7 @@ pub async fn lo_revoked_at(dir: &Path, enrol_url: &str) -> Result<Option<String>
         .json(&body)
         .send()
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(&chain(&e)))?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.map_err(|e| failed(&e))?;
     if !status.is_success() {
@@ -260,6 +260,18 @@ pub async fn enrol(
     }
 }
 
+/// An error with its causes (a refused TLS handshake says why only there).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Whom a request to the CO trusts beside the platform's roots.
 enum Trust<'a> {
     /// The CA whose fingerprint a claim token carries: fetched first, and checked.
@@ -268,10 +280,19 @@ enum Trust<'a> {
     Ca(&'a str),
 }
 
-/// A client for the CO at `enrol_url` trusting `trust`'s CA (plain HTTP needs none).
+/// A client for the CO at `enrol_url` (plain HTTP on loopback needs no trust). Over HTTPS it
+/// trusts `trust`'s CA alone, and only a server whose certificate carries the CO's identity
+/// (`spiffe://eos/co`): a device's certificate of the same CA naming the CO's host is refused.
+/// No redirect is followed (a token is sent nowhere else).
 async fn client_for(enrol_url: &str, trust: Trust<'_>) -> Result<reqwest::Client, PkiError> {
-    let builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
-    if !enrol_url.starts_with("https://") {
+    let builder = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none());
+    let scheme = reqwest::Url::parse(enrol_url.trim())
+        .map_err(|e| invalid(format!("enrol_url {enrol_url:?}"), e))?
+        .scheme()
+        .to_owned();
+    if scheme != "https" {
         return builder.build().map_err(|e| invalid("HTTP client", e));
     }
     let ca_pem = match trust {
@@ -282,6 +303,7 @@ async fn client_for(enrol_url: &str, trust: Trust<'_>) -> Result<reqwest::Client
             let url = format!("{}/api/v1/ca", enrol_url.trim_end_matches('/'));
             let answer: serde_json::Value = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
+                .redirect(reqwest::redirect::Policy::none())
                 .tls_danger_accept_invalid_certs(true)
                 .build()
                 .map_err(|e| invalid("HTTP client", e))?
@@ -306,12 +328,90 @@ async fn client_for(enrol_url: &str, trust: Trust<'_>) -> Result<reqwest::Client
             pem
         }
     };
-    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-        .map_err(|e| invalid("CA certificate", e))?;
     builder
-        .tls_certs_merge([ca])
+        .tls_backend_preconfigured(co_tls(&ca_pem)?)
         .build()
         .map_err(|e| invalid("HTTP client", e))
+}
+
+/// TLS trusting the CA `ca_pem` alone, for a server that carries the CO's identity.
+fn co_tls(ca_pem: &str) -> Result<rustls::ClientConfig, PkiError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| invalid("CA certificate", e))?)
+            .map_err(|e| invalid("CA certificate", e))?;
+    }
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider.clone())
+            .build()
+            .map_err(|e| invalid("CA certificate", e))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS", e))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(CoVerifier(webpki)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The CA's and the host name's checks, then the CO's identity on the certificate.
+#[derive(Debug)]
+struct CoVerifier(std::sync::Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for CoVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.0.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        if !crate::uris_of(end_entity)
+            .iter()
+            .any(|u| u == crate::CO_URI)
+        {
+            return Err(rustls::Error::General(format!(
+                "the server's certificate does not name {}: it is not the CO",
+                crate::CO_URI
+            )));
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Refused unless `enrol_url` is `https://`, or plain `http://` to this machine (loopback):
@@ -356,7 +456,7 @@ async fn ask_co(
         .json(body)
         .send()
         .await
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| failed(&chain(&e)))?;
     let status = response.status();
     let answer: serde_json::Value = response.json().await.map_err(|e| failed(&e))?;
     if !status.is_success() {

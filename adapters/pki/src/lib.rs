@@ -353,6 +353,25 @@ enum Usage {
 /// The identity the CO's server certificates carry: an LO dials no other.
 pub const CO_URI: &str = "spiffe://eos/co";
 
+/// Every URI name of the certificate `der` (none when it does not read).
+pub(crate) fn uris_of(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(names)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The identity (SPIFFE URI) of the tier the holder of `certificate_pem` dials: its own
 /// site's LO for an EN, the CO for an LO; none for a certificate of no EOS identity.
 pub fn tier_above(certificate_pem: &str) -> Option<String> {

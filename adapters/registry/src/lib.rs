@@ -75,6 +75,30 @@ pub enum FetchError {
 pub struct Login {
     pub username: String,
     pub password: String,
+    /// On the CO: the tenants whose sources and artifacts the login is used for; none listed
+    /// means the platform tenant `default` alone, so one tenant never reads a registry through
+    /// credentials given for another.
+    #[serde(default)]
+    pub tenants: Vec<String>,
+}
+
+impl Login {
+    /// Whether `tenant`'s sources and artifacts may use this login.
+    pub fn serves(&self, tenant: &str) -> bool {
+        match self.tenants.is_empty() {
+            true => tenant == eos_domain::ids::DEFAULT_TENANT,
+            false => self.tenants.iter().any(|t| t == tenant),
+        }
+    }
+}
+
+/// The logins of `logins` that `tenant` may use.
+pub fn logins_for(logins: &BTreeMap<String, Login>, tenant: &str) -> BTreeMap<String, Login> {
+    logins
+        .iter()
+        .filter(|(_, l)| l.serves(tenant))
+        .map(|(h, l)| (h.clone(), l.clone()))
+        .collect()
 }
 
 pub struct ArtifactCache {

@@ -56,15 +56,18 @@ impl OciPackages {
     /// that verified is the one pulled.
     pub async fn fetch(
         &self,
+        tenant: &str,
         source: &str,
         public_keys: Option<&[String]>,
     ) -> Result<FetchedPackage, String> {
+        // Only the logins given to this tenant: another's credentials read nothing for it.
+        let logins = crate::logins_for(&self.logins, tenant);
         let source = match public_keys {
             None => source.to_owned(),
             Some(keys) => {
                 let verifier = crate::ArtifactCache::new(
-                    self.root.join(".signatures"),
-                    self.logins.clone(),
+                    self.root.join(".signatures").join(tenant),
+                    logins.clone(),
                     self.insecure.clone(),
                 );
                 let pinned = verifier
@@ -75,7 +78,7 @@ impl OciPackages {
             }
         };
         let folder = self.fresh_folder().await?;
-        match self.pull(&source, &folder).await {
+        match self.pull(&source, &folder, &logins).await {
             Ok(description_yaml) => Ok(FetchedPackage {
                 description_yaml,
                 folder: folder.display().to_string(),
@@ -114,13 +117,18 @@ impl OciPackages {
     }
 
     /// Writes every layer of the package into `folder`; the description's text.
-    async fn pull(&self, source: &str, folder: &Path) -> Result<String, String> {
+    async fn pull(
+        &self,
+        source: &str,
+        folder: &Path,
+        logins: &BTreeMap<String, Login>,
+    ) -> Result<String, String> {
         let reference = source.trim_start_matches("oci://");
         let parsed: Reference = reference
             .parse()
             .map_err(|e: oci_client::ParseError| format!("not a registry reference: {e}"))?;
         let host = parsed.resolve_registry().to_owned();
-        let auth = match self.logins.get(&host) {
+        let auth = match logins.get(&host) {
             Some(l) => RegistryAuth::Basic(l.username.clone(), l.password.clone()),
             None => RegistryAuth::Anonymous,
         };

@@ -260,8 +260,28 @@ fn memo_key(reference: &str, public_keys: &[String]) -> String {
 
 /// The artifacts view's questions to registries (the control plane's
 /// [`ArtifactInspector`](eos_domain::service::ports::ArtifactInspector)): a few at a time, each
-/// within [`ASK_WITHIN`].
-pub struct RegistryInspector(pub ArtifactCache);
+/// within [`ASK_WITHIN`], with the logins given to the asking tenant only.
+pub struct RegistryInspector {
+    dir: std::path::PathBuf,
+    logins: BTreeMap<String, crate::Login>,
+    insecure: Vec<String>,
+}
+
+impl RegistryInspector {
+    /// An inspector remembering under `dir`, with the CO's `logins` (each used for the tenants
+    /// it names) and plain-HTTP hosts.
+    pub fn new(
+        dir: std::path::PathBuf,
+        logins: BTreeMap<String, crate::Login>,
+        insecure: Vec<String>,
+    ) -> Self {
+        Self {
+            dir,
+            logins,
+            insecure,
+        }
+    }
+}
 
 /// How long one registry may take to answer about one artifact.
 pub const ASK_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -272,14 +292,20 @@ const AT_ONCE: usize = 4;
 impl eos_domain::service::ports::ArtifactInspector for RegistryInspector {
     async fn inspect(
         &self,
+        tenant: &eos_domain::ids::TenantId,
         references: &[String],
         public_keys: &[String],
     ) -> Vec<Result<eos_domain::service::ports::ArtifactFacts, String>> {
         use futures::StreamExt;
+        let cache = ArtifactCache::new(
+            self.dir.join(tenant.as_str()),
+            crate::logins_for(&self.logins, tenant.as_str()),
+            self.insecure.clone(),
+        );
+        let cache = &cache;
         futures::stream::iter(references.iter().cloned())
             .map(|reference: String| async move {
-                match tokio::time::timeout(ASK_WITHIN, self.0.inspect(&reference, public_keys))
-                    .await
+                match tokio::time::timeout(ASK_WITHIN, cache.inspect(&reference, public_keys)).await
                 {
                     Ok(Ok(facts)) => Ok(facts),
                     Ok(Err(e)) => Err(e.to_string()),

@@ -145,12 +145,10 @@ impl Co {
                 Arc::new(DaemonAmbient(clock.clone())),
             )
             .with_bell(bell.clone())
-            .with_artifacts(Arc::new(eos_adapter_registry::RegistryInspector(
-                eos_adapter_registry::ArtifactCache::new(
-                    config.data_dir.join("artifact-inspection"),
-                    config.registries.clone(),
-                    config.insecure_registries.clone(),
-                ),
+            .with_artifacts(Arc::new(eos_adapter_registry::RegistryInspector::new(
+                config.data_dir.join("artifact-inspection"),
+                config.registries.clone(),
+                config.insecure_registries.clone(),
             ))),
         );
         let admin_token_file =

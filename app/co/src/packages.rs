@@ -42,6 +42,7 @@ impl Artifacts {
 impl PackageSource for Packages {
     async fn fetch(
         &self,
+        tenant: &TenantId,
         source: &str,
         signatures: &eos_domain::signing::SignaturePolicy,
     ) -> Result<FetchedPackage, String> {
@@ -49,7 +50,7 @@ impl PackageSource for Packages {
             let keys = signatures
                 .required
                 .then_some(signatures.public_keys.as_slice());
-            self.registries.fetch(source, keys).await
+            self.registries.fetch(tenant.as_str(), source, keys).await
         } else {
             self.files.fetch(source).await
         }

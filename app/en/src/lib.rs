@@ -115,6 +115,9 @@ impl En {
         let mut renewal = None;
         let mut revocations = None;
         if let (true, Some(url)) = (enrolled, &config.enrol_url) {
+            // Asked once before the first dial (briefly: a CO out of reach leaves the EN to
+            // what it kept), so a revoked LO does not get the EN's first session.
+            revocation::check_once(&agent, &config.tls_dir(), url).await;
             revocations = Some(tokio::spawn(revocation::watch(
                 agent.clone(),
                 config.tls_dir(),
@@ -170,6 +173,7 @@ pub(crate) fn artifact_cache(config: &EnConfig) -> eos_adapter_registry::Artifac
             let login = eos_adapter_registry::Login {
                 username: l.username.clone(),
                 password: l.password.clone(),
+                tenants: Vec::new(),
             };
             (host.clone(), login)
         })

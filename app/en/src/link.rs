@@ -127,7 +127,11 @@ impl Agent {
             .lo_revoked_at
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if known.as_deref() == Some(at.as_str()) {
+        // Only ever later: an earlier time (an impostor's answer) takes nothing back.
+        if known
+            .as_deref()
+            .is_some_and(|k| eos_domain::service::revocation_covers(k, &at))
+        {
             return;
         }
         let kept = self.lo_revocation_file.as_ref().map(|file| {
@@ -1080,6 +1084,27 @@ mod workload_tests {
             .unwrap();
         let real = std::fs::canonicalize(allowed.join("real.wat")).unwrap();
         assert_eq!(runs.repository, format!("file://{}", real.display()));
+    }
+
+    /// The LO's revocation time only ever moves later (an earlier answer, an impostor's,
+    /// takes nothing back), and is kept across restarts.
+    #[test]
+    fn the_los_revocation_only_moves_later_and_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("lo-revoked-at");
+        let first = agent(tmp.path()).lo_revocation_file(file.clone());
+        first.lo_revoked("2026-12-08T10:00:00Z".into());
+        first.lo_revoked("1970-01-01T00:00:00Z".into());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "2026-12-08T10:00:00Z"
+        );
+        first.lo_revoked("2026-12-09T10:00:00Z".into());
+        let again = agent(&tmp.path().join("again")).lo_revocation_file(file.clone());
+        assert_eq!(
+            again.lo_revoked_at.read().unwrap().as_deref(),
+            Some("2026-12-09T10:00:00Z")
+        );
     }
 
     /// Whatever the desired state in Git says, the EN runs no host mount: not `/`, not the

@@ -10,6 +10,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How long the check at start waits for the CO.
+const AT_START_WITHIN: Duration = Duration::from_secs(5);
+
+/// One question to the CO, within [`AT_START_WITHIN`].
+pub async fn check_once(agent: &Agent, tls_dir: &std::path::Path, enrol_url: &str) {
+    match tokio::time::timeout(
+        AT_START_WITHIN,
+        eos_adapter_pki::lo_revoked_at(tls_dir, enrol_url),
+    )
+    .await
+    {
+        Ok(Ok(Some(at))) => agent.lo_revoked(at),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => tracing::info!(error = %e, "cannot ask the CO about the LO's revocation yet"),
+        Err(_) => tracing::info!("the CO did not say in time whether the LO was revoked"),
+    }
+}
+
 pub async fn watch(
     agent: Arc<Agent>,
     tls_dir: PathBuf,

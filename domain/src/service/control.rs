@@ -115,7 +115,7 @@ impl ControlPlane {
         let signatures = self.signature_policy(tenant).await?;
         let package = self
             .packages
-            .fetch(source, &signatures)
+            .fetch(tenant, source, &signatures)
             .await
             .map_err(|e| invalid_source(source, e))?;
         let stored = self

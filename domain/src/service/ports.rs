@@ -328,6 +328,7 @@ pub trait PackageSource: Send + Sync {
     /// of `signatures`' keys when the policy requires signatures.
     async fn fetch(
         &self,
+        tenant: &crate::ids::TenantId,
         source: &str,
         signatures: &crate::signing::SignaturePolicy,
     ) -> Result<FetchedPackage, String>;
@@ -377,11 +378,13 @@ pub struct ArtifactFacts {
 /// Asks registries about artifacts (for the artifacts view).
 #[async_trait::async_trait]
 pub trait ArtifactInspector: Send + Sync {
-    /// The facts of each of `references` (`HOST/NAME:TAG` or `HOST/NAME@sha256:…`), in order,
-    /// signatures judged against `public_keys` (PEM); a registry that does not answer in
+    /// The facts of each of `references` (`HOST/NAME:TAG` or `HOST/NAME@sha256:…`) of
+    /// `tenant`'s deployments, in order, signatures judged against `public_keys` (PEM), asked
+    /// with the registry logins given to that tenant only; a registry that does not answer in
     /// time is an error for its references, not for the others.
     async fn inspect(
         &self,
+        tenant: &crate::ids::TenantId,
         references: &[String],
         public_keys: &[String],
     ) -> Vec<Result<ArtifactFacts, String>>;

@@ -1293,12 +1293,16 @@ async fn a_device_reaches_a_container_only_where_both_grant_it() {
         .find(|c| c.names.iter().flatten().any(|n| n.contains(&ids[0][..8])))
         .and_then(|c| c.id.clone())
         .expect("node-1 runs the container");
-    let host = docker
-        .inspect_container(&ours, None)
-        .await
-        .unwrap()
-        .host_config
-        .unwrap();
+    let inspected = docker.inspect_container(&ours, None).await.unwrap();
+    // No GPU grant: even NVIDIA's runtime hands the container none.
+    assert!(
+        inspected
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .contains(&"NVIDIA_VISIBLE_DEVICES=void".to_owned())
+    );
+    let host = inspected.host_config.unwrap();
     let devices: Vec<(String, String)> = host
         .devices
         .unwrap_or_default()

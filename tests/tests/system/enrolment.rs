@@ -799,6 +799,28 @@ async fn devices_enrol_over_https_trusting_the_ca_their_token_names() {
     // Renewal over https trusts the CA the device holds.
     let renewed = eos_adapter_pki::renew(&dir, &https, &[]).await.unwrap();
     assert_ne!(renewed.certificate_pem, enrolled.certificate_pem);
+    // A server with a certificate of the same CA that is not the CO's (an LO's, naming this
+    // very address) gets nothing from the device: not its renewal, not its revocation check.
+    let lo_tls = eos_adapter_pki::Credentials::load(&tmp.path().join("lo/tls"))
+        .unwrap()
+        .unwrap();
+    let posing = impostor(&Tls {
+        certificate_pem: lo_tls.certificate_pem,
+        key_pem: lo_tls.key_pem,
+        ca_pem: lo_tls.ca_pem,
+        peer: None,
+        peer_check: None,
+    })
+    .await
+    .replacen("http://", "https://", 1);
+    let refused = eos_adapter_pki::renew(&dir, &posing, &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{refused:?}").contains("not the CO"), "{refused:?}");
+    let refused = eos_adapter_pki::lo_revoked_at(&dir, &posing)
+        .await
+        .unwrap_err();
+    assert!(format!("{refused:?}").contains("not the CO"), "{refused:?}");
     // The API answers over TLS as over plain HTTP.
     let ca = reqwest::Certificate::from_pem(enrolled.ca_pem.as_bytes()).unwrap();
     let client = reqwest::Client::builder()

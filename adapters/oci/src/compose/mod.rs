@@ -287,6 +287,9 @@ impl ComposeDriver {
         for (k, v) in &spec.parameters {
             env.insert(k.clone(), v.clone());
         }
+        // Compose services get no GPU: not even through NVIDIA's runtime and an image's
+        // environment.
+        env.insert(crate::NVIDIA_VISIBLE_DEVICES.to_owned(), "void".to_owned());
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for p in &service.ports {
             let text = match p {

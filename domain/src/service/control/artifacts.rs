@@ -99,12 +99,13 @@ impl ControlPlane {
         let references: Vec<String> = found
             .keys()
             .filter(|name| !name.starts_with(PACKAGE_ARTIFACT))
+            .take(MAX_ASKED)
             .cloned()
             .collect();
         let mut facts: BTreeMap<String, Result<ArtifactFacts, String>> = references
             .iter()
             .cloned()
-            .zip(inspector.inspect(&references, &keys).await)
+            .zip(inspector.inspect(tenant, &references, &keys).await)
             .collect();
         let views = found
             .into_iter()
@@ -137,8 +138,14 @@ impl ControlPlane {
                         view.signer = facts.trusted_key.map(|i| format!("key {}", i + 1));
                         view.sbom_ref = facts.sbom;
                     }
-                    Some(Err(why)) => view.error = Some(why),
-                    None => view.error = Some("the registry was not asked".into()),
+                    // A registry's words come back short: its first line, at most 200 bytes.
+                    Some(Err(why)) => view.error = Some(short(&why)),
+                    None => {
+                        view.error = Some(format!(
+                            "not asked: the view asks registries about at most {MAX_ASKED} \
+                             artifacts"
+                        ))
+                    }
                 }
                 view
             })
@@ -165,6 +172,19 @@ impl ControlPlane {
             false => Ok(found),
         }
     }
+}
+
+/// The most registry references one view asks about.
+pub const MAX_ASKED: usize = 100;
+
+/// The first line of `text`, at most 200 bytes of it.
+fn short(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut end = line.len().min(200);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end].to_owned()
 }
 
 /// What a component's repository names, as a registry reference (`HOST/NAME:TAG`, the
