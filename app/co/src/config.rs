@@ -47,6 +47,9 @@ pub struct CoConfig {
     pub https_names: Vec<String>,
     pub https_certificate: Option<PathBuf>,
     pub https_key: Option<PathBuf>,
+    /// The hosts (`HOST` or `HOST:PORT`) the CO may reach for a tenant: Git and registry
+    /// sources of applications, and registries the artifacts view asks. Empty: any.
+    pub source_hosts: Vec<String>,
 }
 
 impl Default for CoConfig {
@@ -68,6 +71,7 @@ impl Default for CoConfig {
             https_names: vec!["127.0.0.1".into(), "localhost".into()],
             https_certificate: None,
             https_key: None,
+            source_hosts: Vec::new(),
         }
     }
 }

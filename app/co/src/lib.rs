@@ -145,6 +145,7 @@ impl Co {
                 Arc::new(DaemonAmbient(clock.clone())),
             )
             .with_bell(bell.clone())
+            .with_source_hosts(config.source_hosts.clone())
             .with_artifacts(Arc::new(eos_adapter_registry::RegistryInspector::new(
                 config.data_dir.join("artifact-inspection"),
                 config.registries.clone(),

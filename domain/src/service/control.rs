@@ -56,6 +56,9 @@ pub struct ControlPlane {
     bell: Arc<dyn EventBell>,
     /// Asks registries about the artifacts deployments run (the artifacts view).
     artifacts: Option<Arc<dyn super::ports::ArtifactInspector>>,
+    /// The hosts (`HOST` or `HOST:PORT`) Git and registry sources may name, and the artifacts
+    /// view may ask; empty: any.
+    source_hosts: Vec<String>,
 }
 
 impl ControlPlane {
@@ -76,6 +79,33 @@ impl ControlPlane {
             change_lock: Default::default(),
             bell: Arc::new(NoBell),
             artifacts: None,
+            source_hosts: Vec::new(),
+        }
+    }
+
+    /// The same control plane, reaching only `hosts` for sources and registries (empty: any).
+    pub fn with_source_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.source_hosts = hosts;
+        self
+    }
+
+    /// Refused unless the CO's configuration lets it reach the host `source` names.
+    pub(crate) fn check_source_host(&self, source: &str) -> Result<(), String> {
+        if self.source_hosts.is_empty() {
+            return Ok(());
+        }
+        let host =
+            source_host(source).ok_or_else(|| "names no host the CO may reach".to_owned())?;
+        match self
+            .source_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&host))
+        {
+            true => Ok(()),
+            false => Err(format!(
+                "the CO's configuration does not let it reach {host} (source_hosts: {})",
+                self.source_hosts.join(", ")
+            )),
         }
     }
 
@@ -111,6 +141,10 @@ impl ControlPlane {
                  description itself",
                 actor.subject
             )));
+        }
+        if remote {
+            self.check_source_host(source)
+                .map_err(|e| invalid_source(source, e))?;
         }
         let signatures = self.signature_policy(tenant).await?;
         let package = self
@@ -514,6 +548,28 @@ fn change(
     }
 }
 
+/// The host (`HOST` or `HOST:PORT`) a remote source names: `oci://HOST/…`, `https://HOST/…`,
+/// `ssh://[USER@]HOST/…`, `git@HOST:PATH`, or a registry reference `HOST/NAME:TAG`.
+pub fn source_host(source: &str) -> Option<String> {
+    let rest = source.split_once("://").map_or(source, |(_, rest)| rest);
+    let rest = rest
+        .rsplit_once('@')
+        .filter(|(user, _)| !user.contains('/'))
+        .map_or(rest, |(_, r)| r);
+    let host = if source.contains("://") {
+        rest.split('/').next()?
+    } else if let Some((host, _)) = rest
+        .split_once(':')
+        .filter(|(h, p)| !h.contains('/') && !p.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        // git@HOST:PATH
+        host
+    } else {
+        rest.split('/').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 fn invalid_source(source: &str, reason: String) -> ServiceError {
     let mut problems = crate::Problems::default();
     problems.push("source", format!("{source}: {reason}"));
@@ -579,5 +635,30 @@ fn invalid(path: &str, message: String) -> ServiceError {
     ServiceError::Invalid {
         what: "deployment request".into(),
         problems,
+    }
+}
+
+#[cfg(test)]
+mod source_host_tests {
+    use super::source_host;
+
+    #[test]
+    fn sources_name_their_hosts() {
+        for (source, host) in [
+            (
+                "oci://reg.example:5000/apps/hello:1.0.0",
+                "reg.example:5000",
+            ),
+            ("https://github.com/acme/app.git", "github.com"),
+            (
+                "ssh://git@git.example:2222/acme/app.git",
+                "git.example:2222",
+            ),
+            ("git@git.example:acme/app.git", "git.example"),
+            ("127.0.0.1:5000/eos-test/busybox:1.0.0", "127.0.0.1:5000"),
+            ("https://user@Example.COM/x.git", "example.com"),
+        ] {
+            assert_eq!(source_host(source).as_deref(), Some(host), "{source}");
+        }
     }
 }

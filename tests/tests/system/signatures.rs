@@ -612,3 +612,80 @@ async fn under_a_signature_policy_only_a_signed_package_is_added_from_a_registry
     assert_eq!(added["version"], "1.1.0");
     fleet.shutdown().await;
 }
+
+/// With `source_hosts` the CO reaches for a tenant only the hosts its configuration names:
+/// a package from another registry or a Git host elsewhere is refused before anything is
+/// asked, and the artifacts view does not ask such a registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_co_reaches_only_the_source_hosts_its_configuration_names() {
+    let registry = test_registry();
+    let repository = fresh("allowed-package");
+    eos_tests::registry::push_package(
+        &format!("{registry}/{repository}:1.1.0"),
+        eos_adapter_registry::APP_ARTIFACT,
+        &crate::catalog::sample_layers("1.1.0"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}: start the test services with `bash config/services.sh`"));
+    let tmp = tempfile::tempdir().unwrap();
+    let allowed = registry.clone();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &[], move |c| {
+        c.source_hosts = vec![allowed.clone()];
+    })
+    .await
+    .unwrap();
+    for source in [
+        "oci://169.254.169.254/latest/meta-data:1.0.0".to_owned(),
+        "https://10.0.0.1/acme/app.git".to_owned(),
+        "git@internal.example:acme/app.git".to_owned(),
+    ] {
+        let (code, refused) = fleet
+            .post("/api/v1/apps", json!({ "source": source }))
+            .await
+            .unwrap();
+        assert_eq!(code, 422, "{source}: {refused}");
+        assert!(
+            refused.to_string().contains("does not let it reach"),
+            "{source}: {refused}"
+        );
+    }
+    let (code, added) = fleet
+        .post(
+            "/api/v1/apps",
+            json!({ "source": format!("oci://{registry}/{repository}:1.1.0") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{added}");
+    // A deployment naming an image on a host the CO may not reach: the view lists it unasked.
+    let folder = app(
+        tmp.path(),
+        "com-test-elsewhere",
+        "oci",
+        "oci://169.254.169.254/eos/x",
+    );
+    fleet.add_app(&folder).await.unwrap();
+    let (code, body) = fleet
+        .post(
+            "/api/v1/deployments",
+            json!({"app_id": "com-test-elsewhere", "site": "site-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let artifacts: Value = fleet.get("/api/v1/artifacts").await.unwrap();
+    let elsewhere = artifacts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "169.254.169.254/eos/x:1.0.0")
+        .unwrap_or_else(|| panic!("{artifacts}"));
+    assert_eq!(elsewhere["signature"], "unknown", "{elsewhere}");
+    assert!(
+        elsewhere["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not asked") && e.contains("does not let it reach")),
+        "{elsewhere}"
+    );
+    fleet.shutdown().await;
+}

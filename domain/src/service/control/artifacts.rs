@@ -99,6 +99,7 @@ impl ControlPlane {
         let references: Vec<String> = found
             .keys()
             .filter(|name| !name.starts_with(PACKAGE_ARTIFACT))
+            .filter(|name| self.check_source_host(name).is_ok())
             .take(MAX_ASKED)
             .cloned()
             .collect();
@@ -141,10 +142,13 @@ impl ControlPlane {
                     // A registry's words come back short: its first line, at most 200 bytes.
                     Some(Err(why)) => view.error = Some(short(&why)),
                     None => {
-                        view.error = Some(format!(
-                            "not asked: the view asks registries about at most {MAX_ASKED} \
-                             artifacts"
-                        ))
+                        view.error = Some(match self.check_source_host(&name) {
+                            Err(why) => format!("not asked: {why}"),
+                            Ok(()) => format!(
+                                "not asked: the view asks registries about at most \
+                                 {MAX_ASKED} artifacts"
+                            ),
+                        })
                     }
                 }
                 view
