@@ -126,19 +126,27 @@ pub async fn dial(
     }
 }
 
-/// The client side of mutual TLS with `tls`, checking the server's identity against
-/// `expected` (a SPIFFE URI) beside the CA and the host name.
+/// The roots of trust in `ca_pem`: the CA every tier trusts.
+fn roots_of(ca_pem: &str) -> Result<tokio_rustls::rustls::RootCertStore, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(ca.map_err(|e| format!("the CA certificate: {e}"))?)
+            .map_err(|e| format!("the CA certificate: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// The client side of mutual TLS with `tls`, checking the server's identity (`tls.peer`, a
+/// SPIFFE URI) and `tls.peer_check` beside the CA and the host name.
 fn client_config(tls: &Tls) -> Result<std::sync::Arc<tokio_rustls::rustls::ClientConfig>, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()) {
-        roots
-            .add(ca.map_err(|e| format!("the CA certificate: {e}"))?)
-            .map_err(|e| format!("the CA certificate: {e}"))?;
-    }
+    let roots = roots_of(&tls.ca_pem)?;
     let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
         std::sync::Arc::new(roots),
         provider.clone(),
@@ -297,12 +305,7 @@ fn server_config(tls: &Tls) -> Result<std::sync::Arc<tokio_rustls::rustls::Serve
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     use tokio_rustls::rustls;
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(tls.ca_pem.as_bytes()) {
-        roots
-            .add(ca.map_err(|e| format!("the CA certificate: {e}"))?)
-            .map_err(|e| format!("the CA certificate: {e}"))?;
-    }
+    let roots = roots_of(&tls.ca_pem)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         std::sync::Arc::new(roots),
         provider.clone(),

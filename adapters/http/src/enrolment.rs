@@ -233,6 +233,25 @@ pub struct Enrolled {
     pub expires_at: String,
 }
 
+/// The refusal of a certificate of `tenant` for `site` when the site now belongs to another
+/// tenant (it may have changed hands since the certificate was issued).
+async fn site_of_other_tenant(
+    control: &Shared,
+    site: &eos_domain::ids::SiteId,
+    tenant: &str,
+) -> Result<Option<Response>, ApiError> {
+    let known = control
+        .store()
+        .get_site(site)
+        .await
+        .map_err(|e| ApiError::from(eos_domain::service::ServiceError::from(e)))?;
+    Ok(known.filter(|k| k.tenant.as_str() != tenant).map(|_| {
+        crate::auth::unauthorized(format!(
+            "site {site} belongs to another tenant than the certificate's ({tenant})"
+        ))
+    }))
+}
+
 /// The most bytes of a signing request taken.
 const MAX_CSR: usize = 16 * 1024;
 
@@ -331,17 +350,8 @@ pub async fn renew(
         .map_err(|e| invalid("certificate", e.to_string()))?;
     // The site may have changed hands since the certificate was issued: a certificate of
     // another tenant's site is not renewed.
-    if let Some(known) = control
-        .store()
-        .get_site(&site)
-        .await
-        .map_err(|e| ApiError::from(eos_domain::service::ServiceError::from(e)))?
-        && known.tenant.as_str() != renewal.tenant
-    {
-        return Ok(crate::auth::unauthorized(format!(
-            "site {site} belongs to another tenant than the certificate's ({})",
-            renewal.tenant
-        )));
+    if let Some(refused) = site_of_other_tenant(&control, &site, &renewal.tenant).await? {
+        return Ok(refused);
     }
     let revoked = control
         .site_revocations(&site)
@@ -434,16 +444,8 @@ pub async fn revocation_status(
     };
     let site =
         eos_domain::ids::SiteId::parse(&site).map_err(|e| invalid("certificate", e.to_string()))?;
-    if let Some(known) = control
-        .store()
-        .get_site(&site)
-        .await
-        .map_err(|e| ApiError::from(eos_domain::service::ServiceError::from(e)))?
-        && known.tenant.as_str() != tenant
-    {
-        return Ok(crate::auth::unauthorized(format!(
-            "site {site} belongs to another tenant than the certificate's ({tenant})"
-        )));
+    if let Some(refused) = site_of_other_tenant(&control, &site, &tenant).await? {
+        return Ok(refused);
     }
     let lo_revoked_at = control
         .site_revocations(&site)

@@ -355,21 +355,25 @@ pub const CO_URI: &str = "spiffe://eos/co";
 
 /// Every URI name of the certificate `der` (none when it does not read).
 pub(crate) fn uris_of(der: &[u8]) -> Vec<String> {
+    alt_names(der, |n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
+        _ => None,
+    })
+}
+
+/// The subject alternative names of the certificate `der` that `pick` keeps (none when it
+/// does not read).
+fn alt_names(
+    der: &[u8],
+    pick: impl Fn(&x509_parser::extensions::GeneralName<'_>) -> Option<String>,
+) -> Vec<String> {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return Vec::new();
     };
     let Ok(Some(names)) = cert.subject_alternative_name() else {
         return Vec::new();
     };
-    names
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect()
+    names.value.general_names.iter().filter_map(pick).collect()
 }
 
 /// The identity (SPIFFE URI) of the tier the holder of `certificate_pem` dials: its own
@@ -403,30 +407,19 @@ pub fn check_request(csr_pem: &str) -> Result<(), PkiError> {
 /// The DNS names and addresses a certificate (DER) names besides its EOS identity.
 fn server_names(der: &[u8]) -> Vec<String> {
     use x509_parser::extensions::GeneralName;
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
-    let Ok(Some(names)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    names
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::DNSName(d) => Some(d.to_string()),
-            GeneralName::IPAddress(bytes) => match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes)
-                    .ok()
-                    .map(|b| IpAddr::from(b).to_string()),
-                16 => <[u8; 16]>::try_from(*bytes)
-                    .ok()
-                    .map(|b| IpAddr::from(b).to_string()),
-                _ => None,
-            },
+    alt_names(der, |n| match n {
+        GeneralName::DNSName(d) => Some(d.to_string()),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(*bytes)
+                .ok()
+                .map(|b| IpAddr::from(b).to_string()),
+            16 => <[u8; 16]>::try_from(*bytes)
+                .ok()
+                .map(|b| IpAddr::from(b).to_string()),
             _ => None,
-        })
-        .collect()
+        },
+        _ => None,
+    })
 }
 
 /// The parameters of a certificate for an end entity.
