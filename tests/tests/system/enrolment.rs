@@ -27,18 +27,24 @@ async fn claim(fleet: &Fleet, site: &str, host: Option<&str>, ttl: u64) -> Strin
     token
 }
 
+/// A client speaking with `c`, taking any server certificate of the CA (these tests play
+/// clients against servers, to see the servers refuse them).
+fn as_client(c: eos_adapter_pki::Credentials) -> Tls {
+    Tls {
+        certificate_pem: c.certificate_pem,
+        key_pem: c.key_pem,
+        ca_pem: c.ca_pem,
+        peer: None,
+        peer_check: None,
+    }
+}
+
 /// Enrols with `token` into `dir` as a device would; the mTLS material, or the refusal.
 async fn enrol(fleet: &Fleet, dir: &Path, token: &str) -> Result<Tls, String> {
     let url = format!("http://{}", fleet.co().http_addr);
     eos_adapter_pki::enrol(dir, &url, token, &["127.0.0.1".into()])
         .await
-        .map(|c| Tls {
-            certificate_pem: c.certificate_pem,
-            key_pem: c.key_pem,
-            ca_pem: c.ca_pem,
-            peer: None,
-            peer_check: None,
-        })
+        .map(as_client)
         .map_err(|e| e.to_string())
 }
 
@@ -387,13 +393,7 @@ async fn devices_enrol_with_claim_tokens_and_every_link_is_mutual_tls() {
         (fleet.devices_online().await? == [("site-1/node-1".to_owned(), false)]).then_some(())
     })
     .await;
-    let node1 = Tls {
-        certificate_pem: creds.certificate_pem.clone(),
-        key_pem: creds.key_pem.clone(),
-        ca_pem: creds.ca_pem.clone(),
-        peer: None,
-        peer_check: None,
-    };
+    let node1 = as_client(creds.clone());
     let status = node_as(&lo, Some(&node1), "site-1/node-1")
         .await
         .unwrap_err();
@@ -476,13 +476,7 @@ async fn certificates_renew_before_they_expire_and_work_carries_on() {
     // The LO takes the renewed certificate (its hello then fails only on the test's made-up
     // capabilities).
     let lo = format!("http://{}", fleet.lo.as_ref().unwrap().listen_addr);
-    let renewed = Tls {
-        certificate_pem: creds.certificate_pem.clone(),
-        key_pem: creds.key_pem.clone(),
-        ca_pem: creds.ca_pem.clone(),
-        peer: None,
-        peer_check: None,
-    };
+    let renewed = as_client(creds.clone());
     let status = node_as(&lo, Some(&renewed), "site-1/node-1")
         .await
         .unwrap_err();
