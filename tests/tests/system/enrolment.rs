@@ -954,3 +954,65 @@ async fn a_revoked_lo_gives_its_ens_no_more_commands() {
     .await;
     fleet.shutdown().await;
 }
+
+/// The revocation status answers only the holder of a certificate of this CA and its key:
+/// a certificate of another CA, or a genuine one with a proof made by another key, gets 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_revocation_status_answers_only_the_holder_of_a_certificate() {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::start_with_co(tmp.path(), "site-1", &["node-1"], |c| c.grpc_tls = true)
+        .await
+        .unwrap();
+    fleet.await_online(&["node-1"]).await;
+    let en = eos_adapter_pki::Credentials::load(&tmp.path().join("en/node-1/tls"))
+        .unwrap()
+        .unwrap();
+    let ask = |certificate: String, key_pem: String| {
+        let fleet = &fleet;
+        async move {
+            let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+            let proof = key.sign(certificate.as_bytes()).unwrap();
+            fleet
+                .http
+                .post(fleet.url("/api/v1/revocation-status"))
+                .json(&json!({
+                    "certificate": certificate,
+                    "proof": base64::engine::general_purpose::STANDARD.encode(proof),
+                }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        ask(en.certificate_pem.clone(), en.key_pem.clone()).await,
+        200
+    );
+    // A genuine certificate, signed for by a key that is not its own.
+    let other = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    assert_eq!(ask(en.certificate_pem.clone(), other).await, 401);
+    // A certificate of another CA naming the same EN.
+    let rogue_ca =
+        eos_adapter_pki::Authority::open_or_create(&tmp.path().join("rogue-ca")).unwrap();
+    let dir = tmp.path().join("rogue");
+    let csr = eos_adapter_pki::Credentials::request(&dir, &[]).unwrap();
+    let rogue = rogue_ca
+        .issue(
+            &csr,
+            &eos_adapter_pki::Identity {
+                tenant: "default".into(),
+                site: "site-1".into(),
+                node: Some("node-1".into()),
+            },
+            &[],
+            1,
+        )
+        .unwrap();
+    let rogue_key = std::fs::read_to_string(dir.join("key.pem")).unwrap();
+    assert_eq!(ask(rogue.certificate_pem, rogue_key).await, 401);
+    fleet.shutdown().await;
+}

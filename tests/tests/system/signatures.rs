@@ -687,5 +687,22 @@ async fn the_co_reaches_only_the_source_hosts_its_configuration_names() {
             .is_some_and(|e| e.contains("not asked") && e.contains("does not let it reach")),
         "{elsewhere}"
     );
+    // Another tenant's view holds nothing of this tenant's deployments.
+    let (code, body) = fleet
+        .post("/api/v1/tenants", json!({"id": "acme", "name": "Acme"}))
+        .await
+        .unwrap();
+    assert_eq!(code, 201, "{body}");
+    let theirs: Value = fleet
+        .http
+        .get(fleet.url("/api/v1/artifacts"))
+        .header("EOS-Tenant", "acme")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs, json!([]), "acme sees another tenant's artifacts");
     fleet.shutdown().await;
 }
